@@ -1,0 +1,1 @@
+//! Normalization of security logs into ECS fields.

@@ -1,0 +1,1 @@
+//! The collector's evidence store.

@@ -1,0 +1,104 @@
+//! Batch payload codec: a `RecordList` protobuf message, zstd-compressed once by the agent and
+//! kept as is by the collector's store ("compress once", DESIGN.md §10).
+//!
+//! Invariants:
+//! - Decompression is always capped: [`decompress_capped`] stops and fails as soon as the
+//!   output would exceed the caller's limit, so a hostile payload cannot exhaust memory.
+//! - A payload that decodes is a well-formed `RecordList`; anything else is an error the caller
+//!   reports, never a panic.
+
+use std::io::Read;
+
+use prost::Message;
+
+use crate::v1::RecordList;
+
+/// Errors decoding a batch payload.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    /// The payload decompresses to more than the allowed number of bytes.
+    #[error("payload decompresses past the cap of {cap} bytes")]
+    TooLarge {
+        /// The cap that was exceeded.
+        cap: usize,
+    },
+    /// The payload is not a valid zstd frame.
+    #[error("payload is not valid zstd: {0}")]
+    Zstd(#[source] std::io::Error),
+    /// The decompressed bytes are not a `RecordList`.
+    #[error("payload is not a valid record list: {0}")]
+    Decode(#[from] prost::DecodeError),
+}
+
+/// Decompresses a zstd payload into `out`, failing once more than `cap` bytes would be produced.
+///
+/// `out` is cleared first; its capacity is reused across calls.
+pub fn decompress_capped(payload: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), PayloadError> {
+    out.clear();
+    // The streaming decoder is the only zstd reader allowed: `take` bounds what it can emit.
+    #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+    let decoder = zstd::stream::read::Decoder::with_buffer(payload).map_err(PayloadError::Zstd)?;
+    let limit = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
+    let mut limited = decoder.take(limit);
+    limited.read_to_end(out).map_err(PayloadError::Zstd)?;
+    if out.len() > cap {
+        return Err(PayloadError::TooLarge { cap });
+    }
+    Ok(())
+}
+
+/// Decompresses (capped) and decodes a payload into a `RecordList`.
+pub fn decode_payload(
+    payload: &[u8],
+    cap: usize,
+    scratch: &mut Vec<u8>,
+) -> Result<RecordList, PayloadError> {
+    decompress_capped(payload, cap, scratch)?;
+    Ok(RecordList::decode(bytes::Bytes::copy_from_slice(scratch))?)
+}
+
+/// Compresses an encoded `RecordList` with zstd at `level`.
+pub fn compress(encoded: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    zstd::bulk::compress(encoded, level)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v1::{Record, Source};
+
+    fn sample() -> RecordList {
+        RecordList {
+            host: "h".into(),
+            sources: vec![Source { input: "in".into(), path: "/var/log/x".into() }],
+            records: vec![Record { raw: bytes::Bytes::from_static(b"hello"), ..Default::default() }],
+            agent_tz: "UTC".into(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let encoded = sample().encode_to_vec();
+        let compressed = compress(&encoded, 1).unwrap();
+        let mut scratch = Vec::new();
+        let decoded = decode_payload(&compressed, 1 << 20, &mut scratch).unwrap();
+        assert_eq!(decoded, sample());
+    }
+
+    #[test]
+    fn cap_is_enforced_after_decompression() {
+        let big = vec![b'a'; 10 << 20];
+        let compressed = compress(&big, 1).unwrap();
+        assert!(compressed.len() < 1 << 16, "a bomb compresses well");
+        let mut scratch = Vec::new();
+        let err = decompress_capped(&compressed, 1 << 20, &mut scratch).unwrap_err();
+        assert!(matches!(err, PayloadError::TooLarge { cap } if cap == 1 << 20));
+        assert!(scratch.len() <= (1 << 20) + 1);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        let mut scratch = Vec::new();
+        assert!(decode_payload(b"not zstd", 1024, &mut scratch).is_err());
+    }
+}
