@@ -1,0 +1,145 @@
+//! Format detection: whole-line formats first (Windows XML/JSON, auditd, FortiGate, ASA, squid,
+//! web access, OpenVPN native, Proxmox firewall), then syslog framing and dispatch by program name,
+//! then by message content. The chosen parser may still decline → `unparsed`.
+
+use jiff::tz::TimeZone;
+
+use crate::fields::Fields;
+use crate::parsers::{State, asa, auditd, firewall, openvpn, postfix, sshd, sudo, web, windows};
+use crate::syslog::{self, Frame};
+use crate::{Context, Event, UNPARSED, time};
+
+/// Normalizes one record; `force` restricts to one dataset.
+pub(crate) fn run(
+    st: &mut State,
+    tz: &TimeZone,
+    raw: &[u8],
+    ctx: &Context<'_>,
+    force: Option<&'static str>,
+) -> Event {
+    let text = String::from_utf8_lossy(raw);
+    let line = text.trim_matches(|c: char| c.is_ascii_whitespace());
+    let obs = time::observed(ctx.observed_unix_nanos);
+    let frame = syslog::parse(line, tz, obs);
+    let got = whole(st, tz, line, force).or_else(|| framed(st, tz, frame.as_ref()?, force));
+    let (dataset, mut f) = got.unwrap_or((UNPARSED, Fields::new()));
+    if dataset == UNPARSED {
+        f = Fields::new();
+    }
+    if !f.has("@timestamp") {
+        let ts = frame.as_ref().and_then(|fr| fr.ts).filter(|_| dataset != UNPARSED);
+        f.s("@timestamp", &time::fmt(ts.unwrap_or(obs)));
+    }
+    if !f.has("host.name") {
+        let h = frame.as_ref().map(|fr| fr.host).filter(|h| !h.is_empty() && dataset != UNPARSED);
+        f.s("host.name", h.unwrap_or(ctx.host));
+    }
+    if let Some(fr) = frame.as_ref().filter(|_| dataset != UNPARSED && !f.has("process.pid")) {
+        f.n("process.pid", fr.pid);
+    }
+    f.s("event.dataset", dataset);
+    Event { dataset, fields: f.0 }
+}
+
+fn want(force: Option<&str>, name: &str) -> bool {
+    force.is_none_or(|f| f == name)
+}
+
+type Hit = Option<(&'static str, Fields)>;
+
+fn whole(st: &mut State, tz: &TimeZone, line: &str, force: Option<&str>) -> Hit {
+    let b = line.as_bytes();
+    match b.first()? {
+        b'<' if line.starts_with("<Event") => {
+            let r = windows::from_xml(line)?;
+            return win(&r, force);
+        }
+        b'{' => return win(&windows::from_json(line)?, force),
+        _ => {}
+    }
+    if auditd::looks(line) {
+        return want(force, "auditd").then(|| auditd::parse(line, st)).flatten().map(|f| ("auditd", f));
+    }
+    if firewall::is_fortigate(line) && want(force, "fortigate") {
+        return firewall::parse_fortigate(line, tz).map(|f| ("fortigate", f));
+    }
+    if line.starts_with("%ASA-") && want(force, "cisco.asa") {
+        return asa::parse(line).map(|f| ("cisco.asa", f));
+    }
+    if b[0].is_ascii_digit() {
+        let tries: [(&'static str, &dyn Fn() -> Option<Fields>); 4] = [
+            ("squid", &|| web::parse_squid(line)),
+            ("openvpn", &|| openvpn::parse_native(line, tz)),
+            ("netfilter", &|| firewall::parse_proxmox(line)),
+            ("web.access", &|| web::parse_access(line)),
+        ];
+        return tries.iter().filter(|(n, _)| want(force, n)).find_map(|(n, p)| Some((*n, p()?)));
+    }
+    want(force, "web.access").then(|| web::parse_access(line)).flatten().map(|f| ("web.access", f))
+}
+
+fn win(r: &windows::WinRecord, force: Option<&str>) -> Hit {
+    let name = if windows::sysmon(r) { "windows.sysmon" } else { "windows.security" };
+    want(force, name).then(|| (name, windows::fields(r)))
+}
+
+fn framed(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: Option<&str>) -> Hit {
+    let (name, f) = pick(st, tz, fr)?;
+    if want(force, name) {
+        return Some((name, f));
+    }
+    let force = force?;
+    forced(st, tz, fr, force).map(|f| (name_of(force), f))
+}
+
+fn name_of(n: &str) -> &'static str {
+    crate::DATASETS.iter().find(|d| **d == n).copied().unwrap_or(UNPARSED)
+}
+
+/// Auto choice for a framed message.
+fn pick(st: &mut State, tz: &TimeZone, fr: &Frame<'_>) -> Hit {
+    let (p, msg) = (fr.program, fr.msg);
+    if msg.starts_with("pam_") && let Some(f) = sshd::parse_pam(msg) {
+        return Some(("pam", f));
+    }
+    match p {
+        "sshd" | "sshd-session" => return Some(("sshd", sshd::parse(msg))),
+        "sudo" => return Some(("sudo", sudo::parse_sudo(msg)?)),
+        "su" => return Some(("su", sudo::parse_su(msg)?)),
+        "openvpn" => return Some(("openvpn", openvpn::parse_msg(msg))),
+        _ if p.starts_with("postfix") => return Some(("postfix", postfix::parse(p, msg, st))),
+        _ if p.starts_with("ovpn-") => return Some(("openvpn", openvpn::parse_msg(msg))),
+        _ => {}
+    }
+    by_content(tz, msg)
+}
+
+fn by_content(tz: &TimeZone, msg: &str) -> Hit {
+    if let Some(m) = asa::find(msg) {
+        return asa::parse(m).map(|f| ("cisco.asa", f));
+    }
+    if firewall::is_fortigate(msg) {
+        return firewall::parse_fortigate(msg, tz).map(|f| ("fortigate", f));
+    }
+    if firewall::is_netfilter(msg) {
+        return firewall::parse_netfilter(msg).map(|f| ("netfilter", f));
+    }
+    None
+}
+
+/// A forced parser run on a framed message regardless of program name.
+fn forced(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: &str) -> Option<Fields> {
+    let msg = fr.msg;
+    match force {
+        "sshd" => Some(sshd::parse(msg)).filter(|f| f.has("event.category")),
+        "pam" => sshd::parse_pam(msg),
+        "sudo" => sudo::parse_sudo(msg),
+        "su" => sudo::parse_su(msg),
+        "postfix" => Some(postfix::parse(fr.program, msg, st)).filter(|f| f.has("event.action")),
+        "openvpn" => Some(openvpn::parse_msg(msg)).filter(|f| f.has("event.category")),
+        "cisco.asa" => asa::parse(asa::find(msg)?),
+        "fortigate" => firewall::parse_fortigate(msg, tz).filter(|_| msg.contains("logid=")),
+        "netfilter" => firewall::is_netfilter(msg).then(|| firewall::parse_netfilter(msg)).flatten(),
+        _ => None,
+    }
+}

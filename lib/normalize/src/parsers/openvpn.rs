@@ -1,0 +1,60 @@
+//! OpenVPN server log, native (`YYYY-MM-DD hh:mm:ss PEER MSG`) or syslog-framed (`openvpn[pid]:`).
+//!
+//! PEER is `IP:port`, `name/IP:port` or `IP:port/name` (name = common name / user). Outcome:
+//! `Peer Connection Initiated`, `Authentication succeeded` → success; `TLS Error`, `TLS Auth
+//! Error`, `AUTH_FAILED`, `VERIFY ERROR`, `verification failed` → failure.
+
+use crate::fields::Fields;
+use crate::time;
+use jiff::tz::TimeZone;
+
+/// Native line with its own civil timestamp (agent zone).
+pub(crate) fn parse_native(line: &str, tz: &TimeZone) -> Option<Fields> {
+    let b = line.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[10] != b' ' || b[13] != b':' {
+        return None;
+    }
+    let ts = time::iso(line.get(..19)?, tz)?;
+    let mut f = parse_msg(line.get(20..)?);
+    f.s("@timestamp", &time::fmt(ts));
+    Some(f)
+}
+
+pub(crate) fn parse_msg(msg: &str) -> Fields {
+    let mut f = Fields::new();
+    f.s("observer.product", "OpenVPN").s("observer.vendor", "OpenVPN");
+    let (first, rest) = msg.split_once(' ').unwrap_or((msg, ""));
+    let body = if peer(first, &mut f) { rest } else { msg };
+    if let Some(r) = body.strip_prefix('[')
+        && let Some((name, _)) = r.split_once("] Peer Connection")
+        && name != "UNDEF"
+    {
+        f.s("user.name", name);
+    }
+    let fail = ["TLS Error", "TLS Auth Error", "AUTH_FAILED", "VERIFY ERROR", "verification failed"];
+    let ok = ["Peer Connection Initiated", "Authentication succeeded"];
+    if fail.iter().any(|p| body.contains(p)) {
+        f.event("authentication", "start", "failure").s("event.action", "vpn_auth_failed");
+    } else if ok.iter().any(|p| body.contains(p)) {
+        f.event("authentication", "start", "success").s("event.action", "vpn_connected");
+    } else if body.contains("connection established") {
+        f.event("network", "connection", "").s("event.action", "connection_established");
+    }
+    f
+}
+
+/// Peer prefix → source.ip/port (+ user.name); false when `tok` is not a peer.
+fn peer(tok: &str, f: &mut Fields) -> bool {
+    let (name, addr) = match tok.split_once('/') {
+        Some((a, b)) if b.contains(':') && !a.contains(':') => (a, b),
+        Some((a, b)) => (b, a),
+        None => ("", tok),
+    };
+    let Some((ip, port)) = addr.rsplit_once(':') else { return false };
+    let ip = ip.trim_start_matches("[AF_INET]").trim_start_matches("[AF_INET6]");
+    if ip.parse::<std::net::IpAddr>().is_err() || port.parse::<u16>().is_err() {
+        return false;
+    }
+    f.s("source.ip", ip).n("source.port", port).s("user.name", name);
+    true
+}

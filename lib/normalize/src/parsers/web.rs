@@ -1,0 +1,108 @@
+//! Squid native `access.log` and nginx/Apache common/combined access logs.
+//!
+//! ```text
+//! squid: EPOCH.MS ELAPSED CLIENT RESULT/STATUS BYTES METHOD URL USER HIER/PEER TYPE
+//! web:   CLIENT IDENT USER [dd/Mon/yyyy:hh:mm:ss ±zzzz] "METHOD URL PROTO" STATUS BYTES ["REF" "UA"]
+//! ```
+
+use crate::fields::Fields;
+use crate::time;
+
+pub(crate) fn parse_squid(line: &str) -> Option<Fields> {
+    let mut t = line.split_ascii_whitespace();
+    let ts = time::epoch(t.next()?)?;
+    let _elapsed: u64 = t.next()?.parse().ok()?;
+    let client = t.next()?;
+    let (result, status) = t.next()?.split_once('/')?;
+    let bytes = t.next()?;
+    let method = t.next()?;
+    let url = t.next()?;
+    let user = t.next().unwrap_or("-");
+    let peer = t.next().unwrap_or("-");
+    if !result.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') || status.parse::<u16>().is_err() {
+        return None;
+    }
+    let mut f = Fields::new();
+    f.s("@timestamp", &time::fmt(ts));
+    f.ip("source.ip", client).s("user.name", user).s("url.original", url);
+    f.s("http.request.method", method).n("http.response.status_code", status);
+    f.n("http.response.bytes", bytes).s("event.action", result);
+    f.s("observer.vendor", "Squid").s("observer.product", "Squid");
+    if let Some((_, p)) = peer.split_once('/') {
+        f.ip("destination.ip", p);
+    }
+    outcome(&mut f, status, result.contains("DENIED"));
+    Some(f)
+}
+
+fn outcome(f: &mut Fields, status: &str, denied: bool) {
+    let code: u16 = status.parse().unwrap_or(0);
+    let typ = if denied { "denied" } else { "access" };
+    let out = match code {
+        100..=399 => "success",
+        400..=599 => "failure",
+        _ => "",
+    };
+    f.event("web", typ, out);
+}
+
+pub(crate) fn parse_access(line: &str) -> Option<Fields> {
+    let (client, rest) = line.split_once(' ')?;
+    let open = rest.find('[')?;
+    // "IDENT USER " (or just "USER " in some variants) before the stamp.
+    let user = rest[..open].trim_end().rsplit(' ').next().unwrap_or("-");
+    let rest = &rest[open + 1..];
+    let (stamp, rest) = rest.split_once("] \"")?;
+    let ts = time::clf(stamp)?;
+    let (request, rest) = quoted(rest)?;
+    let mut t = rest.split_ascii_whitespace();
+    let status = t.next()?;
+    status.parse::<u16>().ok()?;
+    let bytes = t.next().unwrap_or("-");
+    let mut f = Fields::new();
+    f.s("@timestamp", &time::fmt(ts));
+    if f.ip("source.ip", client).has("source.ip") {
+    } else {
+        f.s("source.domain", client);
+    }
+    f.s("user.name", user).n("http.response.status_code", status).n("http.response.body.bytes", bytes);
+    request_fields(&request, &mut f);
+    let tail = rest.trim_start().split_once(' ').map(|x| x.1).unwrap_or("");
+    let tail = tail.trim_start().split_once(' ').map(|x| x.1).unwrap_or("");
+    if let Some(r) = tail.strip_prefix('"')
+        && let Some((referrer, after)) = quoted(r)
+    {
+        f.s("http.request.referrer", &referrer);
+        if let Some(ua) = after.trim_start().strip_prefix('"').and_then(quoted) {
+            f.s("user_agent.original", &ua.0);
+        }
+    }
+    outcome(&mut f, status, false);
+    Some(f)
+}
+
+fn request_fields(req: &str, f: &mut Fields) {
+    let mut p = req.splitn(3, ' ');
+    let (Some(m), Some(url)) = (p.next(), p.next()) else { return };
+    if !m.bytes().all(|b| b.is_ascii_uppercase()) || m.is_empty() {
+        return;
+    }
+    f.s("http.request.method", m).s("url.original", url);
+    if let Some(v) = p.next().and_then(|v| v.strip_prefix("HTTP/")) {
+        f.s("http.version", v);
+    }
+}
+
+/// Text up to the next unescaped '"' (the opening quote already consumed); `\"` kept as `"`.
+fn quoted(s: &str) -> Option<(String, &str)> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some((s[..i].replace("\\\"", "\""), &s[i + 1..])),
+            _ => i += 1,
+        }
+    }
+    None
+}

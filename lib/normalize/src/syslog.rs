@@ -1,0 +1,207 @@
+//! Syslog framing: strips RFC 3164 file/wire headers and RFC 5424 headers so parsers see the message.
+//!
+//! ```text
+//! [<PRI>]Mmm dd hh:mm:ss [<fac.sev>] [HOST] TAG[PID]: MSG        (BSD, no year, agent zone)
+//! [<PRI>]YYYY-MM-DDThh:mm:ss[.f]±hh:mm HOST TAG[PID]: MSG       (ISO 8601 file format)
+//! <PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD...]|- MSG          (RFC 5424)
+//! ```
+//! A token after the host that is not `name:` or `name[pid]:` leaves `program` empty and belongs to
+//! the message (UniFi firewall lines do this).
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::time;
+
+/// A syslog header split off a line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Frame<'a> {
+    pub(crate) ts: Option<Timestamp>,
+    pub(crate) host: &'a str,
+    pub(crate) program: &'a str,
+    pub(crate) pid: &'a str,
+    pub(crate) msg: &'a str,
+}
+
+/// Splits a syslog header; `None` when the line does not start like syslog.
+pub(crate) fn parse<'a>(line: &'a str, tz: &TimeZone, obs: Timestamp) -> Option<Frame<'a>> {
+    let s = strip_pri(line);
+    if let Some(rest) = s.strip_prefix("1 ")
+        && s.len() != line.len()
+    {
+        return rfc5424(rest, tz);
+    }
+    let (ts, rest) = stamp(s, tz, obs)?;
+    let rest = skip_facility(rest.trim_start_matches(' '));
+    Some(header(ts, rest))
+}
+
+fn strip_pri(line: &str) -> &str {
+    let b = line.as_bytes();
+    if b.first() == Some(&b'<')
+        && let Some(e) = b.iter().take(6).position(|c| *c == b'>')
+        && e > 1
+        && b[1..e].iter().all(u8::is_ascii_digit)
+    {
+        return &line[e + 1..];
+    }
+    line
+}
+
+/// BSD or ISO stamp at the start of `s`; returns the rest after it.
+fn stamp<'a>(s: &'a str, tz: &TimeZone, obs: Timestamp) -> Option<(Option<Timestamp>, &'a str)> {
+    let b = s.as_bytes();
+    if b.len() >= 15
+        && let Some(mon) = time::month(b)
+        && b[3] == b' '
+    {
+        let mut i = 4;
+        while b.get(i) == Some(&b' ') {
+            i += 1;
+        }
+        let ds = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        let day: i8 = s.get(ds..i)?.parse().ok()?;
+        let t = time::hms(b.get(i + 1..i + 9)?)?;
+        if b.get(i) != Some(&b' ') {
+            return None;
+        }
+        return Some((time::bsd(mon, day, t, tz, obs), s.get(i + 9..)?));
+    }
+    if b.len() >= 19 && b[0].is_ascii_digit() && b[4] == b'-' && b[10] == b'T' {
+        let end = memchr::memchr(b' ', b)?;
+        return Some((time::iso(&s[..end], tz), &s[end..]));
+    }
+    None
+}
+
+/// FreeBSD `-v` adds `<facility.severity>` after the stamp.
+fn skip_facility(s: &str) -> &str {
+    if s.starts_with('<')
+        && let Some(e) = s.find("> ")
+        && e < 24
+    {
+        return &s[e + 2..];
+    }
+    s
+}
+
+fn header(ts: Option<Timestamp>, rest: &str) -> Frame<'_> {
+    let (first, after) = split_tok(rest);
+    if let Some((program, pid)) = tag(first) {
+        return Frame { ts, host: "", program, pid, msg: after };
+    }
+    let (second, after2) = split_tok(after);
+    if let Some((program, pid)) = tag(second) {
+        return Frame { ts, host: first, program, pid, msg: after2 };
+    }
+    // Some relays repeat the host ("host host prog[pid]: msg").
+    let (third, after3) = split_tok(after2);
+    match tag(third) {
+        Some((program, pid)) if second == first => Frame { ts, host: first, program, pid, msg: after3 },
+        _ => Frame { ts, host: first, program: "", pid: "", msg: after },
+    }
+}
+
+fn split_tok(s: &str) -> (&str, &str) {
+    let s = s.trim_start_matches(' ');
+    match memchr::memchr(b' ', s.as_bytes()) {
+        Some(e) => (&s[..e], s[e + 1..].trim_start_matches(' ')),
+        None => (s, ""),
+    }
+}
+
+/// `name:`, `name[pid]:` or `[name]:` → (name, pid).
+fn tag(tok: &str) -> Option<(&str, &str)> {
+    if let Some(inner) = tok.strip_prefix('[').and_then(|x| x.strip_suffix(']'))
+        && inner.bytes().all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'_')
+        && !inner.is_empty()
+    {
+        return Some((inner, ""));
+    }
+    let t = tok.strip_suffix(':')?;
+    if t.is_empty() {
+        return None;
+    }
+    if let Some(inner) = t.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+        return Some((inner, ""));
+    }
+    if let Some(open) = t.find('[')
+        && let Some(pid) = t[open + 1..].strip_suffix(']')
+    {
+        return Some((&t[..open], pid));
+    }
+    if t.contains(['[', ']', '=']) {
+        return None;
+    }
+    Some((t, ""))
+}
+
+fn rfc5424<'a>(rest: &'a str, tz: &TimeZone) -> Option<Frame<'a>> {
+    let mut it = rest.splitn(5, ' ');
+    let ts = it.next()?;
+    let host = it.next()?;
+    let app = it.next()?;
+    let pid = it.next()?;
+    let tail = it.next().unwrap_or("");
+    let (_msgid, tail) = split_tok(tail);
+    let msg = skip_sd(tail);
+    let nil = |s: &'a str| if s == "-" { "" } else { s };
+    Some(Frame {
+        ts: time::iso(ts, tz),
+        host: nil(host),
+        program: nil(app),
+        pid: nil(pid),
+        msg: msg.strip_prefix('\u{feff}').unwrap_or(msg),
+    })
+}
+
+/// Skips RFC 5424 structured data (`-` or `[id k="v"]...`), honouring `\]` and quotes.
+fn skip_sd(s: &str) -> &str {
+    if let Some(r) = s.strip_prefix('-') {
+        return r.trim_start_matches(' ');
+    }
+    let b = s.as_bytes();
+    let mut i = 0;
+    while b.get(i) == Some(&b'[') {
+        let mut quoted = false;
+        i += 1;
+        while i < b.len() {
+            match b[i] {
+                b'\\' => i += 1,
+                b'"' => quoted = !quoted,
+                b']' if !quoted => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    s.get(i.min(s.len())..).unwrap_or("").trim_start_matches(' ')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(l: &str) -> Frame<'_> {
+        parse(l, &TimeZone::UTC, "2025-06-01T00:00:00Z".parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn bsd_iso_and_5424() {
+        let f = p("Feb 12 14:10:21 sd-126005 sshd[16378]: Invalid user pascal");
+        assert_eq!((f.host, f.program, f.pid, f.msg), ("sd-126005", "sshd", "16378", "Invalid user pascal"));
+        let f = p("Mar  3 00:17:22 [sshd]: User root from 211.188.220.49");
+        assert_eq!((f.host, f.program), ("", "sshd"));
+        let f = p("Apr  2 17:51:27 <4.3> pancake sshd[55624]: error: PAM");
+        assert_eq!((f.host, f.program, f.msg), ("pancake", "sshd", "error: PAM"));
+        let f = p("<35>1 2022-01-19T15:14:32+00:00 OPN audit 24409 - [meta sequenceId=\"4\"] /index.php: x");
+        assert_eq!((f.host, f.program, f.msg), ("OPN", "audit", "/index.php: x"));
+        let f = p("Jun 13 23:29:15 UDMP [WAN_LOCAL-D-1] DESCR=\"x\" IN=eth8");
+        assert_eq!((f.host, f.program, f.msg), ("UDMP", "", "[WAN_LOCAL-D-1] DESCR=\"x\" IN=eth8"));
+        assert_eq!(time::fmt(f.ts.unwrap()), "2025-06-13T23:29:15Z".replace("2025", "2024"));
+    }
+}
