@@ -1,0 +1,93 @@
+//! Small file helpers: segment naming, positional reads, directory fsync, quarantine.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::SpoolError;
+
+/// Extension of segment files.
+pub(crate) const SEGMENT_EXT: &str = "seg";
+/// Folder (inside the spool dir) that receives damaged segments.
+pub(crate) const QUARANTINE_DIR: &str = "quarantine";
+
+/// `dir/00000000000000000042.seg`.
+pub(crate) fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.{SEGMENT_EXT}"))
+}
+
+/// The first seq encoded in a segment file name, or None if the name is not ours.
+pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".seg")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Reads exactly `buf.len()` bytes at `offset` without moving a shared cursor.
+#[cfg(unix)]
+pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+/// Reads exactly `buf.len()` bytes at `offset` (the cursor moves, but appends are in append mode).
+#[cfg(windows)]
+pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Makes creations, renames and deletions inside `dir` durable.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), SpoolError> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(SpoolError::io("directory fsync", dir))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Moves a damaged file into `dir/quarantine/` (never overwriting an earlier one) and returns
+/// its new path. On failure the file stays where it is and its old path is returned.
+pub(crate) fn quarantine(dir: &Path, path: &Path) -> PathBuf {
+    match try_quarantine(dir, path) {
+        Ok(to) => to,
+        Err(error) => {
+            tracing::error!(path = %path.display(), %error, "Cannot move a damaged spool file to quarantine.");
+            path.to_path_buf()
+        }
+    }
+}
+
+fn try_quarantine(dir: &Path, path: &Path) -> io::Result<PathBuf> {
+    let qdir = dir.join(QUARANTINE_DIR);
+    fs::create_dir_all(&qdir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut to = qdir.join(&name);
+    let mut n = 1;
+    while to.try_exists()? {
+        to = qdir.join(format!("{name}.{n}"));
+        n += 1;
+    }
+    fs::rename(path, &to)?;
+    // Best effort: a lost rename only means the file is found and quarantined again.
+    if let Err(error) = fsync_dir(dir).and_then(|()| fsync_dir(&qdir)) {
+        tracing::warn!(%error, "Cannot fsync the spool directory after a quarantine.");
+    }
+    Ok(to)
+}
