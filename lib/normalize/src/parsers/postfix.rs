@@ -74,7 +74,10 @@ fn envelope(r: &str, f: &mut Fields) {
 
 fn queue_id(msg: &str) -> Option<(&str, &str)> {
     let (qid, body) = msg.split_once(": ")?;
-    let ok = qid.len() >= 5 && qid.len() <= 20 && qid.bytes().all(|b| b.is_ascii_alphanumeric());
+    // Short ids are upper-case hex; long ids (enable_long_queue_ids) are ≥ 12 alphanumerics.
+    let hex = qid.len() >= 6 && qid.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b));
+    let long = qid.len() >= 12 && qid.len() <= 20 && qid.bytes().all(|b| b.is_ascii_alphanumeric());
+    let ok = hex || (long && qid.bytes().any(|b| b.is_ascii_digit()));
     ok.then_some((qid, body))
 }
 
