@@ -1,1 +1,108 @@
-//! File tailing.
+//! Rotation-safe file tailing: finds files by glob, follows each file by identity (device, inode and a
+//! fingerprint of its first bytes) through rename, copytruncate, truncation and delete-while-open, and
+//! hands every line synchronously to a [`LineSink`] on the tailer's own thread.
+//!
+//! Design constraints:
+//! - Polling is the source of truth (no inotify): one pass reads every open file to EOF (bounded per
+//!   file per pass), a glob re-scan every `glob_interval_ms` finds new, renamed and vanished files.
+//! - A file's key is computed once, when it is first opened with at least one byte, and never changes:
+//!
+//! ```text
+//! key = "{dev}:{ino}:{fp_len}:{crc32c:08x}"
+//!        dev, ino  device and inode of the file when it was first keyed
+//!        fp_len    number of leading bytes covered by the fingerprint (1..=fingerprint_bytes)
+//!        crc32c    CRC-32C of those fp_len bytes
+//! ```
+//!
+//!   Later candidates are matched by comparing the same prefix length, so short files have no blind
+//!   spot. Internally the fingerprint grows up to `fingerprint_bytes` as the file grows (the key does
+//!   not), which makes copy and truncation detection sharper.
+//! - A line is emitted once: the read offset only advances past bytes handed to the sink. Lines from a
+//!   rotated file are drained to EOF before its handle is released; bytes that cannot be recovered are
+//!   reported as a gap, never dropped silently.
+//! - No per-line allocation: one reusable read buffer per tailer, lines are slices of it.
+//! - At most [`MAX_OPEN_FILES`] files are held open; files past the limit are not opened (a WARN is
+//!   logged on every re-scan that skips one) until others are released.
+//!
+//! Semantics worth knowing:
+//! - A last line without a newline is emitted after the file stayed unchanged for `idle_flush_ms`
+//!   (or when the file is released); bytes appended later to that same line start a new line.
+//! - Lines longer than `max_line_bytes` are cut; the rest up to the newline is skipped and the line
+//!   reports its full original length in `truncated_from`.
+//! - `StartAt::End` on a first run starts at the current size of each file found by the first scan,
+//!   which can be in the middle of a line.
+//! - Unix only (device/inode identity, positional reads).
+
+mod config;
+mod discover;
+mod identity;
+mod lines;
+mod recover;
+mod tailer;
+mod watched;
+
+use std::path::Path;
+
+pub use config::{
+    DEFAULT_FINGERPRINT_BYTES, DEFAULT_GLOB_INTERVAL_MS, DEFAULT_IDLE_FLUSH_MS,
+    DEFAULT_MAX_LINE_BYTES, DEFAULT_POLL_INTERVAL_MS, DEFAULT_READ_BUF_BYTES, StartAt, TailConfig,
+};
+pub use tailer::{MAX_OPEN_FILES, Tailer};
+
+/// A read position as persisted by the agent (identical shape to the spool's Position).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Stable file key (see the crate docs for its format).
+    pub key: String,
+    /// Last known path of the file.
+    pub path: String,
+    /// Byte offset just past the last line handed to the sink.
+    pub offset: u64,
+}
+
+/// Index of a source registered with the sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SourceId(pub u32);
+
+/// The sink is shutting down; the tailer stops promptly.
+#[derive(Debug)]
+pub struct SinkClosed;
+
+/// Where the tailer delivers what it reads. Implemented by the agent's batcher. All calls happen on the
+/// tailer thread. Any call may block (back-pressure). Err(SinkClosed) means shut down: stop promptly.
+pub trait LineSink {
+    /// A file starts being read (or was renamed: same key, new path). Returns the id used in `line`.
+    fn open_source(&mut self, key: &str, path: &Path) -> Result<SourceId, SinkClosed>;
+    /// One line without its terminator (strip "\n" and a preceding "\r"). `truncated_from` is 0, or the
+    /// original length in bytes when the line was cut at max_line_bytes. `offset_after` is the byte
+    /// offset just past this line's terminator (or past the last byte, for an idle-flushed last line).
+    fn line(
+        &mut self,
+        source: SourceId,
+        raw: &[u8],
+        truncated_from: u64,
+        offset_after: u64,
+    ) -> Result<(), SinkClosed>;
+    /// Something could not be read (lost bytes, unreadable file): the agent turns it into an explicit
+    /// gap record.
+    fn gap(&mut self, source: SourceId, message: &str, offset_after: u64) -> Result<(), SinkClosed>;
+    /// The file is gone and fully read: its checkpoint can be forgotten.
+    fn close_source(&mut self, source: SourceId) -> Result<(), SinkClosed>;
+    /// Called at least every poll interval (also when idle), so the batcher can flush on time.
+    fn tick(&mut self) -> Result<(), SinkClosed>;
+}
+
+/// Errors from building or running a [`Tailer`].
+#[derive(Debug, thiserror::Error)]
+pub enum TailError {
+    /// An include or exclude pattern is not a valid glob.
+    #[error("invalid glob pattern {pattern:?}")]
+    Glob {
+        pattern: String,
+        #[source]
+        source: globset::Error,
+    },
+    /// The configuration has problems; all of them are listed.
+    #[error("invalid tail config: {}", .0.join("; "))]
+    Config(Vec<String>),
+}
