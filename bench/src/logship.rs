@@ -1,0 +1,325 @@
+//! logship itself: file → agent → (byte-counting relay) → collector store, then a search that
+//! proves the file's lines were stored complete and in order.
+//!
+//! ```text
+//! <work>/logship/collector/   logship-collector init --data-dir; status.json {"records_stored": N, …}
+//! <work>/logship/agent/       logship-collector issue-agent-cert --out (agent.toml, certs, spool)
+//! agent ─TLS─► relay 127.0.0.1:<relay> ─► collector 127.0.0.1:<port>
+//! ```
+//!
+//! Done = `records_stored` ≥ the file's line count (the agent's example input may add a few
+//! records of its own; the order check counts only records whose `path` is the file).
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::loggen::parse_seq;
+use crate::measure::{ChildGuard, Sampler, free_port, sample, wait_for_progress, wait_listening};
+use crate::relay::Relay;
+use crate::report::{FileInfo, Run, SystemResult, mib};
+
+/// How long the collector may take to listen.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after completion before reading the agent's idle RSS.
+const IDLE_WAIT: Duration = Duration::from_secs(3);
+/// How long each program may take to stop on SIGTERM.
+const STOP_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Result of reading the search output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OrderCheck {
+    /// Records of the file seen.
+    pub(crate) seen: u64,
+    /// Line numbers were exactly 1, 2, …, `lines`.
+    pub(crate) in_order: bool,
+    /// The first deviation, if any.
+    pub(crate) problem: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Hit {
+    raw: Option<String>,
+    path: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Status {
+    records_stored: u64,
+}
+
+/// Ships the file with logship and measures agent and collector.
+pub(crate) fn run(
+    file: &FileInfo,
+    work: &Path,
+    bins: &Path,
+    stall: Duration,
+) -> anyhow::Result<SystemResult> {
+    let (agent_bin, collector_bin) = (bins.join("logship-agent"), bins.join("logship-collector"));
+    for bin in [&agent_bin, &collector_bin] {
+        if !fs::metadata(bin).is_ok_and(|m| m.is_file()) {
+            bail!(
+                "{} not found; build with `cargo build --release -p logship-agent -p logship-collector` or pass --bin-dir",
+                bin.display()
+            );
+        }
+    }
+    let dir = work.join("logship");
+    if fs::symlink_metadata(&dir).is_ok() {
+        fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    let (data, agent_dir) = (dir.join("collector"), dir.join("agent"));
+    fs::create_dir_all(&dir)?;
+    let port = free_port()?;
+    let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    setup(&collector_bin, &data, &agent_dir, relay.addr())?;
+
+    let mut collector = spawn_logged(
+        &dir,
+        "collector",
+        Command::new(&collector_bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(data.join("collector.toml"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}")),
+    )?;
+    wait_listening(port, &mut collector, LISTEN_TIMEOUT)?;
+    let start = Instant::now();
+    let mut agent = spawn_logged(
+        &dir,
+        "agent",
+        Command::new(&agent_bin)
+            .arg("run")
+            .arg("--config")
+            .arg(agent_dir.join("agent.toml"))
+            .arg("--tail")
+            .arg(&file.path),
+    )?;
+    let (mut sa, mut sc) = (Sampler::new(agent.pid()), Sampler::new(collector.pid()));
+    let status = data.join("status.json");
+    wait_for_progress(
+        file.lines,
+        stall,
+        || Ok(records_stored(&status)),
+        || {
+            sa.update();
+            sc.update();
+            agent.ensure_running()?;
+            collector.ensure_running()
+        },
+    )
+    .context("logship did not store every line")?;
+    let run = Run {
+        wall: start.elapsed(),
+        sender: sa.update(),
+        receiver: Some(sc.update()),
+    };
+    let (up, down) = relay.wire_bytes();
+    std::thread::sleep(IDLE_WAIT);
+    let idle = sample(agent.pid()).context("agent gone before its idle RSS was read")?;
+    for (name, child) in [("agent", &mut agent), ("collector", &mut collector)] {
+        if !child.stop(STOP_DEADLINE)? {
+            tracing::warn!(name, "Process did not stop within its SIGTERM deadline.");
+        }
+    }
+    let mut result = SystemResult::from_run("logship", file, &run);
+    result.set_wire_bytes(up + down, file);
+    result.idle_rss_mib = Some(mib(idle.rss_kib * 1024));
+    let check = search_order(&collector_bin, &data, file)?;
+    if let Some(problem) = &check.problem {
+        tracing::warn!(
+            problem,
+            seen = check.seen,
+            "Stored lines are not complete and in order."
+        );
+    }
+    result.in_order = Some(check.in_order);
+    Ok(result)
+}
+
+/// `init` and `issue-agent-cert` pointing the agent at the relay.
+fn setup(collector: &Path, data: &Path, agent_dir: &Path, relay: SocketAddr) -> anyhow::Result<()> {
+    run_ok(
+        Command::new(collector)
+            .arg("init")
+            .arg("--data-dir")
+            .arg(data),
+    )?;
+    run_ok(
+        Command::new(collector)
+            .arg("issue-agent-cert")
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--name", "bench"])
+            .arg("--collector")
+            .arg(relay.to_string())
+            .arg("--out")
+            .arg(agent_dir),
+    )
+}
+
+fn run_ok(cmd: &mut Command) -> anyhow::Result<()> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Starts a program with stdout/stderr in `<dir>/<name>.log`.
+fn spawn_logged(dir: &Path, name: &'static str, cmd: &mut Command) -> anyhow::Result<ChildGuard> {
+    let log = fs::File::create(dir.join(format!("{name}.log")))?;
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    ChildGuard::spawn(name, cmd)
+}
+
+/// `records_stored` from the collector's status file; 0 while it is missing or unreadable.
+fn records_stored(path: &Path) -> u64 {
+    fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Status>(&b).ok())
+        .map_or(0, |s| s.records_stored)
+}
+
+/// Streams `logship-collector search` and checks the file's line numbers.
+fn search_order(collector: &Path, data: &Path, file: &FileInfo) -> anyhow::Result<OrderCheck> {
+    let mut child = Command::new(collector)
+        .arg("search")
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--limit", "1000000000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot run logship-collector search")?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let check = check_order(
+        BufReader::with_capacity(1 << 20, stdout),
+        &file.path,
+        file.lines,
+    );
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("logship-collector search failed: {status}");
+    }
+    check
+}
+
+/// Reads JSON lines and checks that the records of `path` carry line numbers 1..=`lines` in order.
+pub(crate) fn check_order(
+    reader: impl BufRead,
+    path: &Path,
+    lines: u64,
+) -> anyhow::Result<OrderCheck> {
+    let path = path.to_string_lossy();
+    let (mut seen, mut problem) = (0u64, None);
+    for line in reader.lines() {
+        let hit: Hit =
+            serde_json::from_str(&line?).context("search printed a line that is not a record")?;
+        if hit.path.as_deref().is_some_and(|p| p != path) {
+            continue;
+        }
+        seen += 1;
+        let seq = hit.raw.as_deref().and_then(parse_seq);
+        if problem.is_none() && seq != Some(seen) {
+            problem = Some(format!("record {seen} of the file has line number {seq:?}"));
+        }
+    }
+    if problem.is_none() && seen != lines {
+        problem = Some(format!(
+            "{seen} records of the file stored, {lines} lines written"
+        ));
+    }
+    Ok(OrderCheck {
+        seen,
+        in_order: problem.is_none(),
+        problem,
+    })
+}
+
+/// Where the logship binaries are: `--bin-dir`, else next to this executable.
+pub(crate) fn bin_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = explicit {
+        return Ok(dir);
+    }
+    let exe = std::env::current_exe().context("cannot locate the bench executable")?;
+    Ok(exe
+        .parent()
+        .context("the executable has no directory")?
+        .to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(path: &str, seq: u64) -> String {
+        serde_json::json!({"event_id": "e", "path": path, "raw": format!("sshd[1]: x seq={seq}")})
+            .to_string()
+    }
+
+    fn check(lines: &[String], expected: u64) -> OrderCheck {
+        check_order(lines.join("\n").as_bytes(), Path::new("/f.log"), expected).expect("check")
+    }
+
+    #[test]
+    fn complete_in_order_lines_pass_and_other_files_are_ignored() {
+        let lines = [
+            hit("/f.log", 1),
+            hit("/var/log/syslog", 9),
+            hit("/f.log", 2),
+            hit("/f.log", 3),
+        ];
+        assert_eq!(
+            check(&lines, 3),
+            OrderCheck {
+                seen: 3,
+                in_order: true,
+                problem: None
+            }
+        );
+    }
+
+    #[test]
+    fn gaps_duplicates_reordering_and_shortfall_fail() {
+        for (lines, expected) in [
+            (vec![hit("/f.log", 1), hit("/f.log", 3)], 2),
+            (
+                vec![hit("/f.log", 1), hit("/f.log", 1), hit("/f.log", 2)],
+                2,
+            ),
+            (vec![hit("/f.log", 2), hit("/f.log", 1)], 2),
+            (vec![hit("/f.log", 1)], 2),
+        ] {
+            let result = check(&lines, expected);
+            assert!(
+                !result.in_order && result.problem.is_some(),
+                "{lines:?} passed"
+            );
+        }
+    }
+
+    #[test]
+    fn records_stored_reads_the_status_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let status = dir.path().join("status.json");
+        assert_eq!(records_stored(&status), 0);
+        fs::write(&status, r#"{"records_stored": 42, "other": 1}"#).expect("write");
+        assert_eq!(records_stored(&status), 42);
+    }
+}

@@ -1,0 +1,171 @@
+//! `logship-bench`: generates a mixed log file and moves it with `zstd -1` (the single-core
+//! limit), rsyslog (the peer) and logship in one run; prints a table, checks the targets of
+//! issue 2 and writes the numbers as JSON (its path is the last line of output).
+//!
+//! Exit code: 0 when every system ran (even if a target fails: this is a measurement), 1 when
+//! something could not run, 2 on bad arguments.
+
+#[path = "gen.rs"]
+mod loggen;
+mod logship;
+mod measure;
+mod relay;
+mod report;
+mod rsyslog;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+
+use crate::report::{FileInfo, Report, Run, SystemResult};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Benchmark logship against rsyslog and zstd -1 on a generated log file"
+)]
+struct Cli {
+    /// Size of the generated log file in MiB.
+    #[arg(long, default_value_t = 1024)]
+    size_mib: u64,
+    /// Directory for the file, the programs' state and the JSON result (default: a new
+    /// directory under /var/tmp, kept after the run).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Directory holding the release `logship-agent` and `logship-collector` (default: the
+    /// directory of this executable).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Systems to run, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "zstd,rsyslog,logship")]
+    systems: Vec<System>,
+    /// Give up on a pipeline that makes no progress for this long.
+    #[arg(long, default_value_t = 60)]
+    stall_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum System {
+    Zstd,
+    Rsyslog,
+    Logship,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    match try_main(&cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn try_main(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let out = out_dir(cli.out.clone())?;
+    let file = generate(&out, cli.size_mib, cli.seed)?;
+    let stall = Duration::from_secs(cli.stall_secs);
+    let (mut systems, mut errors) = (Vec::new(), Vec::new());
+    for system in &cli.systems {
+        tracing::info!(system = ?system, "Running.");
+        let result = match system {
+            System::Zstd => zstd_limit(&file),
+            System::Rsyslog => rsyslog::run(&file, &out, stall)
+                .map(|r| SystemResult::from_run("rsyslog", &file, &r)),
+            System::Logship => logship::bin_dir(cli.bin_dir.clone())
+                .and_then(|bins| logship::run(&file, &out, &bins, stall)),
+        };
+        match result {
+            Ok(r) => systems.push(r),
+            Err(error) => {
+                tracing::error!(system = ?system, error = format!("{error:#}"), "System could not run.");
+                errors.push(format!("{system:?}: {error:#}"));
+            }
+        }
+    }
+    let report = Report::new(file, systems, errors);
+    print!("{}", report.render());
+    let json = report.write_json(&out)?;
+    println!("{}", json.display());
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `--out`, or a new kept directory under /var/tmp.
+fn out_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = explicit {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        return Ok(dir);
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("logship-bench-")
+        .tempdir_in("/var/tmp")?;
+    Ok(dir.keep())
+}
+
+fn generate(out: &Path, size_mib: u64, seed: u64) -> anyhow::Result<FileInfo> {
+    let path = out.join("mixed.log");
+    let start = Instant::now();
+    let summary = loggen::generate(&path, size_mib << 20, seed)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::info!(path = %path.display(), bytes = summary.bytes, lines = summary.lines, secs = start.elapsed().as_secs_f64(), "Generated the log file.");
+    Ok(FileInfo {
+        path,
+        bytes: summary.bytes,
+        lines: summary.lines,
+    })
+}
+
+/// `zstd -1 -T1 -c file > /dev/null`: wall, CPU (this process's counters of waited-for
+/// children, exact even though zstd is gone) and peak RSS (sampled while it runs).
+fn zstd_limit(file: &FileInfo) -> anyhow::Result<SystemResult> {
+    let cpu_before = measure::children_cpu_s()?;
+    let start = Instant::now();
+    let mut child = Command::new("zstd")
+        .args(["-1", "-T1", "-q", "-c"])
+        .arg(&file.path)
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot run zstd; install it with `apt-get install zstd` (Debian)")?;
+    let mut sampler = measure::Sampler::new(child.id());
+    let status = loop {
+        sampler.update();
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let wall = start.elapsed();
+    if !status.success() {
+        bail!("zstd failed: {status}");
+    }
+    let cpu_s = measure::children_cpu_s()? - cpu_before;
+    let sender = measure::ProcSample {
+        cpu_s,
+        ..sampler.update()
+    };
+    Ok(SystemResult::from_run(
+        "zstd -1",
+        file,
+        &Run {
+            wall,
+            sender,
+            receiver: None,
+        },
+    ))
+}
