@@ -1,0 +1,319 @@
+//! The read side: streams matching records in store order, from any process, while the writer
+//! appends. Segments are skipped with their sidecar when it is valid; blocks are skipped by
+//! their header (time range, host, agent, inputs) before any payload is read. Each payload that
+//! must be looked at is decompressed once, with a capped decoder and reused scratch buffers.
+//!
+//! The last segment may end in a block still being written: it is treated as the end of data,
+//! not as damage, so a concurrent search sees a consistent prefix of the store.
+
+use std::path::Path;
+
+use logship_proto::payload;
+use logship_proto::v1::RecordList;
+use serde_json::{Map, Value};
+
+use crate::block::{self, BlockHeader};
+use crate::index::SegmentIndex;
+use crate::segment::{self, SEGMENT_HEADER_LEN, SegmentInfo, SegmentReader, Step};
+use crate::{CorruptBlock, DEFAULT_MAX_DECOMPRESSED_BYTES, StoreError, event_id};
+
+/// A search. Every filter that is set must match.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// Records observed at or after this time (Unix ns, inclusive).
+    pub since_ns: Option<i64>,
+    /// Records observed before this time (Unix ns, exclusive).
+    pub until_ns: Option<i64>,
+    /// Exact host name.
+    pub host: Option<String>,
+    /// Exact input name.
+    pub input: Option<String>,
+    /// Exact agent identity.
+    pub agent: Option<String>,
+    /// Substring of the raw bytes.
+    pub contains: Option<String>,
+    /// Stop after this many matches.
+    pub limit: Option<usize>,
+}
+
+/// One matching record, borrowed from the block being read.
+#[derive(Debug)]
+pub struct RecordView<'a> {
+    pub event_id: &'a str,
+    pub agent: &'a str,
+    pub host: &'a str,
+    pub stream_id: &'a str,
+    pub seq: u64,
+    pub input: &'a str,
+    pub path: &'a str,
+    pub observed_ns: i64,
+    pub event_ns: i64,
+    pub raw: &'a [u8],
+    pub truncated_from: u64,
+    /// 0 line, 1 gap.
+    pub kind: i32,
+    /// Normalized fields; `None` when the block has no fields column or the object is empty.
+    pub fields: Option<&'a Map<String, Value>>,
+}
+
+/// What a search looked at.
+#[derive(Debug, Clone, Default)]
+pub struct SearchStats {
+    /// Blocks whose header matched and whose body was read.
+    pub blocks_scanned: u64,
+    /// Blocks skipped by a segment index or by their header.
+    pub blocks_skipped: u64,
+    /// Records emitted.
+    pub records_matched: u64,
+    /// Damaged blocks skipped.
+    pub corrupt: Vec<CorruptBlock>,
+}
+
+/// Reused buffers and the state of one search.
+struct Searcher<'q, 'e> {
+    query: &'q Query,
+    emit: &'e mut dyn FnMut(&RecordView<'_>) -> bool,
+    cap: usize,
+    frame: Vec<u8>,
+    scratch: Vec<u8>,
+    fields_scratch: Vec<u8>,
+    stats: SearchStats,
+}
+
+/// Whether to keep going.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Streams matching records in store order (per segment in time order) to `emit`; `emit`
+/// returns false to stop. Corrupt blocks are skipped and reported in [`SearchStats`].
+pub fn search(
+    dir: &Path,
+    query: &Query,
+    emit: &mut dyn FnMut(&RecordView<'_>) -> bool,
+) -> Result<SearchStats, StoreError> {
+    search_with_cap(dir, query, DEFAULT_MAX_DECOMPRESSED_BYTES, emit)
+}
+
+/// [`search`] with an explicit cap on decompressed payload and fields sizes.
+pub fn search_with_cap(
+    dir: &Path,
+    query: &Query,
+    max_decompressed_bytes: usize,
+    emit: &mut dyn FnMut(&RecordView<'_>) -> bool,
+) -> Result<SearchStats, StoreError> {
+    let segments = segment::list_segments(dir).map_err(StoreError::io(dir))?;
+    let mut s = Searcher {
+        query,
+        emit,
+        cap: max_decompressed_bytes,
+        frame: Vec::new(),
+        scratch: Vec::new(),
+        fields_scratch: Vec::new(),
+        stats: SearchStats::default(),
+    };
+    if query.limit == Some(0) {
+        return Ok(s.stats);
+    }
+    for (i, info) in segments.iter().enumerate() {
+        let is_last = i + 1 == segments.len();
+        if s.segment(info, is_last) == Flow::Stop {
+            break;
+        }
+    }
+    Ok(s.stats)
+}
+
+// === impl Searcher ===
+
+impl Searcher<'_, '_> {
+    fn segment(&mut self, info: &SegmentInfo, is_last: bool) -> Flow {
+        match self.try_segment(info, is_last) {
+            Ok(flow) => flow,
+            Err(e) => {
+                // Unreadable segment (or cut by a recovering writer): report, keep going.
+                self.report(&info.path, 0, format!("segment read error: {e}"));
+                Flow::Continue
+            }
+        }
+    }
+
+    fn try_segment(&mut self, info: &SegmentInfo, is_last: bool) -> std::io::Result<Flow> {
+        let reader = SegmentReader::open(&info.path)?;
+        if !is_last {
+            let sidecar = segment::sidecar_path(&info.path);
+            if let Some(index) = SegmentIndex::read(&sidecar, reader.len()) {
+                if !index.may_match(self.query) {
+                    self.stats.blocks_skipped += index.blocks;
+                    return Ok(Flow::Continue);
+                }
+            }
+        }
+        if let Err(reason) = reader.check_header()? {
+            if !(is_last && reader.len() < SEGMENT_HEADER_LEN) {
+                self.report(&info.path, 0, reason);
+            }
+        }
+        let mut pos = SEGMENT_HEADER_LEN;
+        loop {
+            match reader.step(pos)? {
+                Step::Block { offset, header, head_len, frame_len } => {
+                    pos = offset + frame_len;
+                    if !block_may_match(&header, self.query) {
+                        self.stats.blocks_skipped += 1;
+                        continue;
+                    }
+                    reader.read_frame(offset, frame_len, &mut self.frame)?;
+                    if self.block(info, offset, &header, head_len) == Flow::Stop {
+                        return Ok(Flow::Stop);
+                    }
+                }
+                Step::Corrupt { offset, next, reason } => {
+                    self.report(&info.path, offset, reason);
+                    pos = next;
+                }
+                Step::Tail { offset, reason } => {
+                    if !is_last {
+                        self.report(&info.path, offset, reason);
+                    }
+                    return Ok(Flow::Continue);
+                }
+                Step::End => return Ok(Flow::Continue),
+            }
+        }
+    }
+
+    /// Emits the matching records of the block in `self.frame`.
+    fn block(&mut self, info: &SegmentInfo, offset: u64, header: &BlockHeader, head_len: usize) -> Flow {
+        let frame = std::mem::take(&mut self.frame);
+        let flow = self.block_inner(info, offset, header, head_len, &frame);
+        self.frame = frame;
+        flow
+    }
+
+    fn block_inner(
+        &mut self,
+        info: &SegmentInfo,
+        offset: u64,
+        header: &BlockHeader,
+        head_len: usize,
+        frame: &[u8],
+    ) -> Flow {
+        let parts = block::split_frame(header, head_len, frame);
+        if !parts.crc_ok {
+            self.report(&info.path, offset, "block checksum mismatch".into());
+            return Flow::Continue;
+        }
+        self.stats.blocks_scanned += 1;
+        let list = match payload::decode_payload(parts.payload, self.cap, &mut self.scratch) {
+            Ok(list) if list.records.len() == header.count as usize => list,
+            Ok(list) => {
+                let reason = format!("payload has {} records, header says {}", list.records.len(), header.count);
+                self.report(&info.path, offset, reason);
+                return Flow::Continue;
+            }
+            Err(e) => {
+                self.report(&info.path, offset, format!("payload: {e}"));
+                return Flow::Continue;
+            }
+        };
+        let mut fields: Option<Vec<Map<String, Value>>> = None;
+        for (i, rec) in list.records.iter().enumerate() {
+            if !self.record_matches(&list, i) {
+                continue;
+            }
+            if fields.is_none() {
+                fields = Some(match parts.fields {
+                    Some(column) => self.parse_fields(column, header.count, &info.path, offset),
+                    None => Vec::new(),
+                });
+            }
+            let (input, path) = source_of(&list, rec.source);
+            let seq = header.first_seq + i as u64;
+            let id = event_id(&header.agent, &header.stream_id, seq);
+            let view = RecordView {
+                event_id: &id,
+                agent: &header.agent,
+                host: &header.host,
+                stream_id: &header.stream_id,
+                seq,
+                input,
+                path,
+                observed_ns: rec.observed_unix_nanos,
+                event_ns: rec.event_unix_nanos,
+                raw: &rec.raw,
+                truncated_from: rec.truncated_from,
+                kind: rec.kind,
+                fields: fields.as_ref().and_then(|f| f.get(i)).filter(|m| !m.is_empty()),
+            };
+            self.stats.records_matched += 1;
+            let more = (self.emit)(&view);
+            let at_limit = self.query.limit.is_some_and(|l| self.stats.records_matched >= l as u64);
+            if !more || at_limit {
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+
+    fn record_matches(&self, list: &RecordList, i: usize) -> bool {
+        let rec = &list.records[i];
+        let q = self.query;
+        let t = rec.observed_unix_nanos;
+        q.since_ns.is_none_or(|s| t >= s)
+            && q.until_ns.is_none_or(|u| t < u)
+            && q.input.as_ref().is_none_or(|want| source_of(list, rec.source).0 == want)
+            && q.contains.as_ref().is_none_or(|needle| {
+                memchr::memmem::find(&rec.raw, needle.as_bytes()).is_some()
+            })
+    }
+
+    /// Parses a fields column; on any damage reports it and returns no fields.
+    fn parse_fields(&mut self, column: &[u8], count: u32, seg: &Path, offset: u64) -> Vec<Map<String, Value>> {
+        match parse_fields(column, count, self.cap, &mut self.fields_scratch) {
+            Ok(maps) => maps,
+            Err(reason) => {
+                self.report(seg, offset, format!("fields column: {reason}"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn report(&mut self, segment: &Path, offset: u64, reason: String) {
+        tracing::warn!(segment = %segment.display(), offset, %reason, "Skipped a damaged block.");
+        self.stats.corrupt.push(CorruptBlock { segment: segment.to_path_buf(), offset, reason });
+    }
+}
+
+/// Decompresses (capped) and parses a fields column into one map per record.
+pub(crate) fn parse_fields(
+    column: &[u8],
+    count: u32,
+    cap: usize,
+    scratch: &mut Vec<u8>,
+) -> Result<Vec<Map<String, Value>>, String> {
+    payload::decompress_capped(column, cap, scratch).map_err(|e| e.to_string())?;
+    let text = scratch.strip_suffix(b"\n").unwrap_or(scratch);
+    let maps = text
+        .split(|&b| b == b'\n')
+        .map(|line| serde_json::from_slice::<Map<String, Value>>(line).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if maps.len() != count as usize {
+        return Err(format!("{} lines for {count} records", maps.len()));
+    }
+    Ok(maps)
+}
+
+fn source_of(list: &RecordList, source: u32) -> (&str, &str) {
+    list.sources.get(source as usize).map_or(("", ""), |s| (s.input.as_str(), s.path.as_str()))
+}
+
+fn block_may_match(header: &BlockHeader, q: &Query) -> bool {
+    q.since_ns.is_none_or(|s| header.max_time_ns >= s)
+        && q.until_ns.is_none_or(|u| header.min_time_ns < u)
+        && q.host.as_ref().is_none_or(|h| &header.host == h)
+        && q.agent.as_ref().is_none_or(|a| &header.agent == a)
+        && q.input.as_ref().is_none_or(|i| header.inputs.iter().any(|x| x == i))
+}

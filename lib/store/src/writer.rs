@@ -1,0 +1,338 @@
+//! The single writer: appends blocks to the active segment, rolls segments by size and age,
+//! group-commits with [`Store::sync`], and keeps the watermarks and the chain head.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use crate::block::{self, BlockHeader, HASH_LEN};
+use crate::index::SegmentIndex;
+use crate::segment::{self, SEGMENT_HEADER_LEN, SEGMENTS_DIR};
+use crate::{RecoveryReport, StoreConfig, StoreError, recovery};
+
+/// One block to append. `payload` is the agent's compressed RecordList, verbatim.
+#[derive(Debug, Clone)]
+pub struct BlockInput {
+    /// Agent identity (from its client certificate).
+    pub agent: String,
+    /// The agent's spool stream id.
+    pub stream_id: String,
+    /// Seq of the first record; record i has seq `first_seq + i`.
+    pub first_seq: u64,
+    /// Number of records in the payload (at least 1).
+    pub count: u32,
+    /// Host name from the payload.
+    pub host: String,
+    /// Lowest observed time of its records, Unix nanoseconds.
+    pub min_time_ns: i64,
+    /// Highest observed time of its records, Unix nanoseconds.
+    pub max_time_ns: i64,
+    /// Distinct input names in it (for the index).
+    pub inputs: Vec<String>,
+    /// The agent's zstd-compressed `RecordList`, stored byte for byte.
+    pub payload: Bytes,
+    /// Optional normalized-fields column: zstd-compressed JSON lines, one JSON object per
+    /// record, in record order (empty object `{}` for a record without fields). None = no fields.
+    pub fields: Option<Bytes>,
+}
+
+/// Where an appended block landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockRef {
+    /// Segment file holding the block.
+    pub segment: PathBuf,
+    /// Byte offset of the block in the segment.
+    pub offset: u64,
+    /// Length of the whole block frame in bytes.
+    pub len: u64,
+    /// The block's chained hash (lowercase hex), the new chain head.
+    pub hash: String,
+    /// Highest seq in the block (the new watermark of its stream).
+    pub last_seq: u64,
+}
+
+/// Counters of the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Blocks stored.
+    pub blocks: u64,
+    /// Records stored.
+    pub records: u64,
+    /// Bytes of all segment files.
+    pub bytes: u64,
+    /// Segment files.
+    pub segments: u64,
+    /// Hash of the last block (lowercase hex); 64 zeros for an empty store.
+    pub chain_head: String,
+}
+
+/// The single writer of a store. Owned by one thread; not shared.
+#[derive(Debug)]
+pub struct Store {
+    config: StoreConfig,
+    _lock: File,
+    active: Option<Active>,
+    next_n: u64,
+    head: [u8; HASH_LEN],
+    /// agent -> stream_id -> highest stored seq.
+    watermarks: HashMap<String, HashMap<String, u64>>,
+    stats: StoreStats,
+    buf: Vec<u8>,
+    poisoned: bool,
+}
+
+/// The segment being appended to.
+#[derive(Debug)]
+pub(crate) struct Active {
+    pub(crate) file: File,
+    pub(crate) path: PathBuf,
+    pub(crate) start_ns: i64,
+    pub(crate) len: u64,
+    pub(crate) index: SegmentIndex,
+    pub(crate) dirty: bool,
+}
+
+// === impl Store ===
+
+impl Store {
+    /// Opens or creates the store. Takes an exclusive lock file (a second writer process fails
+    /// with [`StoreError::Locked`]). Recovers: cuts a torn tail of the last segment back to the
+    /// last complete block (logged), rebuilds the watermarks and the chain head.
+    pub fn open(config: StoreConfig) -> Result<(Store, RecoveryReport), StoreError> {
+        let dir = config.dir.clone();
+        let segments_dir = dir.join(SEGMENTS_DIR);
+        std::fs::create_dir_all(&segments_dir).map_err(StoreError::io(&segments_dir))?;
+        let lock = take_lock(&dir)?;
+        sync_dir(&dir)?;
+        let rec = recovery::recover(&dir)?;
+        let mut stats = rec.stats;
+        stats.chain_head = hex::encode(rec.head);
+        tracing::info!(
+            dir = %dir.display(),
+            segments = stats.segments,
+            blocks = stats.blocks,
+            truncated_tail_bytes = rec.report.truncated_tail_bytes,
+            corrupt = rec.report.corrupt.len(),
+            "Opened store."
+        );
+        let store = Store {
+            config,
+            _lock: lock,
+            active: rec.active,
+            next_n: rec.next_n,
+            head: rec.head,
+            watermarks: rec.watermarks,
+            stats,
+            buf: Vec::new(),
+            poisoned: false,
+        };
+        Ok((store, rec.report))
+    }
+
+    /// Highest stored seq for (agent, stream_id), or 0.
+    pub fn watermark(&self, agent: &str, stream_id: &str) -> u64 {
+        self.watermarks.get(agent).and_then(|s| s.get(stream_id)).copied().unwrap_or(0)
+    }
+
+    /// Appends one block (no fsync). Fails with [`StoreError::SeqNotAboveWatermark`] unless
+    /// `first_seq` is above the stream's watermark.
+    pub fn append(&mut self, block: BlockInput) -> Result<BlockRef, StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Poisoned);
+        }
+        let header = self.header_for(&block)?;
+        let fields = block.fields.as_deref().unwrap_or_default();
+        let hash = block::build_frame(&header, &block.payload, fields, &mut self.buf)
+            .map_err(StoreError::InvalidBlock)?;
+        let frame_len = self.buf.len() as u64;
+        if self.should_roll(frame_len) {
+            self.roll()?;
+        }
+        let active = self.active.as_mut().expect("roll leaves an active segment");
+        let offset = active.len;
+        if let Err(e) = active.file.write_all_at(&self.buf, offset) {
+            // Keep the file a sequence of whole blocks; if even that fails, stop writing.
+            if active.file.set_len(offset).is_err() {
+                self.poisoned = true;
+            }
+            return Err(StoreError::Io { path: active.path.clone(), source: e });
+        }
+        active.len += frame_len;
+        active.dirty = true;
+        active.index.add(&header, &hash);
+        self.head = hash;
+        self.stats.blocks += 1;
+        self.stats.records += u64::from(header.count);
+        self.stats.bytes += frame_len;
+        self.stats.chain_head = hex::encode(hash);
+        let last_seq = header.last_seq();
+        let streams = self.watermarks.entry(header.agent).or_default();
+        streams.insert(header.stream_id, last_seq);
+        let segment = active.path.clone();
+        Ok(BlockRef { segment, offset, len: frame_len, hash: hex::encode(hash), last_seq })
+    }
+
+    /// fsyncs everything appended so far (group commit). Acks may be sent after this returns
+    /// Ok. After a failure the store is poisoned and must be reopened.
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Poisoned);
+        }
+        let Some(active) = self.active.as_mut().filter(|a| a.dirty) else {
+            return Ok(());
+        };
+        if let Err(e) = active.file.sync_data() {
+            self.poisoned = true;
+            return Err(StoreError::Io { path: active.path.clone(), source: e });
+        }
+        active.dirty = false;
+        Ok(())
+    }
+
+    /// Counters and chain head.
+    pub fn stats(&self) -> StoreStats {
+        self.stats.clone()
+    }
+
+    /// Root directory of the store.
+    pub fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+
+    fn header_for(&self, block: &BlockInput) -> Result<BlockHeader, StoreError> {
+        if block.count == 0 {
+            return Err(StoreError::InvalidBlock("count is zero"));
+        }
+        if block.first_seq.checked_add(u64::from(block.count)).is_none() {
+            return Err(StoreError::InvalidBlock("seq range overflows"));
+        }
+        let watermark = self.watermark(&block.agent, &block.stream_id);
+        if block.first_seq <= watermark {
+            return Err(StoreError::SeqNotAboveWatermark {
+                agent: block.agent.clone(),
+                stream_id: block.stream_id.clone(),
+                first_seq: block.first_seq,
+                watermark,
+            });
+        }
+        let body = block.payload.len() as u64 + block.fields.as_ref().map_or(0, |f| f.len() as u64);
+        if body > block::MAX_BODY_LEN {
+            return Err(StoreError::InvalidBlock("payload and fields exceed 1 GiB"));
+        }
+        Ok(BlockHeader {
+            agent: block.agent.clone(),
+            stream_id: block.stream_id.clone(),
+            first_seq: block.first_seq,
+            count: block.count,
+            host: block.host.clone(),
+            min_time_ns: block.min_time_ns,
+            max_time_ns: block.max_time_ns,
+            inputs: block.inputs.clone(),
+            payload_len: block.payload.len() as u64,
+            fields_len: block.fields.as_ref().map(|f| f.len() as u64),
+            prev_hash: self.head,
+        })
+    }
+
+    fn should_roll(&self, frame_len: u64) -> bool {
+        let Some(active) = &self.active else {
+            return true;
+        };
+        if active.index.blocks == 0 {
+            return false;
+        }
+        let age_ns = now_ns().saturating_sub(active.start_ns);
+        let max_age_ns = i64::try_from(self.config.segment_max_age_secs)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000_000_000);
+        active.len + frame_len > self.config.segment_max_bytes || age_ns >= max_age_ns
+    }
+
+    /// Seals the active segment (fsync + sidecar) and starts segment `next_n`.
+    fn roll(&mut self) -> Result<(), StoreError> {
+        if let Some(active) = self.active.take() {
+            self.seal(active)?;
+        }
+        let start_ns = now_ns();
+        let path = segment::segment_path(&self.config.dir, self.next_n, start_ns);
+        let file = create_segment(&self.config.dir, &path)?;
+        tracing::info!(segment = %path.display(), "Started a new segment.");
+        self.active = Some(Active {
+            file,
+            path,
+            start_ns,
+            len: SEGMENT_HEADER_LEN,
+            index: SegmentIndex::default(),
+            dirty: false,
+        });
+        self.next_n += 1;
+        self.stats.segments += 1;
+        self.stats.bytes += SEGMENT_HEADER_LEN;
+        Ok(())
+    }
+
+    fn seal(&mut self, mut active: Active) -> Result<(), StoreError> {
+        if active.dirty
+            && let Err(e) = active.file.sync_data()
+        {
+            self.poisoned = true;
+            return Err(StoreError::Io { path: active.path, source: e });
+        }
+        active.index.segment_len = active.len;
+        let sidecar = segment::sidecar_path(&active.path);
+        if let Err(error) = active.index.write(&sidecar) {
+            // Not fatal: the next open rebuilds it, readers scan the segment meanwhile.
+            tracing::warn!(sidecar = %sidecar.display(), %error, "Could not write a segment index.");
+        }
+        Ok(())
+    }
+}
+
+/// Creates a segment file with its header, fsyncing the file and its directory entries.
+fn create_segment(dir: &Path, path: &Path) -> Result<File, StoreError> {
+    let day_dir = path.parent().expect("segment paths have a date directory");
+    let new_day = !day_dir.try_exists().map_err(StoreError::io(day_dir))?;
+    std::fs::create_dir_all(day_dir).map_err(StoreError::io(day_dir))?;
+    if new_day {
+        sync_dir(&dir.join(SEGMENTS_DIR))?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(StoreError::io(path))?;
+    file.write_all_at(&segment::segment_header(), 0).map_err(StoreError::io(path))?;
+    file.sync_all().map_err(StoreError::io(path))?;
+    sync_dir(day_dir)?;
+    Ok(file)
+}
+
+fn take_lock(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join("LOCK");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(StoreError::io(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Io { path, source: e }),
+    }
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(StoreError::io(dir))
+}
+
+pub(crate) fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
