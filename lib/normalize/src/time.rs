@@ -3,7 +3,7 @@
 //! Year-less stamps take the year of the observed (arrival) time in the agent's zone, and the previous
 //! year when that would put the record more than one day after arrival.
 
-use jiff::civil::{Date, DateTime};
+use jiff::civil::DateTime;
 use jiff::tz::{Offset, TimeZone};
 use jiff::{SignedDuration, Timestamp};
 
@@ -122,8 +122,8 @@ pub(crate) fn bsd(
 ) -> Option<Timestamp> {
     let year = obs.to_zoned(tz.clone()).year();
     let at = |y: i16| -> Option<Timestamp> {
-        let d = Date::new(y, mon, day).ok()?;
-        civil(d.at(t.0, t.1, t.2, t.3), tz)
+        let dt = DateTime::new(y, mon, day, t.0, t.1, t.2, t.3).ok()?;
+        civil(dt, tz)
     };
     let ts = at(year);
     match ts {
@@ -146,8 +146,7 @@ pub(crate) fn iso(s: &str, tz: &TimeZone) -> Option<Timestamp> {
     let mo = two(&b[5..7])?;
     let d = two(&b[8..10])?;
     let (h, m, sec, ns) = hms(&b[11..])?;
-    let date = Date::new(y, mo, d).ok()?;
-    civil(date.at(h, m, sec, ns), tz)
+    civil(DateTime::new(y, mo, d, h, m, sec, ns).ok()?, tz)
 }
 
 /// "1157689312.049" seconds since the epoch.
@@ -175,8 +174,7 @@ pub(crate) fn clf(s: &str) -> Option<Timestamp> {
     let y: i16 = s.get(7..11)?.parse().ok()?;
     let (h, m, sec, _) = hms(&b[12..20])?;
     let off = parse_offset(s.get(20..)?.trim())?;
-    let date = Date::new(y, mo, d).ok()?;
-    civil(date.at(h, m, sec, 0), &TimeZone::fixed(off))
+    civil(DateTime::new(y, mo, d, h, m, sec, 0).ok()?, &TimeZone::fixed(off))
 }
 
 pub(crate) fn fmt(ts: Timestamp) -> String {

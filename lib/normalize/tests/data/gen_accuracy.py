@@ -68,7 +68,7 @@ for line in lines("crowdsec-sshd.log") + lines("lnav-logfile_syslog-3.log"):
         if d[1]: e["user.name"] = d[1]
     add("sshd", line, e)
 
-for line in lines("lnav-logfile_syslog-3.log"):
+for line in lines("lnav-logfile_syslog-0.log"):
     m, ts = syslog_head(line)
     if m and m["prog"] == "sudo":
         continue
