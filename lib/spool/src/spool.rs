@@ -99,7 +99,7 @@ impl Spool {
         let core = self.core();
         let deadline = Instant::now().checked_add(timeout);
         let mut st = core.lock();
-        while st.durable_next_seq <= seq && !st.closed {
+        while st.durable_next_seq <= seq && !st.drained {
             let wait = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => left,
@@ -156,11 +156,12 @@ impl Spool {
         let core = self.core();
         core.lock().closed = true;
         core.space_cv.notify_all();
-        core.durable_cv.notify_all();
         core.sync_cv.notify_all();
         if let Err(error) = core.sync() {
             error!(?error, "Spool fsync at close failed.");
         }
+        core.lock().drained = true;
+        core.durable_cv.notify_all();
     }
 }
 

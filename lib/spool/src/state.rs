@@ -96,7 +96,10 @@ pub(crate) struct State {
     pub(crate) ledger: Positions,
     /// Damage found while running (reads), for the agent to report.
     pub(crate) lost: Vec<LostRange>,
+    /// Appends are refused.
     pub(crate) closed: bool,
+    /// `close` finished its final fsync: durable waiters return.
+    pub(crate) drained: bool,
     /// The last handle is gone: the fsync thread exits.
     pub(crate) stop: bool,
     pub(crate) blocked_appends: u64,
