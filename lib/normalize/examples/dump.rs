@@ -16,7 +16,12 @@ fn main() -> std::io::Result<()> {
             let line = line?;
             let ev = n.normalize(&line, &ctx);
             let fields = serde_json::Value::Object(ev.fields);
-            println!("{}\t{}\t{}", ev.dataset, fields, String::from_utf8_lossy(&line));
+            println!(
+                "{}\t{}\t{}",
+                ev.dataset,
+                fields,
+                String::from_utf8_lossy(&line)
+            );
         }
     }
     Ok(())

@@ -48,7 +48,10 @@ pub enum AccuracyError {
     Io(#[from] std::io::Error),
     /// A row is not valid JSON of the expected shape.
     #[error("bad row {row}: {source}")]
-    Row { row: usize, source: serde_json::Error },
+    Row {
+        row: usize,
+        source: serde_json::Error,
+    },
     /// A row's `observed` is not an RFC 3339 time.
     #[error("bad observed time in row {0}")]
     Observed(usize),
@@ -71,8 +74,15 @@ pub fn run(table: &Path) -> Result<Report, AccuracyError> {
     let text = std::fs::read_to_string(table)?;
     let mut n = Normalizer::new();
     let mut rep = Report::default();
-    for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let row: Row = serde_json::from_str(l).map_err(|e| AccuracyError::Row { row: i + 1, source: e })?;
+    for (i, l) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let row: Row = serde_json::from_str(l).map_err(|e| AccuracyError::Row {
+            row: i + 1,
+            source: e,
+        })?;
         let obs: jiff::Timestamp = row
             .observed
             .as_deref()
@@ -101,7 +111,10 @@ impl Report {
         if ev.dataset == r.dataset {
             c.recognized += 1;
         } else {
-            self.mismatches.push(format!("row {row}: dataset {:?}, got {:?}", r.dataset, ev.dataset));
+            self.mismatches.push(format!(
+                "row {row}: dataset {:?}, got {:?}",
+                r.dataset, ev.dataset
+            ));
         }
         for (k, want) in &r.expect {
             c.fields += 1;
@@ -109,14 +122,16 @@ impl Report {
             if got == Some(want) {
                 c.correct += 1;
             } else {
-                self.mismatches.push(format!("row {row}: {k} expected {want}, got {got:?}"));
+                self.mismatches
+                    .push(format!("row {row}: {k} expected {want}, got {got:?}"));
             }
         }
     }
 
     /// Markdown table: dataset, lines, recall, fields, precision.
     pub fn render_table(&self) -> String {
-        let mut s = String::from("| dataset | lines | recall | fields checked | field precision |\n");
+        let mut s =
+            String::from("| dataset | lines | recall | fields checked | field precision |\n");
         s.push_str("|---|---:|---:|---:|---:|\n");
         for (name, c) in &self.rows {
             s.push_str(&format!(
@@ -132,7 +147,9 @@ impl Report {
 
     /// True when every dataset reaches both bounds (fractions, e.g. 0.99).
     pub fn meets(&self, min_recall: f64, min_precision: f64) -> bool {
-        self.rows.values().all(|c| c.recall() >= min_recall && c.precision() >= min_precision)
+        self.rows
+            .values()
+            .all(|c| c.recall() >= min_recall && c.precision() >= min_precision)
     }
 }
 
@@ -141,11 +158,19 @@ impl Report {
 impl Counts {
     /// Recognized / lines (1.0 for no lines).
     pub fn recall(&self) -> f64 {
-        if self.lines == 0 { 1.0 } else { self.recognized as f64 / self.lines as f64 }
+        if self.lines == 0 {
+            1.0
+        } else {
+            self.recognized as f64 / self.lines as f64
+        }
     }
 
     /// Correct / fields (1.0 for no fields).
     pub fn precision(&self) -> f64 {
-        if self.fields == 0 { 1.0 } else { self.correct as f64 / self.fields as f64 }
+        if self.fields == 0 {
+            1.0
+        } else {
+            self.correct as f64 / self.fields as f64
+        }
     }
 }

@@ -27,18 +27,30 @@ pub(crate) fn run(
         f = Fields::new();
     }
     if !f.has("@timestamp") {
-        let ts = frame.as_ref().and_then(|fr| fr.ts).filter(|_| dataset != UNPARSED);
+        let ts = frame
+            .as_ref()
+            .and_then(|fr| fr.ts)
+            .filter(|_| dataset != UNPARSED);
         f.s("@timestamp", &time::fmt(ts.unwrap_or(obs)));
     }
     if !f.has("host.name") {
-        let h = frame.as_ref().map(|fr| fr.host).filter(|h| !h.is_empty() && dataset != UNPARSED);
+        let h = frame
+            .as_ref()
+            .map(|fr| fr.host)
+            .filter(|h| !h.is_empty() && dataset != UNPARSED);
         f.s("host.name", h.unwrap_or(ctx.host));
     }
-    if let Some(fr) = frame.as_ref().filter(|_| dataset != UNPARSED && !f.has("process.pid")) {
+    if let Some(fr) = frame
+        .as_ref()
+        .filter(|_| dataset != UNPARSED && !f.has("process.pid"))
+    {
         f.n("process.pid", fr.pid);
     }
     f.s("event.dataset", dataset);
-    Event { dataset, fields: f.0 }
+    Event {
+        dataset,
+        fields: f.0,
+    }
 }
 
 fn want(force: Option<&str>, name: &str) -> bool {
@@ -58,7 +70,10 @@ fn whole(st: &mut State, tz: &TimeZone, line: &str, force: Option<&str>) -> Hit 
         _ => {}
     }
     if auditd::looks(line) {
-        return want(force, "auditd").then(|| auditd::parse(line, st)).flatten().map(|f| ("auditd", f));
+        return want(force, "auditd")
+            .then(|| auditd::parse(line, st))
+            .flatten()
+            .map(|f| ("auditd", f));
     }
     if firewall::is_fortigate(line) && want(force, "fortigate") {
         return firewall::parse_fortigate(line, tz).map(|f| ("fortigate", f));
@@ -73,13 +88,23 @@ fn whole(st: &mut State, tz: &TimeZone, line: &str, force: Option<&str>) -> Hit 
             ("netfilter", &|| firewall::parse_proxmox(line)),
             ("web.access", &|| web::parse_access(line)),
         ];
-        return tries.iter().filter(|(n, _)| want(force, n)).find_map(|(n, p)| Some((*n, p()?)));
+        return tries
+            .iter()
+            .filter(|(n, _)| want(force, n))
+            .find_map(|(n, p)| Some((*n, p()?)));
     }
-    want(force, "web.access").then(|| web::parse_access(line)).flatten().map(|f| ("web.access", f))
+    want(force, "web.access")
+        .then(|| web::parse_access(line))
+        .flatten()
+        .map(|f| ("web.access", f))
 }
 
 fn win(r: &windows::WinRecord, force: Option<&str>) -> Hit {
-    let name = if windows::sysmon(r) { "windows.sysmon" } else { "windows.security" };
+    let name = if windows::sysmon(r) {
+        "windows.sysmon"
+    } else {
+        "windows.security"
+    };
     want(force, name).then(|| (name, windows::fields(r)))
 }
 
@@ -93,13 +118,19 @@ fn framed(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: Option<&str>) ->
 }
 
 fn name_of(n: &str) -> &'static str {
-    crate::DATASETS.iter().find(|d| **d == n).copied().unwrap_or(UNPARSED)
+    crate::DATASETS
+        .iter()
+        .find(|d| **d == n)
+        .copied()
+        .unwrap_or(UNPARSED)
 }
 
 /// Auto choice for a framed message.
 fn pick(st: &mut State, tz: &TimeZone, fr: &Frame<'_>) -> Hit {
     let (p, msg) = (fr.program, fr.msg);
-    if msg.starts_with("pam_") && let Some(f) = sshd::parse_pam(msg) {
+    if msg.starts_with("pam_")
+        && let Some(f) = sshd::parse_pam(msg)
+    {
         return Some(("pam", f));
     }
     match p {
@@ -139,7 +170,9 @@ fn forced(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: &str) -> Option<
         "openvpn" => Some(openvpn::parse_msg(msg)).filter(|f| f.has("event.category")),
         "cisco.asa" => asa::parse(asa::find(msg)?),
         "fortigate" => firewall::parse_fortigate(msg, tz).filter(|_| msg.contains("logid=")),
-        "netfilter" => firewall::is_netfilter(msg).then(|| firewall::parse_netfilter(msg)).flatten(),
+        "netfilter" => firewall::is_netfilter(msg)
+            .then(|| firewall::parse_netfilter(msg))
+            .flatten(),
         _ => None,
     }
 }

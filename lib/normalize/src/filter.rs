@@ -51,11 +51,19 @@ impl FieldFilter {
         }
         let is_ip = field == "ip" || field.ends_with(".ip");
         let value = if is_ip && value.contains('/') {
-            Expected::Net(value.parse().map_err(|_| FilterError::Cidr(value.to_owned()))?)
+            Expected::Net(
+                value
+                    .parse()
+                    .map_err(|_| FilterError::Cidr(value.to_owned()))?,
+            )
         } else {
             Expected::Text(value.to_owned())
         };
-        Ok(FieldFilter { field: field.to_owned(), negate, value })
+        Ok(FieldFilter {
+            field: field.to_owned(),
+            negate,
+            value,
+        })
     }
 
     /// True when the fields satisfy the predicate (a missing field never equals; `!=` then holds).
@@ -96,20 +104,47 @@ mod tests {
 
     #[test]
     fn equality_negation_cidr_numbers_arrays() {
-        let f = m(json!({"user.name": "alice", "source.ip": "10.1.2.3", "source.port": 22,
-            "event.category": ["authentication"]}));
+        let f = m(
+            json!({"user.name": "alice", "source.ip": "10.1.2.3", "source.port": 22,
+            "event.category": ["authentication"]}),
+        );
         assert!(FieldFilter::parse("user.name=alice").unwrap().matches(&f));
         assert!(!FieldFilter::parse("user.name!=alice").unwrap().matches(&f));
         assert!(FieldFilter::parse("user.name!=bob").unwrap().matches(&f));
-        assert!(FieldFilter::parse("source.ip=10.0.0.0/8").unwrap().matches(&f));
-        assert!(!FieldFilter::parse("source.ip=192.168.0.0/16").unwrap().matches(&f));
-        assert!(FieldFilter::parse("source.ip!=192.168.0.0/16").unwrap().matches(&f));
+        assert!(
+            FieldFilter::parse("source.ip=10.0.0.0/8")
+                .unwrap()
+                .matches(&f)
+        );
+        assert!(
+            !FieldFilter::parse("source.ip=192.168.0.0/16")
+                .unwrap()
+                .matches(&f)
+        );
+        assert!(
+            FieldFilter::parse("source.ip!=192.168.0.0/16")
+                .unwrap()
+                .matches(&f)
+        );
         assert!(FieldFilter::parse("source.port=22").unwrap().matches(&f));
-        assert!(FieldFilter::parse("event.category=authentication").unwrap().matches(&f));
+        assert!(
+            FieldFilter::parse("event.category=authentication")
+                .unwrap()
+                .matches(&f)
+        );
         assert!(!FieldFilter::parse("missing=x").unwrap().matches(&f));
         assert!(FieldFilter::parse("url.original=a=b").is_ok());
-        assert!(matches!(FieldFilter::parse("nope"), Err(FilterError::Syntax(_))));
-        assert!(matches!(FieldFilter::parse("source.ip=1.2.3/99"), Err(FilterError::Cidr(_))));
-        assert!(matches!(FieldFilter::parse("=x"), Err(FilterError::EmptyField(_))));
+        assert!(matches!(
+            FieldFilter::parse("nope"),
+            Err(FilterError::Syntax(_))
+        ));
+        assert!(matches!(
+            FieldFilter::parse("source.ip=1.2.3/99"),
+            Err(FilterError::Cidr(_))
+        ));
+        assert!(matches!(
+            FieldFilter::parse("=x"),
+            Err(FilterError::EmptyField(_))
+        ));
     }
 }

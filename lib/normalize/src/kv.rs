@@ -9,7 +9,10 @@ pub(crate) struct Kv<'a> {
 }
 
 pub(crate) fn kv(s: &str) -> Kv<'_> {
-    Kv { s, last_quoted: false }
+    Kv {
+        s,
+        last_quoted: false,
+    }
 }
 
 impl<'a> Iterator for Kv<'a> {

@@ -143,7 +143,10 @@ pub fn fuzz_dispatch(data: &[u8]) {
     let mut n = Normalizer::new();
     for line in data.split(|b| *b == b'\n') {
         let ev = n.normalize(line, &ctx);
-        debug_assert!(ev.get("@timestamp").is_some(), "every event has a timestamp");
+        debug_assert!(
+            ev.get("@timestamp").is_some(),
+            "every event has a timestamp"
+        );
     }
     for d in DATASETS {
         let _ev = n.normalize_as(d, data, &ctx);

@@ -91,17 +91,41 @@ fn skip_facility(s: &str) -> &str {
 fn header(ts: Option<Timestamp>, rest: &str) -> Frame<'_> {
     let (first, after) = split_tok(rest);
     if let Some((program, pid)) = tag(first) {
-        return Frame { ts, host: "", program, pid, msg: after };
+        return Frame {
+            ts,
+            host: "",
+            program,
+            pid,
+            msg: after,
+        };
     }
     let (second, after2) = split_tok(after);
     if let Some((program, pid)) = tag(second) {
-        return Frame { ts, host: first, program, pid, msg: after2 };
+        return Frame {
+            ts,
+            host: first,
+            program,
+            pid,
+            msg: after2,
+        };
     }
     // Some relays repeat the host ("host host prog[pid]: msg").
     let (third, after3) = split_tok(after2);
     match tag(third) {
-        Some((program, pid)) if second == first => Frame { ts, host: first, program, pid, msg: after3 },
-        _ => Frame { ts, host: first, program: "", pid: "", msg: after },
+        Some((program, pid)) if second == first => Frame {
+            ts,
+            host: first,
+            program,
+            pid,
+            msg: after3,
+        },
+        _ => Frame {
+            ts,
+            host: first,
+            program: "",
+            pid: "",
+            msg: after,
+        },
     }
 }
 
@@ -116,7 +140,9 @@ fn split_tok(s: &str) -> (&str, &str) {
 /// `name:`, `name[pid]:` or `[name]:` → (name, pid).
 fn tag(tok: &str) -> Option<(&str, &str)> {
     if let Some(inner) = tok.strip_prefix('[').and_then(|x| x.strip_suffix(']'))
-        && inner.bytes().all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'_')
+        && inner
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'_')
         && !inner.is_empty()
     {
         return Some((inner, ""));
@@ -179,7 +205,9 @@ fn skip_sd(s: &str) -> &str {
         }
         i += 1;
     }
-    s.get(i.min(s.len())..).unwrap_or("").trim_start_matches(' ')
+    s.get(i.min(s.len())..)
+        .unwrap_or("")
+        .trim_start_matches(' ')
 }
 
 #[cfg(test)]
@@ -193,15 +221,32 @@ mod tests {
     #[test]
     fn bsd_iso_and_5424() {
         let f = p("Feb 12 14:10:21 sd-126005 sshd[16378]: Invalid user pascal");
-        assert_eq!((f.host, f.program, f.pid, f.msg), ("sd-126005", "sshd", "16378", "Invalid user pascal"));
+        assert_eq!(
+            (f.host, f.program, f.pid, f.msg),
+            ("sd-126005", "sshd", "16378", "Invalid user pascal")
+        );
         let f = p("Mar  3 00:17:22 [sshd]: User root from 211.188.220.49");
         assert_eq!((f.host, f.program), ("", "sshd"));
         let f = p("Apr  2 17:51:27 <4.3> pancake sshd[55624]: error: PAM");
-        assert_eq!((f.host, f.program, f.msg), ("pancake", "sshd", "error: PAM"));
-        let f = p("<35>1 2022-01-19T15:14:32+00:00 OPN audit 24409 - [meta sequenceId=\"4\"] /index.php: x");
-        assert_eq!((f.host, f.program, f.msg), ("OPN", "audit", "/index.php: x"));
+        assert_eq!(
+            (f.host, f.program, f.msg),
+            ("pancake", "sshd", "error: PAM")
+        );
+        let f = p(
+            "<35>1 2022-01-19T15:14:32+00:00 OPN audit 24409 - [meta sequenceId=\"4\"] /index.php: x",
+        );
+        assert_eq!(
+            (f.host, f.program, f.msg),
+            ("OPN", "audit", "/index.php: x")
+        );
         let f = p("Jun 13 23:29:15 UDMP [WAN_LOCAL-D-1] DESCR=\"x\" IN=eth8");
-        assert_eq!((f.host, f.program, f.msg), ("UDMP", "", "[WAN_LOCAL-D-1] DESCR=\"x\" IN=eth8"));
-        assert_eq!(time::fmt(f.ts.unwrap()), "2025-06-13T23:29:15Z".replace("2025", "2024"));
+        assert_eq!(
+            (f.host, f.program, f.msg),
+            ("UDMP", "", "[WAN_LOCAL-D-1] DESCR=\"x\" IN=eth8")
+        );
+        assert_eq!(
+            time::fmt(f.ts.unwrap()),
+            "2025-06-13T23:29:15Z".replace("2025", "2024")
+        );
     }
 }

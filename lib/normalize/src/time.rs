@@ -70,7 +70,8 @@ pub(crate) fn observed(nanos: i64) -> Timestamp {
 
 pub(crate) fn month(s: &[u8]) -> Option<i8> {
     const M: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
     ];
     let s = s.get(..3)?;
     M.iter()
@@ -109,7 +110,10 @@ fn two(s: &[u8]) -> Option<i8> {
 
 /// A civil time in `tz` → instant.
 pub(crate) fn civil(dt: DateTime, tz: &TimeZone) -> Option<Timestamp> {
-    tz.to_ambiguous_zoned(dt).compatible().ok().map(|z| z.timestamp())
+    tz.to_ambiguous_zoned(dt)
+        .compatible()
+        .ok()
+        .map(|z| z.timestamp())
 }
 
 /// BSD syslog stamp without a year, in the agent zone.
@@ -174,7 +178,10 @@ pub(crate) fn clf(s: &str) -> Option<Timestamp> {
     let y: i16 = s.get(7..11)?.parse().ok()?;
     let (h, m, sec, _) = hms(&b[12..20])?;
     let off = parse_offset(s.get(20..)?.trim())?;
-    civil(DateTime::new(y, mo, d, h, m, sec, 0).ok()?, &TimeZone::fixed(off))
+    civil(
+        DateTime::new(y, mo, d, h, m, sec, 0).ok()?,
+        &TimeZone::fixed(off),
+    )
 }
 
 pub(crate) fn fmt(ts: Timestamp) -> String {
@@ -204,7 +211,13 @@ mod tests {
         assert_eq!(fmt(ts), "2016-07-08T18:12:51.681641Z");
         let ts = iso("2024-12-15 14:10:00", &tokyo).unwrap();
         assert_eq!(fmt(ts), "2024-12-15T05:10:00Z");
-        assert_eq!(fmt(epoch("1157689312.049").unwrap()), "2006-09-08T04:21:52.049Z");
-        assert_eq!(fmt(clf("17/May/2015:10:05:03 +0200").unwrap()), "2015-05-17T08:05:03Z");
+        assert_eq!(
+            fmt(epoch("1157689312.049").unwrap()),
+            "2006-09-08T04:21:52.049Z"
+        );
+        assert_eq!(
+            fmt(clf("17/May/2015:10:05:03 +0200").unwrap()),
+            "2015-05-17T08:05:03Z"
+        );
     }
 }

@@ -17,5 +17,9 @@ fn accuracy_table_meets_bounds() {
         }
         assert!(report.rows.contains_key(*d), "no accuracy rows for {d}");
     }
-    assert!(report.meets(0.99, 0.99), "accuracy below bounds:\n{}", report.render_table());
+    assert!(
+        report.meets(0.99, 0.99),
+        "accuracy below bounds:\n{}",
+        report.render_table()
+    );
 }

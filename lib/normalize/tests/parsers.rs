@@ -12,12 +12,18 @@ const CTX: Context<'static> = Context {
 };
 
 fn data(name: &str) -> String {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     std::fs::read_to_string(p).expect("fixture present")
 }
 
 fn line_of(file: &str, needle: &str) -> String {
-    data(file).lines().find(|l| l.contains(needle)).expect("fixture line").to_owned()
+    data(file)
+        .lines()
+        .find(|l| l.contains(needle))
+        .expect("fixture line")
+        .to_owned()
 }
 
 fn norm(line: &str) -> Event {
@@ -31,7 +37,10 @@ fn s<'a>(e: &'a Event, k: &str) -> &'a str {
 #[test]
 fn sshd_failed_accepted_and_pam() {
     let e = norm(&line_of("crowdsec-sshd.log", "Invalid user pascal"));
-    assert_eq!((e.dataset, s(&e, "user.name"), s(&e, "source.ip")), ("sshd", "pascal", "35.188.49.176"));
+    assert_eq!(
+        (e.dataset, s(&e, "user.name"), s(&e, "source.ip")),
+        ("sshd", "pascal", "35.188.49.176")
+    );
     assert_eq!(s(&e, "event.outcome"), "failure");
     assert_eq!(s(&e, "@timestamp"), "2024-02-12T14:10:21Z");
     let e = norm(&line_of("crowdsec-sshd.log", "pam_unix(sshd:auth)"));
@@ -41,7 +50,10 @@ fn sshd_failed_accepted_and_pam() {
 #[test]
 fn sshd_timezone_from_agent() {
     let line = line_of("crowdsec-sshd.log", "Invalid user pascal");
-    let ctx = Context { agent_tz: "Asia/Tokyo", ..CTX };
+    let ctx = Context {
+        agent_tz: "Asia/Tokyo",
+        ..CTX
+    };
     let e = Normalizer::new().normalize(line.as_bytes(), &ctx);
     assert_eq!(s(&e, "@timestamp"), "2024-02-12T05:10:21Z");
 }
@@ -51,13 +63,19 @@ fn sudo_real_line() {
     let e = norm(&line_of("lnav-logfile_syslog-0.log", "sudo:"));
     assert_eq!(e.dataset, "sudo");
     assert_eq!(s(&e, "user.name"), "timstack");
-    assert_eq!(s(&e, "process.command_line"), "/usr/bin/tail /var/log/messages");
+    assert_eq!(
+        s(&e, "process.command_line"),
+        "/usr/bin/tail /var/log/messages"
+    );
 }
 
 #[test]
 fn su_documented_formats() {
     let e = norm("Mar  1 10:00:00 h su: FAILED su for root by alice");
-    assert_eq!((e.dataset, s(&e, "user.name"), s(&e, "event.outcome")), ("su", "alice", "failure"));
+    assert_eq!(
+        (e.dataset, s(&e, "user.name"), s(&e, "event.outcome")),
+        ("su", "alice", "failure")
+    );
 }
 
 #[test]
@@ -72,7 +90,11 @@ fn postfix_joins_from_and_to_by_queue_id() {
     }
     let e = last.expect("a to= line");
     assert_eq!(e.dataset, "postfix");
-    assert!(!s(&e, "email.from.address").is_empty(), "from joined: {:?}", e.fields);
+    assert!(
+        !s(&e, "email.from.address").is_empty(),
+        "from joined: {:?}",
+        e.fields
+    );
 }
 
 #[test]
@@ -82,34 +104,64 @@ fn auditd_execve_hex_args_decoded() {
         .lines()
         .map(|l| n.normalize(l.as_bytes(), &CTX))
         .collect();
-    let audit_lines = data("go-libaudit-audit-rhel7.log").lines().filter(|l| l.contains("msg=audit(")).count();
-    assert_eq!(evs.iter().filter(|e| e.dataset == "auditd").count(), audit_lines);
+    let audit_lines = data("go-libaudit-audit-rhel7.log")
+        .lines()
+        .filter(|l| l.contains("msg=audit("))
+        .count();
+    assert_eq!(
+        evs.iter().filter(|e| e.dataset == "auditd").count(),
+        audit_lines
+    );
     assert!(evs.iter().any(|e| s(e, "user.name") == "andrew_kroh"));
 }
 
 #[test]
 fn firewall_parsers() {
     let e = norm(&line_of("crowdsec-iptables-logs.log", "IN=enp1s0"));
-    assert_eq!((e.dataset, s(&e, "source.ip")), ("netfilter", "195.54.160.107"));
-    assert_eq!(e.get("destination.port").and_then(|v| v.as_u64()), Some(8123));
+    assert_eq!(
+        (e.dataset, s(&e, "source.ip")),
+        ("netfilter", "195.54.160.107")
+    );
+    assert_eq!(
+        e.get("destination.port").and_then(|v| v.as_u64()),
+        Some(8123)
+    );
     let e = norm(&line_of("crowdsec-unifi-logs.log", "WAN_LOCAL-D-"));
     assert_eq!(s(&e, "event.action"), "deny");
     let e = norm(&line_of("crowdsec-fortigate-sslvpn-event.log", "gxdadmin"));
-    assert_eq!((e.dataset, s(&e, "user.name"), s(&e, "event.outcome")), ("fortigate", "gxdadmin", "failure"));
+    assert_eq!(
+        (e.dataset, s(&e, "user.name"), s(&e, "event.outcome")),
+        ("fortigate", "gxdadmin", "failure")
+    );
     let e = norm(&line_of("wazuh-ruletest-cisco-asa.log", "%ASA-6-605004"));
-    assert_eq!((e.dataset, s(&e, "user.name"), s(&e, "event.outcome")), ("cisco.asa", "root", "failure"));
+    assert_eq!(
+        (e.dataset, s(&e, "user.name"), s(&e, "event.outcome")),
+        ("cisco.asa", "root", "failure")
+    );
 }
 
 #[test]
 fn proxy_web_vpn_windows() {
     let e = norm(&line_of("fail2ban-squid.log", "TCP_DENIED/403"));
     assert_eq!((e.dataset, s(&e, "source.ip")), ("squid", "91.188.124.227"));
-    let e = norm(&line_of("elastic-examples-apache_logs-first150.log", "83.149.9.216"));
+    let e = norm(&line_of(
+        "elastic-examples-apache_logs-first150.log",
+        "83.149.9.216",
+    ));
     assert_eq!(e.dataset, "web.access");
-    let e = norm(&line_of("crowdsec-openvpn__openvpn.log", "client3 Authentication succeeded"));
-    assert_eq!((e.dataset, s(&e, "user.name"), s(&e, "event.outcome")), ("openvpn", "client3", "success"));
+    let e = norm(&line_of(
+        "crowdsec-openvpn__openvpn.log",
+        "client3 Authentication succeeded",
+    ));
+    assert_eq!(
+        (e.dataset, s(&e, "user.name"), s(&e, "event.outcome")),
+        ("openvpn", "client3", "success")
+    );
     let e = norm(&line_of("evtxrs-selected.xml", ">4625<"));
-    assert_eq!((e.dataset, s(&e, "event.outcome")), ("windows.security", "failure"));
+    assert_eq!(
+        (e.dataset, s(&e, "event.outcome")),
+        ("windows.security", "failure")
+    );
     let e = norm(&line_of("otrf-selected.json", "\"EventID\":1,"));
     assert_eq!(e.dataset, "windows.sysmon");
     assert!(!s(&e, "process.command_line").is_empty());
@@ -124,10 +176,23 @@ fn parsers_do_not_claim_foreign_lines() {
     let sshd = line_of("crowdsec-sshd.log", "Invalid user pascal");
     let postfix = line_of("crowdsec-postfix.log", "postfix/smtpd");
     let mut n = Normalizer::new();
-    for (ds, line) in [("postfix", &sshd), ("sshd", &postfix), ("squid", &sshd), ("auditd", &postfix),
-        ("web.access", &sshd), ("netfilter", &sshd), ("windows.security", &sshd), ("cisco.asa", &postfix),
-        ("fortigate", &sshd), ("openvpn", &postfix), ("sudo", &sshd), ("su", &sshd)] {
-        let e = n.normalize_as(ds, line.as_bytes(), &CTX).expect("known dataset");
+    for (ds, line) in [
+        ("postfix", &sshd),
+        ("sshd", &postfix),
+        ("squid", &sshd),
+        ("auditd", &postfix),
+        ("web.access", &sshd),
+        ("netfilter", &sshd),
+        ("windows.security", &sshd),
+        ("cisco.asa", &postfix),
+        ("fortigate", &sshd),
+        ("openvpn", &postfix),
+        ("sudo", &sshd),
+        ("su", &sshd),
+    ] {
+        let e = n
+            .normalize_as(ds, line.as_bytes(), &CTX)
+            .expect("known dataset");
         assert_eq!(e.dataset, "unparsed", "{ds} claimed {line}");
     }
     assert!(n.normalize_as("nope", b"x", &CTX).is_err());
@@ -137,7 +202,9 @@ fn parsers_do_not_claim_foreign_lines() {
 fn every_dataset_is_forceable_on_own_line() {
     assert!(datasets().contains(&"sshd") && datasets().len() >= 14);
     let line = line_of("crowdsec-sshd.log", "Invalid user pascal");
-    let e = Normalizer::new().normalize_as("sshd", line.as_bytes(), &CTX).unwrap();
+    let e = Normalizer::new()
+        .normalize_as("sshd", line.as_bytes(), &CTX)
+        .unwrap();
     assert_eq!(e.dataset, "sshd");
 }
 
@@ -152,10 +219,20 @@ fn dispatcher_never_panics_on_mutations() {
         seed ^= seed << 17;
         seed
     };
-    let files = ["crowdsec-sshd.log", "crowdsec-postfix.log", "go-libaudit-audit-rhel7.log",
-        "wazuh-ruletest-cisco-asa.log", "crowdsec-fortigate-sslvpn-event.log", "fail2ban-squid.log",
-        "crowdsec-iptables-logs.log", "crowdsec-openvpn__openvpn.log", "evtxrs-selected.xml",
-        "otrf-selected.json", "crowdsec-nginx_http-logs.log", "crowdsec-proxmox-iptables.log"];
+    let files = [
+        "crowdsec-sshd.log",
+        "crowdsec-postfix.log",
+        "go-libaudit-audit-rhel7.log",
+        "wazuh-ruletest-cisco-asa.log",
+        "crowdsec-fortigate-sslvpn-event.log",
+        "fail2ban-squid.log",
+        "crowdsec-iptables-logs.log",
+        "crowdsec-openvpn__openvpn.log",
+        "evtxrs-selected.xml",
+        "otrf-selected.json",
+        "crowdsec-nginx_http-logs.log",
+        "crowdsec-proxmox-iptables.log",
+    ];
     let mut n = Normalizer::new();
     for f in files {
         for line in data(f).lines().take(40) {

@@ -14,7 +14,9 @@ pub(crate) fn find(msg: &str) -> Option<&str> {
 pub(crate) fn parse(msg: &str) -> Option<Fields> {
     let rest = msg.strip_prefix("%ASA-")?;
     let (sev, rest) = rest.split_once('-')?;
-    let id_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let id_end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     let id = &rest[..id_end];
     if sev.len() != 1 || id.len() != 6 {
         return None;
@@ -98,8 +100,11 @@ fn classify(id: &str, text: &str, f: &mut Fields) {
     let deny = lower.starts_with("deny") || lower.contains(" denied") || lower.contains("drop");
     if deny && !f.has("event.category") {
         f.event("network", "denied", "").s("event.action", "deny");
-    } else if (lower.starts_with("built") || lower.contains("permitted")) && !f.has("event.category") {
-        f.event("network", "connection", "").s("event.action", "allow");
+    } else if (lower.starts_with("built") || lower.contains("permitted"))
+        && !f.has("event.category")
+    {
+        f.event("network", "connection", "")
+            .s("event.action", "allow");
     } else if lower.starts_with("teardown") && !f.has("event.category") {
         f.event("network", "end", "");
     }

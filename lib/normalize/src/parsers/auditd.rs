@@ -31,7 +31,8 @@ pub(crate) fn parse(line: &str, st: &mut State) -> Option<Fields> {
     let serial: u64 = serial.parse().ok()?;
     let mut f = Fields::new();
     f.s("@timestamp", &time::fmt(ts)).s("host.name", node);
-    f.s("auditd.log.record_type", typ).n("auditd.log.sequence", &serial.to_string());
+    f.s("auditd.log.record_type", typ)
+        .n("auditd.log.sequence", &serial.to_string());
     f.s("event.action", &typ.to_ascii_lowercase());
     let mut g = st.audit.get(&serial).cloned().unwrap_or_default();
     record(body, typ, &mut f, &mut g);
@@ -59,17 +60,30 @@ fn record(body: &str, typ: &str, f: &mut Fields, g: &mut AuditGroup) {
             "acct" => {
                 f.s("user.name", &if hex { unhex(v) } else { v.to_owned() });
             }
-            "addr" => { f.ip("source.ip", v); }
+            "addr" => {
+                f.ip("source.ip", v);
+            }
             "hostname" if v != "?" && !f.has("source.domain") => {
-                if v.parse::<std::net::IpAddr>().is_err() { f.s("source.domain", v); }
+                if v.parse::<std::net::IpAddr>().is_err() {
+                    f.s("source.domain", v);
+                }
             }
             "res" | "success" => g.outcome = outcome(v),
             "proctitle" if g.cmdline.is_empty() => {
-                g.cmdline = if hex { unhex(v).replace('\0', " ") } else { v.to_owned() };
+                g.cmdline = if hex {
+                    unhex(v).replace('\0', " ")
+                } else {
+                    v.to_owned()
+                };
             }
-            "key" if v != "(null)" => { f.s("tags", v); }
+            "key" if v != "(null)" => {
+                f.s("tags", v);
+            }
             _ => {
-                if typ == "EXECVE" && let Some(n) = k.strip_prefix('a') && let Ok(i) = n.parse() {
+                if typ == "EXECVE"
+                    && let Some(n) = k.strip_prefix('a')
+                    && let Ok(i) = n.parse()
+                {
                     args.push((i, if hex { unhex(v) } else { v.to_owned() }));
                 }
             }
@@ -118,14 +132,18 @@ fn category(typ: &str, f: &mut Fields) {
         "CONFIG_CHANGE" => ("configuration", "change"),
         _ => return,
     };
-    let outcome = f.0.get("event.outcome").and_then(|v| v.as_str()).unwrap_or("").to_owned();
+    let outcome =
+        f.0.get("event.outcome")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned();
     f.event(cat, t, &outcome);
 }
 
 /// Auditd hex encoding: an even-length string of hex digits (no quotes) is hex-encoded bytes.
 fn unhex(v: &str) -> String {
     let b = v.as_bytes();
-    if b.len() < 2 || b.len() % 2 != 0 || !b.iter().all(u8::is_ascii_hexdigit) {
+    if b.len() < 2 || !b.len().is_multiple_of(2) || !b.iter().all(u8::is_ascii_hexdigit) {
         return v.to_owned();
     }
     let bytes: Vec<u8> = b

@@ -37,22 +37,45 @@ pub(crate) fn parse_netfilter(msg: &str) -> Option<Fields> {
         _ => prefix,
     };
     let mut f = Fields::new();
-    f.s("observer.vendor", "Linux").s("observer.product", "netfilter");
+    f.s("observer.vendor", "Linux")
+        .s("observer.product", "netfilter");
     f.s("netfilter.prefix", prefix);
     for (k, v) in kv(&msg[at..]) {
         match k {
-            "IN" => { f.s("observer.ingress.interface.name", v); }
-            "OUT" => { f.s("observer.egress.interface.name", v); }
-            "SRC" => { f.ip("source.ip", v); }
-            "DST" => { f.ip("destination.ip", v); }
-            "SPT" => { f.n("source.port", v); }
-            "DPT" => { f.n("destination.port", v); }
-            "PROTO" => { f.s("network.transport", &v.to_ascii_lowercase()); }
+            "IN" => {
+                f.s("observer.ingress.interface.name", v);
+            }
+            "OUT" => {
+                f.s("observer.egress.interface.name", v);
+            }
+            "SRC" => {
+                f.ip("source.ip", v);
+            }
+            "DST" => {
+                f.ip("destination.ip", v);
+            }
+            "SPT" => {
+                f.n("source.port", v);
+            }
+            "DPT" => {
+                f.n("destination.port", v);
+            }
+            "PROTO" => {
+                f.s("network.transport", &v.to_ascii_lowercase());
+            }
             _ => {}
         }
     }
     let action = prefix_action(prefix);
-    f.event("network", if action == "deny" { "denied" } else { "connection" }, "");
+    f.event(
+        "network",
+        if action == "deny" {
+            "denied"
+        } else {
+            "connection"
+        },
+        "",
+    );
     f.s("event.action", action);
     Some(f)
 }
@@ -102,27 +125,52 @@ pub(crate) fn parse_fortigate(msg: &str, tz: &TimeZone) -> Option<Fields> {
             "type" => typ = v,
             "subtype" => sub = v,
             "action" => action = v,
-            "srcip" | "remip" => { f.ip("source.ip", v); }
-            "dstip" => { f.ip("destination.ip", v); }
-            "srcport" => { f.n("source.port", v); }
-            "dstport" => { f.n("destination.port", v); }
-            "user" if v != "N/A" => { f.s("user.name", v); }
-            "devname" => { f.s("observer.name", v); }
-            "logid" => { f.s("event.code", v); }
-            "proto" => { f.s("network.transport", proto(v)); }
-            "reason" => { f.s("event.reason", v); }
+            "srcip" | "remip" => {
+                f.ip("source.ip", v);
+            }
+            "dstip" => {
+                f.ip("destination.ip", v);
+            }
+            "srcport" => {
+                f.n("source.port", v);
+            }
+            "dstport" => {
+                f.n("destination.port", v);
+            }
+            "user" if v != "N/A" => {
+                f.s("user.name", v);
+            }
+            "devname" => {
+                f.s("observer.name", v);
+            }
+            "logid" => {
+                f.s("event.code", v);
+            }
+            "proto" => {
+                f.s("network.transport", proto(v));
+            }
+            "reason" => {
+                f.s("event.reason", v);
+            }
             _ => {}
         }
     }
     if date.is_empty() && !msg.contains("logid=") {
         return None;
     }
-    let zone = if zone.is_empty() { tz.clone() } else { time::parse_zone(zone) };
+    let zone = if zone.is_empty() {
+        tz.clone()
+    } else {
+        time::parse_zone(zone)
+    };
     if let Some(ts) = time::iso(&format!("{date} {time_s}"), &zone) {
         f.s("@timestamp", &time::fmt(ts));
     }
-    f.s("observer.vendor", "Fortinet").s("observer.product", "FortiGate");
-    f.s("fortinet.type", typ).s("fortinet.subtype", sub).s("fortinet.action", action);
+    f.s("observer.vendor", "Fortinet")
+        .s("observer.product", "FortiGate");
+    f.s("fortinet.type", typ)
+        .s("fortinet.subtype", sub)
+        .s("fortinet.action", action);
     classify(&mut f, typ, sub, action);
     Some(f)
 }
@@ -143,8 +191,15 @@ fn classify(f: &mut Fields, typ: &str, sub: &str, action: &str) {
         f.s("event.action", if deny { "deny" } else { "allow" });
     } else if sub == "vpn" || action.contains("login") || action.starts_with("tunnel") {
         let fail = action.contains("fail");
-        let ok = action == "tunnel-up" || action.ends_with("login") || action == "ssl-login-success";
-        let outcome = if fail { "failure" } else if ok { "success" } else { "" };
+        let ok =
+            action == "tunnel-up" || action.ends_with("login") || action == "ssl-login-success";
+        let outcome = if fail {
+            "failure"
+        } else if ok {
+            "success"
+        } else {
+            ""
+        };
         f.event("authentication", "start", outcome);
         f.s("event.action", action);
     } else {

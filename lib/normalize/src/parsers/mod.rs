@@ -48,7 +48,10 @@ pub(crate) struct Bounded<K, V> {
 
 impl<K, V> Default for Bounded<K, V> {
     fn default() -> Self {
-        Self { map: HashMap::new(), order: VecDeque::new() }
+        Self {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
     }
 }
 

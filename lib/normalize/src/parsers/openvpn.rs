@@ -22,7 +22,8 @@ pub(crate) fn parse_native(line: &str, tz: &TimeZone) -> Option<Fields> {
 
 pub(crate) fn parse_msg(msg: &str) -> Fields {
     let mut f = Fields::new();
-    f.s("observer.product", "OpenVPN").s("observer.vendor", "OpenVPN");
+    f.s("observer.product", "OpenVPN")
+        .s("observer.vendor", "OpenVPN");
     let (first, rest) = msg.split_once(' ').unwrap_or((msg, ""));
     let body = if peer(first, &mut f) { rest } else { msg };
     if let Some(r) = body.strip_prefix('[')
@@ -31,14 +32,23 @@ pub(crate) fn parse_msg(msg: &str) -> Fields {
     {
         f.s("user.name", name);
     }
-    let fail = ["TLS Error", "TLS Auth Error", "AUTH_FAILED", "VERIFY ERROR", "verification failed"];
+    let fail = [
+        "TLS Error",
+        "TLS Auth Error",
+        "AUTH_FAILED",
+        "VERIFY ERROR",
+        "verification failed",
+    ];
     let ok = ["Peer Connection Initiated", "Authentication succeeded"];
     if fail.iter().any(|p| body.contains(p)) {
-        f.event("authentication", "start", "failure").s("event.action", "vpn_auth_failed");
+        f.event("authentication", "start", "failure")
+            .s("event.action", "vpn_auth_failed");
     } else if ok.iter().any(|p| body.contains(p)) {
-        f.event("authentication", "start", "success").s("event.action", "vpn_connected");
+        f.event("authentication", "start", "success")
+            .s("event.action", "vpn_connected");
     } else if body.contains("connection established") {
-        f.event("network", "connection", "").s("event.action", "connection_established");
+        f.event("network", "connection", "")
+            .s("event.action", "connection_established");
     }
     f
 }
@@ -50,11 +60,17 @@ fn peer(tok: &str, f: &mut Fields) -> bool {
         Some((a, b)) => (b, a),
         None => ("", tok),
     };
-    let Some((ip, port)) = addr.rsplit_once(':') else { return false };
-    let ip = ip.trim_start_matches("[AF_INET]").trim_start_matches("[AF_INET6]");
+    let Some((ip, port)) = addr.rsplit_once(':') else {
+        return false;
+    };
+    let ip = ip
+        .trim_start_matches("[AF_INET]")
+        .trim_start_matches("[AF_INET6]");
     if ip.parse::<std::net::IpAddr>().is_err() || port.parse::<u16>().is_err() {
         return false;
     }
-    f.s("source.ip", ip).n("source.port", port).s("user.name", name);
+    f.s("source.ip", ip)
+        .n("source.port", port)
+        .s("user.name", name);
     true
 }

@@ -23,7 +23,8 @@ pub(crate) fn parse(program: &str, msg: &str, st: &mut State) -> Fields {
         && let Some((c, rest)) = r.split_once(": ")
         && rest.contains("authentication failed")
     {
-        f.event("authentication", "info", "failure").s("event.action", "sasl_auth_failure");
+        f.event("authentication", "info", "failure")
+            .s("event.action", "sasl_auth_failure");
         client(c, &mut f);
     } else if let Some(r) = msg.strip_prefix("lost connection after ")
         && let Some((_, c)) = r.split_once(" from ")
@@ -38,7 +39,9 @@ pub(crate) fn parse(program: &str, msg: &str, st: &mut State) -> Fields {
 fn client(s: &str, f: &mut Fields) {
     let s = s.split([' ', ',', ';']).next().unwrap_or("");
     if let Some(open) = s.find('[')
-        && let Some(ip) = s[open + 1..].strip_suffix(']').or_else(|| s[open + 1..].split(']').next())
+        && let Some(ip) = s[open + 1..]
+            .strip_suffix(']')
+            .or_else(|| s[open + 1..].split(']').next())
     {
         f.ip("source.ip", ip);
         let host = &s[..open];
@@ -49,7 +52,8 @@ fn client(s: &str, f: &mut Fields) {
 }
 
 fn reject(r: &str, f: &mut Fields) {
-    f.event("email", "denied", "failure").s("event.action", "reject");
+    f.event("email", "denied", "failure")
+        .s("event.action", "reject");
     if let Some((_, c)) = r.split_once(" from ") {
         client(c, f);
     }
@@ -58,7 +62,10 @@ fn reject(r: &str, f: &mut Fields) {
 
 /// `from=<a>` / `to=<b>` anywhere in the message (empty `<>` = null sender, skipped).
 fn envelope(r: &str, f: &mut Fields) {
-    for (key, field) in [("from=<", "email.from.address"), ("to=<", "email.to.address")] {
+    for (key, field) in [
+        ("from=<", "email.from.address"),
+        ("to=<", "email.to.address"),
+    ] {
         let mut i = 0;
         while let Some(p) = r[i..].find(key) {
             let at = i + p;
@@ -75,7 +82,10 @@ fn envelope(r: &str, f: &mut Fields) {
 fn queue_id(msg: &str) -> Option<(&str, &str)> {
     let (qid, body) = msg.split_once(": ")?;
     // Short ids are upper-case hex; long ids (enable_long_queue_ids) are ≥ 12 alphanumerics.
-    let hex = qid.len() >= 6 && qid.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b));
+    let hex = qid.len() >= 6
+        && qid
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b));
     let long = qid.len() >= 12 && qid.len() <= 20 && qid.bytes().all(|b| b.is_ascii_alphanumeric());
     let ok = hex || (long && qid.bytes().any(|b| b.is_ascii_digit()));
     ok.then_some((qid, body))
@@ -109,8 +119,12 @@ fn queued(qid: &str, body: &str, st: &mut State, f: &mut Fields) {
     let status = status.map(|s| s.split(' ').next().unwrap_or(""));
     f.s("event.action", status.unwrap_or("delivery"));
     match status {
-        Some("sent") => { f.event("email", "info", "success"); }
-        Some("bounced") => { f.event("email", "info", "failure"); }
+        Some("sent") => {
+            f.event("email", "info", "success");
+        }
+        Some("bounced") => {
+            f.event("email", "info", "failure");
+        }
         _ => {}
     }
 }

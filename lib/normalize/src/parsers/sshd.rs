@@ -19,7 +19,11 @@ pub(crate) fn parse(msg: &str) -> Fields {
 }
 
 fn auth(f: &mut Fields, action: &str, ok: bool) {
-    f.event("authentication", if ok { "start" } else { "info" }, if ok { "success" } else { "failure" });
+    f.event(
+        "authentication",
+        if ok { "start" } else { "info" },
+        if ok { "success" } else { "failure" },
+    );
     f.s("event.action", action);
 }
 
@@ -31,9 +35,13 @@ fn accepted_failed(msg: &str, f: &mut Fields) -> bool {
     } else {
         return false;
     };
-    let Some((method, rest)) = rest.split_once(" for ") else { return false };
+    let Some((method, rest)) = rest.split_once(" for ") else {
+        return false;
+    };
     let rest = rest.strip_prefix("invalid user ").unwrap_or(rest);
-    let Some((user, tail)) = rest.rsplit_once(" from ") else { return false };
+    let Some((user, tail)) = rest.rsplit_once(" from ") else {
+        return false;
+    };
     auth(f, "ssh_login", ok);
     f.s("user.name", user).s("sshd.auth_method", method);
     addr(tail, f);
@@ -41,7 +49,9 @@ fn accepted_failed(msg: &str, f: &mut Fields) -> bool {
 }
 
 fn invalid(msg: &str, f: &mut Fields) -> bool {
-    let Some(rest) = msg.strip_prefix("Invalid user ") else { return false };
+    let Some(rest) = msg.strip_prefix("Invalid user ") else {
+        return false;
+    };
     auth(f, "invalid_user", false);
     if let Some((user, tail)) = rest.rsplit_once(" from ") {
         f.s("user.name", user.trim());
@@ -62,11 +72,15 @@ const DISCONNECT: [&str; 6] = [
 ];
 
 fn disconnect(msg: &str, f: &mut Fields) -> bool {
-    let Some(rest) = DISCONNECT.iter().find_map(|p| msg.strip_prefix(p)) else { return false };
+    let Some(rest) = DISCONNECT.iter().find_map(|p| msg.strip_prefix(p)) else {
+        return false;
+    };
     f.event("session", "end", "");
     f.s("event.action", "disconnect");
     let mut toks = rest.split(' ');
-    let Some(first) = toks.next() else { return true };
+    let Some(first) = toks.next() else {
+        return true;
+    };
     if first.parse::<std::net::IpAddr>().is_ok() {
         addr(rest, f);
         return true;
@@ -104,12 +118,19 @@ fn refused(msg: &str, f: &mut Fields) {
 /// `Authentication failure for [illegal user ]USER from HOST` (also `authentication error`).
 fn pam_error(rest: &str, f: &mut Fields) {
     let lower = rest.get(..22).map(str::to_ascii_lowercase);
-    if !matches!(lower.as_deref(), Some("authentication failure" | "authentication error f")) {
+    if !matches!(
+        lower.as_deref(),
+        Some("authentication failure" | "authentication error f")
+    ) {
         return;
     }
-    let Some((_, tail)) = rest.split_once(" for ") else { return };
+    let Some((_, tail)) = rest.split_once(" for ") else {
+        return;
+    };
     let tail = tail.strip_prefix("illegal user ").unwrap_or(tail);
-    let Some((user, host)) = tail.rsplit_once(" from ") else { return };
+    let Some((user, host)) = tail.rsplit_once(" from ") else {
+        return;
+    };
     auth(f, "ssh_login", false);
     f.s("user.name", user);
     source_host(host.trim(), f);
@@ -117,7 +138,6 @@ fn pam_error(rest: &str, f: &mut Fields) {
 
 /// "IP[ port N][ ...]" → source.ip / source.port.
 pub(crate) fn addr(tail: &str, f: &mut Fields) {
-    let mut toks = tail.split([' ', ':']).filter(|t| !t.is_empty());
     let tail = tail.trim_start();
     let ip_end = tail.find(' ').unwrap_or(tail.len());
     let ip = tail[..ip_end].trim_end_matches(':');
@@ -127,7 +147,6 @@ pub(crate) fn addr(tail: &str, f: &mut Fields) {
         let end = p.find(|c: char| !c.is_ascii_digit()).unwrap_or(p.len());
         f.n("source.port", &p[..end]);
     }
-    let _ = toks.next();
 }
 
 /// An address or a host name.
@@ -157,16 +176,20 @@ pub(crate) fn parse_pam(msg: &str) -> Option<Fields> {
         f.s("event.action", "pam_auth_failure");
         for (k, v) in crate::kv::kv(body) {
             match k {
-                "user" => { f.s("user.name", v); }
+                "user" => {
+                    f.s("user.name", v);
+                }
                 "rhost" => source_host(v, &mut f),
                 _ => {}
             }
         }
     } else if let Some(r) = body.strip_prefix("session opened for user ") {
-        f.event("session", "start", "success").s("event.action", "session_opened");
+        f.event("session", "start", "success")
+            .s("event.action", "session_opened");
         f.s("user.name", r.split([' ', '(']).next().unwrap_or(""));
     } else if let Some(r) = body.strip_prefix("session closed for user ") {
-        f.event("session", "end", "success").s("event.action", "session_closed");
+        f.event("session", "end", "success")
+            .s("event.action", "session_closed");
         f.s("user.name", r.split([' ', '(']).next().unwrap_or(""));
     }
     Some(f)

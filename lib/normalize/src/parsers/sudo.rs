@@ -21,8 +21,19 @@ pub(crate) fn parse_sudo(msg: &str) -> Option<Fields> {
             f.s("process.command_line", v);
         }
     }
-    f.event("process", "start", if failed { "failure" } else { "success" });
-    f.s("event.action", if failed { "sudo_denied" } else { "sudo_command" });
+    f.event(
+        "process",
+        "start",
+        if failed { "failure" } else { "success" },
+    );
+    f.s(
+        "event.action",
+        if failed {
+            "sudo_denied"
+        } else {
+            "sudo_command"
+        },
+    );
     Some(f)
 }
 
@@ -44,8 +55,13 @@ pub(crate) fn parse_su(msg: &str) -> Option<Fields> {
     } else {
         return None;
     };
-    f.s("user.name", user.trim()).s("user.target.name", target.trim());
-    f.event("authentication", "start", if ok { "success" } else { "failure" });
+    f.s("user.name", user.trim())
+        .s("user.target.name", target.trim());
+    f.event(
+        "authentication",
+        "start",
+        if ok { "success" } else { "failure" },
+    );
     f.s("event.action", "su");
     Some(f)
 }

@@ -19,15 +19,21 @@ pub(crate) fn parse_squid(line: &str) -> Option<Fields> {
     let url = t.next()?;
     let user = t.next().unwrap_or("-");
     let peer = t.next().unwrap_or("-");
-    if !result.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') || status.parse::<u16>().is_err() {
+    if !result.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+        || status.parse::<u16>().is_err()
+    {
         return None;
     }
     let mut f = Fields::new();
     f.s("@timestamp", &time::fmt(ts));
-    f.ip("source.ip", client).s("user.name", user).s("url.original", url);
-    f.s("http.request.method", method).n("http.response.status_code", status);
+    f.ip("source.ip", client)
+        .s("user.name", user)
+        .s("url.original", url);
+    f.s("http.request.method", method)
+        .n("http.response.status_code", status);
     f.n("http.response.bytes", bytes).s("event.action", result);
-    f.s("observer.vendor", "Squid").s("observer.product", "Squid");
+    f.s("observer.vendor", "Squid")
+        .s("observer.product", "Squid");
     if let Some((_, p)) = peer.split_once('/') {
         f.ip("destination.ip", p);
     }
@@ -65,7 +71,9 @@ pub(crate) fn parse_access(line: &str) -> Option<Fields> {
     } else {
         f.s("source.domain", client);
     }
-    f.s("user.name", user).n("http.response.status_code", status).n("http.response.body.bytes", bytes);
+    f.s("user.name", user)
+        .n("http.response.status_code", status)
+        .n("http.response.body.bytes", bytes);
     request_fields(&request, &mut f);
     let tail = rest.trim_start().split_once(' ').map(|x| x.1).unwrap_or("");
     let tail = tail.trim_start().split_once(' ').map(|x| x.1).unwrap_or("");
@@ -83,7 +91,9 @@ pub(crate) fn parse_access(line: &str) -> Option<Fields> {
 
 fn request_fields(req: &str, f: &mut Fields) {
     let mut p = req.splitn(3, ' ');
-    let (Some(m), Some(url)) = (p.next(), p.next()) else { return };
+    let (Some(m), Some(url)) = (p.next(), p.next()) else {
+        return;
+    };
     if !m.bytes().all(|b| b.is_ascii_uppercase()) || m.is_empty() {
         return;
     }

@@ -23,7 +23,10 @@ pub(crate) struct WinRecord {
 
 impl WinRecord {
     fn get(&self, k: &str) -> &str {
-        self.data.iter().find(|(n, _)| n == k).map_or("", |(_, v)| v.as_str())
+        self.data
+            .iter()
+            .find(|(n, _)| n == k)
+            .map_or("", |(_, v)| v.as_str())
     }
 }
 
@@ -38,7 +41,9 @@ pub(crate) fn from_xml(line: &str) -> Option<WinRecord> {
     };
     let id = text(line, "<EventID")?;
     r.id = id.trim().parse().ok()?;
-    r.time = attr(line, "<TimeCreated ", "SystemTime").unwrap_or("").to_owned();
+    r.time = attr(line, "<TimeCreated ", "SystemTime")
+        .unwrap_or("")
+        .to_owned();
     r.computer = text(line, "<Computer").map(unescape).unwrap_or_default();
     let mut rest = line;
     while let Some(i) = rest.find("<Data") {
@@ -46,7 +51,11 @@ pub(crate) fn from_xml(line: &str) -> Option<WinRecord> {
         let tag_end = rest.find('>').unwrap_or(rest.len());
         let tag = &rest[..tag_end];
         let name = attr(tag, "", "Name").unwrap_or("").to_owned();
-        let val = if tag.ends_with('/') { "" } else { rest[tag_end..].trim_start_matches('>') };
+        let val = if tag.ends_with('/') {
+            ""
+        } else {
+            rest[tag_end..].trim_start_matches('>')
+        };
         let val = &val[..val.find('<').unwrap_or(val.len())];
         r.data.push((name, unescape(val)));
     }
@@ -108,12 +117,24 @@ pub(crate) fn from_json(line: &str) -> Option<WinRecord> {
     let v: Map<String, Value> = serde_json::from_str(line).ok()?;
     let w = v.get("winlog").and_then(Value::as_object);
     let pick = |m: &Map<String, Value>, keys: &[&str]| -> String {
-        keys.iter().find_map(|k| m.get(*k).and_then(as_text)).unwrap_or_default()
+        keys.iter()
+            .find_map(|k| m.get(*k).and_then(as_text))
+            .unwrap_or_default()
     };
     let root = w.unwrap_or(&v);
     let mut r = WinRecord {
-        provider: pick(root, &["SourceName", "ProviderName", "Provider_Name", "provider_name"]),
-        id: pick(root, &["EventID", "EventId", "event_id"]).parse().ok()?,
+        provider: pick(
+            root,
+            &[
+                "SourceName",
+                "ProviderName",
+                "Provider_Name",
+                "provider_name",
+            ],
+        ),
+        id: pick(root, &["EventID", "EventId", "event_id"])
+            .parse()
+            .ok()?,
         time: pick(&v, &["@timestamp", "TimeCreated", "UtcTime"]),
         computer: pick(root, &["Hostname", "Computer", "computer_name"]),
         data: Vec::new(),
@@ -121,7 +142,10 @@ pub(crate) fn from_json(line: &str) -> Option<WinRecord> {
     if r.provider.is_empty() {
         r.provider = pick(&v, &["Channel"]);
     }
-    let data = root.get("event_data").or_else(|| v.get("EventData")).and_then(Value::as_object);
+    let data = root
+        .get("event_data")
+        .or_else(|| v.get("EventData"))
+        .and_then(Value::as_object);
     for m in [Some(&v), data].into_iter().flatten() {
         for (k, val) in m {
             if let Some(t) = as_text(val) {
@@ -143,7 +167,8 @@ fn as_text(v: &Value) -> Option<String> {
 /// Maps a record to ECS fields.
 pub(crate) fn fields(r: &WinRecord) -> Fields {
     let mut f = Fields::new();
-    f.s("event.code", &r.id.to_string()).s("host.name", &r.computer);
+    f.s("event.code", &r.id.to_string())
+        .s("host.name", &r.computer);
     f.s("event.provider", &r.provider);
     if let Some(ts) = time::iso(&r.time, &jiff::tz::TimeZone::UTC) {
         f.s("@timestamp", &time::fmt(ts));

@@ -1,0 +1,75 @@
+//! Normalization throughput: lines/s on one core per parser (fixture lines repeated in memory)
+//! and for the mix of all of them. Run: `cargo run --release --example bench -p logship-normalize`.
+
+use std::time::Instant;
+
+use logship_normalize::{Context, Normalizer};
+
+const FILES: &[(&str, &str)] = &[
+    ("sshd", "crowdsec-sshd.log"),
+    ("postfix", "postfix-ecs-pipeline-mail.log"),
+    ("squid", "beats-squid-access1-first40.log"),
+    ("web.access", "elastic-examples-apache_logs-first150.log"),
+    ("netfilter", "crowdsec-iptables-scan-multi-port.log"),
+    ("fortigate", "crowdsec-fortigate-sslvpn-event.log"),
+    ("cisco.asa", "wazuh-ruletest-cisco-asa.log"),
+    ("openvpn", "crowdsec-openvpn__openvpn.log"),
+    ("auditd", "go-libaudit-audit-rhel7.log"),
+    ("windows xml", "evtxrs-selected.xml"),
+    ("windows json", "otrf-selected.json"),
+];
+
+const TARGET_LINES: usize = 200_000;
+
+fn main() {
+    let ctx = Context {
+        host: "bench",
+        input: "bench",
+        path: "bench",
+        agent_tz: "Asia/Tokyo",
+        observed_unix_nanos: 1_735_689_600_000_000_000,
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut mix: Vec<String> = Vec::new();
+    println!("| input | lines | lines/s (1 core) |\n|---|---:|---:|");
+    for (name, file) in FILES {
+        let text = std::fs::read_to_string(dir.join(file)).expect("fixture present");
+        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+        let reps = (TARGET_LINES / 10 / lines.len()).max(1);
+        let input: Vec<&str> = lines
+            .iter()
+            .cycle()
+            .take(lines.len() * reps)
+            .copied()
+            .collect();
+        println!("| {name} | {} | {:.0} |", input.len(), rate(&input, &ctx));
+        // The mix weights the syslog/text sources like a typical site (Windows events are larger).
+        let weight = if name.starts_with("windows") { 1 } else { 4 };
+        for _ in 0..weight {
+            mix.extend(lines.iter().map(|l| (*l).to_owned()));
+        }
+    }
+    let mix_refs: Vec<&str> = mix
+        .iter()
+        .map(String::as_str)
+        .cycle()
+        .take(TARGET_LINES)
+        .collect();
+    println!(
+        "| **mix** | {} | {:.0} |",
+        mix_refs.len(),
+        rate(&mix_refs, &ctx)
+    );
+}
+
+fn rate(lines: &[&str], ctx: &Context<'_>) -> f64 {
+    let mut n = Normalizer::new();
+    let start = Instant::now();
+    let mut fields = 0usize;
+    for l in lines {
+        fields += n.normalize(l.as_bytes(), ctx).fields.len();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert!(fields > 0, "normalizer produced fields");
+    lines.len() as f64 / secs
+}
