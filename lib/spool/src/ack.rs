@@ -6,14 +6,17 @@ use std::sync::PoisonError;
 
 use tracing::warn;
 
+use crate::SpoolError;
 use crate::ledger::{self, Ledger};
 use crate::spool::Core;
 use crate::state::Segment;
-use crate::SpoolError;
 
 impl Core {
     pub(crate) fn ack(&self, through: u64) -> Result<(), SpoolError> {
-        let _ledger = self.ledger_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ledger = self
+            .ledger_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let Some((snapshot, removed)) = self.take_acked(through) else {
             return Ok(());
         };

@@ -18,7 +18,10 @@ impl Core {
         let mut frame = Frame::encode(batch)?;
         let limit = self.config.max_bytes;
         if frame.len() + HEADER_LEN > limit {
-            return Err(SpoolError::BatchTooLarge { frame_bytes: frame.len(), limit });
+            return Err(SpoolError::BatchTooLarge {
+                frame_bytes: frame.len(),
+                limit,
+            });
         }
         let mut st = self.wait_for_space(frame.len())?;
         let first_seq = st.next_seq;
@@ -42,16 +45,26 @@ impl Core {
             if st.closed {
                 return Err(SpoolError::Closed);
             }
-            let header = if self.needs_roll(&st, frame_len) { HEADER_LEN } else { 0 };
+            let header = if self.needs_roll(&st, frame_len) {
+                HEADER_LEN
+            } else {
+                0
+            };
             if st.bytes + frame_len + header <= self.config.max_bytes {
                 return Ok(st);
             }
             if !blocked {
                 blocked = true;
                 st.blocked_appends += 1;
-                debug!(bytes = st.bytes, frame_len, "Spool full; append waiting for acks.");
+                debug!(
+                    bytes = st.bytes,
+                    frame_len, "Spool full; append waiting for acks."
+                );
             }
-            st = self.space_cv.wait(st).unwrap_or_else(PoisonError::into_inner);
+            st = self
+                .space_cv
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
@@ -68,7 +81,10 @@ impl Core {
         if self.needs_roll(st, frame.len()) {
             self.roll(st)?;
         }
-        let seg = st.segments.back_mut().expect("roll leaves a writable segment");
+        let seg = st
+            .segments
+            .back_mut()
+            .expect("roll leaves a writable segment");
         let offset = seg.len;
         if let Err(source) = (&*seg.file).write_all(&frame.buf) {
             // Cut the partial record so later appends do not land after garbage.
@@ -76,7 +92,11 @@ impl Core {
                 error!(path = %seg.path.display(), %error, "Cannot cut a failed spool append; closing the segment.");
                 seg.writable = false;
             }
-            return Err(SpoolError::Io { op: "append", path: seg.path.clone(), source });
+            return Err(SpoolError::Io {
+                op: "append",
+                path: seg.path.clone(),
+                source,
+            });
         }
         let len = frame.len();
         seg.len += len;
@@ -110,7 +130,11 @@ impl Core {
             if let Err(error) = std::fs::remove_file(&path) {
                 error!(path = %path.display(), %error, "Cannot remove a half-created spool segment.");
             }
-            return Err(SpoolError::Io { op: "write segment header", path, source });
+            return Err(SpoolError::Io {
+                op: "write segment header",
+                path,
+                source,
+            });
         }
         if let Some(old) = st.segments.back_mut() {
             old.writable = false;

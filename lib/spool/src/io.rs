@@ -77,7 +77,10 @@ pub(crate) fn quarantine(dir: &Path, path: &Path) -> PathBuf {
 fn try_quarantine(dir: &Path, path: &Path) -> io::Result<PathBuf> {
     let qdir = dir.join(QUARANTINE_DIR);
     fs::create_dir_all(&qdir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut to = qdir.join(&name);
     let mut n = 1;
     while to.try_exists()? {

@@ -74,13 +74,19 @@ pub(crate) fn load(dir: &Path) -> Result<Option<Ledger>, LoadError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(LoadError::Io(SpoolError::io("ledger read", &path)(e))),
     };
-    let file: LedgerFile =
-        serde_json::from_slice(&bytes).map_err(|e| LoadError::Damaged(format!("ledger json: {e}")))?;
+    let file: LedgerFile = serde_json::from_slice(&bytes)
+        .map_err(|e| LoadError::Damaged(format!("ledger json: {e}")))?;
     if file.version != LEDGER_VERSION {
-        return Err(LoadError::Damaged(format!("unsupported ledger version {}", file.version)));
+        return Err(LoadError::Damaged(format!(
+            "unsupported ledger version {}",
+            file.version
+        )));
     }
     let valid_id = file.stream_id.len() == 32
-        && file.stream_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        && file
+            .stream_id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !valid_id {
         return Err(LoadError::Damaged("invalid stream id".into()));
     }
@@ -88,10 +94,18 @@ pub(crate) fn load(dir: &Path) -> Result<Option<Ledger>, LoadError> {
     let list: Vec<Position> = file
         .positions
         .into_iter()
-        .map(|p| Position { key: p.key, path: p.path, offset: p.offset })
+        .map(|p| Position {
+            key: p.key,
+            path: p.path,
+            offset: p.offset,
+        })
         .collect();
     positions.apply(&list);
-    Ok(Some(Ledger { stream_id: file.stream_id, acked_through: file.acked_through, positions }))
+    Ok(Some(Ledger {
+        stream_id: file.stream_id,
+        acked_through: file.acked_through,
+        positions,
+    }))
 }
 
 /// Atomically replaces `dir/ledger.json`.
@@ -104,13 +118,18 @@ pub(crate) fn store(dir: &Path, ledger: &Ledger) -> Result<(), SpoolError> {
             .positions
             .to_vec()
             .into_iter()
-            .map(|p| LedgerPosition { key: p.key, path: p.path, offset: p.offset })
+            .map(|p| LedgerPosition {
+                key: p.key,
+                path: p.path,
+                offset: p.offset,
+            })
             .collect(),
     };
     let bytes = serde_json::to_vec(&file).map_err(SpoolError::LedgerEncode)?;
     let tmp = dir.join(LEDGER_TMP);
     let mut f = File::create(&tmp).map_err(SpoolError::io("ledger create", &tmp))?;
-    f.write_all(&bytes).map_err(SpoolError::io("ledger write", &tmp))?;
+    f.write_all(&bytes)
+        .map_err(SpoolError::io("ledger write", &tmp))?;
     f.sync_all().map_err(SpoolError::io("ledger fsync", &tmp))?;
     drop(f);
     let path = ledger_path(dir);

@@ -70,7 +70,11 @@ impl Core {
     /// Moves a segment found damaged while running to quarantine and drops it from the index.
     fn quarantine_live(&self, plan: &ReadPlan, reason: String) {
         let mut st = self.lock();
-        let Some(idx) = st.segments.iter().position(|s| s.first_seq == plan.segment_first_seq) else {
+        let Some(idx) = st
+            .segments
+            .iter()
+            .position(|s| s.first_seq == plan.segment_first_seq)
+        else {
             return; // another reader already did it
         };
         let seg = st.segments.remove(idx).expect("index from position");
@@ -79,7 +83,12 @@ impl Core {
         let last_seq = seg.end_seq().saturating_sub(1).max(seg.first_seq);
         error!(path = %seg.path.display(), quarantined = %segment.display(), first_seq = seg.first_seq,
             last_seq, %reason, "Spool segment damaged; quarantined.");
-        st.lost.push(LostRange { first_seq: seg.first_seq, last_seq, segment, reason });
+        st.lost.push(LostRange {
+            first_seq: seg.first_seq,
+            last_seq,
+            segment,
+            reason,
+        });
         st.quarantined_segments += 1;
         drop(st);
         self.space_cv.notify_all();
@@ -94,8 +103,14 @@ fn read_record(plan: &ReadPlan) -> Result<StoredBatch, ReadError> {
     let mut payload = vec![0u8; payload_len];
     let read = |buf: &mut [u8], at: u64| {
         read_exact_at(&plan.file, buf, at).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => ReadError::Damaged("segment shorter than its index".into()),
-            _ => ReadError::Io(SpoolError::Io { op: "read segment", path: plan.path.clone(), source: e }),
+            io::ErrorKind::UnexpectedEof => {
+                ReadError::Damaged("segment shorter than its index".into())
+            }
+            _ => ReadError::Io(SpoolError::Io {
+                op: "read segment",
+                path: plan.path.clone(),
+                source: e,
+            }),
         })
     };
     read(&mut head, plan.offset)?;
@@ -107,7 +122,11 @@ fn read_record(plan: &ReadPlan) -> Result<StoredBatch, ReadError> {
     if crc32c::crc32c_append(crc32c::crc32c(&head[FRAME_PREFIX..]), &payload) != crc {
         return Err(ReadError::Damaged("record crc mismatch on read".into()));
     }
-    let seq = u64::from_le_bytes(head[FRAME_PREFIX..FRAME_PREFIX + 8].try_into().expect("8 bytes"));
+    let seq = u64::from_le_bytes(
+        head[FRAME_PREFIX..FRAME_PREFIX + 8]
+            .try_into()
+            .expect("8 bytes"),
+    );
     if seq != plan.first_seq {
         return Err(ReadError::Damaged("record seq changed on disk".into()));
     }

@@ -45,7 +45,11 @@ pub(crate) struct Frame {
 impl Frame {
     /// Frames a batch, copying its payload once. Fails if the body exceeds the u32 length field.
     pub(crate) fn encode(batch: NewBatch) -> Result<Frame, SpoolError> {
-        let pos_len: usize = batch.positions.iter().map(|p| 16 + p.key.len() + p.path.len()).sum();
+        let pos_len: usize = batch
+            .positions
+            .iter()
+            .map(|p| 16 + p.key.len() + p.path.len())
+            .sum();
         let meta_len = MIN_BODY + pos_len;
         let body_len = meta_len + batch.payload.len();
         let too_large = || SpoolError::BatchTooLarge {
@@ -132,7 +136,13 @@ pub(crate) fn decode_head(body: &[u8]) -> Result<RecordHead, String> {
         positions.push(Position { key, path, offset });
     }
     let meta_len = u32::try_from(r.at).map_err(|_| "record head too long".to_string())?;
-    Ok(RecordHead { first_seq, count, uncompressed_len, positions, meta_len })
+    Ok(RecordHead {
+        first_seq,
+        count,
+        uncompressed_len,
+        positions,
+        meta_len,
+    })
 }
 
 struct Reader<'a> {
@@ -149,10 +159,14 @@ impl Reader<'_> {
         Ok(s)
     }
     fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
     fn string(&mut self) -> Result<String, String> {
         let n = self.u32()? as usize;

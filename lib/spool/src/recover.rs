@@ -24,10 +24,14 @@ struct Kept {
 
 impl Kept {
     fn end_seq(&self) -> u64 {
-        self.records.last().map_or(self.first_seq, RecordMeta::end_seq)
+        self.records
+            .last()
+            .map_or(self.first_seq, RecordMeta::end_seq)
     }
     fn len(&self) -> u64 {
-        self.records.last().map_or(HEADER_LEN, |r| r.offset + r.frame_len)
+        self.records
+            .last()
+            .map_or(HEADER_LEN, |r| r.offset + r.frame_len)
     }
 }
 
@@ -43,30 +47,42 @@ pub(crate) fn recover(config: &SpoolConfig) -> Result<(State, Recovered), SpoolE
     }
     let mut lost = Vec::new();
     let kept = scan_all(dir, &names, &mut lost);
-    let mut state = State { acked_through: ledger.acked_through, ..State::default() };
+    let mut state = State {
+        acked_through: ledger.acked_through,
+        ..State::default()
+    };
     state.ledger = ledger.positions.clone();
     let mut positions = ledger.positions.clone();
+    let mut acked = Vec::new();
     for k in kept {
         for r in &k.records {
             positions.apply(&r.positions);
         }
         if k.fully_acked_by(state.acked_through) {
             state.ledger = positions.clone();
-            remove_acked(&k.path);
+            acked.push(k.path);
         } else {
             state.segments.push_back(open_segment(k)?);
         }
     }
-    let lost_end = lost.iter().map(|l: &LostRange| l.last_seq + 1).max().unwrap_or(1);
+    let mut ledger = ledger;
+    if !ledger_found || !acked.is_empty() {
+        // Fold the positions of fully acked segments into the ledger before deleting them.
+        ledger.positions = state.ledger.clone();
+        ledger::store(dir, &ledger)?;
+    }
+    acked.iter().for_each(|p| remove_acked(p));
+    let lost_end = lost
+        .iter()
+        .map(|l: &LostRange| l.last_seq + 1)
+        .max()
+        .unwrap_or(1);
     let seg_end = state.segments.back().map_or(1, Segment::end_seq);
     state.next_seq = seg_end.max(lost_end).max(state.acked_through + 1);
     state.durable_next_seq = state.next_seq;
     state.bytes = state.segments.iter().map(|s| s.len).sum();
     state.quarantined_segments = lost.len() as u64;
     finish_writer(&mut state.segments, state.next_seq, dir)?;
-    if !ledger_found {
-        ledger::store(dir, &ledger)?;
-    }
     info!(dir = %dir.display(), next_seq = state.next_seq, acked_through = state.acked_through,
         segments = state.segments.len(), lost = lost.len(), "Spool recovered.");
     let recovered = Recovered {
@@ -121,29 +137,55 @@ fn scan_all(dir: &Path, names: &[(u64, PathBuf)], lost: &mut Vec<LostRange>) -> 
         let overlap = kept.last().is_some_and(|k| k.end_seq() > first_seq);
         let scan = if overlap {
             let reason = "segment overlaps the previous one".to_string();
-            Scan::Corrupt { reason, known_end_seq: first_seq }
+            Scan::Corrupt {
+                reason,
+                known_end_seq: first_seq,
+            }
         } else {
             scan_segment(path, first_seq, is_last)
         };
         let records = match scan {
             Scan::Clean { records } => records,
-            Scan::Torn { records, valid_len, reason } => {
-                match truncate_torn(path, valid_len, &reason) {
-                    Ok(true) => records,
-                    Ok(false) => continue,
-                    Err(e) => {
-                        let known = records.last().map_or(first_seq, RecordMeta::end_seq);
-                        lost.push(quarantine_lost(dir, path, first_seq, known, None, e.to_string()));
-                        continue;
-                    }
+            Scan::Torn {
+                records,
+                valid_len,
+                reason,
+            } => match truncate_torn(path, valid_len, &reason) {
+                Ok(true) => records,
+                Ok(false) => continue,
+                Err(e) => {
+                    let known = records.last().map_or(first_seq, RecordMeta::end_seq);
+                    lost.push(quarantine_lost(
+                        dir,
+                        path,
+                        first_seq,
+                        known,
+                        None,
+                        e.to_string(),
+                    ));
+                    continue;
                 }
-            }
-            Scan::Corrupt { reason, known_end_seq } => {
-                lost.push(quarantine_lost(dir, path, first_seq, known_end_seq, next_name, reason));
+            },
+            Scan::Corrupt {
+                reason,
+                known_end_seq,
+            } => {
+                lost.push(quarantine_lost(
+                    dir,
+                    path,
+                    first_seq,
+                    known_end_seq,
+                    next_name,
+                    reason,
+                ));
                 continue;
             }
         };
-        kept.push(Kept { first_seq, path: path.clone(), records });
+        kept.push(Kept {
+            first_seq,
+            path: path.clone(),
+            records,
+        });
     }
     kept
 }
@@ -156,11 +198,18 @@ fn quarantine_lost(
     next_name: Option<u64>,
     reason: String,
 ) -> LostRange {
-    let last_seq = next_name.map_or(known_end_seq.saturating_sub(1), |n| n - 1).max(first_seq);
+    let last_seq = next_name
+        .map_or(known_end_seq.saturating_sub(1), |n| n - 1)
+        .max(first_seq);
     let segment = quarantine(dir, path);
     error!(path = %path.display(), quarantined = %segment.display(), first_seq, last_seq, %reason,
         "Spool segment damaged; quarantined.");
-    LostRange { first_seq, last_seq, segment, reason }
+    LostRange {
+        first_seq,
+        last_seq,
+        segment,
+        reason,
+    }
 }
 
 /// Cuts a torn tail; returns false when nothing valid was left and the file was removed.
@@ -170,8 +219,12 @@ fn truncate_torn(path: &Path, valid_len: u64, reason: &str) -> Result<bool, Spoo
         fs::remove_file(path).map_err(SpoolError::io("remove torn segment", path))?;
         return Ok(false);
     }
-    let f = OpenOptions::new().write(true).open(path).map_err(SpoolError::io("open", path))?;
-    f.set_len(valid_len).map_err(SpoolError::io("truncate", path))?;
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(SpoolError::io("open", path))?;
+    f.set_len(valid_len)
+        .map_err(SpoolError::io("truncate", path))?;
     f.sync_all().map_err(SpoolError::io("fsync", path))?;
     Ok(true)
 }
@@ -196,9 +249,15 @@ fn open_segment(k: Kept) -> Result<Segment, SpoolError> {
 
 /// Makes everything recovered durable and reopens the last segment for appends when it ends
 /// exactly at `next_seq`.
-fn finish_writer(segments: &mut VecDeque<Segment>, next_seq: u64, dir: &Path) -> Result<(), SpoolError> {
+fn finish_writer(
+    segments: &mut VecDeque<Segment>,
+    next_seq: u64,
+    dir: &Path,
+) -> Result<(), SpoolError> {
     for seg in segments.iter() {
-        seg.file.sync_all().map_err(SpoolError::io("fsync", &seg.path))?;
+        seg.file
+            .sync_all()
+            .map_err(SpoolError::io("fsync", &seg.path))?;
     }
     fsync_dir(dir)?;
     if let Some(last) = segments.back_mut().filter(|s| s.end_seq() == next_seq) {

@@ -15,7 +15,11 @@ pub(crate) enum Scan {
     /// Every byte belongs to the header or a valid record.
     Clean { records: Vec<RecordMeta> },
     /// Bytes from `valid_len` on are a torn write (only reported for the last segment).
-    Torn { records: Vec<RecordMeta>, valid_len: u64, reason: String },
+    Torn {
+        records: Vec<RecordMeta>,
+        valid_len: u64,
+        reason: String,
+    },
     /// The segment is damaged. `known_end_seq` is one past the highest seq any valid record in
     /// it showed (at least the segment's first seq).
     Corrupt { reason: String, known_end_seq: u64 },
@@ -25,13 +29,20 @@ pub(crate) enum Scan {
 pub(crate) fn scan_segment(path: &Path, first_seq: u64, is_last: bool) -> Scan {
     match try_scan(path, first_seq, is_last) {
         Ok(scan) => scan,
-        Err(error) => Scan::Corrupt { reason: format!("i/o error: {error}"), known_end_seq: first_seq },
+        Err(error) => Scan::Corrupt {
+            reason: format!("i/o error: {error}"),
+            known_end_seq: first_seq,
+        },
     }
 }
 
 fn try_scan(path: &Path, first_seq: u64, is_last: bool) -> io::Result<Scan> {
     let file = File::open(path)?;
-    let mut s = Scanner { file_len: file.metadata()?.len(), file, buf: Vec::new() };
+    let mut s = Scanner {
+        file_len: file.metadata()?.len(),
+        file,
+        buf: Vec::new(),
+    };
     if let Some(bad) = s.header()? {
         return Ok(s.verdict(bad, is_last, Vec::new(), 0, first_seq));
     }
@@ -45,7 +56,11 @@ fn try_scan(path: &Path, first_seq: u64, is_last: bool) -> io::Result<Scan> {
                 pos += frame_len;
             }
             Next::Record(..) => {
-                let bad = Bad { reason: "record seq out of order".into(), torn: false, next: Some(pos) };
+                let bad = Bad {
+                    reason: "record seq out of order".into(),
+                    torn: false,
+                    next: Some(pos),
+                };
                 return Ok(s.verdict(bad, is_last, records, pos, expected));
             }
             Next::Bad(bad) => return Ok(s.verdict(bad, is_last, records, pos, expected)),
@@ -89,24 +104,46 @@ struct Scanner {
 impl Scanner {
     fn header(&mut self) -> io::Result<Option<Bad>> {
         if self.file_len < HEADER_LEN {
-            return Ok(Some(Bad { reason: "short segment header".into(), torn: true, next: None }));
+            return Ok(Some(Bad {
+                reason: "short segment header".into(),
+                torn: true,
+                next: None,
+            }));
         }
         let mut h = [0u8; HEADER_LEN as usize];
         read_exact_at(&self.file, &mut h, 0)?;
         match record::check_header(&h) {
             Ok(()) => Ok(None),
             // An all-zero file is a header write the crash never completed.
-            Err(reason) => Ok(Some(Bad { reason, torn: self.rest_is_zero(0)?, next: None })),
+            Err(reason) => Ok(Some(Bad {
+                reason,
+                torn: self.rest_is_zero(0)?,
+                next: None,
+            })),
         }
     }
 
     /// Decides between a torn tail and corruption.
-    fn verdict(&mut self, bad: Bad, is_last: bool, records: Vec<RecordMeta>, pos: u64, end: u64) -> Scan {
+    fn verdict(
+        &mut self,
+        bad: Bad,
+        is_last: bool,
+        records: Vec<RecordMeta>,
+        pos: u64,
+        end: u64,
+    ) -> Scan {
         if is_last && bad.torn {
-            return Scan::Torn { records, valid_len: pos, reason: bad.reason };
+            return Scan::Torn {
+                records,
+                valid_len: pos,
+                reason: bad.reason,
+            };
         }
         let salvaged = bad.next.map_or(end, |next| self.salvage(next, end));
-        Scan::Corrupt { reason: bad.reason, known_end_seq: salvaged }
+        Scan::Corrupt {
+            reason: bad.reason,
+            known_end_seq: salvaged,
+        }
     }
 
     /// Skips over damaged frames with plausible lengths to learn the highest seq the segment held.
@@ -117,7 +154,9 @@ impl Scanner {
                     end = end.max(head.first_seq.saturating_add(u64::from(head.count)));
                     pos += frame_len;
                 }
-                Ok(Next::Bad(Bad { next: Some(next), .. })) => pos = next,
+                Ok(Next::Bad(Bad {
+                    next: Some(next), ..
+                })) => pos = next,
                 _ => return end,
             }
         }
@@ -135,7 +174,11 @@ impl Scanner {
         read_exact_at(&self.file, &mut prefix, pos)?;
         let (len, crc) = record::parse_prefix(&prefix);
         if (len as usize) < MIN_BODY {
-            return Ok(bad("record length too small", self.rest_is_zero(pos)?, None));
+            return Ok(bad(
+                "record length too small",
+                self.rest_is_zero(pos)?,
+                None,
+            ));
         }
         let frame_len = FRAME_PREFIX as u64 + u64::from(len);
         if frame_len > remaining {
@@ -171,5 +214,9 @@ impl Scanner {
 }
 
 fn bad(reason: &str, torn: bool, next: Option<u64>) -> Next {
-    Next::Bad(Bad { reason: reason.to_string(), torn, next })
+    Next::Bad(Bad {
+        reason: reason.to_string(),
+        torn,
+        next,
+    })
 }

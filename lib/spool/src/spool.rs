@@ -69,7 +69,12 @@ impl Spool {
         } else {
             None
         };
-        Ok((Spool { shared: Arc::new(Shared { core, thread }) }, recovered))
+        Ok((
+            Spool {
+                shared: Arc::new(Shared { core, thread }),
+            },
+            recovered,
+        ))
     }
 
     fn core(&self) -> &Core {
@@ -107,7 +112,11 @@ impl Spool {
                 },
                 None => Duration::from_secs(3600),
             };
-            st = core.durable_cv.wait_timeout(st, wait).unwrap_or_else(PoisonError::into_inner).0;
+            st = core
+                .durable_cv
+                .wait_timeout(st, wait)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
         st.durable_next_seq
     }
@@ -167,17 +176,23 @@ impl Spool {
 
 impl std::fmt::Debug for Spool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Spool").field("dir", &self.core().config.dir).finish_non_exhaustive()
+        f.debug_struct("Spool")
+            .field("dir", &self.core().config.dir)
+            .finish_non_exhaustive()
     }
 }
 
 fn validate(config: &SpoolConfig) -> Result<(), SpoolError> {
     let min = HEADER_LEN + (FRAME_PREFIX + MIN_BODY) as u64;
     if config.max_bytes < min {
-        return Err(SpoolError::Config(format!("max_bytes must be at least {min}")));
+        return Err(SpoolError::Config(format!(
+            "max_bytes must be at least {min}"
+        )));
     }
     if config.segment_max_bytes == 0 {
-        return Err(SpoolError::Config("segment_max_bytes must be positive".into()));
+        return Err(SpoolError::Config(
+            "segment_max_bytes must be positive".into(),
+        ));
     }
     Ok(())
 }
@@ -188,10 +203,10 @@ impl Drop for Shared {
     fn drop(&mut self) {
         self.core.lock().stop = true;
         self.core.sync_cv.notify_all();
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                error!("Spool fsync thread panicked.");
-            }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            error!("Spool fsync thread panicked.");
         }
     }
 }

@@ -45,7 +45,9 @@ pub(crate) struct Segment {
 impl Segment {
     /// One past the last seq held (== `first_seq` when empty).
     pub(crate) fn end_seq(&self) -> u64 {
-        self.records.last().map_or(self.first_seq, RecordMeta::end_seq)
+        self.records
+            .last()
+            .map_or(self.first_seq, RecordMeta::end_seq)
     }
 
     /// All records are `<= acked_through`.

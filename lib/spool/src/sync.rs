@@ -15,7 +15,10 @@ impl Core {
     /// One fsync round: covers everything appended before it started, then advances
     /// `durable_next_seq`. Rounds are serialised; the state lock is not held while fsyncing.
     pub(crate) fn sync(&self) -> Result<(), SpoolError> {
-        let _round = self.sync_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _round = self
+            .sync_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let (target, files, dir_dirty) = {
             let mut st = self.lock();
             if !st.dirty() {
@@ -50,7 +53,8 @@ impl Core {
 
     fn fsync_files(&self, files: &[Arc<File>], dir_dirty: bool) -> Result<(), SpoolError> {
         for f in files {
-            f.sync_data().map_err(SpoolError::io("fsync segment", &self.config.dir))?;
+            f.sync_data()
+                .map_err(SpoolError::io("fsync segment", &self.config.dir))?;
         }
         if dir_dirty {
             fsync_dir(&self.config.dir)?;
@@ -77,15 +81,23 @@ impl Core {
                 return false;
             }
             if !st.dirty() {
-                st = self.sync_cv.wait(st).unwrap_or_else(PoisonError::into_inner);
+                st = self
+                    .sync_cv
+                    .wait(st)
+                    .unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
-            let bytes_due = self.config.fsync_bytes > 0 && st.unsynced_bytes >= self.config.fsync_bytes;
+            let bytes_due =
+                self.config.fsync_bytes > 0 && st.unsynced_bytes >= self.config.fsync_bytes;
             let elapsed = st.dirty_since.get_or_insert_with(Instant::now).elapsed();
             if bytes_due || elapsed >= interval || st.closed {
                 return true;
             }
-            st = self.sync_cv.wait_timeout(st, interval - elapsed).unwrap_or_else(PoisonError::into_inner).0;
+            st = self
+                .sync_cv
+                .wait_timeout(st, interval - elapsed)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 }

@@ -8,7 +8,9 @@ use super::*;
 /// Appends `n` one-seq batches of `len` bytes (payload i for seq i) with a position each.
 fn fill(spool: &Spool, n: u64, len: usize) {
     for i in 1..=n {
-        spool.append(batch(1, &payload(i, len), vec![pos("f", i * 100)])).expect("append");
+        spool
+            .append(batch(1, &payload(i, len), vec![pos("f", i * 100)]))
+            .expect("append");
     }
 }
 
@@ -59,9 +61,19 @@ fn a_final_record_with_a_bad_crc_is_truncated() {
     flip_byte(&seg, len - 5); // inside the last record's payload
     let (spool, rec) = open(&cfg);
     assert!(rec.lost.is_empty(), "{:?}", rec.lost);
-    assert_eq!(rec.next_seq, 3, "the torn record was never durable; its seq is reused");
-    assert_eq!(rec.positions, vec![pos("f", 200)], "its lines will be re-read");
-    assert_eq!(fs::metadata(&seg).expect("metadata").len(), 16 + 2 * fill_frame(100));
+    assert_eq!(
+        rec.next_seq, 3,
+        "the torn record was never durable; its seq is reused"
+    );
+    assert_eq!(
+        rec.positions,
+        vec![pos("f", 200)],
+        "its lines will be re-read"
+    );
+    assert_eq!(
+        fs::metadata(&seg).expect("metadata").len(),
+        16 + 2 * fill_frame(100)
+    );
     assert_eq!(read_all(&spool, 1).len(), 2);
 }
 
@@ -102,13 +114,19 @@ fn a_flipped_byte_in_an_older_segment_quarantines_it() {
     assert_eq!(spool.stats().quarantined_segments, 1);
     assert_eq!(rec.next_seq, 10);
     // The rest keeps flowing: reads skip the gap, appends continue.
-    assert_eq!(spool.read_from(1).expect("read").expect("batch").first_seq, 4);
+    assert_eq!(
+        spool.read_from(1).expect("read").expect("batch").first_seq,
+        4
+    );
     assert_eq!(spool.append(batch(1, b"new", vec![])).expect("append"), 10);
     assert_eq!(read_all(&spool, 1).len(), 7);
     spool.ack(10).expect("ack");
     drop(spool);
     let (_spool, rec) = open(&cfg);
-    assert!(rec.lost.is_empty(), "a quarantined segment is reported once");
+    assert!(
+        rec.lost.is_empty(),
+        "a quarantined segment is reported once"
+    );
     assert_eq!(rec.next_seq, 11);
 }
 
@@ -125,8 +143,15 @@ fn a_flipped_byte_in_the_last_segments_middle_record_quarantines_it() {
     let (spool, rec) = open(&cfg);
     assert_eq!(rec.lost.len(), 1, "{:?}", rec.lost);
     assert_eq!((rec.lost[0].first_seq, rec.lost[0].last_seq), (4, 6));
-    assert_eq!(rec.next_seq, 7, "seqs that may have been shipped are never reused");
-    assert_eq!(rec.positions, vec![pos("f", 300)], "positions of lost batches are not applied");
+    assert_eq!(
+        rec.next_seq, 7,
+        "seqs that may have been shipped are never reused"
+    );
+    assert_eq!(
+        rec.positions,
+        vec![pos("f", 300)],
+        "positions of lost batches are not applied"
+    );
     assert_eq!(spool.append(batch(1, b"new", vec![])).expect("append"), 7);
     let seqs: Vec<u64> = read_all(&spool, 1).iter().map(|b| b.first_seq).collect();
     assert_eq!(seqs, vec![1, 2, 3, 7]);
@@ -143,7 +168,11 @@ fn a_bad_segment_header_quarantines_the_segment() {
     flip_byte(&segment_files(dir.path())[0], 2);
     let (spool, rec) = open(&cfg);
     assert_eq!((rec.lost[0].first_seq, rec.lost[0].last_seq), (1, 2));
-    assert!(rec.lost[0].reason.contains("magic"), "{}", rec.lost[0].reason);
+    assert!(
+        rec.lost[0].reason.contains("magic"),
+        "{}",
+        rec.lost[0].reason
+    );
     assert_eq!(read_all(&spool, 0).len(), 2);
 }
 

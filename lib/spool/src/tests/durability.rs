@@ -15,11 +15,21 @@ fn nothing_is_durable_or_readable_before_fsync() {
     let (spool, _) = open(&cfg);
     spool.append(batch(4, b"pending", vec![])).expect("append");
     assert_eq!(spool.durable_next_seq(), 1);
-    assert!(spool.read_from(1).expect("read").is_none(), "not durable, not shippable");
-    assert_eq!(spool.wait_durable_past(1, Duration::from_millis(20)), 1, "times out");
+    assert!(
+        spool.read_from(1).expect("read").is_none(),
+        "not durable, not shippable"
+    );
+    assert_eq!(
+        spool.wait_durable_past(1, Duration::from_millis(20)),
+        1,
+        "times out"
+    );
     spool.sync().expect("sync");
     assert_eq!(spool.durable_next_seq(), 5);
-    assert_eq!(spool.read_from(1).expect("read").expect("batch").payload, b"pending");
+    assert_eq!(
+        spool.read_from(1).expect("read").expect("batch").payload,
+        b"pending"
+    );
     assert_eq!(spool.stats().durable_next_seq, 5);
 }
 
@@ -42,7 +52,9 @@ fn the_byte_trigger_fsyncs_before_the_interval() {
     cfg.fsync_bytes = 500;
     let (spool, _) = open(&cfg);
     let small = spool.append(batch(1, b"small", vec![])).expect("append");
-    let big = spool.append(batch(1, &payload(1, 600), vec![])).expect("append");
+    let big = spool
+        .append(batch(1, &payload(1, 600), vec![]))
+        .expect("append");
     assert_eq!(spool.wait_durable_past(big, Duration::from_secs(30)), 3);
     assert!(spool.read_from(small).expect("read").is_some());
 }
@@ -55,7 +67,9 @@ fn one_fsync_covers_many_appends() {
     cfg.segment_max_bytes = 1; // every append rolls: the fsync must cover closed segments too
     let (spool, _) = open(&cfg);
     for i in 0..10 {
-        spool.append(batch(1, &payload(i, 10), vec![])).expect("append");
+        spool
+            .append(batch(1, &payload(i, 10), vec![]))
+            .expect("append");
     }
     assert_eq!(spool.durable_next_seq(), 1);
     spool.sync().expect("sync");
@@ -90,6 +104,10 @@ fn close_syncs_and_wakes_waiters() {
     };
     spool.append(batch(2, b"x", vec![])).expect("append");
     spool.close();
-    assert_eq!(waiter.join().expect("thread"), 3, "woken by close, not the 60 s timeout");
+    assert_eq!(
+        waiter.join().expect("thread"),
+        3,
+        "woken by close, not the 60 s timeout"
+    );
     assert_eq!(spool.durable_next_seq(), 3);
 }

@@ -26,11 +26,20 @@ fn open(config: &SpoolConfig) -> (Spool, crate::Recovered) {
 }
 
 fn batch(count: u32, payload: &[u8], positions: Vec<Position>) -> NewBatch {
-    NewBatch { count, uncompressed_len: payload.len() as u64 * 3, payload: payload.to_vec(), positions }
+    NewBatch {
+        count,
+        uncompressed_len: payload.len() as u64 * 3,
+        payload: payload.to_vec(),
+        positions,
+    }
 }
 
 fn pos(key: &str, offset: u64) -> Position {
-    Position { key: key.into(), path: format!("/var/log/{key}.log"), offset }
+    Position {
+        key: key.into(),
+        path: format!("/var/log/{key}.log"),
+        offset,
+    }
 }
 
 /// A payload that differs per `i`.
@@ -54,7 +63,10 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn segment_bytes_on_disk(dir: &Path) -> u64 {
-    segment_files(dir).iter().map(|p| fs::metadata(p).expect("metadata").len()).sum()
+    segment_files(dir)
+        .iter()
+        .map(|p| fs::metadata(p).expect("metadata").len())
+        .sum()
 }
 
 /// Every readable batch from `seq` on.
@@ -78,7 +90,10 @@ fn flip_byte(path: &Path, offset: u64) {
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
