@@ -24,6 +24,9 @@ pub enum SpoolError {
     /// The configuration cannot work (checked by `open`).
     #[error("invalid spool config: {0}")]
     Config(String),
+    /// Another spool (in this or another process) has the directory open.
+    #[error("spool directory {path} is in use by another spool")]
+    Locked { path: PathBuf },
     /// The ledger could not be encoded.
     #[error("cannot encode the spool ledger")]
     LedgerEncode(#[source] serde_json::Error),

@@ -11,6 +11,28 @@ pub(crate) const SEGMENT_EXT: &str = "seg";
 /// Folder (inside the spool dir) that receives damaged segments.
 pub(crate) const QUARANTINE_DIR: &str = "quarantine";
 
+/// Lock file held (flock-style) for the life of an open spool.
+pub(crate) const LOCK_FILE: &str = "lock";
+
+/// Creates `dir` if needed and takes its exclusive lock; the lock lasts as long as the `File`.
+pub(crate) fn lock_dir(dir: &Path) -> Result<File, SpoolError> {
+    fs::create_dir_all(dir).map_err(SpoolError::io("create directory", dir))?;
+    let path = dir.join(LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(SpoolError::io("open lock file", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(SpoolError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(fs::TryLockError::Error(e)) => Err(SpoolError::io("lock", &path)(e)),
+    }
+}
+
 /// `dir/00000000000000000042.seg`.
 pub(crate) fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(format!("{first_seq:020}.{SEGMENT_EXT}"))

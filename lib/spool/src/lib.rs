@@ -12,7 +12,8 @@
 //!                                "positions":[{"key":..,"path":..,"offset":..}, ..]}
 //!   ledger.json.tmp             transient: written, fsync'd, renamed over ledger.json
 //!   00000000000000000001.seg    a segment, named by the first seq it holds (20 decimal digits)
-//!   quarantine/                 damaged segments moved aside, never read again
+//!   quarantine/                 damaged segments (and a damaged ledger) moved aside, never read
+//!   lock                        empty; exclusively locked while a spool has the directory open
 //!
 //! segment  := header record*
 //! header   := magic "LSSPOOL\0" (8 bytes) | version u32 (= 1) | reserved u32 (= 0)

@@ -12,7 +12,7 @@ use crate::io::{fsync_dir, parse_segment_name, quarantine};
 use crate::ledger::{self, Ledger, LoadError};
 use crate::record::HEADER_LEN;
 use crate::scan::{Scan, scan_segment};
-use crate::state::{RecordMeta, Segment, State};
+use crate::state::{Positions, RecordMeta, Segment, State};
 use crate::{LostRange, Recovered, SpoolConfig, SpoolError};
 
 /// A segment that survived the scan.
@@ -35,11 +35,10 @@ impl Kept {
     }
 }
 
-/// Rebuilds the spool state from `config.dir`.
+/// Rebuilds the spool state from `config.dir` (which the caller has locked).
 pub(crate) fn recover(config: &SpoolConfig) -> Result<(State, Recovered), SpoolError> {
     let dir = config.dir.as_path();
-    fs::create_dir_all(dir).map_err(SpoolError::io("create directory", dir))?;
-    let (ledger, ledger_found) = load_ledger(dir)?;
+    let (mut ledger, ledger_found) = load_ledger(dir)?;
     let names = list_segments(dir)?;
     let first_run = !ledger_found && names.is_empty();
     if !ledger_found && !names.is_empty() {
@@ -51,32 +50,8 @@ pub(crate) fn recover(config: &SpoolConfig) -> Result<(State, Recovered), SpoolE
         acked_through: ledger.acked_through,
         ..State::default()
     };
-    state.ledger = ledger.positions.clone();
-    let mut positions = ledger.positions.clone();
-    let mut acked = Vec::new();
-    for k in kept {
-        for r in &k.records {
-            positions.apply(&r.positions);
-        }
-        if k.fully_acked_by(state.acked_through) {
-            state.ledger = positions.clone();
-            acked.push(k.path);
-        } else {
-            state.segments.push_back(open_segment(k)?);
-        }
-    }
-    let mut ledger = ledger;
-    if !ledger_found || !acked.is_empty() {
-        // Fold the positions of fully acked segments into the ledger before deleting them.
-        ledger.positions = state.ledger.clone();
-        ledger::store(dir, &ledger)?;
-    }
-    acked.iter().for_each(|p| remove_acked(p));
-    let lost_end = lost
-        .iter()
-        .map(|l: &LostRange| l.last_seq + 1)
-        .max()
-        .unwrap_or(1);
+    let positions = index_segments(&mut state, &mut ledger, ledger_found, kept, dir)?;
+    let lost_end = lost.iter().map(|l| l.last_seq + 1).max().unwrap_or(1);
     let seg_end = state.segments.back().map_or(1, Segment::end_seq);
     state.next_seq = seg_end.max(lost_end).max(state.acked_through + 1);
     state.durable_next_seq = state.next_seq;
@@ -94,6 +69,38 @@ pub(crate) fn recover(config: &SpoolConfig) -> Result<(State, Recovered), SpoolE
         lost,
     };
     Ok((state, recovered))
+}
+
+/// Merges positions (ledger, then every surviving record in seq order), indexes the segments
+/// still needed and deletes fully acked ones after folding their positions into the ledger.
+/// Returns the merged positions.
+fn index_segments(
+    state: &mut State,
+    ledger: &mut Ledger,
+    ledger_found: bool,
+    kept: Vec<Kept>,
+    dir: &Path,
+) -> Result<Positions, SpoolError> {
+    let mut positions = ledger.positions.clone();
+    state.ledger = ledger.positions.clone();
+    let mut acked = Vec::new();
+    for k in kept {
+        for r in &k.records {
+            positions.apply(&r.positions);
+        }
+        if k.fully_acked_by(state.acked_through) {
+            state.ledger = positions.clone();
+            acked.push(k.path);
+        } else {
+            state.segments.push_back(open_segment(k)?);
+        }
+    }
+    if !ledger_found || !acked.is_empty() {
+        ledger.positions = state.ledger.clone();
+        ledger::store(dir, ledger)?;
+    }
+    acked.iter().for_each(|p| remove_acked(p));
+    Ok(positions)
 }
 
 impl Kept {

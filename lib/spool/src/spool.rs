@@ -1,11 +1,13 @@
 //! The `Spool` handle: open, append, read, ack, fsync policy and shutdown.
 
+use std::fs::File;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tracing::error;
 
+use crate::io::lock_dir;
 use crate::record::{FRAME_PREFIX, HEADER_LEN, MIN_BODY};
 use crate::recover::recover;
 use crate::state::State;
@@ -41,6 +43,8 @@ pub(crate) struct Core {
     pub(crate) sync_lock: Mutex<()>,
     /// Serialises ledger writes so an older ledger never replaces a newer one.
     pub(crate) ledger_lock: Mutex<()>,
+    /// Keeps other spools out of the directory until the last reference goes.
+    _dir_lock: File,
 }
 
 // === impl Spool ===
@@ -49,8 +53,10 @@ impl Spool {
     /// Opens (or creates) the spool in `config.dir`, recovering whatever a previous run left.
     pub fn open(config: SpoolConfig) -> Result<(Spool, Recovered), SpoolError> {
         validate(&config)?;
+        let dir_lock = lock_dir(&config.dir)?;
         let (state, recovered) = recover(&config)?;
         let core = Arc::new(Core {
+            _dir_lock: dir_lock,
             stream_id: recovered.stream_id.clone(),
             state: Mutex::new(state),
             space_cv: Condvar::new(),

@@ -320,3 +320,23 @@ fn positions_of_an_acked_segment_deleted_at_open_survive_the_next_open() {
     assert_eq!(rec.positions, vec![pos("a", 9)]);
     assert_eq!(rec.next_seq, 3);
 }
+
+#[test]
+fn a_directory_is_open_by_one_spool_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path());
+    let (spool, _) = open(&cfg);
+    let second = crate::Spool::open(cfg.clone());
+    assert!(
+        matches!(second, Err(SpoolError::Locked { .. })),
+        "{second:?}"
+    );
+    let clone = spool.clone();
+    drop(spool);
+    assert!(
+        crate::Spool::open(cfg.clone()).is_err(),
+        "a clone keeps it open"
+    );
+    drop(clone);
+    open(&cfg);
+}
