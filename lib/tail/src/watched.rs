@@ -58,6 +58,9 @@ pub(crate) struct Watched {
     pub(crate) seen_size: u64,
     /// When the file last grew (or was opened).
     pub(crate) last_change: Instant,
+    /// When the prefix was last checked (an idle file is re-checked every glob interval, which
+    /// catches a truncate-and-rewrite that did not change the size).
+    last_verify: Instant,
     /// When the file was first missed at every matched path (rotated away or deleted).
     pub(crate) detached_since: Option<Instant>,
 }
@@ -89,6 +92,7 @@ impl Watched {
             lines: LineState::at(0),
             seen_size: 0,
             last_change: now,
+            last_verify: now,
             detached_since: None,
         }
     }
@@ -134,6 +138,12 @@ impl Watched {
         if size < self.seen_size {
             return Err(ReadError::Truncated);
         }
+        let verify_every = Duration::from_millis(cx.cfg.glob_interval_ms);
+        let verify_due = cx.now.saturating_duration_since(self.last_verify) >= verify_every;
+        if self.key.is_some() && (size > self.seen_size || verify_due) {
+            self.verify_prefix(cx, size)?;
+            self.last_verify = cx.now;
+        }
         if size > self.seen_size {
             self.seen_size = size;
             self.last_change = cx.now;
@@ -164,7 +174,7 @@ impl Watched {
         if !self.lines.has_partial() {
             return Ok(false);
         }
-        self.verify_prefix(cx)?;
+        self.verify_prefix(cx, self.seen_size)?;
         let sink = &mut *cx.sink;
         let mut emit = |raw: &[u8], t: u64, o: u64| sink.line(source, raw, t, o);
         let max = cx.cfg.max_line_bytes;
@@ -211,9 +221,9 @@ impl Watched {
         if end <= self.lines.read_end {
             return Ok(false);
         }
+        // A rewrite from the start before this read shows here: never emit such bytes.
+        self.verify_prefix(cx, self.seen_size.max(end))?;
         self.seen_size = self.seen_size.max(end);
-        // A rewrite from the start after the read would show here: never emit such bytes.
-        self.verify_prefix(cx)?;
         let sink = &mut *cx.sink;
         let mut emit = |raw: &[u8], t: u64, o: u64| sink.line(source, raw, t, o);
         let max = cx.cfg.max_line_bytes;
@@ -223,9 +233,9 @@ impl Watched {
     }
 
     /// Checks the file still starts with its fingerprint, growing the fingerprint if possible.
-    fn verify_prefix(&mut self, cx: &mut PollCx<'_>) -> Result<(), ReadError> {
+    fn verify_prefix(&mut self, cx: &mut PollCx<'_>, size: u64) -> Result<(), ReadError> {
         let max = cx.cfg.fingerprint_bytes;
-        match self.fp.check(&self.file, self.seen_size, max, &mut cx.bufs.prefix)? {
+        match self.fp.check(&self.file, size, max, &mut cx.bufs.prefix)? {
             PrefixCheck::Same(fp) => {
                 self.fp = fp;
                 Ok(())

@@ -1,0 +1,141 @@
+//! Line framing, identity keys, discovery and start positions.
+
+use std::time::Duration;
+
+use logship_tail::{StartAt, TailConfig};
+
+use crate::harness::{Event, Running, append, config, numbered};
+
+#[test]
+fn reads_existing_and_appended_lines_with_offsets() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("app.log");
+    append(&path, b"a\nbb\r\n");
+    let run = Running::start(config(dir.path(), "*.log"), Vec::new(), true);
+    run.wait_until("two lines", |r| r.lines().len() == 2);
+    append(&path, b"ccc\n");
+    run.wait_until("three lines", |r| r.lines().len() == 3);
+    let (tailer, record) = run.stop();
+    let got: Vec<_> = record.lines().iter().map(|l| (l.raw.clone(), l.offset_after)).collect();
+    assert_eq!(got, vec![(b"a".to_vec(), 2), (b"bb".to_vec(), 6), (b"ccc".to_vec(), 10)]);
+    let positions = tailer.positions();
+    assert_eq!(positions.len(), 1);
+    assert_eq!(positions[0].offset, 10);
+    assert_eq!(positions[0].key, record.lines()[0].key);
+}
+
+#[test]
+fn short_file_key_is_stable_as_it_grows_and_empty_file_is_keyed_once_it_has_bytes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let short = dir.path().join("short.log");
+    let empty = dir.path().join("empty.log");
+    append(&short, b"x\n");
+    append(&empty, b"");
+    let run = Running::start(config(dir.path(), "*.log"), Vec::new(), true);
+    run.wait_until("first line", |r| r.lines().len() == 1);
+    append(&short, &vec![b'y'; 4000]);
+    append(&short, b"\n");
+    append(&empty, b"hello\n");
+    run.wait_until("three lines", |r| r.lines().len() == 3);
+    let (_, record) = run.stop();
+    let lines = record.lines();
+    let short_keys: Vec<_> = lines.iter().filter(|l| l.path == short).map(|l| &l.key).collect();
+    assert_eq!(short_keys.len(), 2);
+    assert_eq!(short_keys[0], short_keys[1], "key must not change as the file grows");
+    assert!(short_keys[0].ends_with(&format!(":2:{:08x}", crc32c::crc32c(b"x\n"))));
+    let empty_line = lines.iter().find(|l| l.path == empty).expect("line from empty file");
+    assert!(empty_line.key.ends_with(&format!(":6:{:08x}", crc32c::crc32c(b"hello\n"))));
+    assert_ne!(short_keys[0], &empty_line.key);
+}
+
+#[test]
+fn long_lines_are_cut_and_report_original_length() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("app.log");
+    let mut content = vec![b'z'; 100_000];
+    content.extend_from_slice(b"\r\nafter\n");
+    append(&path, &content);
+    let cfg = TailConfig { max_line_bytes: 16, read_buf_bytes: 4096, ..config(dir.path(), "*.log") };
+    let run = Running::start(cfg, Vec::new(), true);
+    run.wait_until("two lines", |r| r.lines().len() == 2);
+    let (_, record) = run.stop();
+    let lines = record.lines();
+    assert_eq!((lines[0].raw.clone(), lines[0].truncated_from), (vec![b'z'; 16], 100_000));
+    assert_eq!(lines[0].offset_after, 100_002);
+    assert_eq!((lines[1].raw.as_slice(), lines[1].truncated_from), (&b"after"[..], 0));
+}
+
+#[test]
+fn non_utf8_bytes_pass_through_untouched() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("app.log");
+    append(&path, b"caf\xe9 \xff\xfe\x00end\n");
+    let run = Running::start(config(dir.path(), "*.log"), Vec::new(), true);
+    run.wait_until("one line", |r| r.lines().len() == 1);
+    let (_, record) = run.stop();
+    assert_eq!(record.lines()[0].raw, b"caf\xe9 \xff\xfe\x00end");
+}
+
+#[test]
+fn last_line_without_newline_is_flushed_after_idle_and_later_bytes_start_a_new_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("app.log");
+    append(&path, b"a\nb");
+    let run = Running::start(config(dir.path(), "*.log"), Vec::new(), true);
+    run.wait_until("idle flush", |r| r.lines().len() == 2);
+    append(&path, b"c\n");
+    run.wait_until("third line", |r| r.lines().len() == 3);
+    let (_, record) = run.stop();
+    let got: Vec<_> = record.lines().iter().map(|l| (l.raw.clone(), l.offset_after)).collect();
+    assert_eq!(got, vec![(b"a".to_vec(), 2), (b"b".to_vec(), 3), (b"c".to_vec(), 5)]);
+}
+
+#[test]
+fn start_at_end_applies_only_to_files_of_the_first_scan_of_a_first_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let old = dir.path().join("old.log");
+    append(&old, &numbered(0..3));
+    let cfg = TailConfig { start_at: StartAt::End, ..config(dir.path(), "*.log") };
+    let run = Running::start(cfg.clone(), Vec::new(), true);
+    append(&dir.path().join("new.log"), &numbered(10..12));
+    run.wait_until("new file lines", |r| r.lines().len() == 2);
+    append(&old, &numbered(3..4));
+    run.wait_until("appended line", |r| r.lines().len() == 3);
+    let (_, record) = run.stop();
+    let mut texts = record.texts();
+    texts.sort();
+    assert_eq!(texts, vec!["line 0000003", "line 0000010", "line 0000011"]);
+
+    // Not a first run: a file without checkpoint is read from the beginning.
+    let run = Running::start(cfg, Vec::new(), false);
+    run.wait_until("all lines of both files", |r| r.lines().len() == 6);
+    let (_, record) = run.stop();
+    assert_eq!(record.lines().len(), 6);
+}
+
+#[test]
+fn unreadable_file_is_retried_until_it_can_be_read() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let target = dir.path().join("target.txt");
+    // A matched path that cannot be opened yet: a dangling symlink.
+    std::os::unix::fs::symlink(&target, dir.path().join("link.log")).expect("symlink");
+    let locked = dir.path().join("locked.log");
+    append(&locked, b"secret\n");
+    let is_root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(true);
+    if !is_root {
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    }
+    let run = Running::start(config(dir.path(), "*.log"), Vec::new(), true);
+    // Let several scans fail first (not a synchronisation: the test holds without it).
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(run.record().lines().is_empty() || is_root);
+    append(&target, b"late\n");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    run.wait_until("both files read", |r| r.lines().len() == 2);
+    let (_, record) = run.stop();
+    let mut texts = record.texts();
+    texts.sort();
+    assert_eq!(texts, vec!["late", "secret"]);
+    assert!(record.events.iter().all(|e| !matches!(e, Event::Gap { .. })));
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the tailer with real files in temp dirs.
+
+mod harness;
+mod lines;
+mod restart;
+mod rotation;
+mod stress;
