@@ -60,7 +60,11 @@ pub(crate) enum HeaderError {
 impl BlockHeader {
     /// Encodes the header fields (the `header` part of the frame, without prefix or CRC).
     pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), &'static str> {
-        let flags = if self.fields_len.is_some() { FLAG_HAS_FIELDS } else { 0 };
+        let flags = if self.fields_len.is_some() {
+            FLAG_HAS_FIELDS
+        } else {
+            0
+        };
         out.push(flags);
         out.extend_from_slice(&self.first_seq.to_le_bytes());
         out.extend_from_slice(&self.count.to_le_bytes());
@@ -95,7 +99,9 @@ impl BlockHeader {
         let stream_id = cur.string()?;
         let host = cur.string()?;
         let n = u16::from_le_bytes(cur.array()?);
-        let inputs = (0..n).map(|_| cur.string()).collect::<Result<Vec<_>, _>>()?;
+        let inputs = (0..n)
+            .map(|_| cur.string())
+            .collect::<Result<Vec<_>, _>>()?;
         if !cur.bytes.is_empty() {
             return Err(HeaderError::Malformed("trailing bytes"));
         }
@@ -120,7 +126,8 @@ impl BlockHeader {
 
     /// Highest seq covered by the block.
     pub(crate) fn last_seq(&self) -> u64 {
-        self.first_seq.saturating_add(u64::from(self.count).saturating_sub(1))
+        self.first_seq
+            .saturating_add(u64::from(self.count).saturating_sub(1))
     }
 
     /// Payload + fields length.
@@ -225,7 +232,11 @@ pub(crate) struct FrameParts<'a> {
 /// Splits a complete frame (head of `head_len` bytes, already decoded into `header`).
 ///
 /// The caller guarantees `frame.len() == frame_len(head_len, header.body_len())`.
-pub(crate) fn split_frame<'a>(header: &BlockHeader, head_len: usize, frame: &'a [u8]) -> FrameParts<'a> {
+pub(crate) fn split_frame<'a>(
+    header: &BlockHeader,
+    head_len: usize,
+    frame: &'a [u8],
+) -> FrameParts<'a> {
     debug_assert_eq!(frame.len() as u64, frame_len(head_len, header.body_len()));
     let header_len = head_len - PREFIX_LEN - 4;
     let body_start = head_len;
@@ -237,7 +248,9 @@ pub(crate) fn split_frame<'a>(header: &BlockHeader, head_len: usize, frame: &'a 
         header_bytes: &frame[PREFIX_LEN..PREFIX_LEN + header_len],
         payload: &frame[body_start..payload_end],
         fields: header.fields_len.map(|_| &frame[payload_end..hash_at]),
-        stored_hash: frame[hash_at..crc_at].try_into().expect("slice is 32 bytes"),
+        stored_hash: frame[hash_at..crc_at]
+            .try_into()
+            .expect("slice is 32 bytes"),
         crc_ok: crc32c::crc32c(&frame[..crc_at]) == stored_crc,
     }
 }
@@ -316,7 +329,10 @@ mod tests {
         assert_eq!(parts.payload, b"pay!");
         assert_eq!(parts.fields, Some(&b"{}"[..]));
         assert_eq!(parts.stored_hash, hash);
-        assert_eq!(block_hash(&header.prev_hash, parts.header_bytes, b"pay!{}"), hash);
+        assert_eq!(
+            block_hash(&header.prev_hash, parts.header_bytes, b"pay!{}"),
+            hash
+        );
     }
 
     #[test]

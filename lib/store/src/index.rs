@@ -15,10 +15,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::CorruptBlock;
 use crate::block::{BlockHeader, HASH_LEN};
 use crate::search::Query;
 use crate::segment::{SEGMENT_HEADER_LEN, SegmentReader, Step};
-use crate::CorruptBlock;
 
 /// Summary of one segment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,8 +44,14 @@ impl SegmentIndex {
     pub(crate) fn add(&mut self, header: &BlockHeader, hash: &[u8; HASH_LEN]) {
         self.blocks += 1;
         self.records += u64::from(header.count);
-        self.min_time_ns = Some(self.min_time_ns.map_or(header.min_time_ns, |t| t.min(header.min_time_ns)));
-        self.max_time_ns = Some(self.max_time_ns.map_or(header.max_time_ns, |t| t.max(header.max_time_ns)));
+        self.min_time_ns = Some(
+            self.min_time_ns
+                .map_or(header.min_time_ns, |t| t.min(header.min_time_ns)),
+        );
+        self.max_time_ns = Some(
+            self.max_time_ns
+                .map_or(header.max_time_ns, |t| t.max(header.max_time_ns)),
+        );
         self.hosts.insert(header.host.clone());
         self.agents.insert(header.agent.clone());
         self.inputs.extend(header.inputs.iter().cloned());
@@ -111,10 +117,17 @@ impl SegmentIndex {
     /// Rebuilds the index of a sealed segment from its block heads (bodies are not read).
     pub(crate) fn scan(path: &Path) -> std::io::Result<(SegmentIndex, Vec<CorruptBlock>)> {
         let reader = SegmentReader::open(path)?;
-        let mut index = SegmentIndex { segment_len: reader.len(), ..Default::default() };
+        let mut index = SegmentIndex {
+            segment_len: reader.len(),
+            ..Default::default()
+        };
         let mut corrupt = Vec::new();
         let mut report = |offset, reason| {
-            corrupt.push(CorruptBlock { segment: path.to_path_buf(), offset, reason })
+            corrupt.push(CorruptBlock {
+                segment: path.to_path_buf(),
+                offset,
+                reason,
+            })
         };
         if let Err(reason) = reader.check_header()? {
             report(0, reason);
@@ -122,11 +135,20 @@ impl SegmentIndex {
         let mut pos = SEGMENT_HEADER_LEN;
         loop {
             match reader.step(pos)? {
-                Step::Block { offset, header, frame_len, .. } => {
+                Step::Block {
+                    offset,
+                    header,
+                    frame_len,
+                    ..
+                } => {
                     index.add(&header, &reader.read_hash(offset, frame_len)?);
                     pos = offset + frame_len;
                 }
-                Step::Corrupt { offset, next, reason } => {
+                Step::Corrupt {
+                    offset,
+                    next,
+                    reason,
+                } => {
                     report(offset, reason);
                     pos = next;
                 }

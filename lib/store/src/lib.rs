@@ -133,9 +133,7 @@ pub enum StoreError {
     },
     /// The block's first seq is not above the stored watermark of its stream (a duplicate or
     /// overlapping batch); the caller drops or trims it and acks up to `watermark`.
-    #[error(
-        "block {agent}/{stream_id} first_seq {first_seq} is not above watermark {watermark}"
-    )]
+    #[error("block {agent}/{stream_id} first_seq {first_seq} is not above watermark {watermark}")]
     SeqNotAboveWatermark {
         /// Agent of the block.
         agent: String,

@@ -82,8 +82,13 @@ impl Recovered {
 }
 
 /// The sidecar of a sealed segment, rebuilt (and rewritten) when missing or stale.
-fn sealed_index(info: &SegmentInfo, report: &mut RecoveryReport) -> Result<SegmentIndex, StoreError> {
-    let len = std::fs::metadata(&info.path).map_err(StoreError::io(&info.path))?.len();
+fn sealed_index(
+    info: &SegmentInfo,
+    report: &mut RecoveryReport,
+) -> Result<SegmentIndex, StoreError> {
+    let len = std::fs::metadata(&info.path)
+        .map_err(StoreError::io(&info.path))?
+        .len();
     let sidecar = segment::sidecar_path(&info.path);
     if let Some(index) = SegmentIndex::read(&sidecar, len) {
         return Ok(index);
@@ -99,28 +104,45 @@ fn sealed_index(info: &SegmentInfo, report: &mut RecoveryReport) -> Result<Segme
 
 /// Recovers the last segment: checks every block, cuts the file after the last checksummed
 /// block. `None` when its segment header is damaged (it must not be appended to).
-fn recover_last(info: &SegmentInfo, report: &mut RecoveryReport) -> Result<Option<Active>, StoreError> {
+fn recover_last(
+    info: &SegmentInfo,
+    report: &mut RecoveryReport,
+) -> Result<Option<Active>, StoreError> {
     let path = &info.path;
     let io = StoreError::io(path);
-    let file = OpenOptions::new().read(true).write(true).open(path).map_err(io)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
     let len = file.metadata().map_err(StoreError::io(path))?.len();
     if len < SEGMENT_HEADER_LEN {
         // Crashed while creating it: write the header again.
         file.set_len(0).map_err(StoreError::io(path))?;
-        file.write_all_at(&segment::segment_header(), 0).map_err(StoreError::io(path))?;
+        file.write_all_at(&segment::segment_header(), 0)
+            .map_err(StoreError::io(path))?;
         file.sync_all().map_err(StoreError::io(path))?;
         report.truncated_tail_bytes += len;
-        let index = SegmentIndex { segment_len: SEGMENT_HEADER_LEN, ..Default::default() };
+        let index = SegmentIndex {
+            segment_len: SEGMENT_HEADER_LEN,
+            ..Default::default()
+        };
         return Ok(Some(active(file, info, index)));
     }
     let reader = SegmentReader::open(path).map_err(StoreError::io(path))?;
     if let Err(reason) = reader.check_header().map_err(StoreError::io(path))? {
-        report.corrupt.push(CorruptBlock { segment: path.clone(), offset: 0, reason });
+        report.corrupt.push(CorruptBlock {
+            segment: path.clone(),
+            offset: 0,
+            reason,
+        });
         return Ok(None);
     }
     let (mut index, corrupt) = scan_checked(&reader, path).map_err(StoreError::io(path))?;
     let cut_at = index.segment_len;
-    report.corrupt.extend(corrupt.into_iter().filter(|c| c.offset < cut_at));
+    report
+        .corrupt
+        .extend(corrupt.into_iter().filter(|c| c.offset < cut_at));
     if cut_at < len {
         file.set_len(cut_at).map_err(StoreError::io(path))?;
         file.sync_all().map_err(StoreError::io(path))?;
@@ -138,7 +160,10 @@ fn recover_last(info: &SegmentInfo, report: &mut RecoveryReport) -> Result<Optio
 
 /// Reads every block with its CRC. The returned index covers the blocks up to and including
 /// the last checksummed one, and its `segment_len` is where that block ends.
-fn scan_checked(reader: &SegmentReader, path: &Path) -> std::io::Result<(SegmentIndex, Vec<CorruptBlock>)> {
+fn scan_checked(
+    reader: &SegmentReader,
+    path: &Path,
+) -> std::io::Result<(SegmentIndex, Vec<CorruptBlock>)> {
     let mut index = SegmentIndex::default();
     let mut pending = Vec::new(); // blocks after the last good one, added once a good one follows
     let mut corrupt = Vec::new();
@@ -147,7 +172,12 @@ fn scan_checked(reader: &SegmentReader, path: &Path) -> std::io::Result<(Segment
     let mut pos = SEGMENT_HEADER_LEN;
     loop {
         match reader.step(pos)? {
-            Step::Block { offset, header, head_len, frame_len } => {
+            Step::Block {
+                offset,
+                header,
+                head_len,
+                frame_len,
+            } => {
                 reader.read_frame(offset, frame_len, &mut buf)?;
                 let parts = block::split_frame(&header, head_len, &buf);
                 pos = offset + frame_len;
@@ -160,12 +190,24 @@ fn scan_checked(reader: &SegmentReader, path: &Path) -> std::io::Result<(Segment
                     good_end = pos;
                 } else {
                     let reason = "block checksum mismatch".to_string();
-                    corrupt.push(CorruptBlock { segment: path.to_path_buf(), offset, reason });
+                    corrupt.push(CorruptBlock {
+                        segment: path.to_path_buf(),
+                        offset,
+                        reason,
+                    });
                     pending.push((header, hash));
                 }
             }
-            Step::Corrupt { offset, next, reason } => {
-                corrupt.push(CorruptBlock { segment: path.to_path_buf(), offset, reason });
+            Step::Corrupt {
+                offset,
+                next,
+                reason,
+            } => {
+                corrupt.push(CorruptBlock {
+                    segment: path.to_path_buf(),
+                    offset,
+                    reason,
+                });
                 pos = next;
             }
             Step::Tail { .. } | Step::End => break,

@@ -144,22 +144,28 @@ impl Searcher<'_, '_> {
         let reader = SegmentReader::open(&info.path)?;
         if !is_last {
             let sidecar = segment::sidecar_path(&info.path);
-            if let Some(index) = SegmentIndex::read(&sidecar, reader.len()) {
-                if !index.may_match(self.query) {
-                    self.stats.blocks_skipped += index.blocks;
-                    return Ok(Flow::Continue);
-                }
+            if let Some(index) = SegmentIndex::read(&sidecar, reader.len())
+                && !index.may_match(self.query)
+            {
+                self.stats.blocks_skipped += index.blocks;
+                return Ok(Flow::Continue);
             }
         }
-        if let Err(reason) = reader.check_header()? {
-            if !(is_last && reader.len() < SEGMENT_HEADER_LEN) {
-                self.report(&info.path, 0, reason);
-            }
+        // A last segment shorter than its header is being created right now.
+        if let Err(reason) = reader.check_header()?
+            && !(is_last && reader.len() < SEGMENT_HEADER_LEN)
+        {
+            self.report(&info.path, 0, reason);
         }
         let mut pos = SEGMENT_HEADER_LEN;
         loop {
             match reader.step(pos)? {
-                Step::Block { offset, header, head_len, frame_len } => {
+                Step::Block {
+                    offset,
+                    header,
+                    head_len,
+                    frame_len,
+                } => {
                     pos = offset + frame_len;
                     if !block_may_match(&header, self.query) {
                         self.stats.blocks_skipped += 1;
@@ -170,7 +176,11 @@ impl Searcher<'_, '_> {
                         return Ok(Flow::Stop);
                     }
                 }
-                Step::Corrupt { offset, next, reason } => {
+                Step::Corrupt {
+                    offset,
+                    next,
+                    reason,
+                } => {
                     self.report(&info.path, offset, reason);
                     pos = next;
                 }
@@ -186,7 +196,13 @@ impl Searcher<'_, '_> {
     }
 
     /// Emits the matching records of the block in `self.frame`.
-    fn block(&mut self, info: &SegmentInfo, offset: u64, header: &BlockHeader, head_len: usize) -> Flow {
+    fn block(
+        &mut self,
+        info: &SegmentInfo,
+        offset: u64,
+        header: &BlockHeader,
+        head_len: usize,
+    ) -> Flow {
         let frame = std::mem::take(&mut self.frame);
         let flow = self.block_inner(info, offset, header, head_len, &frame);
         self.frame = frame;
@@ -207,55 +223,81 @@ impl Searcher<'_, '_> {
             return Flow::Continue;
         }
         self.stats.blocks_scanned += 1;
-        let list = match payload::decode_payload(parts.payload, self.cap, &mut self.scratch) {
-            Ok(list) if list.records.len() == header.count as usize => list,
-            Ok(list) => {
-                let reason = format!("payload has {} records, header says {}", list.records.len(), header.count);
-                self.report(&info.path, offset, reason);
-                return Flow::Continue;
-            }
-            Err(e) => {
-                self.report(&info.path, offset, format!("payload: {e}"));
-                return Flow::Continue;
-            }
+        let Some(list) = self.decode(parts.payload, header.count, &info.path, offset) else {
+            return Flow::Continue;
         };
         let mut fields: Option<Vec<Map<String, Value>>> = None;
-        for (i, rec) in list.records.iter().enumerate() {
+        for i in 0..list.records.len() {
             if !self.record_matches(&list, i) {
                 continue;
             }
-            if fields.is_none() {
-                fields = Some(match parts.fields {
-                    Some(column) => self.parse_fields(column, header.count, &info.path, offset),
-                    None => Vec::new(),
-                });
-            }
-            let (input, path) = source_of(&list, rec.source);
-            let seq = header.first_seq + i as u64;
-            let id = event_id(&header.agent, &header.stream_id, seq);
-            let view = RecordView {
-                event_id: &id,
-                agent: &header.agent,
-                host: &header.host,
-                stream_id: &header.stream_id,
-                seq,
-                input,
-                path,
-                observed_ns: rec.observed_unix_nanos,
-                event_ns: rec.event_unix_nanos,
-                raw: &rec.raw,
-                truncated_from: rec.truncated_from,
-                kind: rec.kind,
-                fields: fields.as_ref().and_then(|f| f.get(i)).filter(|m| !m.is_empty()),
-            };
-            self.stats.records_matched += 1;
-            let more = (self.emit)(&view);
-            let at_limit = self.query.limit.is_some_and(|l| self.stats.records_matched >= l as u64);
-            if !more || at_limit {
+            let fields = fields.get_or_insert_with(|| match parts.fields {
+                Some(column) => self.parse_fields(column, header.count, &info.path, offset),
+                None => Vec::new(),
+            });
+            let record_fields = fields.get(i).filter(|m| !m.is_empty());
+            if self.emit_record(header, &list, i, record_fields) == Flow::Stop {
                 return Flow::Stop;
             }
         }
         Flow::Continue
+    }
+
+    /// Decodes a payload, reporting it when it is damaged or its record count is wrong.
+    fn decode(
+        &mut self,
+        payload: &[u8],
+        count: u32,
+        seg: &Path,
+        offset: u64,
+    ) -> Option<RecordList> {
+        let reason = match payload::decode_payload(payload, self.cap, &mut self.scratch) {
+            Ok(list) if list.records.len() == count as usize => return Some(list),
+            Ok(list) => format!(
+                "payload has {} records, header says {count}",
+                list.records.len()
+            ),
+            Err(e) => format!("payload: {e}"),
+        };
+        self.report(seg, offset, reason);
+        None
+    }
+
+    /// Emits record `i` of `list`; `Stop` when `emit` declined or the limit is reached.
+    fn emit_record(
+        &mut self,
+        header: &BlockHeader,
+        list: &RecordList,
+        i: usize,
+        fields: Option<&Map<String, Value>>,
+    ) -> Flow {
+        let rec = &list.records[i];
+        let (input, path) = source_of(list, rec.source);
+        let seq = header.first_seq + i as u64;
+        let id = event_id(&header.agent, &header.stream_id, seq);
+        let view = RecordView {
+            event_id: &id,
+            agent: &header.agent,
+            host: &header.host,
+            stream_id: &header.stream_id,
+            seq,
+            input,
+            path,
+            observed_ns: rec.observed_unix_nanos,
+            event_ns: rec.event_unix_nanos,
+            raw: &rec.raw,
+            truncated_from: rec.truncated_from,
+            kind: rec.kind,
+            fields,
+        };
+        self.stats.records_matched += 1;
+        let more = (self.emit)(&view);
+        let limit = self.query.limit.map_or(u64::MAX, |l| l as u64);
+        if more && self.stats.records_matched < limit {
+            Flow::Continue
+        } else {
+            Flow::Stop
+        }
     }
 
     fn record_matches(&self, list: &RecordList, i: usize) -> bool {
@@ -264,14 +306,22 @@ impl Searcher<'_, '_> {
         let t = rec.observed_unix_nanos;
         q.since_ns.is_none_or(|s| t >= s)
             && q.until_ns.is_none_or(|u| t < u)
-            && q.input.as_ref().is_none_or(|want| source_of(list, rec.source).0 == want)
-            && q.contains.as_ref().is_none_or(|needle| {
-                memchr::memmem::find(&rec.raw, needle.as_bytes()).is_some()
-            })
+            && q.input
+                .as_ref()
+                .is_none_or(|want| source_of(list, rec.source).0 == want)
+            && q.contains
+                .as_ref()
+                .is_none_or(|needle| memchr::memmem::find(&rec.raw, needle.as_bytes()).is_some())
     }
 
     /// Parses a fields column; on any damage reports it and returns no fields.
-    fn parse_fields(&mut self, column: &[u8], count: u32, seg: &Path, offset: u64) -> Vec<Map<String, Value>> {
+    fn parse_fields(
+        &mut self,
+        column: &[u8],
+        count: u32,
+        seg: &Path,
+        offset: u64,
+    ) -> Vec<Map<String, Value>> {
         match parse_fields(column, count, self.cap, &mut self.fields_scratch) {
             Ok(maps) => maps,
             Err(reason) => {
@@ -283,7 +333,11 @@ impl Searcher<'_, '_> {
 
     fn report(&mut self, segment: &Path, offset: u64, reason: String) {
         tracing::warn!(segment = %segment.display(), offset, %reason, "Skipped a damaged block.");
-        self.stats.corrupt.push(CorruptBlock { segment: segment.to_path_buf(), offset, reason });
+        self.stats.corrupt.push(CorruptBlock {
+            segment: segment.to_path_buf(),
+            offset,
+            reason,
+        });
     }
 }
 
@@ -307,7 +361,9 @@ pub(crate) fn parse_fields(
 }
 
 fn source_of(list: &RecordList, source: u32) -> (&str, &str) {
-    list.sources.get(source as usize).map_or(("", ""), |s| (s.input.as_str(), s.path.as_str()))
+    list.sources
+        .get(source as usize)
+        .map_or(("", ""), |s| (s.input.as_str(), s.path.as_str()))
 }
 
 fn block_may_match(header: &BlockHeader, q: &Query) -> bool {
@@ -315,5 +371,7 @@ fn block_may_match(header: &BlockHeader, q: &Query) -> bool {
         && q.until_ns.is_none_or(|u| header.min_time_ns < u)
         && q.host.as_ref().is_none_or(|h| &header.host == h)
         && q.agent.as_ref().is_none_or(|a| &header.agent == a)
-        && q.input.as_ref().is_none_or(|i| header.inputs.iter().any(|x| x == i))
+        && q.input
+            .as_ref()
+            .is_none_or(|i| header.inputs.iter().any(|x| x == i))
 }

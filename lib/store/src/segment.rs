@@ -38,9 +38,18 @@ pub(crate) struct SegmentInfo {
 #[derive(Debug)]
 pub(crate) enum Step {
     /// A block whose head checks out and whose frame lies inside the file.
-    Block { offset: u64, header: BlockHeader, head_len: usize, frame_len: u64 },
+    Block {
+        offset: u64,
+        header: BlockHeader,
+        head_len: usize,
+        frame_len: u64,
+    },
     /// Bytes `[offset, next)` hold no valid block; a valid head starts at `next`.
-    Corrupt { offset: u64, next: u64, reason: String },
+    Corrupt {
+        offset: u64,
+        next: u64,
+        reason: String,
+    },
     /// Bytes `[offset, len)` hold no complete block (a torn or in-progress write, or damage).
     Tail { offset: u64, reason: String },
     /// The walk reached the end of the file exactly at a block boundary.
@@ -163,29 +172,54 @@ impl SegmentReader {
             Ok((header, head_len)) => {
                 let frame_len = block::frame_len(head_len, header.body_len());
                 if pos + frame_len <= self.len {
-                    Ok(Step::Block { offset: pos, header, head_len, frame_len })
+                    Ok(Step::Block {
+                        offset: pos,
+                        header,
+                        head_len,
+                        frame_len,
+                    })
                 } else {
                     let reason = "block extends past the end of the file".to_string();
-                    Ok(Step::Tail { offset: pos, reason })
+                    Ok(Step::Tail {
+                        offset: pos,
+                        reason,
+                    })
                 }
             }
             Err(e) => Ok(match self.resync(pos + 1)? {
-                Some(next) => Step::Corrupt { offset: pos, next, reason: e.to_string() },
-                None => Step::Tail { offset: pos, reason: e.to_string() },
+                Some(next) => Step::Corrupt {
+                    offset: pos,
+                    next,
+                    reason: e.to_string(),
+                },
+                None => Step::Tail {
+                    offset: pos,
+                    reason: e.to_string(),
+                },
             }),
         }
     }
 
     /// Reads a whole frame into `buf` (resized to `frame_len`).
-    pub(crate) fn read_frame(&self, offset: u64, frame_len: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+    pub(crate) fn read_frame(
+        &self,
+        offset: u64,
+        frame_len: u64,
+        buf: &mut Vec<u8>,
+    ) -> io::Result<()> {
         buf.resize(frame_len as usize, 0);
         self.file.read_exact_at(buf, offset)
     }
 
     /// Reads the stored hash of a frame without reading its body.
-    pub(crate) fn read_hash(&self, offset: u64, frame_len: u64) -> io::Result<[u8; block::HASH_LEN]> {
+    pub(crate) fn read_hash(
+        &self,
+        offset: u64,
+        frame_len: u64,
+    ) -> io::Result<[u8; block::HASH_LEN]> {
         let mut hash = [0u8; block::HASH_LEN];
-        self.file.read_exact_at(&mut hash, offset + frame_len - 36)?;
+        self.file
+            .read_exact_at(&mut hash, offset + frame_len - 36)?;
         Ok(hash)
     }
 
@@ -241,9 +275,15 @@ mod tests {
         assert_eq!(civil_from_unix_ns(0), (1970, 1, 1));
         assert_eq!(civil_from_unix_ns(-1), (1969, 12, 31));
         // 2024-02-29T12:00:00Z
-        assert_eq!(civil_from_unix_ns(1_709_208_000 * 1_000_000_000), (2024, 2, 29));
+        assert_eq!(
+            civil_from_unix_ns(1_709_208_000 * 1_000_000_000),
+            (2024, 2, 29)
+        );
         // 2000-03-01T00:00:00Z
-        assert_eq!(civil_from_unix_ns(951_868_800 * 1_000_000_000), (2000, 3, 1));
+        assert_eq!(
+            civil_from_unix_ns(951_868_800 * 1_000_000_000),
+            (2000, 3, 1)
+        );
     }
 
     #[test]

@@ -56,7 +56,10 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, StoreError> {
     let mut head = GENESIS_HASH;
     for (i, info) in segments.iter().enumerate() {
         if info.n != i as u64 {
-            let reason = format!("segment number {} found where {} was expected (segment removed)", info.n, i);
+            let reason = format!(
+                "segment number {} found where {} was expected (segment removed)",
+                info.n, i
+            );
             v.problem(&info.path, 0, reason);
         }
         let is_last = i + 1 == segments.len();
@@ -81,34 +84,51 @@ impl VerifyReport {
 // === impl Verifier ===
 
 impl Verifier {
-    fn segment(&mut self, info: &SegmentInfo, is_last: bool, head: &mut [u8; HASH_LEN]) -> std::io::Result<()> {
+    fn segment(
+        &mut self,
+        info: &SegmentInfo,
+        is_last: bool,
+        head: &mut [u8; HASH_LEN],
+    ) -> std::io::Result<()> {
         let reader = SegmentReader::open(&info.path)?;
         if let Err(reason) = reader.check_header()? {
             self.problem(&info.path, 0, reason);
         }
-        let mut seen = SegmentIndex { segment_len: reader.len(), ..Default::default() };
+        let mut seen = SegmentIndex {
+            segment_len: reader.len(),
+            ..Default::default()
+        };
         let mut pos = SEGMENT_HEADER_LEN;
         loop {
             match reader.step(pos)? {
-                Step::Block { offset, header, head_len, frame_len } => {
+                Step::Block {
+                    offset,
+                    header,
+                    head_len,
+                    frame_len,
+                } => {
                     reader.read_frame(offset, frame_len, &mut self.frame)?;
                     let stored = self.block(&info.path, offset, &header, head_len);
                     seen.add(&header, &stored);
                     *head = stored;
                     pos = offset + frame_len;
                 }
-                Step::Corrupt { offset, next, reason } => {
+                Step::Corrupt {
+                    offset,
+                    next,
+                    reason,
+                } => {
                     self.problem(&info.path, offset, reason);
                     self.expect_prev = None;
                     pos = next;
                 }
                 Step::Tail { offset, reason } => {
-                    let at = CorruptBlock { segment: info.path.clone(), offset, reason };
-                    if is_last {
-                        self.report.incomplete_tail = Some(at);
-                    } else {
-                        self.problem(&info.path, offset, format!("sealed segment truncated: {}", at.reason));
-                    }
+                    let at = CorruptBlock {
+                        segment: info.path.clone(),
+                        offset,
+                        reason,
+                    };
+                    self.tail(at, is_last);
                     break;
                 }
                 Step::End => break,
@@ -121,7 +141,13 @@ impl Verifier {
     }
 
     /// Checks the block in `self.frame`; returns its stored hash.
-    fn block(&mut self, seg: &Path, offset: u64, header: &BlockHeader, head_len: usize) -> [u8; HASH_LEN] {
+    fn block(
+        &mut self,
+        seg: &Path,
+        offset: u64,
+        header: &BlockHeader,
+        head_len: usize,
+    ) -> [u8; HASH_LEN] {
         let frame = std::mem::take(&mut self.frame);
         let parts = block::split_frame(header, head_len, &frame);
         let body = &frame[head_len..head_len + header.body_len() as usize];
@@ -129,12 +155,20 @@ impl Verifier {
         self.report.blocks += 1;
         self.report.records += u64::from(header.count);
         if !parts.crc_ok {
-            self.problem(seg, offset, "block checksum mismatch (bytes changed)".into());
+            self.problem(
+                seg,
+                offset,
+                "block checksum mismatch (bytes changed)".into(),
+            );
         }
         if computed != parts.stored_hash {
             self.problem(seg, offset, "block hash mismatch (contents changed)".into());
         }
-        if self.expect_prev.as_ref().is_some_and(|ok| !ok.contains(&header.prev_hash)) {
+        if self
+            .expect_prev
+            .as_ref()
+            .is_some_and(|ok| !ok.contains(&header.prev_hash))
+        {
             let reason = "chain broken: prev_hash is not the previous block's hash \
                           (block removed, inserted or reordered)";
             self.problem(seg, offset, reason.into());
@@ -151,6 +185,16 @@ impl Verifier {
         let stored = parts.stored_hash;
         self.frame = frame;
         stored
+    }
+
+    /// An incomplete last block: expected while a writer runs, damage in a sealed segment.
+    fn tail(&mut self, at: CorruptBlock, is_last: bool) {
+        if is_last {
+            self.report.incomplete_tail = Some(at);
+        } else {
+            let reason = format!("sealed segment truncated: {}", at.reason);
+            self.problem(&at.segment, at.offset, reason);
+        }
     }
 
     fn check_seq(&mut self, seg: &Path, offset: u64, header: &BlockHeader) {
@@ -177,11 +221,22 @@ impl Verifier {
         self.seqs.insert(key, top);
     }
 
-    fn check_content(&mut self, seg: &Path, offset: u64, header: &BlockHeader, payload: &[u8], fields: Option<&[u8]>) {
+    fn check_content(
+        &mut self,
+        seg: &Path,
+        offset: u64,
+        header: &BlockHeader,
+        payload: &[u8],
+        fields: Option<&[u8]>,
+    ) {
         let cap = DEFAULT_MAX_DECOMPRESSED_BYTES;
         match payload::decode_payload(payload, cap, &mut self.scratch) {
             Ok(list) if list.records.len() != header.count as usize => {
-                let reason = format!("payload has {} records, header says {}", list.records.len(), header.count);
+                let reason = format!(
+                    "payload has {} records, header says {}",
+                    list.records.len(),
+                    header.count
+                );
                 self.problem(seg, offset, reason);
             }
             Ok(_) => {}
@@ -211,6 +266,10 @@ impl Verifier {
     }
 
     fn problem(&mut self, segment: &Path, offset: u64, reason: String) {
-        self.report.problems.push(CorruptBlock { segment: segment.to_path_buf(), offset, reason });
+        self.report.problems.push(CorruptBlock {
+            segment: segment.to_path_buf(),
+            offset,
+            reason,
+        });
     }
 }

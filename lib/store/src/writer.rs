@@ -135,7 +135,11 @@ impl Store {
 
     /// Highest stored seq for (agent, stream_id), or 0.
     pub fn watermark(&self, agent: &str, stream_id: &str) -> u64 {
-        self.watermarks.get(agent).and_then(|s| s.get(stream_id)).copied().unwrap_or(0)
+        self.watermarks
+            .get(agent)
+            .and_then(|s| s.get(stream_id))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Appends one block (no fsync). Fails with [`StoreError::SeqNotAboveWatermark`] unless
@@ -159,7 +163,10 @@ impl Store {
             if active.file.set_len(offset).is_err() {
                 self.poisoned = true;
             }
-            return Err(StoreError::Io { path: active.path.clone(), source: e });
+            return Err(StoreError::Io {
+                path: active.path.clone(),
+                source: e,
+            });
         }
         active.len += frame_len;
         active.dirty = true;
@@ -173,7 +180,13 @@ impl Store {
         let streams = self.watermarks.entry(header.agent).or_default();
         streams.insert(header.stream_id, last_seq);
         let segment = active.path.clone();
-        Ok(BlockRef { segment, offset, len: frame_len, hash: hex::encode(hash), last_seq })
+        Ok(BlockRef {
+            segment,
+            offset,
+            len: frame_len,
+            hash: hex::encode(hash),
+            last_seq,
+        })
     }
 
     /// fsyncs everything appended so far (group commit). Acks may be sent after this returns
@@ -187,7 +200,10 @@ impl Store {
         };
         if let Err(e) = active.file.sync_data() {
             self.poisoned = true;
-            return Err(StoreError::Io { path: active.path.clone(), source: e });
+            return Err(StoreError::Io {
+                path: active.path.clone(),
+                source: e,
+            });
         }
         active.dirty = false;
         Ok(())
@@ -207,7 +223,11 @@ impl Store {
         if block.count == 0 {
             return Err(StoreError::InvalidBlock("count is zero"));
         }
-        if block.first_seq.checked_add(u64::from(block.count)).is_none() {
+        if block
+            .first_seq
+            .checked_add(u64::from(block.count))
+            .is_none()
+        {
             return Err(StoreError::InvalidBlock("seq range overflows"));
         }
         let watermark = self.watermark(&block.agent, &block.stream_id);
@@ -280,7 +300,10 @@ impl Store {
             && let Err(e) = active.file.sync_data()
         {
             self.poisoned = true;
-            return Err(StoreError::Io { path: active.path, source: e });
+            return Err(StoreError::Io {
+                path: active.path,
+                source: e,
+            });
         }
         active.index.segment_len = active.len;
         let sidecar = segment::sidecar_path(&active.path);
@@ -306,7 +329,8 @@ fn create_segment(dir: &Path, path: &Path) -> Result<File, StoreError> {
         .create_new(true)
         .open(path)
         .map_err(StoreError::io(path))?;
-    file.write_all_at(&segment::segment_header(), 0).map_err(StoreError::io(path))?;
+    file.write_all_at(&segment::segment_header(), 0)
+        .map_err(StoreError::io(path))?;
     file.sync_all().map_err(StoreError::io(path))?;
     sync_dir(day_dir)?;
     Ok(file)
@@ -328,7 +352,9 @@ fn take_lock(dir: &Path) -> Result<File, StoreError> {
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(StoreError::io(dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(StoreError::io(dir))
 }
 
 pub(crate) fn now_ns() -> i64 {

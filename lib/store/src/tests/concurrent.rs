@@ -9,12 +9,21 @@ const PER_BLOCK: u32 = 5;
 fn search_while_writing_sees_a_consistent_prefix() {
     let dir = tempfile::tempdir().unwrap();
     // Small segments so the reader also races segment rolls.
-    let cfg = StoreConfig { segment_max_bytes: 4096, ..config(dir.path()) };
+    let cfg = StoreConfig {
+        segment_max_bytes: 4096,
+        ..config(dir.path())
+    };
     let (mut store, _) = Store::open(cfg).unwrap();
     let writer = std::thread::spawn(move || {
         for b in 0..BLOCKS {
             let first_seq = 1 + u64::from(PER_BLOCK) * b;
-            store.append(block(&Spec { first_seq, count: PER_BLOCK, ..Spec::default() })).unwrap();
+            store
+                .append(block(&Spec {
+                    first_seq,
+                    count: PER_BLOCK,
+                    ..Spec::default()
+                }))
+                .unwrap();
             if b % 3 == 0 {
                 store.sync().unwrap();
             }
@@ -29,7 +38,11 @@ fn search_while_writing_sees_a_consistent_prefix() {
         let (hits, stats) = collect(dir.path(), &Query::default());
         assert!(stats.corrupt.is_empty(), "{:?}", stats.corrupt);
         let n = hits.len() as u64;
-        assert_eq!(seqs(&hits), (1..=n).collect::<Vec<_>>(), "a prefix, in order");
+        assert_eq!(
+            seqs(&hits),
+            (1..=n).collect::<Vec<_>>(),
+            "a prefix, in order"
+        );
         assert_eq!(n % u64::from(PER_BLOCK), 0, "whole blocks only");
         assert!(n >= last_seen, "never goes backwards");
         last_seen = n;

@@ -9,7 +9,11 @@ fn three_blocks(dir: &Path) -> Vec<crate::BlockRef> {
     let mut store = open(dir);
     let refs = (0..3)
         .map(|b| {
-            let spec = Spec { first_seq: 1 + 4 * b, fields: true, ..Spec::default() };
+            let spec = Spec {
+                first_seq: 1 + 4 * b,
+                fields: true,
+                ..Spec::default()
+            };
             store.append(block(&spec)).unwrap()
         })
         .collect();
@@ -26,9 +30,17 @@ fn flipped_middle_block_is_skipped(at_in_block: impl Fn(&crate::BlockRef) -> u64
     let (mut store, report) = Store::open(config(dir.path())).unwrap();
     assert_eq!(report.truncated_tail_bytes, 0);
     assert_eq!(report.corrupt.len(), 1, "{:?}", report.corrupt);
-    assert_eq!((report.corrupt[0].segment.clone(), report.corrupt[0].offset), (bad.segment.clone(), bad.offset));
+    assert_eq!(
+        (report.corrupt[0].segment.clone(), report.corrupt[0].offset),
+        (bad.segment.clone(), bad.offset)
+    );
     // The writer keeps appending after the damage.
-    store.append(block(&Spec { first_seq: 13, ..Spec::default() })).unwrap();
+    store
+        .append(block(&Spec {
+            first_seq: 13,
+            ..Spec::default()
+        }))
+        .unwrap();
     store.sync().unwrap();
 
     let (hits, stats) = collect(dir.path(), &Query::default());
@@ -39,7 +51,11 @@ fn flipped_middle_block_is_skipped(at_in_block: impl Fn(&crate::BlockRef) -> u64
     let report = verify(dir.path()).unwrap();
     assert!(!report.is_ok());
     assert!(report.problems.iter().all(|p| p.segment == bad.segment));
-    assert!(report.problems.iter().any(|p| p.offset == bad.offset), "{:?}", report.problems);
+    assert!(
+        report.problems.iter().any(|p| p.offset == bad.offset),
+        "{:?}",
+        report.problems
+    );
 }
 
 #[test]
@@ -64,7 +80,11 @@ fn any_flipped_byte_never_panics_and_open_always_succeeds() {
     let refs = three_blocks(probe.path());
     let seg_len = std::fs::metadata(&refs[0].segment).unwrap().len();
     let original = std::fs::read(&refs[0].segment).unwrap();
-    let rel = refs[0].segment.strip_prefix(probe.path()).unwrap().to_path_buf();
+    let rel = refs[0]
+        .segment
+        .strip_prefix(probe.path())
+        .unwrap()
+        .to_path_buf();
     for at in (0..seg_len).step_by(7) {
         let dir = tempfile::tempdir().unwrap();
         let seg = dir.path().join(&rel);
@@ -74,10 +94,18 @@ fn any_flipped_byte_never_panics_and_open_always_succeeds() {
         let (hits, _) = collect(dir.path(), &Query::default());
         assert!(hits.len() <= 12, "flip at {at}");
         let report = verify(dir.path()).unwrap();
-        assert!(!report.is_ok() || report.incomplete_tail.is_some(), "flip at {at} went unnoticed");
+        assert!(
+            !report.is_ok() || report.incomplete_tail.is_some(),
+            "flip at {at} went unnoticed"
+        );
         let (mut store, _) = Store::open(config(dir.path())).unwrap();
         let next = store.watermark("agent-1", "stream-a") + 1;
-        store.append(block(&Spec { first_seq: next, ..Spec::default() })).unwrap();
+        store
+            .append(block(&Spec {
+                first_seq: next,
+                ..Spec::default()
+            }))
+            .unwrap();
         store.sync().unwrap();
     }
 }

@@ -22,7 +22,10 @@ pub(crate) const T0: i64 = 1_714_521_600_000_000_000;
 pub(crate) type Hit = (String, String, u64, Vec<u8>, Option<String>);
 
 pub(crate) fn config(dir: &Path) -> StoreConfig {
-    StoreConfig { dir: dir.to_path_buf(), ..StoreConfig::default() }
+    StoreConfig {
+        dir: dir.to_path_buf(),
+        ..StoreConfig::default()
+    }
 }
 
 pub(crate) fn open(dir: &Path) -> Store {
@@ -73,7 +76,10 @@ pub(crate) fn block(spec: &Spec<'_>) -> BlockInput {
         .collect();
     let list = RecordList {
         host: spec.host.into(),
-        sources: vec![Source { input: spec.input.into(), path: "/var/log/app.log".into() }],
+        sources: vec![Source {
+            input: spec.input.into(),
+            path: "/var/log/app.log".into(),
+        }],
         records,
         agent_tz: "UTC".into(),
     };
@@ -82,7 +88,11 @@ pub(crate) fn block(spec: &Spec<'_>) -> BlockInput {
         let text: String = (0..spec.count)
             .map(|i| {
                 let seq = spec.first_seq + u64::from(i);
-                if seq % 2 == 0 { format!("{{\"seq\":{seq}}}\n") } else { "{}\n".to_string() }
+                if seq.is_multiple_of(2) {
+                    format!("{{\"seq\":{seq}}}\n")
+                } else {
+                    "{}\n".to_string()
+                }
             })
             .collect();
         Bytes::from(payload::compress(text.as_bytes(), 1).expect("compress"))
@@ -106,9 +116,19 @@ pub(crate) fn collect(dir: &Path, query: &Query) -> (Vec<Hit>, SearchStats) {
     let mut hits = Vec::new();
     let stats = search(dir, query, &mut |r| {
         assert_eq!(r.event_id, crate::event_id(r.agent, r.stream_id, r.seq));
-        assert_eq!(r.raw, line(r.agent, r.stream_id, r.seq), "raw bytes belong to their seq");
+        assert_eq!(
+            r.raw,
+            line(r.agent, r.stream_id, r.seq),
+            "raw bytes belong to their seq"
+        );
         let fields = r.fields.map(|m| serde_json::to_string(m).expect("json"));
-        hits.push((r.agent.to_string(), r.stream_id.to_string(), r.seq, r.raw.to_vec(), fields));
+        hits.push((
+            r.agent.to_string(),
+            r.stream_id.to_string(),
+            r.seq,
+            r.raw.to_vec(),
+            fields,
+        ));
         true
     })
     .expect("search");

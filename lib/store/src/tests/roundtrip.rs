@@ -8,9 +8,23 @@ fn populated() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());
     let specs = [
-        Spec { fields: true, ..Spec::default() },
-        Spec { agent: "agent-2", host: "host-2", input: "journald", t0: T0 + 100, ..Spec::default() },
-        Spec { first_seq: 5, t0: T0 + 200, input: "auth", ..Spec::default() },
+        Spec {
+            fields: true,
+            ..Spec::default()
+        },
+        Spec {
+            agent: "agent-2",
+            host: "host-2",
+            input: "journald",
+            t0: T0 + 100,
+            ..Spec::default()
+        },
+        Spec {
+            first_seq: 5,
+            t0: T0 + 200,
+            input: "auth",
+            ..Spec::default()
+        },
     ];
     for spec in &specs {
         store.append(block(spec)).unwrap();
@@ -40,7 +54,10 @@ fn round_trip_returns_every_record_in_store_order() {
     assert!(stats.corrupt.is_empty());
     // Fields: only the first block has a column; `{}` objects come back as None.
     let fields: Vec<_> = hits.iter().map(|h| h.4.as_deref()).collect();
-    assert_eq!(&fields[..5], &[None, Some(r#"{"seq":2}"#), None, Some(r#"{"seq":4}"#), None]);
+    assert_eq!(
+        &fields[..5],
+        &[None, Some(r#"{"seq":2}"#), None, Some(r#"{"seq":4}"#), None]
+    );
     assert!(verify(dir.path()).unwrap().is_ok());
 }
 
@@ -95,12 +112,31 @@ fn append_rejects_seqs_at_or_below_the_watermark() {
     assert_eq!(store.watermark("agent-1", "stream-a"), 4);
     assert_eq!(store.watermark("agent-1", "stream-b"), 0);
     for first_seq in [1, 4] {
-        let err = store.append(block(&Spec { first_seq, ..Spec::default() })).unwrap_err();
-        assert!(matches!(err, StoreError::SeqNotAboveWatermark { watermark: 4, .. }), "{err}");
+        let err = store
+            .append(block(&Spec {
+                first_seq,
+                ..Spec::default()
+            }))
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::SeqNotAboveWatermark { watermark: 4, .. }),
+            "{err}"
+        );
     }
-    let err = store.append(block(&Spec { first_seq: 5, count: 0, ..Spec::default() })).unwrap_err();
+    let err = store
+        .append(block(&Spec {
+            first_seq: 5,
+            count: 0,
+            ..Spec::default()
+        }))
+        .unwrap_err();
     assert!(matches!(err, StoreError::InvalidBlock(_)));
-    store.append(block(&Spec { first_seq: 5, ..Spec::default() })).unwrap();
+    store
+        .append(block(&Spec {
+            first_seq: 5,
+            ..Spec::default()
+        }))
+        .unwrap();
     store.sync().unwrap();
     let stats = store.stats();
     assert_eq!((stats.blocks, stats.records, stats.segments), (2, 8, 1));

@@ -5,10 +5,25 @@ use crate::verify;
 
 /// `blocks` blocks of 4 records (seqs 1..), each in its own segment when `roll`.
 fn store_with(dir: &Path, blocks: u64, roll: bool) -> Vec<crate::BlockRef> {
-    let max = if roll { 1 } else { crate::DEFAULT_SEGMENT_MAX_BYTES };
-    let (mut store, _) = Store::open(StoreConfig { segment_max_bytes: max, ..config(dir) }).unwrap();
+    let max = if roll {
+        1
+    } else {
+        crate::DEFAULT_SEGMENT_MAX_BYTES
+    };
+    let (mut store, _) = Store::open(StoreConfig {
+        segment_max_bytes: max,
+        ..config(dir)
+    })
+    .unwrap();
     let refs = (0..blocks)
-        .map(|b| store.append(block(&Spec { first_seq: 1 + 4 * b, ..Spec::default() })).unwrap())
+        .map(|b| {
+            store
+                .append(block(&Spec {
+                    first_seq: 1 + 4 * b,
+                    ..Spec::default()
+                }))
+                .unwrap()
+        })
         .collect();
     store.sync().unwrap();
     refs
@@ -22,7 +37,12 @@ fn cut_out(r: &crate::BlockRef) {
 }
 
 fn reasons(dir: &Path) -> Vec<String> {
-    verify(dir).unwrap().problems.into_iter().map(|p| p.reason).collect()
+    verify(dir)
+        .unwrap()
+        .problems
+        .into_iter()
+        .map(|p| p.reason)
+        .collect()
 }
 
 #[test]
@@ -32,9 +52,16 @@ fn a_removed_block_breaks_the_chain_and_the_seqs() {
     cut_out(&refs[1]);
     let report = verify(dir.path()).unwrap();
     assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
-    assert!(report.problems.iter().all(|p| p.offset == refs[1].offset), "{:?}", report.problems);
+    assert!(
+        report.problems.iter().all(|p| p.offset == refs[1].offset),
+        "{:?}",
+        report.problems
+    );
     let r = reasons(dir.path());
-    assert!(r[0].contains("chain broken") && r[1].contains("seqs 5..8"), "{r:?}");
+    assert!(
+        r[0].contains("chain broken") && r[1].contains("seqs 5..8"),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -49,7 +76,10 @@ fn swapped_blocks_are_detected() {
     bytes.splice(a.offset as usize..(b.offset + b.len) as usize, swapped);
     std::fs::write(&refs[0].segment, bytes).unwrap();
     let r = reasons(dir.path());
-    assert!(r.iter().filter(|r| r.contains("chain broken")).count() >= 2, "{r:?}");
+    assert!(
+        r.iter().filter(|r| r.contains("chain broken")).count() >= 2,
+        "{r:?}"
+    );
     assert!(r.iter().any(|r| r.contains("reordered")), "{r:?}");
     // Search still returns every record (in the stored order) and sees nothing corrupt.
     let (hits, stats) = collect(dir.path(), &Query::default());
@@ -72,16 +102,26 @@ fn a_changed_and_rehashed_block_still_breaks_the_next_link() {
         logship_proto::payload::decode_payload(&payload, 1 << 20, &mut Vec::new()).unwrap();
     list.records[0].observed_unix_nanos += 1; // a real change
     payload = logship_proto::payload::compress(&prost::Message::encode_to_vec(&list), 1).unwrap();
-    let header = crate::block::BlockHeader { payload_len: payload.len() as u64, fields_len: None, ..header };
+    let header = crate::block::BlockHeader {
+        payload_len: payload.len() as u64,
+        fields_len: None,
+        ..header
+    };
     let mut forged = Vec::new();
     crate::block::build_frame(&header, &payload, &[], &mut forged).unwrap();
     let next_block_at = refs[1].offset + forged.len() as u64;
-    bytes.splice(refs[1].offset as usize..(refs[1].offset + refs[1].len) as usize, forged);
+    bytes.splice(
+        refs[1].offset as usize..(refs[1].offset + refs[1].len) as usize,
+        forged,
+    );
     std::fs::write(&refs[0].segment, bytes).unwrap();
     let report = verify(dir.path()).unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert!(report.problems[0].reason.contains("chain broken"));
-    assert_eq!(report.problems[0].offset, next_block_at, "reported at the next block");
+    assert_eq!(
+        report.problems[0].offset, next_block_at,
+        "reported at the next block"
+    );
 }
 
 #[test]
@@ -89,7 +129,10 @@ fn a_truncated_sealed_segment_and_a_removed_segment_are_detected() {
     let dir = tempfile::tempdir().unwrap();
     let refs = store_with(dir.path(), 3, true);
     // Drop the whole (only) block of sealed segment 1.
-    let file = std::fs::OpenOptions::new().write(true).open(&refs[1].segment).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&refs[1].segment)
+        .unwrap();
     file.set_len(refs[1].offset).unwrap();
     drop(file);
     let r = reasons(dir.path());
@@ -110,12 +153,18 @@ fn a_truncated_sealed_segment_and_a_removed_segment_are_detected() {
 fn a_partially_cut_last_block_is_an_incomplete_tail_not_a_problem() {
     let dir = tempfile::tempdir().unwrap();
     let refs = store_with(dir.path(), 2, false);
-    let file = std::fs::OpenOptions::new().write(true).open(&refs[1].segment).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&refs[1].segment)
+        .unwrap();
     file.set_len(refs[1].offset + 10).unwrap();
     drop(file);
     let report = verify(dir.path()).unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
-    assert_eq!(report.incomplete_tail.map(|t| t.offset), Some(refs[1].offset));
+    assert_eq!(
+        report.incomplete_tail.map(|t| t.offset),
+        Some(refs[1].offset)
+    );
 }
 
 #[test]
@@ -123,11 +172,17 @@ fn whole_trailing_blocks_cut_from_the_last_segment_are_invisible_to_data_alone()
     // Documented limit: only a signed off-box chain head can reveal this truncation.
     let dir = tempfile::tempdir().unwrap();
     let refs = store_with(dir.path(), 3, false);
-    let file = std::fs::OpenOptions::new().write(true).open(&refs[2].segment).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&refs[2].segment)
+        .unwrap();
     file.set_len(refs[2].offset).unwrap();
     drop(file);
     let report = verify(dir.path()).unwrap();
     assert!(report.is_ok());
-    assert_eq!(report.chain_head, refs[1].hash, "the head differs from the one that was signed");
+    assert_eq!(
+        report.chain_head, refs[1].hash,
+        "the head differs from the one that was signed"
+    );
     assert_ne!(report.chain_head, refs[2].hash);
 }
