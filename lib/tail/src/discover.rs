@@ -35,7 +35,11 @@ impl Matcher {
                 roots.push(root);
             }
         }
-        Ok(Matcher { include: build_set(include)?, exclude: build_set(exclude)?, roots })
+        Ok(Matcher {
+            include: build_set(include)?,
+            exclude: build_set(exclude)?,
+            roots,
+        })
     }
 
     pub(crate) fn is_match(&self, path: &Path) -> bool {
@@ -66,7 +70,10 @@ impl Matcher {
                 match entry.metadata() {
                     Ok(meta) if meta.is_file() => {
                         seen.insert(path.to_path_buf());
-                        found.push(Found { path: path.to_path_buf(), meta });
+                        found.push(Found {
+                            path: path.to_path_buf(),
+                            meta,
+                        });
                     }
                     Ok(_) => {}
                     Err(error) => log_walk_error(&error),
@@ -82,14 +89,20 @@ fn build_set(patterns: &[String]) -> Result<GlobSet, TailError> {
     for pattern in patterns {
         set.add(compile(pattern)?);
     }
-    set.build().map_err(|source| TailError::Glob { pattern: patterns.join(","), source })
+    set.build().map_err(|source| TailError::Glob {
+        pattern: patterns.join(","),
+        source,
+    })
 }
 
 fn compile(pattern: &str) -> Result<Glob, TailError> {
     GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
-        .map_err(|source| TailError::Glob { pattern: pattern.to_owned(), source })
+        .map_err(|source| TailError::Glob {
+            pattern: pattern.to_owned(),
+            source,
+        })
 }
 
 /// The directory to walk for `pattern` (its components before the first glob metacharacter) and
@@ -109,12 +122,16 @@ fn literal_root(pattern: &str) -> (PathBuf, Option<usize>) {
     if root.as_os_str().is_empty() {
         root.push(Component::CurDir);
     }
-    let unbounded = rest.iter().any(|c| c.as_os_str().to_string_lossy().contains("**"));
+    let unbounded = rest
+        .iter()
+        .any(|c| c.as_os_str().to_string_lossy().contains("**"));
     (root, if unbounded { None } else { Some(rest.len()) })
 }
 
 fn log_walk_error(error: &walkdir::Error) {
-    let not_found = error.io_error().is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+    let not_found = error
+        .io_error()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound);
     if not_found {
         tracing::debug!(error = %error, "Glob root or entry vanished during scan.");
     } else {
@@ -128,10 +145,22 @@ mod tests {
 
     #[test]
     fn literal_roots_and_depths() {
-        assert_eq!(literal_root("/var/log/*.log"), (PathBuf::from("/var/log"), Some(1)));
-        assert_eq!(literal_root("/var/log/**/*.log"), (PathBuf::from("/var/log"), None));
-        assert_eq!(literal_root("/var/*/app/*.log"), (PathBuf::from("/var"), Some(3)));
-        assert_eq!(literal_root("/var/log/syslog"), (PathBuf::from("/var/log/syslog"), Some(0)));
+        assert_eq!(
+            literal_root("/var/log/*.log"),
+            (PathBuf::from("/var/log"), Some(1))
+        );
+        assert_eq!(
+            literal_root("/var/log/**/*.log"),
+            (PathBuf::from("/var/log"), None)
+        );
+        assert_eq!(
+            literal_root("/var/*/app/*.log"),
+            (PathBuf::from("/var"), Some(3))
+        );
+        assert_eq!(
+            literal_root("/var/log/syslog"),
+            (PathBuf::from("/var/log/syslog"), Some(0))
+        );
     }
 
     #[test]
@@ -148,6 +177,9 @@ mod tests {
         let matcher = Matcher::new(&include, &exclude).expect("valid globs");
         let mut names: Vec<_> = matcher.scan().into_iter().map(|f| f.path).collect();
         names.sort();
-        assert_eq!(names, vec![dir.path().join("a/b/deep.log"), dir.path().join("x.log")]);
+        assert_eq!(
+            names,
+            vec![dir.path().join("a/b/deep.log"), dir.path().join("x.log")]
+        );
     }
 }

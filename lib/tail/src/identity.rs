@@ -32,7 +32,10 @@ pub(crate) enum PrefixCheck {
 
 impl FileId {
     pub(crate) fn of(meta: &Metadata) -> FileId {
-        FileId { dev: meta.dev(), ino: meta.ino() }
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
     }
 }
 
@@ -48,7 +51,10 @@ impl Fingerprint {
     ) -> io::Result<Fingerprint> {
         let want = size.min(max_len as u64) as usize;
         let got = read_prefix(file, buf, want)?;
-        Ok(Fingerprint { len: got.len() as u64, crc: crc32c::crc32c(got) })
+        Ok(Fingerprint {
+            len: got.len() as u64,
+            crc: crc32c::crc32c(got),
+        })
     }
 
     /// Checks that `file` starts with the fingerprinted bytes, and extends the fingerprint to
@@ -67,7 +73,10 @@ impl Fingerprint {
             return Ok(PrefixCheck::Different);
         }
         let crc = crc32c::crc32c_append(self.crc, &got[fp_len..]);
-        Ok(PrefixCheck::Same(Fingerprint { len: got.len() as u64, crc }))
+        Ok(PrefixCheck::Same(Fingerprint {
+            len: got.len() as u64,
+            crc,
+        }))
     }
 
     /// True when `file` starts with exactly the fingerprinted bytes.
@@ -118,7 +127,10 @@ mod tests {
     #[test]
     fn key_round_trips() {
         let id = FileId { dev: 2049, ino: 77 };
-        let fp = Fingerprint { len: 6, crc: 0xdead_beef };
+        let fp = Fingerprint {
+            len: 6,
+            crc: 0xdead_beef,
+        };
         let key = make_key(id, fp);
         assert_eq!(key, "2049:77:6:deadbeef");
         assert_eq!(parse_key(&key), Some((id, fp)));

@@ -32,6 +32,16 @@
 //! - `StartAt::End` on a first run starts at the current size of each file found by the first scan,
 //!   which can be in the middle of a line.
 //! - Unix only (device/inode identity, positional reads).
+//!
+//! Known limits (inherent to polling, or documented trade-offs):
+//! - A file created and rotated away between two glob re-scans is never seen.
+//! - With copytruncate, the globs must not match the rotated copies (`app.log.1`): a copy found by
+//!   a re-scan before the truncation is read as a new file from 0 (duplicates), and then cannot
+//!   serve as the copy (the unread tail becomes a gap).
+//! - A truncate-and-rewrite whose new content starts with the same fingerprinted bytes (the same
+//!   first `fingerprint_bytes`, or the whole of a shorter file) and reaches at least the old size
+//!   before the next check cannot be told from appends; such a rewrite also gets the same key.
+//! - A last line is flushed after `idle_flush_ms` even if the writer was merely slow.
 
 mod config;
 mod discover;
@@ -47,7 +57,7 @@ pub use config::{
     DEFAULT_FINGERPRINT_BYTES, DEFAULT_GLOB_INTERVAL_MS, DEFAULT_IDLE_FLUSH_MS,
     DEFAULT_MAX_LINE_BYTES, DEFAULT_POLL_INTERVAL_MS, DEFAULT_READ_BUF_BYTES, StartAt, TailConfig,
 };
-pub use tailer::{MAX_OPEN_FILES, Tailer};
+pub use tailer::{MAX_OPEN_FILES, PositionsHandle, Tailer};
 
 /// A read position as persisted by the agent (identical shape to the spool's Position).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,7 +95,8 @@ pub trait LineSink {
     ) -> Result<(), SinkClosed>;
     /// Something could not be read (lost bytes, unreadable file): the agent turns it into an explicit
     /// gap record.
-    fn gap(&mut self, source: SourceId, message: &str, offset_after: u64) -> Result<(), SinkClosed>;
+    fn gap(&mut self, source: SourceId, message: &str, offset_after: u64)
+    -> Result<(), SinkClosed>;
     /// The file is gone and fully read: its checkpoint can be forgotten.
     fn close_source(&mut self, source: SourceId) -> Result<(), SinkClosed>;
     /// Called at least every poll interval (also when idle), so the batcher can flush on time.

@@ -60,7 +60,11 @@ impl From<io::Error> for ReadError {
 impl LineState {
     /// A position at `offset` with nothing pending.
     pub(crate) fn at(offset: u64) -> LineState {
-        LineState { offset, scan: offset, read_end: offset }
+        LineState {
+            offset,
+            scan: offset,
+            read_end: offset,
+        }
     }
 
     /// Where the next chunk read starts.
@@ -102,7 +106,11 @@ impl LineState {
         }
         let end = start + chunk.len() as u64;
         self.read_end = end;
-        self.scan = if end - self.offset > max as u64 { end - 1 } else { self.offset };
+        self.scan = if end - self.offset > max as u64 {
+            end - 1
+        } else {
+            self.offset
+        };
         Ok(())
     }
 
@@ -172,7 +180,14 @@ mod tests {
     fn splits_lines_strips_crlf_and_keeps_raw_bytes() {
         let (lines, state) = split_all(b"a\r\n\nb\xff\xfe\nrest", 64, 16);
         let got: Vec<_> = lines.iter().map(|l| (l.0.as_slice(), l.1, l.2)).collect();
-        assert_eq!(got, vec![(&b"a"[..], 0, 3), (&b""[..], 0, 4), (&b"b\xff\xfe"[..], 0, 8)]);
+        assert_eq!(
+            got,
+            vec![
+                (&b"a"[..], 0, 3),
+                (&b""[..], 0, 4),
+                (&b"b\xff\xfe"[..], 0, 8)
+            ]
+        );
         assert_eq!(state.offset, 8);
         assert!(state.has_partial());
     }

@@ -50,7 +50,10 @@ pub(crate) fn restore(
         let Some((id, fp)) = parse_key(&checkpoint.key) else {
             tracing::warn!(key = %checkpoint.key, "Unrecognised checkpoint key.");
             let message = "unrecognised checkpoint key; read position dropped".to_owned();
-            lost.push(Lost { checkpoint, message });
+            lost.push(Lost {
+                checkpoint,
+                message,
+            });
             continue;
         };
         let Some(hit) = locate(&checkpoint, id, fp, found, matcher, &claimed, buf) else {
@@ -59,7 +62,10 @@ pub(crate) fn restore(
                 "file not found at restart; lines written after offset {} may be lost",
                 checkpoint.offset
             );
-            lost.push(Lost { checkpoint, message });
+            lost.push(Lost {
+                checkpoint,
+                message,
+            });
             continue;
         };
         claimed.insert(hit.id);
@@ -84,7 +90,10 @@ fn locate(
     buf: &mut Vec<u8>,
 ) -> Option<Hit> {
     let same_inode = |hit_id: FileId| hit_id == id && !claimed.contains(&hit_id);
-    let matched = found.iter().filter(|f| FileId::of(&f.meta) == id).map(|f| f.path.clone());
+    let matched = found
+        .iter()
+        .filter(|f| FileId::of(&f.meta) == id)
+        .map(|f| f.path.clone());
     for path in std::iter::once(PathBuf::from(&cp.path)).chain(matched) {
         if let Some(hit) = open_if(&path, &same_inode, fp, 0, buf) {
             return Some(hit);
@@ -111,8 +120,10 @@ pub(crate) fn find_copy(
     buf: &mut Vec<u8>,
 ) -> Option<Hit> {
     let entries = dir_entries(path)?;
-    let mut copies: Vec<Hit> =
-        entries.iter().filter_map(|p| open_if(p, accept, fp, min_len, buf)).collect();
+    let mut copies: Vec<Hit> = entries
+        .iter()
+        .filter_map(|p| open_if(p, accept, fp, min_len, buf))
+        .collect();
     copies.sort_by_key(|hit| {
         let mtime = hit.meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         (matcher.is_match(&hit.path), Reverse(mtime))
@@ -146,5 +157,10 @@ fn open_if(
     let file = File::open(path).ok()?;
     let meta = file.metadata().ok()?;
     let id = FileId::of(&meta);
-    (accept(id) && fp.matches(&file, buf)).then(|| Hit { path: path.to_path_buf(), file, id, meta })
+    (accept(id) && fp.matches(&file, buf)).then(|| Hit {
+        path: path.to_path_buf(),
+        file,
+        id,
+        meta,
+    })
 }

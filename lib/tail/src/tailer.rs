@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{StartAt, TailConfig};
@@ -25,6 +26,11 @@ const MIN_BACKOFF: Duration = Duration::from_millis(10);
 /// Repeated warnings about one path are logged at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
+/// A cloneable view of a tailer's read positions that other threads can read while the tailer
+/// runs (for heartbeats). Refreshed after every glob re-scan and when `run` returns.
+#[derive(Clone, Debug, Default)]
+pub struct PositionsHandle(Arc<Mutex<Vec<Checkpoint>>>);
+
 /// Follows the files matched by one input's globs. Runs on a dedicated thread (see [`Tailer::run`]).
 pub struct Tailer {
     cfg: TailConfig,
@@ -37,6 +43,22 @@ pub struct Tailer {
     warned: HashMap<PathBuf, Instant>,
     next_scan: Instant,
     last_tick: Instant,
+    shared: PositionsHandle,
+}
+
+// === impl PositionsHandle ===
+
+impl PositionsHandle {
+    /// The positions as of the last refresh.
+    pub fn get(&self) -> Vec<Checkpoint> {
+        self.0.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    fn set(&self, positions: Vec<Checkpoint>) {
+        if let Ok(mut shared) = self.0.lock() {
+            *shared = positions;
+        }
+    }
 }
 
 // === impl Tailer ===
@@ -61,10 +83,16 @@ impl Tailer {
             warned: HashMap::new(),
             next_scan: now,
             last_tick: now,
+            shared: PositionsHandle::default(),
         };
         let found = tailer.matcher.scan();
-        let (resumed, lost) =
-            recover::restore(checkpoints, &found, &tailer.matcher, &mut tailer.bufs.prefix, now);
+        let (resumed, lost) = recover::restore(
+            checkpoints,
+            &found,
+            &tailer.matcher,
+            &mut tailer.bufs.prefix,
+            now,
+        );
         tailer.lost = lost;
         for w in resumed {
             tailer.files.insert(w.id, w);
@@ -76,17 +104,27 @@ impl Tailer {
             }
         }
         tailer.next_scan = now + tailer.glob_interval();
+        tailer.shared.set(tailer.positions());
         Ok(tailer)
     }
 
     /// Runs until the sink returns SinkClosed or `stop` becomes true. Checks `stop` at least every
     /// poll interval.
     pub fn run(&mut self, sink: &mut dyn LineSink, stop: &AtomicBool) -> Result<(), TailError> {
-        match self.run_until_closed(sink, stop) {
+        let outcome = self.run_until_closed(sink, stop);
+        self.shared.set(self.positions());
+        match outcome {
             Ok(()) => tracing::debug!(input = %self.cfg.input, "Tailer stopped."),
-            Err(SinkClosed) => tracing::debug!(input = %self.cfg.input, "Sink closed; tailer stopped."),
+            Err(SinkClosed) => {
+                tracing::debug!(input = %self.cfg.input, "Sink closed; tailer stopped.")
+            }
         }
         Ok(())
+    }
+
+    /// A handle to read positions from another thread while `run` is running.
+    pub fn positions_handle(&self) -> PositionsHandle {
+        self.shared.clone()
     }
 
     /// Current read positions (for heartbeats).
@@ -97,7 +135,11 @@ impl Tailer {
             .filter_map(|w| {
                 let key = w.key.clone()?;
                 let path = w.path().to_string_lossy().into_owned();
-                Some(Checkpoint { key, path, offset: w.lines.offset })
+                Some(Checkpoint {
+                    key,
+                    path,
+                    offset: w.lines.offset,
+                })
             })
             .collect();
         out.sort_by(|a, b| a.path.cmp(&b.path).then_with(|| a.key.cmp(&b.key)));
@@ -117,6 +159,7 @@ impl Tailer {
             if now >= self.next_scan {
                 self.scan(now);
                 self.next_scan = now + self.glob_interval();
+                self.shared.set(self.positions());
             }
             let progressed = self.poll_all(sink, stop)?;
             sink.tick()?;
@@ -224,7 +267,12 @@ impl Tailer {
         let Some(w) = self.files.get_mut(&id) else {
             return Ok(false);
         };
-        let mut cx = PollCx { cfg: &self.cfg, bufs: &mut self.bufs, sink, now };
+        let mut cx = PollCx {
+            cfg: &self.cfg,
+            bufs: &mut self.bufs,
+            sink,
+            now,
+        };
         match w.poll(&mut cx) {
             Ok(polled) => {
                 let idle = Duration::from_millis(self.cfg.release_idle_ms());
@@ -253,7 +301,12 @@ impl Tailer {
         let Some(mut w) = self.files.remove(&id) else {
             return Ok(());
         };
-        let mut cx = PollCx { cfg: &self.cfg, bufs: &mut self.bufs, sink, now: Instant::now() };
+        let mut cx = PollCx {
+            cfg: &self.cfg,
+            bufs: &mut self.bufs,
+            sink,
+            now: Instant::now(),
+        };
         let flushed = w.flush(&mut cx);
         let Some(source) = w.source else {
             return Ok(());
@@ -285,7 +338,8 @@ impl Tailer {
         let now = Instant::now();
         let original = w.path.clone();
         if w.key.is_none() {
-            self.files.insert(id, Watched::new(original, w.file, id, now));
+            self.files
+                .insert(id, Watched::new(original, w.file, id, now));
             return Ok(());
         }
         let files = &self.files;
@@ -314,8 +368,17 @@ impl Tailer {
     }
 
     /// No copy of a truncated file: report the bytes seen but not read as a gap, close the source.
-    fn report_truncation(&mut self, mut w: Watched, sink: &mut dyn LineSink) -> Result<File, SinkClosed> {
-        let mut cx = PollCx { cfg: &self.cfg, bufs: &mut self.bufs, sink, now: Instant::now() };
+    fn report_truncation(
+        &mut self,
+        mut w: Watched,
+        sink: &mut dyn LineSink,
+    ) -> Result<File, SinkClosed> {
+        let mut cx = PollCx {
+            cfg: &self.cfg,
+            bufs: &mut self.bufs,
+            sink,
+            now: Instant::now(),
+        };
         let source = match w.ensure_source(&mut cx) {
             Ok(Some(source)) => source,
             Ok(None) | Err(ReadError::Truncated | ReadError::Io(_)) => return Ok(w.file),
@@ -324,8 +387,10 @@ impl Tailer {
         let lost = w.seen_size.saturating_sub(w.lines.offset);
         tracing::warn!(path = %w.path.display(), offset = w.lines.offset, lost, "File truncated; no copy found.");
         if lost > 0 {
-            let message =
-                format!("file truncated; {lost} bytes after offset {} not read", w.lines.offset);
+            let message = format!(
+                "file truncated; {lost} bytes after offset {} not read",
+                w.lines.offset
+            );
             sink.gap(source, &message, w.seen_size)?;
         }
         sink.close_source(source)?;

@@ -149,7 +149,10 @@ impl Watched {
             self.last_change = cx.now;
         }
         let Some(source) = self.ensure_source(cx)? else {
-            return Ok(Polled { progressed: false, at_eof: true });
+            return Ok(Polled {
+                progressed: false,
+                at_eof: true,
+            });
         };
         let mut polled = Polled::default();
         for _ in 0..MAX_CHUNKS_PER_POLL {
@@ -179,7 +182,8 @@ impl Watched {
         let mut emit = |raw: &[u8], t: u64, o: u64| sink.line(source, raw, t, o);
         let max = cx.cfg.max_line_bytes;
         let end = self.lines.read_end;
-        self.lines.flush_partial(end, max, &self.file, &mut cx.bufs.line, &mut emit)
+        self.lines
+            .flush_partial(end, max, &self.file, &mut cx.bufs.line, &mut emit)
     }
 
     /// Registers the file with the sink (keying it first if needed). `None`: the file is empty.
@@ -228,7 +232,8 @@ impl Watched {
         let mut emit = |raw: &[u8], t: u64, o: u64| sink.line(source, raw, t, o);
         let max = cx.cfg.max_line_bytes;
         let (chunk, line) = (&cx.bufs.chunk[..n], &mut cx.bufs.line);
-        self.lines.split(chunk, start, max, &self.file, line, &mut emit)?;
+        self.lines
+            .split(chunk, start, max, &self.file, line, &mut emit)?;
         Ok(true)
     }
 

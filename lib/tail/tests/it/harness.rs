@@ -16,10 +16,23 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Event {
-    Open { id: u32 },
-    Line { id: u32, raw: Vec<u8>, truncated_from: u64, offset_after: u64 },
-    Gap { id: u32, message: String, offset_after: u64 },
-    Close { id: u32 },
+    Open {
+        id: u32,
+    },
+    Line {
+        id: u32,
+        raw: Vec<u8>,
+        truncated_from: u64,
+        offset_after: u64,
+    },
+    Gap {
+        id: u32,
+        message: String,
+        offset_after: u64,
+    },
+    Close {
+        id: u32,
+    },
 }
 
 /// A line as seen by the sink, with the key and path of its source.
@@ -71,10 +84,22 @@ impl Record {
         self.events
             .iter()
             .filter_map(|e| match e {
-                Event::Line { id, raw, truncated_from, offset_after } => {
+                Event::Line {
+                    id,
+                    raw,
+                    truncated_from,
+                    offset_after,
+                } => {
                     let (key, path) = self.sources[*id as usize].clone();
-                    let (raw, truncated_from, offset_after) = (raw.clone(), *truncated_from, *offset_after);
-                    Some(SeenLine { key, path, raw, truncated_from, offset_after })
+                    let (raw, truncated_from, offset_after) =
+                        (raw.clone(), *truncated_from, *offset_after);
+                    Some(SeenLine {
+                        key,
+                        path,
+                        raw,
+                        truncated_from,
+                        offset_after,
+                    })
                 }
                 _ => None,
             })
@@ -82,7 +107,10 @@ impl Record {
     }
 
     pub(crate) fn texts(&self) -> Vec<String> {
-        self.lines().iter().map(|l| String::from_utf8_lossy(&l.raw).into_owned()).collect()
+        self.lines()
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l.raw).into_owned())
+            .collect()
     }
 
     /// (key, message, offset_after) of every gap.
@@ -90,9 +118,15 @@ impl Record {
         self.events
             .iter()
             .filter_map(|e| match e {
-                Event::Gap { id, message, offset_after } => {
-                    Some((self.sources[*id as usize].0.clone(), message.clone(), *offset_after))
-                }
+                Event::Gap {
+                    id,
+                    message,
+                    offset_after,
+                } => Some((
+                    self.sources[*id as usize].0.clone(),
+                    message.clone(),
+                    *offset_after,
+                )),
                 _ => None,
             })
             .collect()
@@ -113,9 +147,12 @@ impl Record {
         let mut last: BTreeMap<String, Checkpoint> = BTreeMap::new();
         for e in &self.events {
             let (id, offset) = match e {
-                Event::Line { id, offset_after, .. } | Event::Gap { id, offset_after, .. } => {
-                    (*id, Some(*offset_after))
+                Event::Line {
+                    id, offset_after, ..
                 }
+                | Event::Gap {
+                    id, offset_after, ..
+                } => (*id, Some(*offset_after)),
                 Event::Open { id } => (*id, None),
                 Event::Close { id } => {
                     last.remove(&self.sources[*id as usize].0);
@@ -148,7 +185,13 @@ impl LineSink for CollectSink {
         Ok(SourceId(id))
     }
 
-    fn line(&mut self, source: SourceId, raw: &[u8], truncated_from: u64, offset_after: u64) -> Result<(), SinkClosed> {
+    fn line(
+        &mut self,
+        source: SourceId,
+        raw: &[u8],
+        truncated_from: u64,
+        offset_after: u64,
+    ) -> Result<(), SinkClosed> {
         while self.controls.pause.load(Ordering::SeqCst) {
             self.controls.blocked.store(true, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(1));
@@ -160,19 +203,37 @@ impl LineSink for CollectSink {
         }
         self.controls.accepted.fetch_add(1, Ordering::SeqCst);
         let raw = raw.to_vec();
-        let event = Event::Line { id: source.0, raw, truncated_from, offset_after };
+        let event = Event::Line {
+            id: source.0,
+            raw,
+            truncated_from,
+            offset_after,
+        };
         self.record.lock().expect("record lock").events.push(event);
         Ok(())
     }
 
-    fn gap(&mut self, source: SourceId, message: &str, offset_after: u64) -> Result<(), SinkClosed> {
-        let event = Event::Gap { id: source.0, message: message.to_owned(), offset_after };
+    fn gap(
+        &mut self,
+        source: SourceId,
+        message: &str,
+        offset_after: u64,
+    ) -> Result<(), SinkClosed> {
+        let event = Event::Gap {
+            id: source.0,
+            message: message.to_owned(),
+            offset_after,
+        };
         self.record.lock().expect("record lock").events.push(event);
         Ok(())
     }
 
     fn close_source(&mut self, source: SourceId) -> Result<(), SinkClosed> {
-        self.record.lock().expect("record lock").events.push(Event::Close { id: source.0 });
+        self.record
+            .lock()
+            .expect("record lock")
+            .events
+            .push(Event::Close { id: source.0 });
         Ok(())
     }
 
@@ -184,22 +245,47 @@ impl LineSink for CollectSink {
 // === impl Running ===
 
 impl Running {
-    pub(crate) fn start(config: TailConfig, checkpoints: Vec<Checkpoint>, first_run: bool) -> Running {
+    pub(crate) fn start(
+        config: TailConfig,
+        checkpoints: Vec<Checkpoint>,
+        first_run: bool,
+    ) -> Running {
         Running::start_with(config, checkpoints, first_run, Controls::default())
     }
 
-    pub(crate) fn start_with(config: TailConfig, checkpoints: Vec<Checkpoint>, first_run: bool, controls: Controls) -> Running {
-        let mut tailer = Tailer::new(config, checkpoints, first_run).expect("valid config");
+    pub(crate) fn start_with(
+        config: TailConfig,
+        checkpoints: Vec<Checkpoint>,
+        first_run: bool,
+        controls: Controls,
+    ) -> Running {
+        let tailer = Tailer::new(config, checkpoints, first_run).expect("valid config");
+        Running::spawn(tailer, controls)
+    }
+
+    pub(crate) fn start_tailer(tailer: Tailer) -> Running {
+        Running::spawn(tailer, Controls::default())
+    }
+
+    fn spawn(mut tailer: Tailer, controls: Controls) -> Running {
         let record = Arc::new(Mutex::new(Record::default()));
         let controls = Arc::new(controls);
         let stop = Arc::new(AtomicBool::new(false));
-        let mut sink = CollectSink { record: record.clone(), controls: controls.clone() };
+        let mut sink = CollectSink {
+            record: record.clone(),
+            controls: controls.clone(),
+        };
         let thread_stop = stop.clone();
         let handle = std::thread::spawn(move || {
             tailer.run(&mut sink, &thread_stop).expect("tailer run");
             tailer
         });
-        Running { record, controls, stop, handle }
+        Running {
+            record,
+            controls,
+            stop,
+            handle,
+        }
     }
 
     pub(crate) fn record(&self) -> MutexGuard<'_, Record> {
@@ -213,9 +299,15 @@ impl Running {
             if cond(&self.record()) {
                 return;
             }
-            assert!(!self.handle.is_finished(), "tailer exited while waiting for {what}");
+            assert!(
+                !self.handle.is_finished(),
+                "tailer exited while waiting for {what}"
+            );
             if start.elapsed() > DEADLINE {
-                panic!("timed out waiting for {what}; record: {:?}", self.record().events.len());
+                panic!(
+                    "timed out waiting for {what}; record: {:?}",
+                    self.record().events.len()
+                );
             }
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -223,7 +315,9 @@ impl Running {
 
     /// Waits until the sink is blocked inside `line` by `pause`.
     pub(crate) fn wait_blocked(&self) {
-        wait_for("sink blocked", || self.controls.blocked.load(Ordering::SeqCst));
+        wait_for("sink blocked", || {
+            self.controls.blocked.load(Ordering::SeqCst)
+        });
     }
 
     pub(crate) fn resume(&self) {
@@ -268,13 +362,19 @@ pub(crate) fn config(dir: &Path, pattern: &str) -> TailConfig {
 }
 
 pub(crate) fn append(path: &Path, bytes: &[u8]) {
-    let mut file = OpenOptions::new().create(true).append(true).open(path).expect("open for append");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open for append");
     file.write_all(bytes).expect("append");
 }
 
 /// "line {n}\n" for each n in the range, concatenated.
 pub(crate) fn numbered(range: std::ops::Range<u64>) -> Vec<u8> {
-    range.flat_map(|n| format!("line {n:07}\n").into_bytes()).collect()
+    range
+        .flat_map(|n| format!("line {n:07}\n").into_bytes())
+        .collect()
 }
 
 /// Asserts every number in `0..total` was seen exactly once and that the lines of each key are
@@ -284,16 +384,35 @@ pub(crate) fn assert_exactly_once(record: &Record, total: u64) {
     let mut last_per_key: HashMap<String, u64> = HashMap::new();
     for line in record.lines() {
         let text = String::from_utf8_lossy(&line.raw).into_owned();
-        let n: u64 = text.strip_prefix("line ").and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("unexpected line {text:?}"));
+        let n: u64 = text
+            .strip_prefix("line ")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected line {text:?}"));
         *count.entry(n).or_default() += 1;
         if let Some(prev) = last_per_key.insert(line.key.clone(), n) {
-            assert!(n > prev, "out of order within {}: {n} after {prev}", line.key);
+            assert!(
+                n > prev,
+                "out of order within {}: {n} after {prev}",
+                line.key
+            );
         }
     }
-    let missing: Vec<u64> = (0..total).filter(|n| !count.contains_key(n)).take(10).collect();
-    let dups: Vec<u64> = count.iter().filter(|(_, c)| **c > 1).map(|(n, _)| *n).take(10).collect();
+    let missing: Vec<u64> = (0..total)
+        .filter(|n| !count.contains_key(n))
+        .take(10)
+        .collect();
+    let dups: Vec<u64> = count
+        .iter()
+        .filter(|(_, c)| **c > 1)
+        .map(|(n, _)| *n)
+        .take(10)
+        .collect();
     assert!(missing.is_empty(), "missing lines (first 10): {missing:?}");
     assert!(dups.is_empty(), "duplicated lines (first 10): {dups:?}");
     assert_eq!(count.len() as u64, total, "unexpected extra lines");
-    assert!(record.gaps().is_empty(), "unexpected gaps: {:?}", record.gaps());
+    assert!(
+        record.gaps().is_empty(),
+        "unexpected gaps: {:?}",
+        record.gaps()
+    );
 }

@@ -16,8 +16,19 @@ fn reads_existing_and_appended_lines_with_offsets() {
     append(&path, b"ccc\n");
     run.wait_until("three lines", |r| r.lines().len() == 3);
     let (tailer, record) = run.stop();
-    let got: Vec<_> = record.lines().iter().map(|l| (l.raw.clone(), l.offset_after)).collect();
-    assert_eq!(got, vec![(b"a".to_vec(), 2), (b"bb".to_vec(), 6), (b"ccc".to_vec(), 10)]);
+    let got: Vec<_> = record
+        .lines()
+        .iter()
+        .map(|l| (l.raw.clone(), l.offset_after))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (b"a".to_vec(), 2),
+            (b"bb".to_vec(), 6),
+            (b"ccc".to_vec(), 10)
+        ]
+    );
     let positions = tailer.positions();
     assert_eq!(positions.len(), 1);
     assert_eq!(positions[0].offset, 10);
@@ -39,12 +50,26 @@ fn short_file_key_is_stable_as_it_grows_and_empty_file_is_keyed_once_it_has_byte
     run.wait_until("three lines", |r| r.lines().len() == 3);
     let (_, record) = run.stop();
     let lines = record.lines();
-    let short_keys: Vec<_> = lines.iter().filter(|l| l.path == short).map(|l| &l.key).collect();
+    let short_keys: Vec<_> = lines
+        .iter()
+        .filter(|l| l.path == short)
+        .map(|l| &l.key)
+        .collect();
     assert_eq!(short_keys.len(), 2);
-    assert_eq!(short_keys[0], short_keys[1], "key must not change as the file grows");
+    assert_eq!(
+        short_keys[0], short_keys[1],
+        "key must not change as the file grows"
+    );
     assert!(short_keys[0].ends_with(&format!(":2:{:08x}", crc32c::crc32c(b"x\n"))));
-    let empty_line = lines.iter().find(|l| l.path == empty).expect("line from empty file");
-    assert!(empty_line.key.ends_with(&format!(":6:{:08x}", crc32c::crc32c(b"hello\n"))));
+    let empty_line = lines
+        .iter()
+        .find(|l| l.path == empty)
+        .expect("line from empty file");
+    assert!(
+        empty_line
+            .key
+            .ends_with(&format!(":6:{:08x}", crc32c::crc32c(b"hello\n")))
+    );
     assert_ne!(short_keys[0], &empty_line.key);
 }
 
@@ -55,14 +80,24 @@ fn long_lines_are_cut_and_report_original_length() {
     let mut content = vec![b'z'; 100_000];
     content.extend_from_slice(b"\r\nafter\n");
     append(&path, &content);
-    let cfg = TailConfig { max_line_bytes: 16, read_buf_bytes: 4096, ..config(dir.path(), "*.log") };
+    let cfg = TailConfig {
+        max_line_bytes: 16,
+        read_buf_bytes: 4096,
+        ..config(dir.path(), "*.log")
+    };
     let run = Running::start(cfg, Vec::new(), true);
     run.wait_until("two lines", |r| r.lines().len() == 2);
     let (_, record) = run.stop();
     let lines = record.lines();
-    assert_eq!((lines[0].raw.clone(), lines[0].truncated_from), (vec![b'z'; 16], 100_000));
+    assert_eq!(
+        (lines[0].raw.clone(), lines[0].truncated_from),
+        (vec![b'z'; 16], 100_000)
+    );
     assert_eq!(lines[0].offset_after, 100_002);
-    assert_eq!((lines[1].raw.as_slice(), lines[1].truncated_from), (&b"after"[..], 0));
+    assert_eq!(
+        (lines[1].raw.as_slice(), lines[1].truncated_from),
+        (&b"after"[..], 0)
+    );
 }
 
 #[test]
@@ -86,8 +121,15 @@ fn last_line_without_newline_is_flushed_after_idle_and_later_bytes_start_a_new_l
     append(&path, b"c\n");
     run.wait_until("third line", |r| r.lines().len() == 3);
     let (_, record) = run.stop();
-    let got: Vec<_> = record.lines().iter().map(|l| (l.raw.clone(), l.offset_after)).collect();
-    assert_eq!(got, vec![(b"a".to_vec(), 2), (b"b".to_vec(), 3), (b"c".to_vec(), 5)]);
+    let got: Vec<_> = record
+        .lines()
+        .iter()
+        .map(|l| (l.raw.clone(), l.offset_after))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(b"a".to_vec(), 2), (b"b".to_vec(), 3), (b"c".to_vec(), 5)]
+    );
 }
 
 #[test]
@@ -95,7 +137,10 @@ fn start_at_end_applies_only_to_files_of_the_first_scan_of_a_first_run() {
     let dir = tempfile::tempdir().expect("temp dir");
     let old = dir.path().join("old.log");
     append(&old, &numbered(0..3));
-    let cfg = TailConfig { start_at: StartAt::End, ..config(dir.path(), "*.log") };
+    let cfg = TailConfig {
+        start_at: StartAt::End,
+        ..config(dir.path(), "*.log")
+    };
     let run = Running::start(cfg.clone(), Vec::new(), true);
     append(&dir.path().join("new.log"), &numbered(10..12));
     run.wait_until("new file lines", |r| r.lines().len() == 2);
@@ -122,7 +167,9 @@ fn unreadable_file_is_retried_until_it_can_be_read() {
     std::os::unix::fs::symlink(&target, dir.path().join("link.log")).expect("symlink");
     let locked = dir.path().join("locked.log");
     append(&locked, b"secret\n");
-    let is_root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(true);
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(true);
     if !is_root {
         std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).expect("chmod");
     }
@@ -137,5 +184,33 @@ fn unreadable_file_is_retried_until_it_can_be_read() {
     let mut texts = record.texts();
     texts.sort();
     assert_eq!(texts, vec!["late", "secret"]);
-    assert!(record.events.iter().all(|e| !matches!(e, Event::Gap { .. })));
+    assert!(
+        record
+            .events
+            .iter()
+            .all(|e| !matches!(e, Event::Gap { .. }))
+    );
+}
+
+#[test]
+fn positions_handle_is_readable_while_running_and_tailer_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<logship_tail::Tailer>();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("app.log");
+    append(&path, b"a\nb\n");
+    let tailer =
+        logship_tail::Tailer::new(config(dir.path(), "*.log"), Vec::new(), true).expect("tailer");
+    let handle = tailer.positions_handle();
+    assert_eq!(
+        handle.get(),
+        Vec::new(),
+        "nothing keyed before the first read"
+    );
+    let run = Running::start_tailer(tailer);
+    crate::harness::wait_for("position in handle", || {
+        handle.get().first().is_some_and(|p| p.offset == 4)
+    });
+    let (tailer, _) = run.stop();
+    assert_eq!(tailer.positions(), handle.get());
 }

@@ -18,7 +18,8 @@ fn merged(first: Record, second: &Record) -> Record {
     let mut all = first;
     let base = all.sources.len() as u32;
     all.sources.extend(second.sources.iter().cloned());
-    all.events.extend(second.events.iter().cloned().map(|e| shift(e, base)));
+    all.events
+        .extend(second.events.iter().cloned().map(|e| shift(e, base)));
     all
 }
 
@@ -26,10 +27,26 @@ fn shift(event: crate::harness::Event, base: u32) -> crate::harness::Event {
     use crate::harness::Event::*;
     match event {
         Open { id } => Open { id: id + base },
-        Line { id, raw, truncated_from, offset_after } => {
-            Line { id: id + base, raw, truncated_from, offset_after }
-        }
-        Gap { id, message, offset_after } => Gap { id: id + base, message, offset_after },
+        Line {
+            id,
+            raw,
+            truncated_from,
+            offset_after,
+        } => Line {
+            id: id + base,
+            raw,
+            truncated_from,
+            offset_after,
+        },
+        Gap {
+            id,
+            message,
+            offset_after,
+        } => Gap {
+            id: id + base,
+            message,
+            offset_after,
+        },
         Close { id } => Close { id: id + base },
     }
 }
@@ -61,7 +78,12 @@ fn restart_after_copytruncate_while_stopped_reads_the_copy_from_the_checkpoint()
     let cfg = config(dir.path(), "*.log");
     let first = run_until_sink_closes(cfg.clone(), Vec::new(), 250);
     std::fs::copy(&path, dir.path().join("app.log.1")).expect("copy");
-    std::fs::OpenOptions::new().write(true).open(&path).expect("open").set_len(0).expect("truncate");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
     append(&path, &numbered(1000..1010));
     let run = Running::start(cfg, first.checkpoints(), false);
     run.wait_until("all lines", |r| r.lines().len() == 760);

@@ -35,9 +35,16 @@ fn rename_rotation_drains_the_old_file_then_releases_it() {
     assert_exactly_once(&record, 2200);
     let old_key = &record.closed_keys()[0];
     let old_lines = record.lines().iter().filter(|l| &l.key == old_key).count();
-    assert_eq!(old_lines, 2100, "the old key owns the lines of the rotated file");
+    assert_eq!(
+        old_lines, 2100,
+        "the old key owns the lines of the rotated file"
+    );
     let positions = tailer.positions();
-    assert_eq!(positions.len(), 1, "only the new app.log stays open: {positions:?}");
+    assert_eq!(
+        positions.len(),
+        1,
+        "only the new app.log stays open: {positions:?}"
+    );
     assert_eq!(positions[0].path, path.to_string_lossy());
 }
 
@@ -89,7 +96,12 @@ fn copytruncate_reads_lines_after_the_offset_from_the_copy() {
     // Written after the tailer's last read: only the copy will still hold them.
     append(&path, &numbered(100..300));
     std::fs::copy(&path, dir.path().join("app.log.1")).expect("copy");
-    std::fs::OpenOptions::new().write(true).open(&path).expect("open").set_len(0).expect("truncate");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
     append(&path, &numbered(300..310));
     run.resume();
     run.wait_until("all lines", |r| r.lines().len() == 310);
@@ -98,10 +110,23 @@ fn copytruncate_reads_lines_after_the_offset_from_the_copy() {
     assert_exactly_once(&record, 310);
     let key_of = |n: u64| {
         let text = format!("line {n:07}");
-        record.lines().into_iter().find(|l| l.raw == text.as_bytes()).expect("line seen").key
+        record
+            .lines()
+            .into_iter()
+            .find(|l| l.raw == text.as_bytes())
+            .expect("line seen")
+            .key
     };
-    assert_ne!(key_of(0), key_of(300), "the truncated file is a new identity");
-    assert_eq!(key_of(0), key_of(299), "the copy continues the old identity");
+    assert_ne!(
+        key_of(0),
+        key_of(300),
+        "the truncated file is a new identity"
+    );
+    assert_eq!(
+        key_of(0),
+        key_of(299),
+        "the copy continues the old identity"
+    );
     assert_eq!(record.closed_keys(), vec![key_of(0)]);
 }
 
@@ -110,10 +135,18 @@ fn truncation_without_copy_reports_the_unread_bytes_as_a_gap() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("app.log");
     append(&path, b"one\ntwo\npartial");
-    let cfg = TailConfig { idle_flush_ms: 3_600_000, ..config(dir.path(), "*.log") };
+    let cfg = TailConfig {
+        idle_flush_ms: 3_600_000,
+        ..config(dir.path(), "*.log")
+    };
     let run = Running::start(cfg, Vec::new(), true);
     run.wait_until("complete lines", |r| r.lines().len() == 2);
-    std::fs::OpenOptions::new().write(true).open(&path).expect("open").set_len(0).expect("truncate");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
     append(&path, b"fresh\n");
     run.wait_until("new line", |r| r.lines().len() == 3);
     let (_, record) = run.stop();
@@ -124,7 +157,10 @@ fn truncation_without_copy_reports_the_unread_bytes_as_a_gap() {
     assert_eq!(gaps[0].1, "file truncated; 7 bytes after offset 8 not read");
     assert_eq!(gaps[0].2, 15);
     assert_eq!(record.closed_keys(), vec![lines[0].key.clone()]);
-    assert_eq!((lines[2].raw.as_slice(), lines[2].offset_after), (&b"fresh"[..], 6));
+    assert_eq!(
+        (lines[2].raw.as_slice(), lines[2].offset_after),
+        (&b"fresh"[..], 6)
+    );
 }
 
 #[test]
@@ -144,4 +180,40 @@ fn truncation_in_place_restarts_at_zero_with_a_new_key() {
     assert_ne!(lines[0].key, lines[50].key);
     assert_eq!(lines[50].offset_after, 13, "restarted at 0");
     assert_eq!(record.closed_keys(), vec![lines[0].key.clone()]);
+}
+
+#[test]
+fn files_past_the_open_limit_wait_until_others_are_released() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let total = logship_tail::MAX_OPEN_FILES as u64 + 10;
+    for n in 0..total {
+        append(
+            &dir.path().join(format!("f{n:05}.log")),
+            &numbered(n..n + 1),
+        );
+    }
+    let run = Running::start(config(dir.path(), "*.log"), Vec::new(), true);
+    let limit = logship_tail::MAX_OPEN_FILES;
+    run.wait_until("files up to the limit", |r| r.lines().len() == limit);
+    // Give a few re-scans the chance to break the limit (not a synchronisation).
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        run.record().lines().len(),
+        limit,
+        "no file past the limit is opened"
+    );
+    let read: Vec<_> = run
+        .record()
+        .lines()
+        .iter()
+        .take(10)
+        .map(|l| l.path.clone())
+        .collect();
+    for path in &read {
+        std::fs::remove_file(path).expect("delete");
+    }
+    run.wait_until("remaining files", |r| r.lines().len() as u64 == total);
+    let (_, record) = run.stop();
+    assert_exactly_once(&record, total);
+    assert_eq!(record.closed_keys().len(), 10);
 }

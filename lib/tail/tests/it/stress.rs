@@ -21,20 +21,31 @@ enum Rotation {
 
 fn stress_config(dir: &Path) -> TailConfig {
     // A long idle flush: a writer starved mid-batch must not split a line.
-    TailConfig { idle_flush_ms: 5_000, ..config(dir, "*.log") }
+    TailConfig {
+        idle_flush_ms: 5_000,
+        ..config(dir, "*.log")
+    }
 }
 
 /// Number of distinct keys the tailer registered at `path`: each is one file (or incarnation).
 fn keys_at(record: &Record, path: &Path) -> usize {
-    let mut keys: Vec<&String> =
-        record.sources.iter().filter(|(_, p)| p == path).map(|(k, _)| k).collect();
+    let mut keys: Vec<&String> = record
+        .sources
+        .iter()
+        .filter(|(_, p)| p == path)
+        .map(|(k, _)| k)
+        .collect();
     keys.sort();
     keys.dedup();
     keys.len()
 }
 
 fn open_append(path: &Path) -> File {
-    OpenOptions::new().create(true).append(true).open(path).expect("open for append")
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open for append")
 }
 
 /// Appends `TOTAL` numbered lines in batches, rotating every `PER_FILE` lines. Before rotating a
@@ -44,13 +55,16 @@ fn write_with_rotations(run: &Running, dir: &Path, rotation: Rotation) {
     let path = dir.join("app.log");
     let mut file = open_append(&path);
     for start in (0..TOTAL).step_by(BATCH as usize) {
-        file.write_all(&numbered(start..start + BATCH)).expect("write batch");
+        file.write_all(&numbered(start..start + BATCH))
+            .expect("write batch");
         let written = start + BATCH;
-        if written % PER_FILE != 0 || written == TOTAL {
+        if !written.is_multiple_of(PER_FILE) || written == TOTAL {
             continue;
         }
         let generation = (written / PER_FILE) as usize;
-        run.wait_until("tailer opened the current file", |r| keys_at(r, &path) >= generation);
+        run.wait_until("tailer opened the current file", |r| {
+            keys_at(r, &path) >= generation
+        });
         let rotated = dir.join(format!("app.log.{generation}"));
         match rotation {
             Rotation::Rename => {
@@ -111,7 +125,8 @@ fn stress_restart_with_rotation_while_stopped() {
     let mut all = first;
     let base = all.sources.len() as u32;
     all.sources.extend(second.sources.iter().cloned());
-    all.events.extend(second.events.iter().cloned().map(|e| shift(e, base)));
+    all.events
+        .extend(second.events.iter().cloned().map(|e| shift(e, base)));
     assert_exactly_once(&all, 60_000);
 }
 
@@ -119,10 +134,26 @@ fn shift(event: crate::harness::Event, base: u32) -> crate::harness::Event {
     use crate::harness::Event::*;
     match event {
         Open { id } => Open { id: id + base },
-        Line { id, raw, truncated_from, offset_after } => {
-            Line { id: id + base, raw, truncated_from, offset_after }
-        }
-        Gap { id, message, offset_after } => Gap { id: id + base, message, offset_after },
+        Line {
+            id,
+            raw,
+            truncated_from,
+            offset_after,
+        } => Line {
+            id: id + base,
+            raw,
+            truncated_from,
+            offset_after,
+        },
+        Gap {
+            id,
+            message,
+            offset_after,
+        } => Gap {
+            id: id + base,
+            message,
+            offset_after,
+        },
         Close { id } => Close { id: id + base },
     }
 }
