@@ -41,6 +41,8 @@
 //! - **Crash safety**: after a crash at any point, [`Store::open`] cuts the last segment back
 //!   to its last complete, checksummed block (truncate + fsync) and reports the cut bytes;
 //!   a block is never half kept. Watermarks and chain head are rebuilt from what remains.
+//!   Damaged blocks *after* the last checksummed block of the last segment are cut too (after
+//!   a power loss they are unsynced, unacked writes that the agent resends).
 //! - **Corruption never stops the pipeline**: a damaged block is skipped (readers resync on the
 //!   next block magic whose header CRC checks out) and reported with segment and offset;
 //!   a missing, stale or damaged sidecar is rebuilt by the writer and ignored by readers.
