@@ -88,13 +88,17 @@ impl Core {
         let offset = seg.len;
         if let Err(source) = (&*seg.file).write_all(&frame.buf) {
             // Cut the partial record so later appends do not land after garbage.
+            let path = seg.path.clone();
             if let Err(error) = seg.file.set_len(offset) {
-                error!(path = %seg.path.display(), %error, "Cannot cut a failed spool append; closing the segment.");
+                error!(path = %path.display(), %error, "Cannot cut a failed spool append; closing the segment.");
                 seg.writable = false;
+                // Its earlier records still need the next fsync round.
+                let file = Arc::clone(&seg.file);
+                st.pending_sync.push(file);
             }
             return Err(SpoolError::Io {
                 op: "append",
-                path: seg.path.clone(),
+                path,
                 source,
             });
         }

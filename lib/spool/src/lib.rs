@@ -37,6 +37,8 @@
 //!   is durable. The ledger is written only when segments are deleted (not on every ack), so after
 //!   a restart a partially acked segment may be re-sent: delivery is at-least-once.
 //! - Only the last segment may end in a torn record (a crash mid-append); recovery truncates it.
+//!   Trailing segments holding no record (a crash right after a roll) are removed first, so the
+//!   segment before them counts as the last one.
 //!   Any other damage (bad header, bad record in the middle, bad record in an older segment)
 //!   quarantines the whole segment and reports its seq range in [`Recovered::lost`].
 //! - The segment files on disk never exceed `max_bytes` in total: `append` blocks until acks

@@ -133,7 +133,25 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SpoolError> {
         }
     }
     names.sort_unstable_by_key(|(seq, _)| *seq);
+    drop_empty_tail(&mut names);
     Ok(names)
+}
+
+/// Removes trailing segments that hold no record (a crash right after a roll can leave one, and
+/// the segment before it, whose torn tail was never fsync'd, must then count as the last one).
+fn drop_empty_tail(names: &mut Vec<(u64, PathBuf)>) {
+    while let Some((_, path)) = names.last() {
+        let empty = fs::metadata(path).is_ok_and(|m| m.len() <= HEADER_LEN);
+        if !empty {
+            return;
+        }
+        if let Err(error) = fs::remove_file(path) {
+            warn!(path = %path.display(), %error, "Cannot remove an empty spool segment.");
+            return;
+        }
+        info!(path = %path.display(), "Removed an empty trailing spool segment.");
+        names.pop();
+    }
 }
 
 fn scan_all(dir: &Path, names: &[(u64, PathBuf)], lost: &mut Vec<LostRange>) -> Vec<Kept> {

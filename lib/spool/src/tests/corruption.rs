@@ -211,3 +211,28 @@ fn a_damaged_ledger_starts_a_new_stream() {
     drop(spool);
     assert_eq!(open(&cfg).1.stream_id, rec.stream_id);
 }
+
+#[test]
+fn a_torn_tail_before_an_empty_rolled_segment_is_truncated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path());
+    let (spool, _) = open(&cfg);
+    fill(&spool, 3, 100);
+    drop(spool);
+    let seg = segment_files(dir.path()).pop().expect("segment");
+    let len = fs::metadata(&seg).expect("metadata").len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .expect("open")
+        .set_len(len - 7)
+        .expect("cut");
+    // A crash just after a roll: the next segment exists but its header never made it.
+    fs::write(crate::io::segment_path(dir.path(), 4), b"LSS").expect("write");
+    let (spool, rec) = open(&cfg);
+    assert!(rec.lost.is_empty(), "{:?}", rec.lost);
+    assert_eq!(rec.next_seq, 3);
+    assert_eq!(segment_files(dir.path()), vec![seg]);
+    assert_eq!(spool.append(batch(1, b"again", vec![])).expect("append"), 3);
+    assert_eq!(read_all(&spool, 1).len(), 3);
+}
