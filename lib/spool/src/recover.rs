@@ -154,80 +154,79 @@ fn drop_empty_tail(names: &mut Vec<(u64, PathBuf)>) {
     }
 }
 
+/// A segment file found on disk.
+struct Candidate<'a> {
+    first_seq: u64,
+    path: &'a Path,
+    /// The first seq of the next segment file, which bounds what this one held.
+    next_name: Option<u64>,
+}
+
 fn scan_all(dir: &Path, names: &[(u64, PathBuf)], lost: &mut Vec<LostRange>) -> Vec<Kept> {
     let mut kept: Vec<Kept> = Vec::new();
     for (i, (first_seq, path)) in names.iter().enumerate() {
-        let (first_seq, is_last) = (*first_seq, i + 1 == names.len());
         let next_name = names.get(i + 1).map(|(seq, _)| *seq);
-        let overlap = kept.last().is_some_and(|k| k.end_seq() > first_seq);
-        let scan = if overlap {
+        let c = Candidate {
+            first_seq: *first_seq,
+            path,
+            next_name,
+        };
+        let scan = if kept.last().is_some_and(|k| k.end_seq() > c.first_seq) {
             let reason = "segment overlaps the previous one".to_string();
             Scan::Corrupt {
                 reason,
-                known_end_seq: first_seq,
+                known_end_seq: c.first_seq,
             }
         } else {
-            scan_segment(path, first_seq, is_last)
+            scan_segment(path, c.first_seq, next_name.is_none())
         };
-        let records = match scan {
-            Scan::Clean { records } => records,
-            Scan::Torn {
-                records,
-                valid_len,
-                reason,
-            } => match truncate_torn(path, valid_len, &reason) {
-                Ok(true) => records,
-                Ok(false) => continue,
-                Err(e) => {
-                    let known = records.last().map_or(first_seq, RecordMeta::end_seq);
-                    lost.push(quarantine_lost(
-                        dir,
-                        path,
-                        first_seq,
-                        known,
-                        None,
-                        e.to_string(),
-                    ));
-                    continue;
-                }
-            },
-            Scan::Corrupt {
-                reason,
-                known_end_seq,
-            } => {
-                lost.push(quarantine_lost(
-                    dir,
-                    path,
-                    first_seq,
-                    known_end_seq,
-                    next_name,
-                    reason,
-                ));
-                continue;
-            }
-        };
-        kept.push(Kept {
-            first_seq,
-            path: path.clone(),
-            records,
-        });
+        if let Some(k) = settle(dir, &c, scan, lost) {
+            kept.push(k);
+        }
     }
     kept
 }
 
-fn quarantine_lost(
-    dir: &Path,
-    path: &Path,
-    first_seq: u64,
-    known_end_seq: u64,
-    next_name: Option<u64>,
-    reason: String,
-) -> LostRange {
-    let last_seq = next_name
+/// Acts on a scan: keeps a clean segment, truncates a torn one, quarantines a damaged one.
+fn settle(dir: &Path, c: &Candidate<'_>, scan: Scan, lost: &mut Vec<LostRange>) -> Option<Kept> {
+    let records = match scan {
+        Scan::Clean { records } => records,
+        Scan::Torn {
+            records,
+            valid_len,
+            reason,
+        } => match truncate_torn(c.path, valid_len, &reason) {
+            Ok(true) => records,
+            Ok(false) => return None,
+            Err(e) => {
+                let known = records.last().map_or(c.first_seq, RecordMeta::end_seq);
+                lost.push(quarantine_lost(dir, c, known, e.to_string()));
+                return None;
+            }
+        },
+        Scan::Corrupt {
+            reason,
+            known_end_seq,
+        } => {
+            lost.push(quarantine_lost(dir, c, known_end_seq, reason));
+            return None;
+        }
+    };
+    Some(Kept {
+        first_seq: c.first_seq,
+        path: c.path.to_path_buf(),
+        records,
+    })
+}
+
+fn quarantine_lost(dir: &Path, c: &Candidate<'_>, known_end_seq: u64, reason: String) -> LostRange {
+    let first_seq = c.first_seq;
+    let last_seq = c
+        .next_name
         .map_or(known_end_seq.saturating_sub(1), |n| n - 1)
         .max(first_seq);
-    let segment = quarantine(dir, path);
-    error!(path = %path.display(), quarantined = %segment.display(), first_seq, last_seq, %reason,
+    let segment = quarantine(dir, c.path);
+    error!(path = %c.path.display(), quarantined = %segment.display(), first_seq, last_seq, %reason,
         "Spool segment damaged; quarantined.");
     LostRange {
         first_seq,
