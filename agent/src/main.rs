@@ -1,1 +1,80 @@
-fn main() {}
+//! `logship-agent` binary: parse the CLI, set up logging, load and validate the config (exit 64
+//! on problems, before anything starts), install the rustls provider, run until SIGTERM/SIGINT,
+//! drain with a deadline.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+use logship_agent::cli::{Cli, Command};
+use logship_agent::config;
+use tokio_util::sync::CancellationToken;
+
+/// Exit code for a bad configuration.
+const EXIT_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_level);
+    match try_main(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn try_main(cli: Cli) -> Result<ExitCode> {
+    let (path, tails, check_only) = match cli.command {
+        Command::Run { config, tails } => (config, tails, false),
+        Command::CheckConfig { config, tails } => (config, tails, true),
+    };
+    let cfg = match config::load(&path, &tails) {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{}: {p}", path.display());
+            }
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    if check_only {
+        println!("{}: ok", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .map_err(|_| anyhow::anyhow!("a rustls crypto provider was already installed"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        logship_agent::run::run(cfg, shutdown).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("Stop signal received; draining.");
+    shutdown.cancel();
+}

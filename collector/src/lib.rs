@@ -1,1 +1,15 @@
-//! collector
+//! logship collector: accepts agents over mutual TLS (`logship.v1.Ingest`), de-duplicates their
+//! batches and keeps every record durably in the hash-chained store; searches it from the CLI.
+//!
+//! Data flow: [`tls`] (authenticate) → [`ingest`] (check, decompress with a cap) → [`writer`]
+//! (dedup, append, group commit) → ack. [`search`] reads the store from another process.
+
+pub mod cli;
+pub mod config;
+pub mod ingest;
+pub mod pki;
+pub mod search;
+pub mod serve;
+pub mod status;
+pub mod tls;
+pub mod writer;

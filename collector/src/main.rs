@@ -1,1 +1,179 @@
-fn main() {}
+//! `logship-collector` binary: parse the CLI, set up logging, run one command, exit with a
+//! meaningful code (0 ok, 1 failure, 64 bad config or usage).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use logship_collector::cli::{Cli, Command, IssueArgs};
+use logship_collector::{config, pki, search, serve};
+use tokio_util::sync::CancellationToken;
+
+/// Exit code for a bad configuration (EX_USAGE-like, as in sysexits).
+const EXIT_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_level);
+    match try_main(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn try_main(cli: Cli) -> Result<ExitCode> {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .map_err(|_| anyhow::anyhow!("a rustls crypto provider was already installed"))?;
+    match cli.command {
+        Command::Init {
+            data_dir,
+            sans,
+            listen,
+        } => init(&data_dir, &sans, &listen),
+        Command::IssueAgentCert(args) => issue(&args),
+        Command::CheckConfig { config } => Ok(check_config(&config)),
+        Command::Serve { config, listen } => run_serve(&config, listen),
+        Command::Search(args) => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+            search::run(&args, &mut out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { data_dir } => verify(&data_dir),
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn init(data_dir: &Path, sans: &[String], listen: &str) -> Result<ExitCode> {
+    pki::init_ca(data_dir, sans)?;
+    let abs = std::path::absolute(data_dir)?;
+    let config_path = data_dir.join("collector.toml");
+    pki::write_public(&config_path, &config::template(&abs, listen))?;
+    println!("created CA and server certificate in {}", abs.display());
+    println!("config: {}", config_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn issue(args: &IssueArgs) -> Result<ExitCode> {
+    let validity = match (&args.not_before, &args.not_after) {
+        (Some(nb), Some(na)) => pki::Validity {
+            not_before: rfc3339(nb)?,
+            not_after: rfc3339(na)?,
+        },
+        _ => pki::Validity::days_from_now(args.valid_days),
+    };
+    let issued = pki::issue_agent_cert(&args.data_dir, &args.name, validity)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let ca = std::fs::read_to_string(args.data_dir.join(pki::CA_CERT))?;
+    pki::write_public(&args.out.join("ca.pem"), &ca)?;
+    pki::write_public(&args.out.join("agent.pem"), &issued.cert_pem)?;
+    pki::write_private(&args.out.join("agent.key"), &issued.key_pem)?;
+    let out_abs = std::path::absolute(&args.out)?;
+    let toml = config::agent_template(&args.collectors);
+    pki::write_public(&args.out.join("agent.toml"), &toml)?;
+    println!(
+        "issued certificate for agent {:?} into {}",
+        args.name,
+        out_abs.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rfc3339(text: &str) -> Result<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("{text:?} is not an RFC 3339 time"))
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match config::load(path) {
+        Ok(_) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{}: {p}", path.display());
+            }
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn run_serve(path: &Path, listen: Option<String>) -> Result<ExitCode> {
+    let mut cfg = match config::load(path) {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{}: {p}", path.display());
+            }
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    if let Some(l) = listen {
+        cfg.listen = l.parse().with_context(|| format!("--listen {l:?}"))?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        serve::serve(cfg, shutdown).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("Stop signal received; draining.");
+    shutdown.cancel();
+}
+
+fn verify(data_dir: &Path) -> Result<ExitCode> {
+    let report = logship_store::verify(&serve::store_dir(data_dir))?;
+    let problems: Vec<_> = report
+        .problems
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "segment": p.segment.display().to_string(),
+                "offset": p.offset,
+                "reason": p.reason,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "ok": problems.is_empty(),
+        "segments": report.segments,
+        "blocks": report.blocks,
+        "records": report.records,
+        "chain_head": report.chain_head,
+        "problems": problems,
+        "incomplete_tail": report.incomplete_tail.as_ref().map(|t| t.reason.clone()),
+    });
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -33,7 +33,11 @@ pub enum PayloadError {
 /// Decompresses a zstd payload into `out`, failing once more than `cap` bytes would be produced.
 ///
 /// `out` is cleared first; its capacity is reused across calls.
-pub fn decompress_capped(payload: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), PayloadError> {
+pub fn decompress_capped(
+    payload: &[u8],
+    cap: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), PayloadError> {
     out.clear();
     // The streaming decoder is the only zstd reader allowed: `take` bounds what it can emit.
     #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -70,8 +74,14 @@ mod tests {
     fn sample() -> RecordList {
         RecordList {
             host: "h".into(),
-            sources: vec![Source { input: "in".into(), path: "/var/log/x".into() }],
-            records: vec![Record { raw: bytes::Bytes::from_static(b"hello"), ..Default::default() }],
+            sources: vec![Source {
+                input: "in".into(),
+                path: "/var/log/x".into(),
+            }],
+            records: vec![Record {
+                raw: bytes::Bytes::from_static(b"hello"),
+                ..Default::default()
+            }],
             agent_tz: "UTC".into(),
         }
     }

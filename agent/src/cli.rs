@@ -1,0 +1,40 @@
+//! Command line of `logship-agent` (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// logship agent: tails logs, keeps them in a crash-safe spool and ships them to the collector.
+#[derive(Debug, Parser)]
+#[command(name = "logship-agent", version)]
+pub struct Cli {
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, global = true, default_value = "info", env = "LOGSHIP_LOG")]
+    pub log_level: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent.
+    Run {
+        /// agent.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// Also tail files matching GLOB (repeatable); each becomes an input "tailN".
+        #[arg(long = "tail")]
+        tails: Vec<String>,
+    },
+    /// Check a config file and report every problem; exits non-zero on any.
+    CheckConfig {
+        /// agent.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// Globs as for `run --tail`.
+        #[arg(long = "tail")]
+        tails: Vec<String>,
+    },
+}

@@ -1,0 +1,219 @@
+//! Wiring of a running agent: spool recovery, one thread per input (tailer + batcher), the
+//! gap reporter, the shipper, and an orderly, deadline-bounded shutdown (STYLE.md habit 10).
+//!
+//! Read positions are namespaced per input in the spool (`"{input}|{file key}"`), so two inputs
+//! never claim each other's files after a restart.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use logship_spool::{LostRange, Position, Spool};
+use logship_tail::{Checkpoint, Tailer};
+use tokio_util::sync::CancellationToken;
+
+use crate::batcher::{Batcher, lost_range_gap};
+use crate::config::{Config, FileInput};
+use crate::heartbeat::Heartbeat;
+use crate::shipper::Shipper;
+use crate::tls;
+
+/// How long inputs get to flush their last batch after a stop signal.
+const INPUT_STOP_DEADLINE: Duration = Duration::from_secs(3);
+/// Input name of the agent's own gap records (spool damage).
+const AGENT_INPUT: &str = "logship-agent";
+
+/// Runs the agent until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
+    let tls = tls::client_config(&config.ca_cert, &config.cert, &config.key)?;
+    let spool_config = config.spool.clone();
+    let (spool, recovered) = tokio::task::spawn_blocking(move || Spool::open(spool_config))
+        .await?
+        .context("opening the spool")?;
+    tracing::info!(
+        stream_id = %recovered.stream_id,
+        next_seq = recovered.next_seq,
+        acked_through = recovered.acked_through,
+        positions = recovered.positions.len(),
+        first_run = recovered.first_run,
+        "Spool opened."
+    );
+    let host = crate::host_name();
+    let agent_tz = jiff::tz::TimeZone::system()
+        .iana_name()
+        .unwrap_or("UTC")
+        .to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let input_stats = Arc::new(Mutex::new(HashMap::new()));
+    let ctx = InputContext {
+        spool: spool.clone(),
+        config: config.clone(),
+        host,
+        agent_tz,
+    };
+    let lost_records: u64 = recovered
+        .lost
+        .iter()
+        .map(|l| l.last_seq - l.first_seq + 1)
+        .sum();
+    let mut threads = vec![spawn_gap_reporter(&ctx, recovered.lost, stop.clone())?];
+    for input in &config.files {
+        let checkpoints = checkpoints_for(&input.tail.input, &recovered.positions);
+        let batcher = ctx.batcher(&input.tail.input)?;
+        input_stats
+            .lock()
+            .expect("input stats lock is never poisoned")
+            .insert(input.tail.input.clone(), batcher.stats());
+        threads.push(spawn_file_input(
+            input.clone(),
+            checkpoints,
+            recovered.first_run,
+            batcher,
+            stop.clone(),
+        )?);
+    }
+    let heartbeat = Heartbeat {
+        spool: spool.clone(),
+        stream_id: recovered.stream_id.clone(),
+        interval: config.shipper.heartbeat_interval,
+        inputs: input_stats,
+        spool_lost_records: lost_records,
+    };
+    let shipper = Shipper {
+        spool: spool.clone(),
+        stream_id: recovered.stream_id,
+        endpoints: config.endpoints.clone(),
+        tls,
+        config: config.shipper,
+        heartbeat,
+    };
+    let shipper_task = tokio::spawn(shipper.run(shutdown.clone()));
+    shutdown.cancelled().await;
+    tracing::info!("Stopping inputs.");
+    stop.store(true, Ordering::SeqCst);
+    join_all(threads, &spool).await;
+    let _ = shipper_task.await;
+    let s = spool.clone();
+    tokio::task::spawn_blocking(move || s.close()).await?;
+    tracing::info!("Agent stopped.");
+    Ok(())
+}
+
+/// What every input thread needs.
+struct InputContext {
+    spool: Spool,
+    config: Config,
+    host: String,
+    agent_tz: String,
+}
+
+impl InputContext {
+    fn batcher(&self, input: &str) -> Result<Batcher> {
+        Batcher::new(
+            self.spool.clone(),
+            self.config.batch,
+            input.to_string(),
+            self.host.clone(),
+            self.agent_tz.clone(),
+        )
+        .context("creating the zstd compressor")
+    }
+}
+
+/// The checkpoints of `input`, with the input prefix removed.
+fn checkpoints_for(input: &str, positions: &[Position]) -> Vec<Checkpoint> {
+    let prefix = format!("{input}|");
+    positions
+        .iter()
+        .filter_map(|p| {
+            let key = p.key.strip_prefix(&prefix)?;
+            Some(Checkpoint {
+                key: key.to_string(),
+                path: p.path.clone(),
+                offset: p.offset,
+            })
+        })
+        .collect()
+}
+
+fn spawn_file_input(
+    input: FileInput,
+    checkpoints: Vec<Checkpoint>,
+    first_run: bool,
+    batcher: Batcher,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>> {
+    let name = input.tail.input.clone();
+    let mut tailer = Tailer::new(input.tail, checkpoints, first_run)
+        .with_context(|| format!("starting file input {name:?}"))?;
+    let thread = std::thread::Builder::new().name(format!("input-{name}")).spawn(move || {
+        let mut batcher = batcher;
+        if let Err(error) = tailer.run(&mut batcher, &stop) {
+            tracing::error!(input = %name, %error, "File input failed.");
+        }
+        if let Err(error) = batcher.flush() {
+            tracing::warn!(input = %name, %error, "Last batch not spooled; it will be read again.");
+        }
+    })?;
+    Ok(thread)
+}
+
+/// Turns spool damage (found at start-up or while reading) into gap records in the store.
+fn spawn_gap_reporter(
+    ctx: &InputContext,
+    initial: Vec<LostRange>,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>> {
+    let mut batcher = ctx.batcher(AGENT_INPUT)?;
+    let spool = ctx.spool.clone();
+    let thread = std::thread::Builder::new().name("gap-reporter".into()).spawn(move || {
+        let mut lost = initial;
+        loop {
+            for l in lost.drain(..) {
+                let message = format!(
+                    "logship-agent: spool records {}..={} lost to corruption ({}); segment quarantined at {}",
+                    l.first_seq,
+                    l.last_seq,
+                    l.reason,
+                    l.segment.display()
+                );
+                tracing::error!(first_seq = l.first_seq, last_seq = l.last_seq, reason = %l.reason,
+                    "Spool records lost to corruption.");
+                if lost_range_gap(&mut batcher, &message).is_err() {
+                    return;
+                }
+            }
+            if batcher.flush().is_err() || stop.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            lost = spool.take_lost();
+        }
+    })?;
+    Ok(thread)
+}
+
+async fn join_all(threads: Vec<JoinHandle<()>>, spool: &Spool) {
+    let join = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    });
+    tokio::pin!(join);
+    if tokio::time::timeout(INPUT_STOP_DEADLINE, &mut join)
+        .await
+        .is_err()
+    {
+        tracing::warn!("Inputs are blocked on a full spool; closing it to stop them.");
+        let s = spool.clone();
+        let _ = tokio::task::spawn_blocking(move || s.close()).await;
+        let _ = join.await;
+    }
+    let s = spool.clone();
+    if let Ok(Err(error)) = tokio::task::spawn_blocking(move || s.sync()).await {
+        tracing::error!(%error, "Final spool fsync failed.");
+    }
+}

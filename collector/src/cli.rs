@@ -1,0 +1,122 @@
+//! Command line of `logship-collector` (clap derive). Pipeline semantics live in the config file;
+//! flags are runtime knobs and one-off commands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// logship collector: receives agents' records over mutual TLS and keeps them in a
+/// tamper-evident store.
+#[derive(Debug, Parser)]
+#[command(name = "logship-collector", version)]
+pub struct Cli {
+    /// Log filter (tracing EnvFilter syntax), e.g. "info" or "logship_collector=debug".
+    #[arg(long, global = true, default_value = "info", env = "LOGSHIP_LOG")]
+    pub log_level: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the CA, the server certificate and a commented collector.toml in DIR.
+    Init {
+        /// Data directory to create.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Extra subject alternative name for the server certificate (repeatable).
+        #[arg(long = "san")]
+        sans: Vec<String>,
+        /// Listen address written into collector.toml.
+        #[arg(long, default_value = crate::config::DEFAULT_LISTEN)]
+        listen: String,
+    },
+    /// Issue a client certificate and a ready-to-run agent.toml for one agent.
+    IssueAgentCert(IssueArgs),
+    /// Run the ingest server.
+    Serve {
+        /// collector.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// Override the listen address from the config.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Check a config file and report every problem; exits non-zero on any.
+    CheckConfig {
+        /// collector.toml.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Search the store; prints JSON lines, one per record.
+    Search(SearchArgs),
+    /// Walk the whole store and check its hash chain; exits non-zero on any problem.
+    Verify {
+        /// Data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+}
+
+/// Arguments of `issue-agent-cert`.
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// The collector's data directory (holds the CA).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Agent name (certificate CN), e.g. the host name.
+    #[arg(long)]
+    pub name: String,
+    /// Collector address the agent connects to, HOST:PORT (repeatable for failover).
+    #[arg(long = "collector", required = true)]
+    pub collectors: Vec<String>,
+    /// Output directory for ca.pem, agent.pem, agent.key and agent.toml.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Validity in days.
+    #[arg(long, default_value_t = 90)]
+    pub valid_days: i64,
+    /// Explicit start of validity (RFC 3339); overrides --valid-days with --not-after.
+    #[arg(long, requires = "not_after")]
+    pub not_before: Option<String>,
+    /// Explicit end of validity (RFC 3339).
+    #[arg(long, requires = "not_before")]
+    pub not_after: Option<String>,
+}
+
+/// Arguments of `search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The collector's data directory.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Oldest observed time: RFC 3339 or relative (-15m, -1h, -7d).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Newest observed time: RFC 3339 or relative.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only records from this host.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only records from this agent input.
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Only records from this agent (certificate name).
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Only records whose raw text contains TEXT.
+    #[arg(long)]
+    pub contains: Option<String>,
+    /// Field filter FIELD=VALUE or FIELD!=VALUE (CIDR for IP fields); repeatable, all must match.
+    #[arg(long = "where")]
+    pub filters: Vec<String>,
+    /// At most N records.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Print only the number of matching records.
+    #[arg(long)]
+    pub count: bool,
+}

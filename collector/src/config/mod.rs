@@ -1,0 +1,364 @@
+//! Collector configuration: the raw TOML file (`collector.toml`) and its validated form.
+//!
+//! Two phases (STYLE.md habit 4): [`RawConfig`] mirrors the file with `deny_unknown_fields`, and
+//! [`RawConfig::validate`] resolves paths and checks every rule, returning all problems at once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+mod agent_template;
+pub use agent_template::agent_template;
+
+/// Default listen address of the ingest server.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:7443";
+/// Default cap on one gRPC message (a compressed batch), 16 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
+/// Default cap on a batch once decompressed, 64 MiB.
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
+/// Default cap on records in one batch.
+pub const DEFAULT_MAX_BATCH_RECORDS: u32 = 1_000_000;
+/// Default cap on concurrent agent connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default cap on batches in flight per connection (received, not yet acked).
+pub const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION: usize = 32;
+/// Default segment size before rolling.
+pub const DEFAULT_SEGMENT_MAX_BYTES: u64 = 256 << 20;
+/// Default segment age before rolling (time partition).
+pub const DEFAULT_SEGMENT_MAX_AGE_SECS: u64 = 3600;
+
+/// The file as written by people. Versioned so old files keep loading.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Format version of this file; only 1 exists.
+    pub version: u32,
+    /// Where the CA, certificates and the store live. Relative paths are relative to the file.
+    pub data_dir: PathBuf,
+    /// Address the ingest server listens on, e.g. "0.0.0.0:7443".
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// TLS material; paths relative to data_dir.
+    #[serde(default)]
+    pub tls: RawTls,
+    /// Resource limits.
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Store settings.
+    #[serde(default)]
+    pub store: RawStore,
+    /// Normalization of records at ingest.
+    #[serde(default)]
+    pub normalize: RawNormalize,
+}
+
+/// TLS material of the ingest server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// CA certificate that agent certificates must chain to.
+    #[serde(default = "default_ca")]
+    pub ca_cert: PathBuf,
+    /// Server certificate.
+    #[serde(default = "default_cert")]
+    pub cert: PathBuf,
+    /// Server private key (mode 0600).
+    #[serde(default = "default_key")]
+    pub key: PathBuf,
+}
+
+/// Bounds on what one agent can make the collector do.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Largest accepted gRPC message (compressed batch) in bytes.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Largest accepted batch once decompressed, in bytes; larger batches are refused.
+    #[serde(default = "default_max_decompressed_bytes")]
+    pub max_decompressed_bytes: usize,
+    /// Largest accepted number of records in one batch.
+    #[serde(default = "default_max_batch_records")]
+    pub max_batch_records: u32,
+    /// Concurrent connections; further connections wait in the kernel's accept queue.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Batches received but not yet acked, per connection; the stream is not read past it.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight_per_connection: usize,
+}
+
+/// Store settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// Roll a segment past this many bytes.
+    #[serde(default = "default_segment_max_bytes")]
+    pub segment_max_bytes: u64,
+    /// Roll a segment after this many seconds (time partitioning).
+    #[serde(default = "default_segment_max_age_secs")]
+    pub segment_max_age_secs: u64,
+}
+
+/// Normalization settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNormalize {
+    /// Parse records into ECS fields at ingest (stored beside the raw bytes).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+/// The validated configuration the collector runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Absolute data directory.
+    pub data_dir: PathBuf,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// CA certificate path.
+    pub ca_cert: PathBuf,
+    /// Server certificate path.
+    pub cert: PathBuf,
+    /// Server key path.
+    pub key: PathBuf,
+    /// Limits.
+    pub max_message_bytes: usize,
+    /// Cap after decompression.
+    pub max_decompressed_bytes: usize,
+    /// Cap on records per batch.
+    pub max_batch_records: u32,
+    /// Cap on connections.
+    pub max_connections: usize,
+    /// Cap on in-flight batches per connection.
+    pub max_in_flight_per_connection: usize,
+    /// Segment roll size.
+    pub segment_max_bytes: u64,
+    /// Segment roll age.
+    pub segment_max_age_secs: u64,
+    /// Normalize at ingest.
+    pub normalize: bool,
+}
+
+// === impl RawConfig ===
+
+impl RawConfig {
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self, Vec<String>> {
+        toml::from_str(text).map_err(|e| vec![e.to_string()])
+    }
+
+    /// Checks every rule and resolves paths relative to `base` (the config file's directory).
+    pub fn validate(self, base: &Path) -> Result<Config, Vec<String>> {
+        let mut problems = Vec::new();
+        if self.version != 1 {
+            problems.push(format!(
+                "version {} is not supported (only 1)",
+                self.version
+            ));
+        }
+        let data_dir = base.join(&self.data_dir);
+        let listen = self
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|e| problems.push(format!("listen {:?}: {e}", self.listen)))
+            .ok();
+        let tls_path = |p: &Path, what: &str, problems: &mut Vec<String>| {
+            let path = data_dir.join(p);
+            if !path.try_exists().unwrap_or(false) {
+                problems.push(format!("tls.{what}: {} does not exist", path.display()));
+            }
+            path
+        };
+        let ca_cert = tls_path(&self.tls.ca_cert, "ca_cert", &mut problems);
+        let cert = tls_path(&self.tls.cert, "cert", &mut problems);
+        let key = tls_path(&self.tls.key, "key", &mut problems);
+        let l = &self.limits;
+        positive(
+            &mut problems,
+            "limits.max_message_bytes",
+            l.max_message_bytes as u64,
+        );
+        positive(
+            &mut problems,
+            "limits.max_decompressed_bytes",
+            l.max_decompressed_bytes as u64,
+        );
+        positive(
+            &mut problems,
+            "limits.max_batch_records",
+            u64::from(l.max_batch_records),
+        );
+        positive(
+            &mut problems,
+            "limits.max_connections",
+            l.max_connections as u64,
+        );
+        positive(
+            &mut problems,
+            "limits.max_in_flight_per_connection",
+            l.max_in_flight_per_connection as u64,
+        );
+        if self.store.segment_max_bytes < 1 << 20 {
+            problems.push("store.segment_max_bytes must be at least 1 MiB".into());
+        }
+        positive(
+            &mut problems,
+            "store.segment_max_age_secs",
+            self.store.segment_max_age_secs,
+        );
+        match (problems.is_empty(), listen) {
+            (true, Some(listen)) => Ok(Config {
+                data_dir,
+                listen,
+                ca_cert,
+                cert,
+                key,
+                max_message_bytes: l.max_message_bytes,
+                max_decompressed_bytes: l.max_decompressed_bytes,
+                max_batch_records: l.max_batch_records,
+                max_connections: l.max_connections,
+                max_in_flight_per_connection: l.max_in_flight_per_connection,
+                segment_max_bytes: self.store.segment_max_bytes,
+                segment_max_age_secs: self.store.segment_max_age_secs,
+                normalize: self.normalize.enabled,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+/// Reads, parses and validates a config file, reporting every problem.
+pub fn load(path: &Path) -> Result<Config, Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![format!("reading {}: {e}", path.display())])?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    RawConfig::parse(&text)?.validate(base)
+}
+
+fn positive(problems: &mut Vec<String>, name: &str, value: u64) {
+    if value == 0 {
+        problems.push(format!("{name} must be greater than 0"));
+    }
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_string()
+}
+fn default_ca() -> PathBuf {
+    PathBuf::from(crate::pki::CA_CERT)
+}
+fn default_cert() -> PathBuf {
+    PathBuf::from(crate::pki::SERVER_CERT)
+}
+fn default_key() -> PathBuf {
+    PathBuf::from(crate::pki::SERVER_KEY)
+}
+const fn default_max_message_bytes() -> usize {
+    DEFAULT_MAX_MESSAGE_BYTES
+}
+const fn default_max_decompressed_bytes() -> usize {
+    DEFAULT_MAX_DECOMPRESSED_BYTES
+}
+const fn default_max_batch_records() -> u32 {
+    DEFAULT_MAX_BATCH_RECORDS
+}
+const fn default_max_connections() -> usize {
+    DEFAULT_MAX_CONNECTIONS
+}
+const fn default_max_in_flight() -> usize {
+    DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION
+}
+const fn default_segment_max_bytes() -> u64 {
+    DEFAULT_SEGMENT_MAX_BYTES
+}
+const fn default_segment_max_age_secs() -> u64 {
+    DEFAULT_SEGMENT_MAX_AGE_SECS
+}
+const fn default_true() -> bool {
+    true
+}
+
+impl Default for RawTls {
+    fn default() -> Self {
+        RawTls {
+            ca_cert: default_ca(),
+            cert: default_cert(),
+            key: default_key(),
+        }
+    }
+}
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
+            max_batch_records: DEFAULT_MAX_BATCH_RECORDS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_in_flight_per_connection: DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+        }
+    }
+}
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            segment_max_bytes: DEFAULT_SEGMENT_MAX_BYTES,
+            segment_max_age_secs: DEFAULT_SEGMENT_MAX_AGE_SECS,
+        }
+    }
+}
+impl Default for RawNormalize {
+    fn default() -> Self {
+        RawNormalize { enabled: true }
+    }
+}
+
+/// The commented `collector.toml` written by `init`.
+pub fn template(data_dir: &Path, listen: &str) -> String {
+    format!(
+        r#"# logship collector configuration (written by `logship-collector init`).
+# Check it with: logship-collector check-config --config <this file>
+version = 1
+
+# Where the CA, the certificates and the evidence store live.
+data_dir = "{data_dir}"
+
+# Address agents connect to (gRPC over TLS 1.3, client certificates required).
+listen = "{listen}"
+
+[tls]
+# Paths are relative to data_dir.
+ca_cert = "ca.pem"      # agent certificates must be signed by this CA
+cert = "server.pem"
+key = "server.key"      # mode 0600
+
+[limits]
+# Largest compressed batch accepted, in bytes.
+max_message_bytes = {mmb}
+# Largest batch once decompressed; larger ones are refused with a clear error.
+max_decompressed_bytes = {mdb}
+max_batch_records = {mbr}
+max_connections = {mc}
+# Batches received but not yet durable, per connection (back-pressure past it).
+max_in_flight_per_connection = {mif}
+
+[store]
+# Segments roll by size and by age (time partitioning).
+segment_max_bytes = {smb}
+segment_max_age_secs = {sma}
+
+[normalize]
+# Parse records into ECS fields at ingest; raw bytes are always kept.
+enabled = true
+"#,
+        data_dir = data_dir.display(),
+        mmb = DEFAULT_MAX_MESSAGE_BYTES,
+        mdb = DEFAULT_MAX_DECOMPRESSED_BYTES,
+        mbr = DEFAULT_MAX_BATCH_RECORDS,
+        mc = DEFAULT_MAX_CONNECTIONS,
+        mif = DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+        smb = DEFAULT_SEGMENT_MAX_BYTES,
+        sma = DEFAULT_SEGMENT_MAX_AGE_SECS,
+    )
+}

@@ -1,0 +1,123 @@
+//! Turning a received batch into a store block: validation, capped decompression, decoding,
+//! and the block's index facts (time range, inputs). Runs on blocking threads.
+
+use std::collections::BTreeSet;
+
+use logship_proto::payload::{PayloadError, decode_payload};
+use logship_proto::v1::{Batch, RecordList};
+use logship_store::BlockInput;
+
+/// Bounds applied to every batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Cap on a batch once decompressed.
+    pub max_decompressed_bytes: usize,
+    /// Cap on records per batch.
+    pub max_batch_records: u32,
+    /// Batches waiting for the store per connection.
+    pub max_in_flight: usize,
+}
+
+/// Why a batch was refused. Each maps to one gRPC status code.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The batch header is inconsistent or out of bounds.
+    #[error("invalid batch: {0}")]
+    Invalid(String),
+    /// The payload could not be decompressed or decoded, or is too large once decompressed.
+    #[error("invalid batch payload: {0}")]
+    Payload(#[from] PayloadError),
+    /// The store refused or failed.
+    #[error("store unavailable: {0}")]
+    Store(String),
+}
+
+// === impl IngestError ===
+
+impl IngestError {
+    /// The one place where ingest errors become gRPC statuses.
+    pub fn into_status(self) -> tonic::Status {
+        let message = self.to_string();
+        match self {
+            IngestError::Invalid(_) => tonic::Status::invalid_argument(message),
+            IngestError::Payload(PayloadError::TooLarge { .. }) => {
+                tonic::Status::resource_exhausted(message)
+            }
+            IngestError::Payload(_) => tonic::Status::invalid_argument(message),
+            IngestError::Store(_) => tonic::Status::unavailable(message),
+        }
+    }
+}
+
+/// Checks a batch and builds the store block for it. `scratch` is a reusable buffer.
+pub(super) fn prepare(
+    agent: &str,
+    batch: Batch,
+    limits: &Limits,
+    scratch: &mut Vec<u8>,
+) -> Result<(BlockInput, RecordList), IngestError> {
+    check_header(&batch, limits)?;
+    let list = decode_payload(&batch.payload, limits.max_decompressed_bytes, scratch)?;
+    if list.records.len() != batch.count as usize {
+        return Err(IngestError::Invalid(format!(
+            "batch says {} records but its payload holds {}",
+            batch.count,
+            list.records.len()
+        )));
+    }
+    let (mut min_time_ns, mut max_time_ns) = (i64::MAX, i64::MIN);
+    let mut inputs = BTreeSet::new();
+    for r in &list.records {
+        min_time_ns = min_time_ns.min(r.observed_unix_nanos);
+        max_time_ns = max_time_ns.max(r.observed_unix_nanos);
+        let source = list.sources.get(r.source as usize).ok_or_else(|| {
+            IngestError::Invalid(format!("record refers to unknown source {}", r.source))
+        })?;
+        if !inputs.contains(source.input.as_str()) {
+            inputs.insert(source.input.clone());
+        }
+    }
+    let block = BlockInput {
+        agent: agent.to_string(),
+        stream_id: batch.stream_id,
+        first_seq: batch.first_seq,
+        count: batch.count,
+        host: list.host.clone(),
+        min_time_ns,
+        max_time_ns,
+        inputs: inputs.into_iter().collect(),
+        payload: batch.payload,
+        fields: None,
+    };
+    Ok((block, list))
+}
+
+fn check_header(batch: &Batch, limits: &Limits) -> Result<(), IngestError> {
+    let id_ok = batch.stream_id.len() == 32
+        && batch
+            .stream_id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !id_ok {
+        return Err(IngestError::Invalid(
+            "stream_id must be 32 lowercase hex characters".into(),
+        ));
+    }
+    if batch.first_seq == 0 {
+        return Err(IngestError::Invalid("first_seq must be at least 1".into()));
+    }
+    if batch.count == 0 || batch.count > limits.max_batch_records {
+        return Err(IngestError::Invalid(format!(
+            "count {} is outside 1..={}",
+            batch.count, limits.max_batch_records
+        )));
+    }
+    if batch
+        .first_seq
+        .checked_add(u64::from(batch.count))
+        .is_none()
+    {
+        return Err(IngestError::Invalid("sequence numbers overflow".into()));
+    }
+    Ok(())
+}

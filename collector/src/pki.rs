@@ -1,0 +1,220 @@
+//! The collector's certificate authority: creating the CA and the server certificate on `init`,
+//! and issuing agent client certificates.
+//!
+//! Files in the data directory (private keys mode 0600):
+//! ```text
+//! ca.pem  ca.key          self-signed CA (ECDSA P-256), 10 years
+//! server.pem server.key   server certificate signed by the CA, SANs: localhost, 127.0.0.1, ::1,
+//!                         the host name, and every --san
+//! ```
+//! An agent certificate's subject CN is the agent's name: the collector takes the agent's identity
+//! from it and from nothing else (DESIGN.md §2).
+
+use std::fs;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+
+/// Validity of the CA certificate.
+const CA_VALID_DAYS: i64 = 3650;
+/// Validity of the server certificate.
+const SERVER_VALID_DAYS: i64 = 825;
+
+/// File names inside the collector's data directory.
+pub const CA_CERT: &str = "ca.pem";
+/// The CA private key.
+pub const CA_KEY: &str = "ca.key";
+/// The server certificate.
+pub const SERVER_CERT: &str = "server.pem";
+/// The server private key.
+pub const SERVER_KEY: &str = "server.key";
+
+/// Validity window of an issued certificate.
+#[derive(Clone, Copy, Debug)]
+pub struct Validity {
+    /// Start of validity.
+    pub not_before: time::OffsetDateTime,
+    /// End of validity.
+    pub not_after: time::OffsetDateTime,
+}
+
+impl Validity {
+    /// From now (minus five minutes of clock skew) for `days` days.
+    pub fn days_from_now(days: i64) -> Self {
+        let now = time::OffsetDateTime::now_utc();
+        Validity {
+            not_before: now - time::Duration::minutes(5),
+            not_after: now + time::Duration::days(days),
+        }
+    }
+}
+
+/// Creates the CA and the server certificate in `dir`. Refuses to overwrite an existing CA.
+pub fn init_ca(dir: &Path, extra_sans: &[String]) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if dir.join(CA_KEY).try_exists()? {
+        bail!(
+            "{} already holds a CA; refusing to overwrite it",
+            dir.display()
+        );
+    }
+    let ca_key = KeyPair::generate().context("generating the CA key")?;
+    let ca_params = ca_params()?;
+    let ca_cert = ca_params
+        .self_signed(&ca_key)
+        .context("self-signing the CA")?;
+    write_private(&dir.join(CA_KEY), &ca_key.serialize_pem())?;
+    write_public(&dir.join(CA_CERT), &ca_cert.pem())?;
+
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().context("generating the server key")?;
+    let server_params = server_params(extra_sans)?;
+    let server_cert = server_params
+        .signed_by(&server_key, &issuer)
+        .context("signing the server certificate")?;
+    write_private(&dir.join(SERVER_KEY), &server_key.serialize_pem())?;
+    write_public(&dir.join(SERVER_CERT), &server_cert.pem())?;
+    Ok(())
+}
+
+/// An issued agent certificate and its private key, both PEM.
+pub struct AgentCert {
+    /// Certificate PEM.
+    pub cert_pem: String,
+    /// PKCS#8 private key PEM.
+    pub key_pem: String,
+}
+
+/// Issues a client certificate for agent `name`, signed by the CA in `dir`.
+pub fn issue_agent_cert(dir: &Path, name: &str, validity: Validity) -> Result<AgentCert> {
+    validate_agent_name(name)?;
+    let issuer = load_issuer(dir)?;
+    let key = KeyPair::generate().context("generating the agent key")?;
+    let mut params = CertificateParams::new(vec![name.to_string()])
+        .context("building agent certificate parameters")?;
+    params.distinguished_name = dn(name);
+    params.not_before = validity.not_before;
+    params.not_after = validity.not_after;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params
+        .signed_by(&key, &issuer)
+        .context("signing the agent certificate")?;
+    Ok(AgentCert {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// Agent names become certificate CNs and store keys: keep them to a safe alphabet.
+pub fn validate_agent_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !ok {
+        bail!("agent name {name:?} must be 1-128 characters of A-Z a-z 0-9 - _ .");
+    }
+    Ok(())
+}
+
+fn load_issuer(dir: &Path) -> Result<Issuer<'static, KeyPair>> {
+    let ca_pem = read(&dir.join(CA_CERT))?;
+    let key_pem = read(&dir.join(CA_KEY))?;
+    let key = KeyPair::from_pem(&key_pem).context("parsing the CA key")?;
+    Issuer::from_ca_cert_pem(&ca_pem, key).context("parsing the CA certificate")
+}
+
+fn ca_params() -> Result<CertificateParams> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name = dn(&format!("logship collector CA {}", host_name()));
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let v = Validity::days_from_now(CA_VALID_DAYS);
+    params.not_before = v.not_before;
+    params.not_after = v.not_after;
+    Ok(params)
+}
+
+fn server_params(extra_sans: &[String]) -> Result<CertificateParams> {
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".into(),
+        "::1".into(),
+        host_name(),
+    ];
+    names.extend(extra_sans.iter().cloned());
+    names.dedup();
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.subject_alt_names = names.iter().map(|n| san(n)).collect::<Result<_>>()?;
+    params.distinguished_name = dn("logship collector");
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let v = Validity::days_from_now(SERVER_VALID_DAYS);
+    params.not_before = v.not_before;
+    params.not_after = v.not_after;
+    Ok(params)
+}
+
+fn san(name: &str) -> Result<SanType> {
+    Ok(match name.parse::<IpAddr>() {
+        Ok(ip) => SanType::IpAddress(ip),
+        Err(_) => SanType::DnsName(
+            name.to_string()
+                .try_into()
+                .with_context(|| format!("invalid DNS name {name:?}"))?,
+        ),
+    })
+}
+
+fn dn(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn.push(DnType::OrganizationName, "logship");
+    dn
+}
+
+/// This machine's host name, or "localhost" when it cannot be read.
+pub fn host_name() -> String {
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Writes a file readable by everyone (certificates, configs).
+pub fn write_public(path: &Path, contents: &str) -> Result<()> {
+    fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes a secret file with mode 0600 from the start (never world-readable, not even briefly).
+pub fn write_private(path: &Path, contents: &str) -> Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.sync_all()?;
+    Ok(())
+}

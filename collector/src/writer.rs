@@ -1,0 +1,162 @@
+//! The store writer: one dedicated thread that owns the [`Store`], de-duplicates, appends and
+//! group-commits.
+//!
+//! Invariants:
+//! - The store has a single writer (this thread); connections hand it blocks over a bounded
+//!   channel (policy `block`: a full channel makes connections wait, which stops them reading).
+//! - A reply is sent only after the `fsync` that covers the block (DESIGN.md invariant 1): the
+//!   connection acks the agent only on that reply.
+//! - De-duplication on (agent, stream_id, seq) uses the store's watermark, checked here because
+//!   two connections of one agent may race (invariant 2). A batch wholly at or below the watermark
+//!   is acked without being stored; a batch straddling it is trimmed to its new records.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use logship_store::{BlockInput, Store};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ingest::trim::trim_block;
+
+/// Capacity of the channel into the writer.
+const QUEUE_CAPACITY: usize = 64;
+
+/// What happened to a submitted block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored and fsync'd.
+    Stored,
+    /// Already stored earlier: nothing written.
+    Duplicate,
+}
+
+/// Reply to a submitted block: the outcome, or an error text for the agent.
+pub type Reply = Result<Outcome, String>;
+
+struct Request {
+    block: BlockInput,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// Counters shared with the status file.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Records stored (not counting duplicates).
+    pub records_stored: AtomicU64,
+    /// Blocks stored.
+    pub blocks_stored: AtomicU64,
+    /// Compressed payload bytes stored.
+    pub payload_bytes: AtomicU64,
+    /// Records received again and dropped as duplicates.
+    pub duplicate_records: AtomicU64,
+    /// fsync calls (group commits).
+    pub commits: AtomicU64,
+}
+
+/// Handle to submit blocks to the writer thread.
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Request>,
+    /// Shared counters.
+    pub stats: Arc<WriterStats>,
+}
+
+// === impl WriterHandle ===
+
+impl WriterHandle {
+    /// Starts the writer thread. It ends when every handle is dropped, after a final commit.
+    pub fn start(
+        store: Store,
+        records_at_open: u64,
+    ) -> (WriterHandle, std::thread::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let stats = Arc::new(WriterStats::default());
+        stats
+            .records_stored
+            .store(records_at_open, Ordering::Relaxed);
+        let thread_stats = stats.clone();
+        let join = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(store, rx, &thread_stats))
+            .expect("spawning a thread only fails when the OS is out of resources");
+        (WriterHandle { tx, stats }, join)
+    }
+
+    /// Submits a block; the returned receiver resolves once it is durable (or refused).
+    pub async fn submit(&self, block: BlockInput) -> Result<oneshot::Receiver<Reply>, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request { block, reply })
+            .await
+            .map_err(|_| "the store writer has stopped".to_string())?;
+        Ok(rx)
+    }
+}
+
+fn run(mut store: Store, mut rx: mpsc::Receiver<Request>, stats: &WriterStats) {
+    let mut pending: Vec<(oneshot::Sender<Reply>, Reply)> = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        pending.push(handle(&mut store, first, stats));
+        while let Ok(next) = rx.try_recv() {
+            pending.push(handle(&mut store, next, stats));
+        }
+        let committed = store
+            .sync()
+            .map_err(|e| format!("store commit failed: {e}"));
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = &committed {
+            tracing::error!(%error, "Store commit failed; refusing the pending batches.");
+        }
+        for (reply, outcome) in pending.drain(..) {
+            let outcome = match (&committed, outcome) {
+                (Err(e), _) => Err(e.clone()),
+                (Ok(()), o) => o,
+            };
+            let _ = reply.send(outcome);
+        }
+    }
+    if let Err(error) = store.sync() {
+        tracing::error!(%error, "Final store commit failed.");
+    }
+    tracing::info!("Store writer stopped.");
+}
+
+fn handle(store: &mut Store, req: Request, stats: &WriterStats) -> (oneshot::Sender<Reply>, Reply) {
+    let Request { block, reply } = req;
+    let watermark = store.watermark(&block.agent, &block.stream_id);
+    let last = block.first_seq + u64::from(block.count) - 1;
+    if last <= watermark {
+        stats
+            .duplicate_records
+            .fetch_add(u64::from(block.count), Ordering::Relaxed);
+        return (reply, Ok(Outcome::Duplicate));
+    }
+    let block = if block.first_seq <= watermark {
+        let skip = watermark - block.first_seq + 1;
+        stats.duplicate_records.fetch_add(skip, Ordering::Relaxed);
+        match trim_block(block, skip) {
+            Ok(b) => b,
+            Err(e) => {
+                return (
+                    reply,
+                    Err(format!("trimming a partly duplicate batch: {e}")),
+                );
+            }
+        }
+    } else {
+        block
+    };
+    let (count, bytes) = (u64::from(block.count), block.payload.len() as u64);
+    match store.append(block) {
+        Ok(_) => {
+            stats.records_stored.fetch_add(count, Ordering::Relaxed);
+            stats.blocks_stored.fetch_add(1, Ordering::Relaxed);
+            stats.payload_bytes.fetch_add(bytes, Ordering::Relaxed);
+            (reply, Ok(Outcome::Stored))
+        }
+        Err(error) => {
+            tracing::error!(%error, "Store append failed.");
+            (reply, Err(format!("store append failed: {error}")))
+        }
+    }
+}
