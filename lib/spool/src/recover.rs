@@ -38,9 +38,14 @@ impl Kept {
 /// Rebuilds the spool state from `config.dir` (which the caller has locked).
 pub(crate) fn recover(config: &SpoolConfig) -> Result<(State, Recovered), SpoolError> {
     let dir = config.dir.as_path();
+    let ledger_path = ledger::ledger_path(dir);
+    let ledger_existed = ledger_path
+        .try_exists()
+        .map_err(SpoolError::io("stat", &ledger_path))?;
     let (mut ledger, ledger_found) = load_ledger(dir)?;
     let names = list_segments(dir)?;
-    let first_run = !ledger_found && names.is_empty();
+    // A damaged ledger is not a first run: files were read before, positions are just lost.
+    let first_run = !ledger_existed && names.is_empty();
     if !ledger_found && !names.is_empty() {
         warn!(dir = %dir.display(), "Spool ledger missing; starting a new stream over the existing segments.");
     }

@@ -210,6 +210,13 @@ fn a_damaged_ledger_starts_a_new_stream() {
     assert_eq!(read_all(&spool, 1).len(), 2);
     drop(spool);
     assert_eq!(open(&cfg).1.stream_id, rec.stream_id);
+    // Without any segment either, it is still not a first run.
+    let (spool, _) = open(&cfg);
+    spool.ack(2).expect("ack");
+    drop(spool);
+    assert!(segment_files(dir.path()).is_empty());
+    fs::write(dir.path().join("ledger.json"), b"{}").expect("write");
+    assert!(!open(&cfg).1.first_run);
 }
 
 #[test]
