@@ -28,7 +28,8 @@ struct Shared {
 
 /// State and wake-ups shared by handles and the fsync thread.
 ///
-/// Lock order: `ledger_lock` or `sync_lock` before `state`; `state` is never held during fsync.
+/// Lock order: `ledger_lock` or `sync_lock` before `state`. `state` is not held during fsync
+/// (except while quarantining a segment found damaged by a read, which is rare).
 pub(crate) struct Core {
     pub(crate) config: SpoolConfig,
     pub(crate) stream_id: String,
