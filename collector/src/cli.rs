@@ -52,6 +52,35 @@ pub enum Command {
     },
     /// Search the store; prints JSON lines, one per record.
     Search(SearchArgs),
+    /// Normalize raw lines (or one event XML/JSON per line) offline and print JSON lines with
+    /// the raw text and the ECS fields, to check a parser on your own logs.
+    Normalize {
+        /// Parser to use (e.g. sshd, postfix, windows.security) or "auto".
+        #[arg(long, default_value = "auto")]
+        dataset: String,
+        /// Time zone for timestamps without one (IANA name or +09:00).
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        /// Host name to assume when a line names none.
+        #[arg(long, default_value = "localhost")]
+        host: String,
+        /// Files to read.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run a parser accuracy table and print per-parser recall and field precision; exits
+    /// non-zero when any parser is under the bounds.
+    ParserAccuracy {
+        /// JSON-lines table (see lib/normalize/tests/data/README.md).
+        #[arg(long)]
+        table: PathBuf,
+        /// Lowest acceptable recall.
+        #[arg(long, default_value_t = 0.99)]
+        min_recall: f64,
+        /// Lowest acceptable field precision.
+        #[arg(long, default_value_t = 0.99)]
+        min_precision: f64,
+    },
     /// Walk the whole store and check its hash chain; exits non-zero on any problem.
     Verify {
         /// Data directory.

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod ingest;
+pub mod normalize;
 pub mod pki;
 pub mod search;
 pub mod serve;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 use logship_collector::cli::{Cli, Command, IssueArgs};
-use logship_collector::{config, pki, search, serve};
+use logship_collector::{config, normalize, pki, search, serve};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code for a bad configuration (EX_USAGE-like, as in sysexits).
@@ -45,6 +45,30 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { data_dir } => verify(&data_dir),
+        Command::Normalize {
+            dataset,
+            tz,
+            host,
+            files,
+        } => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            normalize::run_offline(&files, &dataset, &tz, &host, &mut out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ParserAccuracy {
+            table,
+            min_recall,
+            min_precision,
+        } => {
+            let ok =
+                normalize::run_accuracy(&table, min_recall, min_precision, &mut std::io::stdout())?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
     }
 }
 

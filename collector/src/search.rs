@@ -8,6 +8,7 @@ use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
+use logship_normalize::FieldFilter;
 use logship_store::{Query, RecordView};
 use serde_json::{Map, Value, json};
 
@@ -16,6 +17,15 @@ use crate::cli::SearchArgs;
 /// Runs a search and writes its output to `out`. Returns the number of matches.
 pub fn run(args: &SearchArgs, out: &mut dyn Write) -> Result<u64> {
     let now = jiff::Timestamp::now();
+    let filters = args
+        .filters
+        .iter()
+        .map(|f| FieldFilter::parse(f).with_context(|| format!("--where {f:?}")))
+        .collect::<Result<Vec<_>>>()?;
+    // With field filters the store cannot count matches for us: apply the limit here.
+    let store_limit = if filters.is_empty() { args.limit } else { None };
+    let limit = args.limit.unwrap_or(usize::MAX) as u64;
+    let empty = Map::new();
     let query = Query {
         since_ns: args
             .since
@@ -31,7 +41,7 @@ pub fn run(args: &SearchArgs, out: &mut dyn Write) -> Result<u64> {
         input: args.input.clone(),
         agent: args.agent.clone(),
         contains: args.contains.clone(),
-        limit: args.limit,
+        limit: store_limit,
     };
     let dir = crate::serve::store_dir(&args.data_dir);
     if !dir.try_exists()? {
@@ -43,16 +53,20 @@ pub fn run(args: &SearchArgs, out: &mut dyn Write) -> Result<u64> {
     let mut matched = 0u64;
     let mut failure = None;
     let mut emit = |r: &RecordView<'_>| {
+        let fields = r.fields.unwrap_or(&empty);
+        if !filters.iter().all(|f| f.matches(fields)) {
+            return true;
+        }
         matched += 1;
         if args.count {
-            return true;
+            return matched < limit;
         }
         let line = record_json(r);
         let written = serde_json::to_writer(&mut *out, &line)
             .map_err(anyhow::Error::from)
             .and_then(|()| out.write_all(b"\n").map_err(anyhow::Error::from));
         match written {
-            Ok(()) => true,
+            Ok(()) => matched < limit,
             Err(e) => {
                 failure = Some(e);
                 false

@@ -55,6 +55,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
         max_decompressed_bytes: config.max_decompressed_bytes,
         max_batch_records: config.max_batch_records,
         max_in_flight: config.max_in_flight_per_connection,
+        normalize: config.normalize,
     };
     let service = IngestServer::new(IngestService::new(writer, limits, heartbeats))
         .max_decoding_message_size(config.max_message_bytes)

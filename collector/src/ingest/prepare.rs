@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use logship_proto::payload::{PayloadError, decode_payload};
-use logship_proto::v1::{Batch, RecordList};
+use logship_proto::v1::Batch;
 use logship_store::BlockInput;
 
 /// Bounds applied to every batch.
@@ -16,6 +16,8 @@ pub struct Limits {
     pub max_batch_records: u32,
     /// Batches waiting for the store per connection.
     pub max_in_flight: usize,
+    /// Normalize records into ECS fields at ingest.
+    pub normalize: bool,
 }
 
 /// Why a batch was refused. Each maps to one gRPC status code.
@@ -49,15 +51,38 @@ impl IngestError {
     }
 }
 
-/// Checks a batch and builds the store block for it. `scratch` is a reusable buffer.
+/// Per-connection state carried between batches (buffers and the stateful normalizer).
+#[derive(Default)]
+pub(super) struct ConnState {
+    scratch: Vec<u8>,
+    fields: Vec<u8>,
+    /// Present when normalization at ingest is enabled.
+    normalizer: Option<logship_normalize::Normalizer>,
+}
+
+impl ConnState {
+    /// State for a new connection; normalizes when `normalize`.
+    pub(super) fn new(normalize: bool) -> Self {
+        ConnState {
+            normalizer: normalize.then(logship_normalize::Normalizer::new),
+            ..ConnState::default()
+        }
+    }
+}
+
+/// Checks a batch and builds the store block for it, with its fields column when normalizing.
 pub(super) fn prepare(
     agent: &str,
     batch: Batch,
     limits: &Limits,
-    scratch: &mut Vec<u8>,
-) -> Result<(BlockInput, RecordList), IngestError> {
+    state: &mut ConnState,
+) -> Result<BlockInput, IngestError> {
     check_header(&batch, limits)?;
-    let list = decode_payload(&batch.payload, limits.max_decompressed_bytes, scratch)?;
+    let list = decode_payload(
+        &batch.payload,
+        limits.max_decompressed_bytes,
+        &mut state.scratch,
+    )?;
     if list.records.len() != batch.count as usize {
         return Err(IngestError::Invalid(format!(
             "batch says {} records but its payload holds {}",
@@ -77,6 +102,14 @@ pub(super) fn prepare(
             inputs.insert(source.input.clone());
         }
     }
+    let fields = match state.normalizer.as_mut() {
+        Some(n) => Some(
+            crate::normalize::fields_column(&list, n, &mut state.fields)
+                .map_err(|e| IngestError::Invalid(format!("normalizing: {e}")))?
+                .into(),
+        ),
+        None => None,
+    };
     let block = BlockInput {
         agent: agent.to_string(),
         stream_id: batch.stream_id,
@@ -87,9 +120,9 @@ pub(super) fn prepare(
         max_time_ns,
         inputs: inputs.into_iter().collect(),
         payload: batch.payload,
-        fields: None,
+        fields,
     };
-    Ok((block, list))
+    Ok(block)
 }
 
 fn check_header(batch: &Batch, limits: &Limits) -> Result<(), IngestError> {

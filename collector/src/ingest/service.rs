@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::prepare::{IngestError, Limits, prepare};
+use super::prepare::{ConnState, IngestError, Limits, prepare};
 use crate::tls::PeerIdentity;
 use crate::writer::{Reply, WriterHandle};
 
@@ -96,7 +96,7 @@ async fn read_batches(
     svc: IngestService,
     pending: mpsc::Sender<Pending>,
 ) {
-    let mut scratch = Vec::new();
+    let mut state = ConnState::new(svc.limits.normalize);
     loop {
         let batch = match inbound.message().await {
             Ok(Some(b)) => b,
@@ -108,15 +108,15 @@ async fn read_batches(
         };
         let agent = peer.agent.clone();
         let limits = svc.limits;
-        let mut buf = std::mem::take(&mut scratch);
+        let mut moved = std::mem::take(&mut state);
         let joined = tokio::task::spawn_blocking(move || {
-            let r = prepare(&agent, batch, &limits, &mut buf).map(|(block, _)| block);
-            (r, buf)
+            let r = prepare(&agent, batch, &limits, &mut moved);
+            (r, moved)
         })
         .await;
         let result = match joined {
             Ok((r, s)) => {
-                scratch = s;
+                state = s;
                 r
             }
             Err(e) => Err(IngestError::Invalid(format!(
