@@ -1,4 +1,5 @@
-//! Restart recovery: finds the file behind each checkpoint restored by the agent.
+//! Finding files again: the file behind each checkpoint restored by the agent (restart
+//! recovery), and copies of a file (copytruncate).
 //!
 //! Search order for a checkpoint `(key, path, offset)`, where the key gives (dev, ino) and a prefix
 //! fingerprint; a file always has to start with the fingerprinted bytes:
@@ -11,7 +12,7 @@
 //! A checkpoint whose file is not found becomes a gap: lines written after its offset may be lost.
 
 use std::cmp::Reverse;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, Metadata};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
@@ -129,6 +130,23 @@ pub(crate) fn find_copy(
         (matcher.is_match(&hit.path), Reverse(mtime))
     });
     copies.into_iter().next()
+}
+
+/// The open file that a newly found file `candidate` looks like a copy of: same directory, another
+/// inode, and `candidate` starts with that file's whole (grown) fingerprint.
+pub(crate) fn original_of(
+    files: &HashMap<FileId, Watched>,
+    candidate: &Watched,
+    size: u64,
+    buf: &mut Vec<u8>,
+) -> Option<FileId> {
+    let dir = candidate.path.parent();
+    files
+        .values()
+        .filter(|w| w.key.is_some() && w.shadow_of.is_none() && w.id != candidate.id)
+        .filter(|w| w.path.parent() == dir && w.fp.len > 0 && w.fp.len <= size)
+        .find(|w| w.fp.matches(&candidate.file, buf))
+        .map(|w| w.id)
 }
 
 /// The paths in the directory of `path`, sorted.

@@ -239,7 +239,11 @@ impl Tailer {
         self.warned.remove(&path);
         tracing::info!(path = %path.display(), "Tailing new file.");
         let mut w = Watched::new(path, file, id, now);
-        if at_end {
+        w.shadow_of = recover::original_of(&self.files, &w, meta.len(), &mut self.bufs.prefix);
+        if w.shadow_of.is_some() {
+            tracing::info!(path = %w.path.display(), "New file looks like a copy of an open file; holding it back.");
+            w.seen_size = meta.len();
+        } else if at_end {
             w.skip_to_end(meta.len(), &self.cfg, &mut self.bufs.prefix);
         }
         self.files.insert(id, w);
@@ -267,6 +271,10 @@ impl Tailer {
         let Some(w) = self.files.get_mut(&id) else {
             return Ok(false);
         };
+        let shadow_wait = Duration::from_millis(self.cfg.glob_interval_ms.saturating_mul(10));
+        if w.promote_if_unclaimed(now, shadow_wait) {
+            tracing::info!(path = %w.path.display(), "Copy-like file was not claimed; reading it as a new file.");
+        }
         let mut cx = PollCx {
             cfg: &self.cfg,
             bufs: &mut self.bufs,
@@ -275,6 +283,7 @@ impl Tailer {
         };
         match w.poll(&mut cx) {
             Ok(polled) => {
+                w.read_failing = false;
                 let idle = Duration::from_millis(self.cfg.release_idle_ms());
                 if w.releasable(polled, now, idle) {
                     self.release(id, sink)?;
@@ -291,6 +300,13 @@ impl Tailer {
                 if warn_due(&mut self.warned, &w.path, now) {
                     tracing::warn!(path = %w.path.display(), %error, "Cannot read file; will retry.");
                 }
+                // Make the stall explicit once per failure streak (no bytes are skipped).
+                if let (false, Some(source)) = (w.read_failing, w.source) {
+                    let offset = w.lines.offset;
+                    let message = format!("read error at offset {offset}: {error}; retrying");
+                    sink.gap(source, &message, offset)?;
+                }
+                w.read_failing = true;
                 Ok(false)
             }
         }
@@ -343,7 +359,8 @@ impl Tailer {
             return Ok(());
         }
         let files = &self.files;
-        let accept = |cid: FileId| cid != id && !files.contains_key(&cid);
+        let accept =
+            |cid: FileId| cid != id && files.get(&cid).is_none_or(|f| f.shadow_of.is_some());
         let copy = recover::find_copy(
             &w.path,
             &accept,
@@ -356,6 +373,7 @@ impl Tailer {
             Some(copy) => {
                 tracing::info!(path = %original.display(), copy = %copy.path.display(), offset = w.lines.offset, "File truncated; reading the rest from its copy.");
                 let truncated_file = std::mem::replace(&mut w.file, copy.file);
+                self.files.remove(&copy.id);
                 w.continue_in_copy(copy.path, copy.id, now);
                 self.files.insert(copy.id, w);
                 truncated_file

@@ -61,6 +61,11 @@ pub(crate) struct Watched {
     /// When the prefix was last checked (an idle file is re-checked every glob interval, which
     /// catches a truncate-and-rewrite that did not change the size).
     last_verify: Instant,
+    /// The last read failed; set until a read succeeds (one gap record per failure streak).
+    pub(crate) read_failing: bool,
+    /// Set while this file looks like a copy of the given open file (copytruncate with globs that
+    /// match the copies): it is not read, so that the truncation of the original can claim it.
+    pub(crate) shadow_of: Option<FileId>,
     /// When the file was first missed at every matched path (rotated away or deleted).
     pub(crate) detached_since: Option<Instant>,
 }
@@ -93,6 +98,8 @@ impl Watched {
             seen_size: 0,
             last_change: now,
             last_verify: now,
+            read_failing: false,
+            shadow_of: None,
             detached_since: None,
         }
     }
@@ -135,6 +142,16 @@ impl Watched {
     /// Reads new bytes (bounded), emits complete lines, flushes an idle partial line.
     pub(crate) fn poll(&mut self, cx: &mut PollCx<'_>) -> Result<Polled, ReadError> {
         let size = self.file.metadata()?.len();
+        if self.shadow_of.is_some() {
+            if size != self.seen_size {
+                self.seen_size = size;
+                self.last_change = cx.now;
+            }
+            return Ok(Polled {
+                progressed: false,
+                at_eof: true,
+            });
+        }
         if size < self.seen_size {
             return Err(ReadError::Truncated);
         }
@@ -260,6 +277,19 @@ impl Watched {
         self.seen_size = self.lines.offset;
         self.last_change = now;
         self.detached_since = Some(now);
+    }
+
+    /// A copy-like file that no truncation claimed within `wait` of its last change is a file of
+    /// its own: read it from the start. Returns whether it was promoted.
+    pub(crate) fn promote_if_unclaimed(&mut self, now: Instant, wait: Duration) -> bool {
+        if self.shadow_of.is_none() || now.saturating_duration_since(self.last_change) < wait {
+            return false;
+        }
+        self.shadow_of = None;
+        self.seen_size = 0;
+        self.lines = LineState::at(0);
+        self.last_change = now;
+        true
     }
 
     /// True when a rotated-away or deleted file has been drained and idle long enough to release.

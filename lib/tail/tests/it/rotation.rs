@@ -131,6 +131,55 @@ fn copytruncate_reads_lines_after_the_offset_from_the_copy() {
 }
 
 #[test]
+fn copytruncate_with_globs_that_match_the_copy_neither_duplicates_nor_loses() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("app.log");
+    append(&path, &numbered(0..100));
+    let run = Running::start(config(dir.path(), "app.log*"), Vec::new(), true);
+    run.wait_until("first lines", |r| r.lines().len() == 100);
+    append(&path, &numbered(100..300));
+    let copy = dir.path().join("app.log.1");
+    std::fs::copy(&path, &copy).expect("copy");
+    // Let re-scans find the copy before the truncation (nothing observable to poll for: the copy
+    // must stay unread). Without copy detection it would be read from 0 here.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+    append(&path, &numbered(300..310));
+    run.wait_until("all lines", |r| r.lines().len() == 310);
+    // The copy is matched: it stays open under the old key; later lines in it are read too.
+    append(&copy, &numbered(310..320));
+    append(&path, &numbered(320..330));
+    run.wait_until("later lines", |r| r.lines().len() == 330);
+    let (tailer, record) = run.stop();
+    assert_exactly_once(&record, 330);
+    assert!(record.closed_keys().is_empty());
+    assert_eq!(tailer.positions().len(), 2);
+}
+
+#[test]
+fn a_matched_copy_that_no_truncation_claims_is_read_as_a_file_of_its_own() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("a.log");
+    append(&path, &numbered(0..10));
+    let run = Running::start(config(dir.path(), "*.log"), Vec::new(), true);
+    run.wait_until("first file", |r| r.lines().len() == 10);
+    std::fs::copy(&path, dir.path().join("b.log")).expect("copy");
+    run.wait_until("copy read in full", |r| r.lines().len() == 20);
+    let (_, record) = run.stop();
+    let from_copy = record
+        .lines()
+        .iter()
+        .filter(|l| l.path.ends_with("b.log"))
+        .count();
+    assert_eq!(from_copy, 10);
+}
+
+#[test]
 fn truncation_without_copy_reports_the_unread_bytes_as_a_gap() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("app.log");
