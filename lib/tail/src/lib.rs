@@ -35,9 +35,11 @@
 //!
 //! Known limits (inherent to polling, or documented trade-offs):
 //! - A file created and rotated away between two glob re-scans is never seen.
-//! - With copytruncate, the globs must not match the rotated copies (`app.log.1`): a copy found by
-//!   a re-scan before the truncation is read as a new file from 0 (duplicates), and then cannot
-//!   serve as the copy (the unread tail becomes a gap).
+//! - When the globs also match copytruncate copies (`app.log*`), a new file that starts with the
+//!   whole fingerprint of an open file in the same directory is held back (not read) for
+//!   10 × `glob_interval_ms` after its last change, so the truncation can claim it as the copy;
+//!   if none does, it is read from 0 as a file of its own (a plain `cp` is read late, not lost).
+//!   A file held back this way whose original is short can be mistaken for a copy.
 //! - A truncate-and-rewrite whose new content starts with the same fingerprinted bytes (the same
 //!   first `fingerprint_bytes`, or the whole of a shorter file) and reaches at least the old size
 //!   before the next check cannot be told from appends; such a rewrite also gets the same key.

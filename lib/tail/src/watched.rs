@@ -142,34 +142,18 @@ impl Watched {
     /// Reads new bytes (bounded), emits complete lines, flushes an idle partial line.
     pub(crate) fn poll(&mut self, cx: &mut PollCx<'_>) -> Result<Polled, ReadError> {
         let size = self.file.metadata()?.len();
+        let idle_result = Polled {
+            progressed: false,
+            at_eof: true,
+        };
         if self.shadow_of.is_some() {
-            if size != self.seen_size {
-                self.seen_size = size;
-                self.last_change = cx.now;
-            }
-            return Ok(Polled {
-                progressed: false,
-                at_eof: true,
-            });
+            self.observe_growth(size, cx.now);
+            return Ok(idle_result);
         }
-        if size < self.seen_size {
-            return Err(ReadError::Truncated);
-        }
-        let verify_every = Duration::from_millis(cx.cfg.glob_interval_ms);
-        let verify_due = cx.now.saturating_duration_since(self.last_verify) >= verify_every;
-        if self.key.is_some() && (size > self.seen_size || verify_due) {
-            self.verify_prefix(cx, size)?;
-            self.last_verify = cx.now;
-        }
-        if size > self.seen_size {
-            self.seen_size = size;
-            self.last_change = cx.now;
-        }
+        self.check_identity(cx, size)?;
+        self.observe_growth(size, cx.now);
         let Some(source) = self.ensure_source(cx)? else {
-            return Ok(Polled {
-                progressed: false,
-                at_eof: true,
-            });
+            return Ok(idle_result);
         };
         let mut polled = Polled::default();
         for _ in 0..MAX_CHUNKS_PER_POLL {
@@ -184,6 +168,29 @@ impl Watched {
             polled.progressed |= self.flush(cx)?;
         }
         Ok(polled)
+    }
+
+    /// Fails with `Truncated` when the file shrank, or (checked on growth and every glob
+    /// interval) no longer starts with its fingerprint.
+    fn check_identity(&mut self, cx: &mut PollCx<'_>, size: u64) -> Result<(), ReadError> {
+        if size < self.seen_size {
+            return Err(ReadError::Truncated);
+        }
+        let verify_every = Duration::from_millis(cx.cfg.glob_interval_ms);
+        let verify_due = cx.now.saturating_duration_since(self.last_verify) >= verify_every;
+        if self.key.is_some() && (size > self.seen_size || verify_due) {
+            self.verify_prefix(cx, size)?;
+            self.last_verify = cx.now;
+        }
+        Ok(())
+    }
+
+    /// Records a size change (shadows also record shrinking).
+    fn observe_growth(&mut self, size: u64, now: Instant) {
+        if size > self.seen_size || (self.shadow_of.is_some() && size != self.seen_size) {
+            self.seen_size = size;
+            self.last_change = now;
+        }
     }
 
     /// Emits a pending partial line now (idle flush, or before releasing the file).
