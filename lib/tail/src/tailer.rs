@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{StartAt, TailConfig};
@@ -16,6 +15,11 @@ use crate::recover::{self, Lost};
 use crate::watched::{Buffers, PollCx, Watched};
 use crate::{Checkpoint, LineSink, SinkClosed, TailError};
 
+mod positions;
+mod truncation;
+
+pub use positions::PositionsHandle;
+
 /// Maximum number of files held open. Files found past this limit are not opened (a WARN per
 /// file at most every minute) and are picked up by a later re-scan once rotated files are released;
 /// lines written to such a file and rotated away before it could be opened are not read.
@@ -25,11 +29,6 @@ pub const MAX_OPEN_FILES: usize = 1024;
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
 /// Repeated warnings about one path are logged at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(60);
-
-/// A cloneable view of a tailer's read positions that other threads can read while the tailer
-/// runs (for heartbeats). Refreshed after every glob re-scan and when `run` returns.
-#[derive(Clone, Debug, Default)]
-pub struct PositionsHandle(Arc<Mutex<Vec<Checkpoint>>>);
 
 /// Follows the files matched by one input's globs. Runs on a dedicated thread (see [`Tailer::run`]).
 pub struct Tailer {
@@ -44,21 +43,6 @@ pub struct Tailer {
     next_scan: Instant,
     last_tick: Instant,
     shared: PositionsHandle,
-}
-
-// === impl PositionsHandle ===
-
-impl PositionsHandle {
-    /// The positions as of the last refresh.
-    pub fn get(&self) -> Vec<Checkpoint> {
-        self.0.lock().map(|p| p.clone()).unwrap_or_default()
-    }
-
-    fn set(&self, positions: Vec<Checkpoint>) {
-        if let Ok(mut shared) = self.0.lock() {
-            *shared = positions;
-        }
-    }
 }
 
 // === impl Tailer ===
@@ -297,19 +281,34 @@ impl Tailer {
                 Ok(true)
             }
             Err(ReadError::Io(error)) => {
-                if warn_due(&mut self.warned, &w.path, now) {
-                    tracing::warn!(path = %w.path.display(), %error, "Cannot read file; will retry.");
-                }
-                // Make the stall explicit once per failure streak (no bytes are skipped).
-                if let (false, Some(source)) = (w.read_failing, w.source) {
-                    let offset = w.lines.offset;
-                    let message = format!("read error at offset {offset}: {error}; retrying");
-                    sink.gap(source, &message, offset)?;
-                }
-                w.read_failing = true;
+                self.on_read_error(id, &error, sink, now)?;
                 Ok(false)
             }
         }
+    }
+
+    /// Logs a read error (rate-limited) and makes the stall explicit with one gap record per
+    /// failure streak (no bytes are skipped; the read is retried on the next pass).
+    fn on_read_error(
+        &mut self,
+        id: FileId,
+        error: &std::io::Error,
+        sink: &mut dyn LineSink,
+        now: Instant,
+    ) -> Result<(), SinkClosed> {
+        let Some(w) = self.files.get_mut(&id) else {
+            return Ok(());
+        };
+        if warn_due(&mut self.warned, &w.path, now) {
+            tracing::warn!(path = %w.path.display(), %error, "Cannot read file; will retry.");
+        }
+        if let (false, Some(source)) = (w.read_failing, w.source) {
+            let offset = w.lines.offset;
+            let message = format!("read error at offset {offset}: {error}; retrying");
+            sink.gap(source, &message, offset)?;
+        }
+        w.read_failing = true;
+        Ok(())
     }
 
     /// Emits the pending partial line of a drained, rotated-away file and forgets it.
@@ -342,77 +341,6 @@ impl Tailer {
         }
         tracing::info!(path = %w.path.display(), offset = w.lines.offset, "Released rotated file.");
         sink.close_source(source)
-    }
-
-    /// A file shrank or was rewritten from the start. Lines after our offset are read from a copy
-    /// (copytruncate) when one exists in the same directory, else reported as a gap; the truncated
-    /// file then restarts at 0 as a new identity (new key).
-    fn on_truncated(&mut self, id: FileId, sink: &mut dyn LineSink) -> Result<(), SinkClosed> {
-        let Some(mut w) = self.files.remove(&id) else {
-            return Ok(());
-        };
-        let now = Instant::now();
-        let original = w.path.clone();
-        if w.key.is_none() {
-            self.files
-                .insert(id, Watched::new(original, w.file, id, now));
-            return Ok(());
-        }
-        let files = &self.files;
-        let accept =
-            |cid: FileId| cid != id && files.get(&cid).is_none_or(|f| f.shadow_of.is_some());
-        let copy = recover::find_copy(
-            &w.path,
-            &accept,
-            w.fp,
-            w.lines.offset,
-            &self.matcher,
-            &mut self.bufs.prefix,
-        );
-        let truncated_file = match copy {
-            Some(copy) => {
-                tracing::info!(path = %original.display(), copy = %copy.path.display(), offset = w.lines.offset, "File truncated; reading the rest from its copy.");
-                let truncated_file = std::mem::replace(&mut w.file, copy.file);
-                self.files.remove(&copy.id);
-                w.continue_in_copy(copy.path, copy.id, now);
-                self.files.insert(copy.id, w);
-                truncated_file
-            }
-            None => self.report_truncation(w, sink)?,
-        };
-        let fresh = Watched::new(original, truncated_file, id, now);
-        self.files.insert(id, fresh);
-        Ok(())
-    }
-
-    /// No copy of a truncated file: report the bytes seen but not read as a gap, close the source.
-    fn report_truncation(
-        &mut self,
-        mut w: Watched,
-        sink: &mut dyn LineSink,
-    ) -> Result<File, SinkClosed> {
-        let mut cx = PollCx {
-            cfg: &self.cfg,
-            bufs: &mut self.bufs,
-            sink,
-            now: Instant::now(),
-        };
-        let source = match w.ensure_source(&mut cx) {
-            Ok(Some(source)) => source,
-            Ok(None) | Err(ReadError::Truncated | ReadError::Io(_)) => return Ok(w.file),
-            Err(ReadError::Sink) => return Err(SinkClosed),
-        };
-        let lost = w.seen_size.saturating_sub(w.lines.offset);
-        tracing::warn!(path = %w.path.display(), offset = w.lines.offset, lost, "File truncated; no copy found.");
-        if lost > 0 {
-            let message = format!(
-                "file truncated; {lost} bytes after offset {} not read",
-                w.lines.offset
-            );
-            sink.gap(source, &message, w.seen_size)?;
-        }
-        sink.close_source(source)?;
-        Ok(w.file)
     }
 
     fn glob_interval(&self) -> Duration {
