@@ -104,3 +104,30 @@ impl TailConfig {
         self.idle_flush_ms.max(self.glob_interval_ms)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_reports_every_problem_and_bad_globs_are_rejected() {
+        let cfg = TailConfig {
+            max_line_bytes: 0,
+            fingerprint_bytes: 0,
+            ..TailConfig::default()
+        };
+        match cfg.validate() {
+            Err(TailError::Config(problems)) => assert_eq!(problems.len(), 3, "{problems:?}"),
+            other => panic!("expected config problems, got {other:?}"),
+        }
+        let cfg = TailConfig {
+            include: vec!["/var/log/[.log".to_owned()],
+            ..TailConfig::default()
+        };
+        let err = crate::Tailer::new(cfg, Vec::new(), true)
+            .err()
+            .expect("invalid glob");
+        assert!(matches!(err, TailError::Glob { .. }), "{err}");
+        assert!(err.to_string().starts_with("invalid glob pattern"));
+    }
+}

@@ -93,7 +93,9 @@ impl Tailer {
     }
 
     /// Runs until the sink returns SinkClosed or `stop` becomes true. Checks `stop` at least every
-    /// poll interval.
+    /// poll interval, and between files; a sink call that blocks (back-pressure) delays that check,
+    /// so a sink that is shutting down should return `SinkClosed` rather than keep blocking.
+    /// Checkpoints not found by [`Tailer::new`] are reported first, as gaps.
     pub fn run(&mut self, sink: &mut dyn LineSink, stop: &AtomicBool) -> Result<(), TailError> {
         let outcome = self.run_until_closed(sink, stop);
         self.shared.set(self.positions());

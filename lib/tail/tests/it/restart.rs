@@ -109,3 +109,26 @@ fn restart_with_a_vanished_file_reports_a_gap() {
     assert!(gap.1.starts_with("file not found at restart"), "{}", gap.1);
     assert_eq!(second.closed_keys(), vec![checkpoints[0].key.clone()]);
 }
+
+#[test]
+fn restart_resumes_at_the_checkpoint_of_a_file_at_the_same_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("app.log");
+    append(&path, &numbered(0..100));
+    let cfg = config(dir.path(), "*.log");
+    let first = run_until_sink_closes(cfg.clone(), Vec::new(), 40);
+    append(&path, &numbered(100..120));
+    // A file without checkpoint: not a first run, so it is read from 0.
+    append(&dir.path().join("other.log"), &numbered(120..125));
+    let checkpoints = first.checkpoints();
+    assert_eq!(checkpoints.len(), 1);
+    let run = Running::start(cfg, checkpoints, false);
+    run.wait_until("rest of the lines", |r| r.lines().len() == 85);
+    let (tailer, second) = run.stop();
+    assert_eq!(
+        second.sources[0].0, first.sources[0].0,
+        "same key after restart"
+    );
+    assert_exactly_once(&merged(first, &second), 125);
+    assert_eq!(tailer.positions().len(), 2);
+}
