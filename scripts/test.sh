@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it on a fresh machine: installs the system packages the tests
+# use, checks formatting and lints, builds the binaries the end-to-end tests run, runs every
+# test (unit, property, end-to-end against the real binaries), the parser accuracy gate and a
+# time-boxed fuzz run of the parser dispatcher.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v logrotate >/dev/null || need_pkgs+=(logrotate)
+command -v zstd >/dev/null || need_pkgs+=(zstd)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "==> installing ${need_pkgs[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+
+echo "==> format"
+cargo fmt --all -- --check
+echo "==> clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> build binaries"
+cargo build --workspace --bins --quiet
+echo "==> parser accuracy gate"
+target/debug/logship-collector parser-accuracy --table lib/normalize/tests/data/accuracy.jsonl | tail -n 3
+echo "==> fuzz the parser dispatcher (time-boxed)"
+scripts/fuzz.sh "${LOGSHIP_FUZZ_SECS:-60}"
+echo "==> tests"
+cargo nextest run --workspace --no-fail-fast --profile ci
