@@ -21,8 +21,8 @@
 //!   rotated file are drained to EOF before its handle is released; bytes that cannot be recovered are
 //!   reported as a gap, never dropped silently.
 //! - No per-line allocation: one reusable read buffer per tailer, lines are slices of it.
-//! - At most [`MAX_OPEN_FILES`] files are held open; files past the limit are not opened (a WARN is
-//!   logged on every re-scan that skips one) until others are released.
+//! - At most [`MAX_OPEN_FILES`] files are held open; files past the limit are not opened (a WARN per
+//!   file at most once a minute) until rotated files are released; every re-scan retries them.
 //!
 //! Semantics worth knowing:
 //! - A last line without a newline is emitted after the file stayed unchanged for `idle_flush_ms`
@@ -30,7 +30,17 @@
 //! - Lines longer than `max_line_bytes` are cut; the rest up to the newline is skipped and the line
 //!   reports its full original length in `truncated_from`.
 //! - `StartAt::End` on a first run starts at the current size of each file found by the first scan,
-//!   which can be in the middle of a line.
+//!   which can be in the middle of a line. Such a file has a position (see [`Tailer::positions`])
+//!   before any line is emitted; an agent that persists positions only from `line`/`gap` calls
+//!   re-reads it from 0 after a restart.
+//! - Rename to another matched name: same key, `open_source` again with the new path. Rename to an
+//!   unmatched name, or delete: drained to EOF, released after `max(idle_flush_ms,
+//!   glob_interval_ms)` without growth, then `close_source`.
+//! - Copytruncate: the old key continues in the copy (`open_source(key, copy_path)`) from the old
+//!   offset; the truncated file restarts at 0 under a new key. No copy: a gap for the bytes seen
+//!   but not yet read, then `close_source`. An unreadable file logs a WARN and is retried; a read
+//!   error on an open file also emits one gap record per failure streak (no bytes skipped).
+//! - Restart recovery order is documented in `recover.rs`; an unresolvable checkpoint becomes a gap.
 //! - Unix only (device/inode identity, positional reads).
 //!
 //! Known limits (inherent to polling, or documented trade-offs):
