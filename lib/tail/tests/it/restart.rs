@@ -125,10 +125,12 @@ fn restart_resumes_at_the_checkpoint_of_a_file_at_the_same_path() {
     let run = Running::start(cfg, checkpoints, false);
     run.wait_until("rest of the lines", |r| r.lines().len() == 85);
     let (tailer, second) = run.stop();
-    assert_eq!(
-        second.sources[0].0, first.sources[0].0,
-        "same key after restart"
-    );
+    let resumed = second
+        .sources
+        .iter()
+        .find(|(_, p)| p == &path)
+        .expect("app.log reopened");
+    assert_eq!(resumed.0, first.sources[0].0, "same key after restart");
     assert_exactly_once(&merged(first, &second), 125);
     assert_eq!(tailer.positions().len(), 2);
 }
