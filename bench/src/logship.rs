@@ -7,8 +7,9 @@
 //! agent ─TLS─► relay 127.0.0.1:<relay> ─► collector 127.0.0.1:<port>
 //! ```
 //!
-//! Done = `records_stored` ≥ the file's line count (the agent's example input may add a few
-//! records of its own; the order check counts only records whose `path` is the file).
+//! The example `[[file]]` input that `issue-agent-cert` writes is removed from `agent.toml`, so
+//! the agent ships only the file (`--tail`). Done = `records_stored` ≥ the file's line count; the
+//! order check counts only records whose `path` is the file.
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -79,6 +80,11 @@ pub(crate) fn run(
     let port = free_port()?;
     let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], port)))?;
     setup(&collector_bin, &data, &agent_dir, relay.addr())?;
+    let agent_toml = agent_dir.join("agent.toml");
+    fs::write(
+        &agent_toml,
+        drop_file_inputs(&fs::read_to_string(&agent_toml)?),
+    )?;
 
     let mut collector = spawn_logged(
         &dir,
@@ -186,6 +192,24 @@ fn spawn_logged(dir: &Path, name: &'static str, cmd: &mut Command) -> anyhow::Re
         .stdout(log.try_clone()?)
         .stderr(log);
     ChildGuard::spawn(name, cmd)
+}
+
+/// Removes the `[[file]]` tables (the example input over /var/log) from an agent config, so the
+/// agent ships only the benchmark file given with `--tail`.
+fn drop_file_inputs(toml: &str) -> String {
+    let mut skipping = false;
+    let mut out = String::with_capacity(toml.len());
+    for line in toml.lines() {
+        let header = line.trim_start();
+        if header.starts_with('[') {
+            skipping = header.starts_with("[[file]]");
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// `records_stored` from the collector's status file; 0 while it is missing or unreadable.
@@ -312,6 +336,16 @@ mod tests {
                 "{lines:?} passed"
             );
         }
+    }
+
+    #[test]
+    fn drop_file_inputs_keeps_every_other_table() {
+        let toml = "version = 1\n[spool]\ndir = \"s\"\n[[file]]\nname = \"varlog\"\ninclude = [\"/var/log/*.log\"]\n[batch]\nmax_records = 5\n[[file]]\nname = \"b\"\n";
+        let kept = drop_file_inputs(toml);
+        assert_eq!(
+            kept,
+            "version = 1\n[spool]\ndir = \"s\"\n[batch]\nmax_records = 5\n"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -150,14 +150,15 @@ pub(crate) fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Polls until something accepts on `127.0.0.1:<port>`, failing if `process` exits first.
+/// Polls until a socket listens on TCP `port`, failing if `process` exits first. It reads the
+/// kernel's socket tables instead of connecting, so the server sees no probe connection.
 pub(crate) fn wait_listening(
     port: u16,
     process: &mut ChildGuard,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !is_listening(port) {
         process.ensure_running()?;
         if start.elapsed() > timeout {
             bail!("nothing listens on 127.0.0.1:{port} after {timeout:?}");
@@ -165,6 +166,24 @@ pub(crate) fn wait_listening(
         std::thread::sleep(POLL_INTERVAL);
     }
     Ok(())
+}
+
+fn is_listening(port: u16) -> bool {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| fs::read_to_string(table).ok())
+        .any(|table| listens_in(&table, port))
+}
+
+/// Whether a `/proc/net/tcp` table has a LISTEN (state `0A`) socket on `port`.
+fn listens_in(table: &str, port: u16) -> bool {
+    let suffix = format!(":{port:04X}");
+    table.lines().skip(1).any(|line| {
+        let mut fields = line.split_whitespace();
+        let local = fields.nth(1);
+        let state = fields.nth(1);
+        local.is_some_and(|l| l.ends_with(&suffix)) && state == Some("0A")
+    })
 }
 
 // === impl Sampler ===
@@ -268,6 +287,21 @@ mod tests {
             .expect("run sh");
         assert!(status.success());
         assert!(children_cpu_s().expect("after") > before);
+    }
+
+    #[test]
+    fn sees_a_listening_socket_without_connecting() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        assert!(is_listening(port));
+        drop(listener);
+        assert!(!is_listening(port));
+        let table =
+            "  sl  local_address rem_address   st\n   0: 0100007F:4423 00000000:0000 01 0\n";
+        assert!(
+            !listens_in(table, 0x4423),
+            "an established socket is not listening"
+        );
     }
 
     #[test]
