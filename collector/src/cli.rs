@@ -122,10 +122,10 @@ pub struct SearchArgs {
     #[arg(long)]
     pub data_dir: PathBuf,
     /// Oldest observed time: RFC 3339 or relative (-15m, -1h, -7d).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub since: Option<String>,
     /// Newest observed time: RFC 3339 or relative.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub until: Option<String>,
     /// Only records from this host.
     #[arg(long)]
