@@ -8,3 +8,4 @@ mod exactly_once;
 mod outage;
 mod security;
 mod support;
+mod writer;
