@@ -107,14 +107,24 @@ impl AgentOpts {
 
 impl Agent {
     /// Issues a certificate for `name` from `collector` and writes the agent's config (not started).
-    pub fn enroll(sandbox: &Sandbox, collector: &Collector, name: &str, opts: &AgentOpts) -> Result<Agent> {
+    pub fn enroll(
+        sandbox: &Sandbox,
+        collector: &Collector,
+        name: &str,
+        opts: &AgentOpts,
+    ) -> Result<Agent> {
         let dir = sandbox.path().join(name);
         collector.issue_agent_cert(name, &dir, &[])?;
         Agent::with_certs(sandbox, name, &dir, opts)
     }
 
     /// An agent whose `dir` already holds ca.pem, agent.pem and agent.key.
-    pub fn with_certs(sandbox: &Sandbox, name: &str, dir: &Path, opts: &AgentOpts) -> Result<Agent> {
+    pub fn with_certs(
+        sandbox: &Sandbox,
+        name: &str,
+        dir: &Path,
+        opts: &AgentOpts,
+    ) -> Result<Agent> {
         std::fs::write(dir.join("agent.toml"), opts.render())?;
         Ok(Agent {
             name: name.to_string(),

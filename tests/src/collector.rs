@@ -54,7 +54,12 @@ impl Collector {
     /// Runs `init` in `<sandbox>/<name>` and writes a collector.toml for `opts` (not started).
     pub fn init(sandbox: &Sandbox, name: &str, opts: &CollectorOpts) -> Result<Collector> {
         let data_dir = sandbox.path().join(name);
-        run_ok(Command::new(bin("logship-collector")).arg("init").arg("--data-dir").arg(&data_dir))?;
+        run_ok(
+            Command::new(bin("logship-collector"))
+                .arg("init")
+                .arg("--data-dir")
+                .arg(&data_dir),
+        )?;
         let port = free_port();
         let config = format!(
             "version = 1\ndata_dir = {dir:?}\nlisten = \"127.0.0.1:{port}\"\n\n[limits]\n\
@@ -79,7 +84,9 @@ impl Collector {
             bail!("{} is already running", self.name);
         }
         let mut cmd = Command::new(bin("logship-collector"));
-        cmd.arg("serve").arg("--config").arg(self.data_dir.join("collector.toml"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(self.data_dir.join("collector.toml"));
         let proc = Proc::spawn(&self.name, cmd, &self.log)?;
         self.proc = Some(proc);
         let addr = self.endpoint();
@@ -187,8 +194,16 @@ impl Store {
     }
 
     /// Streams `search` output, calling `each` per JSON line. Returns the number of lines.
-    pub fn search_each(&self, args: &[&str], mut each: impl FnMut(Value) -> Result<()>) -> Result<u64> {
-        let mut child = self.search_cmd(args).stdout(Stdio::piped()).spawn()?;
+    pub fn search_each(
+        &self,
+        args: &[&str],
+        mut each: impl FnMut(Value) -> Result<()>,
+    ) -> Result<u64> {
+        let mut child = self
+            .search_cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut n = 0;
         for line in BufReader::with_capacity(1 << 20, stdout).lines() {
@@ -223,8 +238,10 @@ impl Store {
 
     fn search_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin("logship-collector"));
-        cmd.arg("search").arg("--data-dir").arg(&self.data_dir).args(args);
-        cmd.stderr(Stdio::inherit());
+        cmd.arg("search")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(args);
         cmd
     }
 }

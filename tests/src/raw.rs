@@ -45,8 +45,14 @@ pub fn tls_config(ca: &Path, client: Option<(&Path, &Path)>) -> Result<Arc<rustl
 
 /// Sends `batches` on one `Ship` stream and collects acks until the server ends the stream.
 /// A refused call comes back as an error that downcasts to [`tonic::Status`].
-pub fn ship(endpoint: &str, tls: Arc<rustls::ClientConfig>, batches: Vec<Batch>) -> Result<Vec<Ack>> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+pub fn ship(
+    endpoint: &str,
+    tls: Arc<rustls::ClientConfig>,
+    batches: Vec<Batch>,
+) -> Result<Vec<Ack>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         tokio::time::timeout(CALL_TIMEOUT, ship_async(endpoint, tls, batches))
             .await
@@ -54,7 +60,11 @@ pub fn ship(endpoint: &str, tls: Arc<rustls::ClientConfig>, batches: Vec<Batch>)
     })
 }
 
-async fn ship_async(endpoint: &str, tls: Arc<rustls::ClientConfig>, batches: Vec<Batch>) -> Result<Vec<Ack>> {
+async fn ship_async(
+    endpoint: &str,
+    tls: Arc<rustls::ClientConfig>,
+    batches: Vec<Batch>,
+) -> Result<Vec<Ack>> {
     let addr = endpoint.to_string();
     let connector = TlsConnector::from(tls);
     let name = ServerName::try_from("127.0.0.1")?;

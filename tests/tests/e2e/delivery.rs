@@ -20,18 +20,35 @@ fn lines_arrive_with_their_fields() {
         let (collector, _agent) = pair(sb, FileInput::new("app", &log))?;
         wait_until(ARRIVAL, "3 records", || Ok(collector.count()? == 3))?;
         let records = collector.store().search(&[])?;
-        let raws: Vec<&str> = records.iter().map(|r| r["raw"].as_str().unwrap_or("")).collect();
-        ensure!(raws == ["alpha one", "beta two", "gamma three"], "raw lines {raws:?}");
+        let raws: Vec<&str> = records
+            .iter()
+            .map(|r| r["raw"].as_str().unwrap_or(""))
+            .collect();
+        ensure!(
+            raws == ["alpha one", "beta two", "gamma three"],
+            "raw lines {raws:?}"
+        );
         for r in &records {
             check_fields(r, &log.display().to_string())?;
         }
-        let ids: std::collections::HashSet<&str> =
-            records.iter().filter_map(|r| r["event_id"].as_str()).collect();
+        let ids: std::collections::HashSet<&str> = records
+            .iter()
+            .filter_map(|r| r["event_id"].as_str())
+            .collect();
         ensure!(ids.len() == 3, "event ids are not distinct: {records:?}");
         let beta = collector.store().search(&["--contains", "beta"])?;
-        ensure!(beta.len() == 1 && beta[0]["raw"] == "beta two", "contains filter: {beta:?}");
-        ensure!(collector.store().count(&["--input", "nope"])? == 0, "input filter");
-        ensure!(collector.store().count(&["--since", "-1h"])? == 3, "relative since");
+        ensure!(
+            beta.len() == 1 && beta[0]["raw"] == "beta two",
+            "contains filter: {beta:?}"
+        );
+        ensure!(
+            collector.store().count(&["--input", "nope"])? == 0,
+            "input filter"
+        );
+        ensure!(
+            collector.store().count(&["--since", "-1h"])? == 3,
+            "relative since"
+        );
         Ok(())
     });
 }
@@ -40,11 +57,23 @@ fn check_fields(r: &Value, path: &str) -> Result<()> {
     ensure!(r["agent"] == "agent1", "agent field: {r}");
     ensure!(r["input"] == "app", "input field: {r}");
     ensure!(r["path"] == path, "path field: {r}");
-    ensure!(r["host"].as_str().is_some_and(|h| !h.is_empty()), "host field: {r}");
-    ensure!(r["event_id"].as_str().is_some_and(|h| !h.is_empty()), "event_id: {r}");
+    ensure!(
+        r["host"].as_str().is_some_and(|h| !h.is_empty()),
+        "host field: {r}"
+    );
+    ensure!(
+        r["event_id"].as_str().is_some_and(|h| !h.is_empty()),
+        "event_id: {r}"
+    );
     let t = r["observed_time"].as_str().context("observed_time")?;
-    ensure!(t.len() >= 20 && t.contains('T'), "observed_time is not RFC 3339: {r}");
-    ensure!(r.get("truncated_from").is_none() && r.get("kind").is_none(), "plain line: {r}");
+    ensure!(
+        t.len() >= 20 && t.contains('T'),
+        "observed_time is not RFC 3339: {r}"
+    );
+    ensure!(
+        r.get("truncated_from").is_none() && r.get("kind").is_none(),
+        "plain line: {r}"
+    );
     Ok(())
 }
 
@@ -57,7 +86,9 @@ fn non_utf8_bytes_survive() {
         let (collector, _agent) = pair(sb, FileInput::new("bin", &log))?;
         wait_until(ARRIVAL, "2 records", || Ok(collector.count()? == 2))?;
         let records = collector.store().search(&[])?;
-        let b64 = records[0]["raw_b64"].as_str().context("raw_b64 on a non-UTF-8 line")?;
+        let b64 = records[0]["raw_b64"]
+            .as_str()
+            .context("raw_b64 on a non-UTF-8 line")?;
         let decoded = base64::engine::general_purpose::STANDARD.decode(b64)?;
         ensure!(decoded == line, "bytes changed: {decoded:?}");
         ensure!(records[1]["raw"] == "plain", "second line: {}", records[1]);
@@ -77,9 +108,21 @@ fn long_line_is_cut_and_says_so() {
         wait_until(ARRIVAL, "2 records", || Ok(collector.count()? == 2))?;
         let records = collector.store().search(&[])?;
         let cut = records[0]["raw"].as_str().context("raw")?;
-        ensure!(cut.len() == 1024 && cut.bytes().all(|b| b == b'x'), "cut line {}", cut.len());
-        ensure!(records[0]["truncated_from"] == 5000, "truncated_from: {}", records[0]);
-        ensure!(records[1]["raw"] == "short", "line after the long one: {}", records[1]);
+        ensure!(
+            cut.len() == 1024 && cut.bytes().all(|b| b == b'x'),
+            "cut line {}",
+            cut.len()
+        );
+        ensure!(
+            records[0]["truncated_from"] == 5000,
+            "truncated_from: {}",
+            records[0]
+        );
+        ensure!(
+            records[1]["raw"] == "short",
+            "line after the long one: {}",
+            records[1]
+        );
         Ok(())
     });
 }
@@ -92,7 +135,11 @@ fn last_line_without_newline_arrives_after_idle_flush() {
         let (collector, _agent) = pair(sb, FileInput::new("partial", &log))?;
         wait_until(ARRIVAL, "2 records", || Ok(collector.count()? == 2))?;
         let records = collector.store().search(&[])?;
-        ensure!(records[1]["raw"] == "last without newline", "{}", records[1]);
+        ensure!(
+            records[1]["raw"] == "last without newline",
+            "{}",
+            records[1]
+        );
         Ok(())
     });
 }

@@ -6,13 +6,15 @@
 //! other three use 200,000 lines (one-line files: 1,000 files, under the agent's open-file
 //! limit of 1,024) to keep CI time sane; their faults are the same.
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use logship_e2e::{Agent, Collector, FileInput, Sandbox, check_exactly_once, env_u64, run_test, wait_until};
+use logship_e2e::{
+    Agent, Collector, FileInput, Sandbox, check_exactly_once, env_u64, run_test, wait_until,
+};
 use rand::Rng;
 
 use crate::support::pair;
@@ -32,7 +34,10 @@ enum Fault {
 #[test]
 fn rename_rotation_with_kills() {
     let lines = env_u64("LOGSHIP_E2E_LINES", 1_000_000);
-    let rotation = Rotation::Rename { every: 50_000, keep: 5 };
+    let rotation = Rotation::Rename {
+        every: 50_000,
+        keep: 5,
+    };
     run_test(|sb| scenario(sb, rotation, lines, 25_000));
 }
 
@@ -85,7 +90,10 @@ fn scenario(sb: &Sandbox, rotation: Rotation, lines: u64, lines_per_sec: u64) ->
     faults.drive(&progress, lines, handle)?;
     eprintln!("{rotation:?}: writer done after {:?}", started.elapsed());
     wait_for_count(&collector, &mut agent, lines)?;
-    eprintln!("{rotation:?}: all {lines} stored after {:?}", started.elapsed());
+    eprintln!(
+        "{rotation:?}: all {lines} stored after {:?}",
+        started.elapsed()
+    );
     check_exactly_once(&collector.store(), "app", lines)?;
     eprintln!("{rotation:?}: checked after {:?}", started.elapsed());
     Ok(())
@@ -117,7 +125,12 @@ struct Faults<'a> {
 impl Faults<'_> {
     /// Fires every scheduled fault while the writer runs (the rest right after it, if it was
     /// faster), then waits for the writer.
-    fn drive(&mut self, progress: &AtomicU64, lines: u64, writer: JoinHandle<Result<()>>) -> Result<()> {
+    fn drive(
+        &mut self,
+        progress: &AtomicU64,
+        lines: u64,
+        writer: JoinHandle<Result<()>>,
+    ) -> Result<()> {
         for (at, fault) in schedule(lines) {
             while progress.load(Ordering::SeqCst) < at && !writer.is_finished() {
                 self.agent.check_alive()?;
@@ -136,7 +149,10 @@ impl Faults<'_> {
 
     /// SIGKILL, a short random pause, restart; returns once the agent restored its files.
     fn kill_agent(&mut self) -> Result<()> {
-        let _guard = self.guard.lock().map_err(|_| anyhow::anyhow!("guard poisoned"))?;
+        let _guard = self
+            .guard
+            .lock()
+            .map_err(|_| anyhow::anyhow!("guard poisoned"))?;
         let restored = |log: &std::path::Path| -> Result<usize> {
             Ok(log_count(log, "Resuming file.")? + log_count(log, "Tailing new file.")?)
         };

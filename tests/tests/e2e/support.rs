@@ -18,7 +18,10 @@ pub(crate) fn pair(sandbox: &Sandbox, input: FileInput) -> Result<(Collector, Ag
 
 /// Appends numbered lines `from..to` to `path` (each with `filler` random characters).
 pub(crate) fn append_numbered(path: &Path, from: u64, to: u64, filler: usize) -> Result<()> {
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     let mut w = std::io::BufWriter::new(file);
     for i in from..to {
         writeln!(w, "{}", numbered_line(i, filler))?;

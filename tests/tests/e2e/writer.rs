@@ -5,8 +5,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -107,15 +107,20 @@ impl Writer {
     }
 
     fn truncate_when_stored(&self, path: &Path, written: u64) -> Result<()> {
-        let _guard = self.guard.lock().map_err(|_| anyhow::anyhow!("guard poisoned"))?;
+        let _guard = self
+            .guard
+            .lock()
+            .map_err(|_| anyhow::anyhow!("guard poisoned"))?;
         wait_until(Duration::from_secs(600), "written lines stored", || {
             Ok(self.store.count(&["--input", "app"])? >= written)
         })?;
         let seen = log_count(&self.agent_log, TRUNCATION_SEEN)?;
         OpenOptions::new().write(true).open(path)?.set_len(0)?;
-        wait_until(Duration::from_secs(60), "agent noticed the truncation", || {
-            Ok(log_count(&self.agent_log, TRUNCATION_SEEN)? > seen)
-        })
+        wait_until(
+            Duration::from_secs(60),
+            "agent noticed the truncation",
+            || Ok(log_count(&self.agent_log, TRUNCATION_SEEN)? > seen),
+        )
     }
 
     fn one_line_files(&self) -> Result<()> {
@@ -194,7 +199,11 @@ fn run_logrotate(dir: &Path, path: &Path) -> Result<()> {
 
 /// Debian's logrotate; its absence is a test failure, never a skip.
 pub(crate) fn logrotate_bin() -> Result<PathBuf> {
-    for p in ["/usr/sbin/logrotate", "/sbin/logrotate", "/usr/bin/logrotate"] {
+    for p in [
+        "/usr/sbin/logrotate",
+        "/sbin/logrotate",
+        "/usr/bin/logrotate",
+    ] {
         if Path::new(p).try_exists()? {
             return Ok(PathBuf::from(p));
         }
