@@ -89,7 +89,7 @@ impl AgentOpts {
         );
         for i in &self.inputs {
             let include: Vec<String> = i.include.iter().map(|g| format!("{g:?}")).collect();
-            let _ = write!(
+            write!(
                 s,
                 "\n[[file]]\nname = {:?}\ninclude = [{}]\nstart_at = \"beginning\"\n\
                  max_line_bytes = {}\nidle_flush_ms = {}\n",
@@ -97,7 +97,8 @@ impl AgentOpts {
                 include.join(", "),
                 i.max_line_bytes,
                 i.idle_flush_ms
-            );
+            )
+            .expect("writing to a String cannot fail");
         }
         s
     }

@@ -77,8 +77,9 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            // Best effort while dropping: a failure here cannot be reported anywhere useful.
+            self.child.kill().ok();
+            self.child.wait().ok();
         }
     }
 }
