@@ -151,6 +151,33 @@ impl Batcher {
         Ok(())
     }
 
+    /// Appends a record that carries only read positions (no lines), e.g. the starting
+    /// positions of files read from their end.
+    pub fn record_positions(
+        &mut self,
+        positions: &[logship_tail::Checkpoint],
+    ) -> Result<(), BatchError> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let positions = positions
+            .iter()
+            .map(|c| Position {
+                key: format!("{}|{}", self.input, c.key),
+                path: c.path.clone(),
+                offset: c.offset,
+            })
+            .collect();
+        let batch = NewBatch {
+            count: 0,
+            uncompressed_len: 0,
+            payload: Vec::new(),
+            positions,
+        };
+        self.spool.append(batch)?;
+        Ok(())
+    }
+
     fn take_positions(&mut self) -> Vec<Position> {
         let mut out = Vec::new();
         for s in &mut self.sources {

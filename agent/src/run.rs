@@ -95,7 +95,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     tracing::info!("Stopping inputs.");
     stop.store(true, Ordering::SeqCst);
     join_all(threads, &spool).await;
-    let _ = shipper_task.await;
+    if let Err(error) = shipper_task.await {
+        tracing::error!(%error, "Shipper task failed.");
+    }
     let s = spool.clone();
     tokio::task::spawn_blocking(move || s.close()).await?;
     tracing::info!("Agent stopped.");
@@ -147,10 +149,23 @@ fn spawn_file_input(
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>> {
     let name = input.tail.input.clone();
-    let mut tailer = Tailer::new(input.tail, checkpoints, first_run)
-        .with_context(|| format!("starting file input {name:?}"))?;
     let thread = std::thread::Builder::new().name(format!("input-{name}")).spawn(move || {
+        // Tailer::new scans and opens files: blocking work, so it runs on this thread.
+        let mut tailer = match Tailer::new(input.tail, checkpoints, first_run) {
+            Ok(t) => t,
+            Err(error) => {
+                tracing::error!(input = %name, %error, "File input could not start.");
+                return;
+            }
+        };
         let mut batcher = batcher;
+        if first_run {
+            // start_at = end keys files at their end before any line: persist those positions
+            // now, or a restart would find no checkpoint and read them from the beginning.
+            if let Err(error) = batcher.record_positions(&tailer.positions()) {
+                tracing::warn!(input = %name, %error, "Initial positions not spooled.");
+            }
+        }
         if let Err(error) = tailer.run(&mut batcher, &stop) {
             tracing::error!(input = %name, %error, "File input failed.");
         }
@@ -199,7 +214,9 @@ fn spawn_gap_reporter(
 async fn join_all(threads: Vec<JoinHandle<()>>, spool: &Spool) {
     let join = tokio::task::spawn_blocking(move || {
         for t in threads {
-            let _ = t.join();
+            if t.join().is_err() {
+                tracing::error!("An input thread panicked.");
+            }
         }
     });
     tokio::pin!(join);
@@ -209,8 +226,13 @@ async fn join_all(threads: Vec<JoinHandle<()>>, spool: &Spool) {
     {
         tracing::warn!("Inputs are blocked on a full spool; closing it to stop them.");
         let s = spool.clone();
-        let _ = tokio::task::spawn_blocking(move || s.close()).await;
-        let _ = join.await;
+        if tokio::task::spawn_blocking(move || s.close())
+            .await
+            .is_err()
+            || join.await.is_err()
+        {
+            tracing::error!("Stopping the inputs failed.");
+        }
     }
     let s = spool.clone();
     if let Ok(Err(error)) = tokio::task::spawn_blocking(move || s.sync()).await {

@@ -85,7 +85,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
         Ok(_) => {}
         Err(_) => tracing::error!("The store writer did not stop in time."),
     }
-    let _ = status_task.await;
+    if let Err(error) = status_task.await {
+        tracing::warn!(%error, "Status task failed.");
+    }
     tracing::info!("Collector stopped.");
     Ok(())
 }

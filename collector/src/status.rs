@@ -32,7 +32,9 @@ pub async fn run(
             _ = tokio::time::sleep(INTERVAL) => {}
         }
     }
-    let _ = write(&path, &stats, &heartbeats);
+    if let Err(error) = write(&path, &stats, &heartbeats) {
+        tracing::warn!(%error, path = %path.display(), "Writing the final status file failed.");
+    }
 }
 
 fn write(path: &PathBuf, stats: &WriterStats, heartbeats: &HeartbeatBook) -> std::io::Result<()> {

@@ -102,7 +102,9 @@ pub fn accept_loop(
                 match handshake(acceptor, tcp, addr, permit).await {
                     Ok(conn) => {
                         tracing::info!(agent = %conn.identity.agent, %addr, "Agent connected.");
-                        let _ = tx.send(Ok(conn)).await;
+                        if tx.send(Ok(conn)).await.is_err() {
+                            tracing::debug!(%addr, "Server stopping; connection dropped.");
+                        }
                     }
                     Err(error) => {
                         tracing::warn!(%addr, error = %format!("{error:#}"), "TLS handshake refused.")

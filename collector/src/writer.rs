@@ -112,7 +112,8 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Request>, stats: &WriterStats) {
                 (Err(e), _) => Err(e.clone()),
                 (Ok(()), o) => o,
             };
-            let _ = reply.send(outcome);
+            // A closed receiver means the connection went away; the agent resends.
+            reply.send(outcome).ok();
         }
     }
     if let Err(error) = store.sync() {

@@ -1,1 +1,183 @@
+use std::path::Path;
+use std::time::Duration;
 
+use logship_proto::payload::decode_payload;
+use logship_proto::v1::RecordList;
+use logship_spool::{Spool, SpoolConfig};
+use logship_tail::LineSink;
+
+use super::*;
+
+fn limits(max_records: u32) -> BatchLimits {
+    BatchLimits {
+        max_records,
+        max_bytes: 1 << 20,
+        max_wait: Duration::from_secs(60),
+        zstd_level: 1,
+    }
+}
+
+fn spool(dir: &Path) -> Spool {
+    let config = SpoolConfig {
+        dir: dir.to_path_buf(),
+        fsync_interval_ms: 0,
+        ..SpoolConfig::default()
+    };
+    Spool::open(config).unwrap().0
+}
+
+fn batches(spool: &Spool) -> Vec<(u64, RecordList)> {
+    let mut out = Vec::new();
+    let mut seq = 1;
+    let mut scratch = Vec::new();
+    while let Some(b) = spool.read_from(seq).unwrap() {
+        let list = decode_payload(&b.payload, 1 << 24, &mut scratch).unwrap();
+        assert_eq!(list.records.len(), b.count as usize);
+        assert_eq!(b.uncompressed_len as usize, scratch.len());
+        seq = b.first_seq + u64::from(b.count);
+        out.push((b.first_seq, list));
+    }
+    out
+}
+
+#[test]
+fn hand_encoded_batches_decode_with_prost() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = spool(dir.path());
+    let mut b = Batcher::new(
+        spool.clone(),
+        limits(100),
+        "in".into(),
+        "host1".into(),
+        "Asia/Tokyo".into(),
+    )
+    .unwrap();
+    let a = b.open_source("k1", Path::new("/var/log/a.log")).unwrap();
+    let c = b.open_source("k2", Path::new("/var/log/c.log")).unwrap();
+    b.line(a, b"first", 0, 6).unwrap();
+    b.line(c, &[0xff, 0xfe, b'x'], 0, 4).unwrap();
+    b.line(a, b"cut", 70_000, 70_010).unwrap();
+    b.gap(c, "lost 10 bytes", 20).unwrap();
+    b.flush().unwrap();
+    let got = batches(&spool);
+    assert_eq!(got.len(), 1);
+    let (first_seq, list) = &got[0];
+    assert_eq!(*first_seq, 1);
+    assert_eq!(list.host, "host1");
+    assert_eq!(list.agent_tz, "Asia/Tokyo");
+    let paths: Vec<_> = list
+        .sources
+        .iter()
+        .map(|s| (s.input.as_str(), s.path.as_str()))
+        .collect();
+    assert_eq!(paths, [("in", "/var/log/a.log"), ("in", "/var/log/c.log")]);
+    let r = &list.records;
+    assert_eq!(
+        (r[0].source, &r[0].raw[..], r[0].truncated_from, r[0].kind),
+        (0, &b"first"[..], 0, 0)
+    );
+    assert_eq!((r[1].source, &r[1].raw[..]), (1, &[0xff, 0xfe, b'x'][..]));
+    assert_eq!(
+        (r[2].raw.as_ref(), r[2].truncated_from),
+        (&b"cut"[..], 70_000)
+    );
+    assert_eq!((r[3].kind, r[3].raw.as_ref()), (1, &b"lost 10 bytes"[..]));
+    assert!(
+        r.iter()
+            .all(|r| r.observed_unix_nanos > 1_700_000_000_000_000_000)
+    );
+}
+
+#[test]
+fn batches_close_at_max_records_and_carry_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool_handle = spool(dir.path());
+    let mut b = Batcher::new(
+        spool_handle.clone(),
+        limits(3),
+        "in".into(),
+        "h".into(),
+        "UTC".into(),
+    )
+    .unwrap();
+    let a = b.open_source("k1", Path::new("/a")).unwrap();
+    for i in 0..7u64 {
+        b.line(a, format!("line {i}").as_bytes(), 0, (i + 1) * 7)
+            .unwrap();
+    }
+    b.close_source(a).unwrap();
+    b.flush().unwrap();
+    let got = batches(&spool_handle);
+    let sizes: Vec<_> = got.iter().map(|(seq, l)| (*seq, l.records.len())).collect();
+    assert_eq!(sizes, [(1, 3), (4, 3), (7, 1)]);
+    drop(b);
+    spool_handle.close();
+    drop(spool_handle);
+    let (_, recovered) = Spool::open(SpoolConfig {
+        dir: dir.path().to_path_buf(),
+        ..SpoolConfig::default()
+    })
+    .unwrap();
+    // The last batch closed the source: its position is forgotten.
+    assert!(recovered.positions.is_empty(), "{:?}", recovered.positions);
+}
+
+#[test]
+fn positions_are_namespaced_by_input_and_follow_renames() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool_handle = spool(dir.path());
+    let mut b = Batcher::new(
+        spool_handle.clone(),
+        limits(100),
+        "web".into(),
+        "h".into(),
+        "UTC".into(),
+    )
+    .unwrap();
+    let a = b.open_source("k1", Path::new("/x/app.log")).unwrap();
+    b.line(a, b"one", 0, 4).unwrap();
+    let renamed = b.open_source("k1", Path::new("/x/app.log.1")).unwrap();
+    assert_eq!(a, renamed);
+    b.line(a, b"two", 0, 8).unwrap();
+    b.flush().unwrap();
+    let got = batches(&spool_handle);
+    // The rename closed the first batch so each batch's source table names the right path.
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].1.sources[0].path, "/x/app.log");
+    assert_eq!(got[1].1.sources[0].path, "/x/app.log.1");
+    spool_handle.close();
+    drop((b, spool_handle));
+    let (_, recovered) = Spool::open(SpoolConfig {
+        dir: dir.path().to_path_buf(),
+        ..SpoolConfig::default()
+    })
+    .unwrap();
+    assert_eq!(recovered.positions.len(), 1);
+    let p = &recovered.positions[0];
+    assert_eq!(
+        (p.key.as_str(), p.path.as_str(), p.offset),
+        ("web|k1", "/x/app.log.1", 8)
+    );
+}
+
+#[test]
+fn an_old_batch_is_flushed_by_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool_handle = spool(dir.path());
+    let mut limits = limits(100);
+    limits.max_wait = Duration::from_millis(1);
+    let mut b = Batcher::new(
+        spool_handle.clone(),
+        limits,
+        "in".into(),
+        "h".into(),
+        "UTC".into(),
+    )
+    .unwrap();
+    let a = b.open_source("k", Path::new("/a")).unwrap();
+    b.line(a, b"x", 0, 2).unwrap();
+    assert!(batches(&spool_handle).is_empty());
+    std::thread::sleep(Duration::from_millis(5));
+    b.tick().unwrap();
+    assert_eq!(batches(&spool_handle).len(), 1);
+}

@@ -122,7 +122,12 @@ impl Session<'_> {
                 }
             }
         };
-        let _ = tokio::time::timeout(SHUTDOWN_ACK_WAIT, wait).await;
+        if tokio::time::timeout(SHUTDOWN_ACK_WAIT, wait).await.is_err() {
+            tracing::info!(
+                unacked = in_flight.len(),
+                "Stopped before every batch was acked; they are resent next time."
+            );
+        }
     }
 }
 

@@ -362,3 +362,6 @@ enabled = true
         sma = DEFAULT_SEGMENT_MAX_AGE_SECS,
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -154,3 +154,86 @@ fn check_header(batch: &Batch, limits: &Limits) -> Result<(), IngestError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use logship_proto::v1::{Record, RecordList, Source};
+    use prost::Message;
+
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_decompressed_bytes: 1 << 20,
+        max_batch_records: 10,
+        max_in_flight: 4,
+        normalize: true,
+    };
+
+    fn batch(records: usize, raw: &[u8]) -> Batch {
+        let list = RecordList {
+            host: "h".into(),
+            sources: vec![Source {
+                input: "auth".into(),
+                path: "/var/log/auth.log".into(),
+            }],
+            records: (0..records)
+                .map(|i| Record {
+                    raw: bytes::Bytes::copy_from_slice(raw),
+                    observed_unix_nanos: 1_000 + i as i64,
+                    ..Default::default()
+                })
+                .collect(),
+            agent_tz: "UTC".into(),
+        };
+        let payload = logship_proto::payload::compress(&list.encode_to_vec(), 1).unwrap();
+        Batch {
+            stream_id: "0123456789abcdef0123456789abcdef".into(),
+            first_seq: 1,
+            count: records as u32,
+            payload: payload.into(),
+            uncompressed_len: 0,
+        }
+    }
+
+    #[test]
+    fn a_good_batch_becomes_a_block_with_fields() {
+        let line = b"Feb 12 14:10:21 sd-126005 sshd[16378]: Invalid user pascal from 35.188.49.176 port 53502";
+        let mut state = ConnState::new(true);
+        let block = prepare("agent1", batch(3, line), &LIMITS, &mut state).unwrap();
+        assert_eq!(
+            (block.count, block.min_time_ns, block.max_time_ns),
+            (3, 1_000, 1_002)
+        );
+        assert_eq!(block.inputs, ["auth"]);
+        let mut text = Vec::new();
+        logship_proto::payload::decompress_capped(&block.fields.unwrap(), 1 << 20, &mut text)
+            .unwrap();
+        let rows: Vec<serde_json::Value> = text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0]["user.name"], "pascal");
+        assert_eq!(rows[0]["source.ip"], "35.188.49.176");
+    }
+
+    #[test]
+    fn bad_batches_are_refused_with_the_right_status() {
+        let mut state = ConnState::new(false);
+        let mut b = batch(2, b"x");
+        b.count = 3;
+        let e = prepare("a", b, &LIMITS, &mut state).unwrap_err();
+        assert_eq!(e.into_status().code(), tonic::Code::InvalidArgument);
+        let mut b = batch(2, b"x");
+        b.stream_id = "short".into();
+        assert!(prepare("a", b, &LIMITS, &mut state).is_err());
+        let too_many = batch(11, b"x");
+        assert!(prepare("a", too_many, &LIMITS, &mut state).is_err());
+        let big = batch(10, &vec![b'a'; 200_000]);
+        let e = prepare("a", big, &LIMITS, &mut state).unwrap_err();
+        let status = e.into_status();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(status.message().contains("cap"), "{}", status.message());
+    }
+}

@@ -1,0 +1,69 @@
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../../deploy/config/collector.example.toml");
+
+fn data_dir_with_certs() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["ca.pem", "server.pem", "server.key"] {
+        std::fs::write(dir.path().join(f), "x").unwrap();
+    }
+    dir
+}
+
+#[test]
+fn the_example_config_validates() {
+    let dir = data_dir_with_certs();
+    let text = EXAMPLE.replace(
+        "/var/lib/logship-collector",
+        &dir.path().display().to_string(),
+    );
+    let config = RawConfig::parse(&text)
+        .unwrap()
+        .validate(dir.path())
+        .unwrap();
+    assert_eq!(config.listen.port(), 7443);
+    assert_eq!(config.max_decompressed_bytes, 64 << 20);
+    assert!(config.normalize);
+}
+
+#[test]
+fn the_init_template_validates() {
+    let dir = data_dir_with_certs();
+    let text = template(dir.path(), "127.0.0.1:9000");
+    let config = RawConfig::parse(&text)
+        .unwrap()
+        .validate(dir.path())
+        .unwrap();
+    assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = r#"
+version = 3
+data_dir = "/nonexistent/logship"
+listen = "not an address"
+[limits]
+max_connections = 0
+[store]
+segment_max_bytes = 10
+"#;
+    let problems = RawConfig::parse(text)
+        .unwrap()
+        .validate(Path::new("/"))
+        .unwrap_err();
+    let joined = problems.join("\n");
+    for needle in [
+        "version 3",
+        "listen",
+        "tls.ca_cert",
+        "tls.key",
+        "max_connections",
+        "segment_max_bytes",
+    ] {
+        assert!(
+            joined.contains(needle),
+            "{needle:?} missing from:\n{joined}"
+        );
+    }
+}
