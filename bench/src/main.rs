@@ -45,6 +45,10 @@ struct Cli {
     /// Systems to run, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "zstd,rsyslog,logship")]
     systems: Vec<System>,
+    /// Keep the big files (the generated log, rsyslog's output, logship's store) after the run;
+    /// by default only configs, program logs and the JSON result stay.
+    #[arg(long)]
+    keep: bool,
     /// Give up on a pipeline that makes no progress for this long.
     #[arg(long, default_value_t = 60)]
     stall_secs: u64,
@@ -94,6 +98,9 @@ fn try_main(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if !cli.keep {
+        remove_big_files(&out);
+    }
     let report = Report::new(file, systems, errors);
     print!("{}", report.render());
     let json = report.write_json(&out)?;
@@ -116,6 +123,23 @@ fn out_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         .prefix("logship-bench-")
         .tempdir_in("/var/tmp")?;
     Ok(dir.keep())
+}
+
+fn remove_big_files(out: &Path) {
+    let files = [out.join("mixed.log"), out.join("rsyslog/received.log")];
+    for path in files {
+        if let Err(error) = std::fs::remove_file(&path)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%error, path = %path.display(), "Could not remove a benchmark file.");
+        }
+    }
+    let store = out.join("logship/collector/store");
+    if let Err(error) = std::fs::remove_dir_all(&store)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(%error, path = %store.display(), "Could not remove the benchmark store.");
+    }
 }
 
 fn generate(out: &Path, size_mib: u64, seed: u64) -> anyhow::Result<FileInfo> {
