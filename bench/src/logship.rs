@@ -44,6 +44,18 @@ pub(crate) struct OrderCheck {
     pub(crate) problem: Option<String>,
 }
 
+/// Where this run's programs and files are.
+struct Layout {
+    agent_bin: PathBuf,
+    collector_bin: PathBuf,
+    /// `<work>/logship`: program logs.
+    dir: PathBuf,
+    /// Collector data dir.
+    data: PathBuf,
+    /// Agent certificates, config and spool.
+    agent_dir: PathBuf,
+}
+
 #[derive(Deserialize)]
 struct Hit {
     raw: Option<String>,
@@ -62,54 +74,15 @@ pub(crate) fn run(
     bins: &Path,
     stall: Duration,
 ) -> anyhow::Result<SystemResult> {
-    let (agent_bin, collector_bin) = (bins.join("logship-agent"), bins.join("logship-collector"));
-    for bin in [&agent_bin, &collector_bin] {
-        if !fs::metadata(bin).is_ok_and(|m| m.is_file()) {
-            bail!(
-                "{} not found; build with `cargo build --release -p logship-agent -p logship-collector` or pass --bin-dir",
-                bin.display()
-            );
-        }
-    }
-    let dir = work.join("logship");
-    if fs::symlink_metadata(&dir).is_ok() {
-        fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
-    }
-    let (data, agent_dir) = (dir.join("collector"), dir.join("agent"));
-    fs::create_dir_all(&dir)?;
+    let layout = Layout::prepare(work, bins)?;
     let port = free_port()?;
     let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], port)))?;
-    setup(&collector_bin, &data, &agent_dir, relay.addr())?;
-    let agent_toml = agent_dir.join("agent.toml");
-    fs::write(
-        &agent_toml,
-        drop_file_inputs(&fs::read_to_string(&agent_toml)?),
-    )?;
-
-    let mut collector = spawn_logged(
-        &dir,
-        "collector",
-        Command::new(&collector_bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(data.join("collector.toml"))
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}")),
-    )?;
-    wait_listening(port, &mut collector, LISTEN_TIMEOUT)?;
+    layout.setup(relay.addr())?;
+    let mut collector = layout.start_collector(port)?;
     let start = Instant::now();
-    let mut agent = spawn_logged(
-        &dir,
-        "agent",
-        Command::new(&agent_bin)
-            .arg("run")
-            .arg("--config")
-            .arg(agent_dir.join("agent.toml"))
-            .arg("--tail")
-            .arg(&file.path),
-    )?;
+    let mut agent = layout.start_agent(&file.path)?;
     let (mut sa, mut sc) = (Sampler::new(agent.pid()), Sampler::new(collector.pid()));
-    let status = data.join("status.json");
+    let status = layout.data.join("status.json");
     wait_for_progress(
         file.lines,
         stall,
@@ -138,37 +111,127 @@ pub(crate) fn run(
     let mut result = SystemResult::from_run("logship", file, &run);
     result.set_wire_bytes(up + down, file);
     result.idle_rss_mib = Some(mib(idle.rss_kib * 1024));
-    let check = search_order(&collector_bin, &data, file)?;
-    if let Some(problem) = &check.problem {
-        tracing::warn!(
-            problem,
-            seen = check.seen,
-            "Stored lines are not complete and in order."
-        );
-    }
-    result.in_order = Some(check.in_order);
+    result.in_order = Some(layout.search_order(file)?.in_order);
     Ok(result)
 }
 
-/// `init` and `issue-agent-cert` pointing the agent at the relay.
-fn setup(collector: &Path, data: &Path, agent_dir: &Path, relay: SocketAddr) -> anyhow::Result<()> {
-    run_ok(
-        Command::new(collector)
-            .arg("init")
+// === impl Layout ===
+
+impl Layout {
+    /// Checks the binaries and clears `<work>/logship`.
+    fn prepare(work: &Path, bins: &Path) -> anyhow::Result<Self> {
+        let (agent_bin, collector_bin) =
+            (bins.join("logship-agent"), bins.join("logship-collector"));
+        for bin in [&agent_bin, &collector_bin] {
+            if !fs::metadata(bin).is_ok_and(|m| m.is_file()) {
+                bail!(
+                    "{} not found; build with `cargo build --release -p logship-agent -p logship-collector` or pass --bin-dir",
+                    bin.display()
+                );
+            }
+        }
+        let dir = work.join("logship");
+        if fs::symlink_metadata(&dir).is_ok() {
+            fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+        }
+        fs::create_dir_all(&dir)?;
+        let (data, agent_dir) = (dir.join("collector"), dir.join("agent"));
+        Ok(Self {
+            agent_bin,
+            collector_bin,
+            dir,
+            data,
+            agent_dir,
+        })
+    }
+
+    /// `init`, `issue-agent-cert` pointing the agent at the relay, then the example input
+    /// removed from `agent.toml`.
+    fn setup(&self, relay: SocketAddr) -> anyhow::Result<()> {
+        run_ok(
+            Command::new(&self.collector_bin)
+                .arg("init")
+                .arg("--data-dir")
+                .arg(&self.data),
+        )?;
+        run_ok(
+            Command::new(&self.collector_bin)
+                .arg("issue-agent-cert")
+                .arg("--data-dir")
+                .arg(&self.data)
+                .args(["--name", "bench"])
+                .arg("--collector")
+                .arg(relay.to_string())
+                .arg("--out")
+                .arg(&self.agent_dir),
+        )?;
+        let agent_toml = self.agent_dir.join("agent.toml");
+        fs::write(
+            &agent_toml,
+            drop_file_inputs(&fs::read_to_string(&agent_toml)?),
+        )?;
+        Ok(())
+    }
+
+    fn start_collector(&self, port: u16) -> anyhow::Result<ChildGuard> {
+        let mut collector = spawn_logged(
+            &self.dir,
+            "collector",
+            Command::new(&self.collector_bin)
+                .arg("serve")
+                .arg("--config")
+                .arg(self.data.join("collector.toml"))
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}")),
+        )?;
+        wait_listening(port, &mut collector, LISTEN_TIMEOUT)?;
+        Ok(collector)
+    }
+
+    fn start_agent(&self, input: &Path) -> anyhow::Result<ChildGuard> {
+        spawn_logged(
+            &self.dir,
+            "agent",
+            Command::new(&self.agent_bin)
+                .arg("run")
+                .arg("--config")
+                .arg(self.agent_dir.join("agent.toml"))
+                .arg("--tail")
+                .arg(input),
+        )
+    }
+
+    /// Streams `logship-collector search` and checks the file's line numbers.
+    fn search_order(&self, file: &FileInfo) -> anyhow::Result<OrderCheck> {
+        let mut child = Command::new(&self.collector_bin)
+            .arg("search")
             .arg("--data-dir")
-            .arg(data),
-    )?;
-    run_ok(
-        Command::new(collector)
-            .arg("issue-agent-cert")
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--name", "bench"])
-            .arg("--collector")
-            .arg(relay.to_string())
-            .arg("--out")
-            .arg(agent_dir),
-    )
+            .arg(&self.data)
+            .args(["--limit", "1000000000"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot run logship-collector search")?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let check = check_order(
+            BufReader::with_capacity(1 << 20, stdout),
+            &file.path,
+            file.lines,
+        );
+        let status = child.wait()?;
+        if !status.success() {
+            bail!("logship-collector search failed: {status}");
+        }
+        let check = check?;
+        if let Some(problem) = &check.problem {
+            tracing::warn!(
+                problem,
+                seen = check.seen,
+                "Stored lines are not complete and in order."
+            );
+        }
+        Ok(check)
+    }
 }
 
 fn run_ok(cmd: &mut Command) -> anyhow::Result<()> {
@@ -218,30 +281,6 @@ fn records_stored(path: &Path) -> u64 {
         .ok()
         .and_then(|b| serde_json::from_slice::<Status>(&b).ok())
         .map_or(0, |s| s.records_stored)
-}
-
-/// Streams `logship-collector search` and checks the file's line numbers.
-fn search_order(collector: &Path, data: &Path, file: &FileInfo) -> anyhow::Result<OrderCheck> {
-    let mut child = Command::new(collector)
-        .arg("search")
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--limit", "1000000000"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("cannot run logship-collector search")?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let check = check_order(
-        BufReader::with_capacity(1 << 20, stdout),
-        &file.path,
-        file.lines,
-    );
-    let status = child.wait()?;
-    if !status.success() {
-        bail!("logship-collector search failed: {status}");
-    }
-    check
 }
 
 /// Reads JSON lines and checks that the records of `path` carry line numbers 1..=`lines` in order.
