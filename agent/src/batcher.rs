@@ -124,7 +124,7 @@ impl Batcher {
     /// Closes the current batch, if any, and appends it to the spool.
     pub fn flush(&mut self) -> Result<(), BatchError> {
         if self.count == 0 {
-            return Ok(());
+            return self.flush_positions();
         }
         self.encode_header();
         let payload = self
@@ -148,6 +148,17 @@ impl Batcher {
         self.stats
             .compressed_bytes
             .fetch_add(compressed, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// With no lines pending, persists moved positions (e.g. a forgotten file) on their own.
+    fn flush_positions(&mut self) -> Result<(), BatchError> {
+        let positions = self.take_positions();
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let batch = NewBatch { count: 0, uncompressed_len: 0, payload: Vec::new(), positions };
+        self.spool.append(batch)?;
         Ok(())
     }
 
@@ -340,8 +351,10 @@ impl LineSink for Batcher {
     }
 
     fn close_source(&mut self, source: SourceId) -> Result<(), SinkClosed> {
+        // Persist the "forget" at once (after the lines before it): a crash before the next
+        // batch must not leave a position for a file that no longer exists.
         self.sources[source.0 as usize].pending_offset = Some(u64::MAX);
-        Ok(())
+        self.flush_or_close()
     }
 
     fn tick(&mut self) -> Result<(), SinkClosed> {
