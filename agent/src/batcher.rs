@@ -157,7 +157,12 @@ impl Batcher {
         if positions.is_empty() {
             return Ok(());
         }
-        let batch = NewBatch { count: 0, uncompressed_len: 0, payload: Vec::new(), positions };
+        let batch = NewBatch {
+            count: 0,
+            uncompressed_len: 0,
+            payload: Vec::new(),
+            positions,
+        };
         self.spool.append(batch)?;
         Ok(())
     }

@@ -48,7 +48,7 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
         .map_err(|_| anyhow::anyhow!("a rustls crypto provider was already installed"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .max_blocking_threads(16)
+        .max_blocking_threads(4)
         .enable_all()
         .build()?;
     runtime.block_on(async move {

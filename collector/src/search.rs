@@ -25,7 +25,7 @@ pub fn run(args: &SearchArgs, out: &mut dyn Write) -> Result<u64> {
     // With field filters the store cannot count matches for us: apply the limit here.
     let store_limit = if filters.is_empty() { args.limit } else { None };
     let limit = args.limit.unwrap_or(usize::MAX) as u64;
-    let empty = Map::new();
+    let mut lookup = crate::normalize::FieldsLookup::new(&args.data_dir);
     let query = Query {
         since_ns: args
             .since
@@ -53,15 +53,24 @@ pub fn run(args: &SearchArgs, out: &mut dyn Write) -> Result<u64> {
     let mut matched = 0u64;
     let mut failure = None;
     let mut emit = |r: &RecordView<'_>| {
-        let fields = r.fields.unwrap_or(&empty);
-        if !filters.iter().all(|f| f.matches(fields)) {
+        // Fields are looked up (or computed) only when they are filtered on or printed.
+        let fields = if filters.is_empty() && args.count {
+            None
+        } else {
+            lookup.fields(r)
+        };
+        if !filters.is_empty()
+            && !filters
+                .iter()
+                .all(|f| f.matches(fields.unwrap_or(&Map::new())))
+        {
             return true;
         }
         matched += 1;
         if args.count {
             return matched < limit;
         }
-        let line = record_json(r);
+        let line = record_json(r, fields);
         let written = serde_json::to_writer(&mut *out, &line)
             .map_err(anyhow::Error::from)
             .and_then(|()| out.write_all(b"\n").map_err(anyhow::Error::from));
@@ -88,7 +97,7 @@ pub fn run(args: &SearchArgs, out: &mut dyn Write) -> Result<u64> {
     Ok(matched)
 }
 
-fn record_json(r: &RecordView<'_>) -> Value {
+fn record_json(r: &RecordView<'_>, fields: Option<&Map<String, Value>>) -> Value {
     let mut m = Map::new();
     m.insert("event_id".into(), json!(r.event_id));
     m.insert("agent".into(), json!(r.agent));
@@ -110,7 +119,7 @@ fn record_json(r: &RecordView<'_>) -> Value {
     if r.kind == 1 {
         m.insert("kind".into(), json!("gap"));
     }
-    if let Some(fields) = r.fields {
+    if let Some(fields) = fields {
         m.insert("fields".into(), Value::Object(fields.clone()));
     }
     Value::Object(m)

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::ingest::{HeartbeatBook, IngestService, Limits};
+use crate::normalize::{NormalizeQueue, fields_dir};
 use crate::writer::WriterHandle;
 use crate::{status, tls};
 
@@ -39,7 +40,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     let (store, report) = Store::open(store_config).context("opening the store")?;
     log_recovery(&report);
     let records = store.stats().records;
-    let (writer, writer_thread) = WriterHandle::start(store, records);
+    let normalize = config.normalize.then(|| {
+        NormalizeQueue::start(fields_dir(&config.data_dir), config.max_decompressed_bytes)
+    });
+    let (queue, normalize_thread) = normalize.unzip();
+    let normalize_stats = queue.as_ref().map(|q| q.stats.clone());
+    let (writer, writer_thread) = WriterHandle::start(store, records, queue);
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -48,6 +54,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     let status_task = tokio::spawn(status::run(
         config.data_dir.join("status.json"),
         writer.stats.clone(),
+        normalize_stats,
         heartbeats.clone(),
         shutdown.clone(),
     ));
@@ -55,7 +62,6 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
         max_decompressed_bytes: config.max_decompressed_bytes,
         max_batch_records: config.max_batch_records,
         max_in_flight: config.max_in_flight_per_connection,
-        normalize: config.normalize,
     };
     let service = IngestServer::new(IngestService::new(writer, limits, heartbeats))
         .max_decoding_message_size(config.max_message_bytes)
@@ -80,7 +86,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
         () = deadline => tracing::warn!("Connections did not drain in time; stopping anyway."),
     }
     shutdown.cancel();
-    let joined = tokio::task::spawn_blocking(move || writer_thread.join());
+    let joined = tokio::task::spawn_blocking(move || {
+        let writer = writer_thread.join();
+        // The worker stops once the writer (its only feeder) has stopped.
+        let worker = normalize_thread.map(|t| t.join());
+        (writer, worker)
+    });
     match tokio::time::timeout(DRAIN_DEADLINE, joined).await {
         Ok(_) => {}
         Err(_) => tracing::error!("The store writer did not stop in time."),

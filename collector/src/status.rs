@@ -11,6 +11,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::HeartbeatBook;
+use crate::normalize::NormalizeStats;
 use crate::writer::WriterStats;
 
 /// How often the file is rewritten.
@@ -20,11 +21,13 @@ const INTERVAL: Duration = Duration::from_millis(500);
 pub async fn run(
     path: PathBuf,
     stats: std::sync::Arc<WriterStats>,
+    normalize: Option<std::sync::Arc<NormalizeStats>>,
     heartbeats: HeartbeatBook,
     shutdown: CancellationToken,
 ) {
+    let normalize = normalize.unwrap_or_default();
     loop {
-        if let Err(error) = write(&path, &stats, &heartbeats) {
+        if let Err(error) = write(&path, &stats, &normalize, &heartbeats) {
             tracing::warn!(%error, path = %path.display(), "Writing the status file failed.");
         }
         tokio::select! {
@@ -32,12 +35,17 @@ pub async fn run(
             _ = tokio::time::sleep(INTERVAL) => {}
         }
     }
-    if let Err(error) = write(&path, &stats, &heartbeats) {
+    if let Err(error) = write(&path, &stats, &normalize, &heartbeats) {
         tracing::warn!(%error, path = %path.display(), "Writing the final status file failed.");
     }
 }
 
-fn write(path: &PathBuf, stats: &WriterStats, heartbeats: &HeartbeatBook) -> std::io::Result<()> {
+fn write(
+    path: &PathBuf,
+    stats: &WriterStats,
+    normalize: &NormalizeStats,
+    heartbeats: &HeartbeatBook,
+) -> std::io::Result<()> {
     let agents: serde_json::Map<String, serde_json::Value> = heartbeats
         .lock()
         .expect("heartbeat book lock is never poisoned")
@@ -65,6 +73,9 @@ fn write(path: &PathBuf, stats: &WriterStats, heartbeats: &HeartbeatBook) -> std
         "payload_bytes": stats.payload_bytes.load(Ordering::Relaxed),
         "duplicate_records": stats.duplicate_records.load(Ordering::Relaxed),
         "commits": stats.commits.load(Ordering::Relaxed),
+        "normalized_records": normalize.records.load(Ordering::Relaxed),
+        "normalize_skipped_records": normalize.skipped_records.load(Ordering::Relaxed),
+        "normalize_failed_blocks": normalize.failed_blocks.load(Ordering::Relaxed),
         "agents": agents,
     });
     let tmp = path.with_extension("json.tmp");

@@ -17,6 +17,7 @@ use logship_store::{BlockInput, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ingest::trim::trim_block;
+use crate::normalize::{Job, NormalizeQueue};
 
 /// Capacity of the channel into the writer.
 const QUEUE_CAPACITY: usize = 64;
@@ -68,6 +69,7 @@ impl WriterHandle {
     pub fn start(
         store: Store,
         records_at_open: u64,
+        normalize: Option<NormalizeQueue>,
     ) -> (WriterHandle, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let stats = Arc::new(WriterStats::default());
@@ -77,7 +79,7 @@ impl WriterHandle {
         let thread_stats = stats.clone();
         let join = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(store, rx, &thread_stats))
+            .spawn(move || run(store, rx, &thread_stats, normalize.as_ref()))
             .expect("spawning a thread only fails when the OS is out of resources");
         (WriterHandle { tx, stats }, join)
     }
@@ -93,12 +95,18 @@ impl WriterHandle {
     }
 }
 
-fn run(mut store: Store, mut rx: mpsc::Receiver<Request>, stats: &WriterStats) {
+fn run(
+    mut store: Store,
+    mut rx: mpsc::Receiver<Request>,
+    stats: &WriterStats,
+    normalize: Option<&NormalizeQueue>,
+) {
     let mut pending: Vec<(oneshot::Sender<Reply>, Reply)> = Vec::new();
+    let mut stored: Vec<Job> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
-        pending.push(handle(&mut store, first, stats));
+        pending.push(handle(&mut store, first, stats, &mut stored));
         while let Ok(next) = rx.try_recv() {
-            pending.push(handle(&mut store, next, stats));
+            pending.push(handle(&mut store, next, stats, &mut stored));
         }
         let committed = store
             .sync()
@@ -106,6 +114,12 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Request>, stats: &WriterStats) {
         stats.commits.fetch_add(1, Ordering::Relaxed);
         if let Err(error) = &committed {
             tracing::error!(%error, "Store commit failed; refusing the pending batches.");
+        }
+        // Normalization follows the commit and never holds it up (try_send).
+        for job in stored.drain(..) {
+            if let (Ok(()), Some(q)) = (&committed, normalize) {
+                q.submit(job);
+            }
         }
         for (reply, outcome) in pending.drain(..) {
             let outcome = match (&committed, outcome) {
@@ -122,7 +136,12 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Request>, stats: &WriterStats) {
     tracing::info!("Store writer stopped.");
 }
 
-fn handle(store: &mut Store, req: Request, stats: &WriterStats) -> (oneshot::Sender<Reply>, Reply) {
+fn handle(
+    store: &mut Store,
+    req: Request,
+    stats: &WriterStats,
+    stored: &mut Vec<Job>,
+) -> (oneshot::Sender<Reply>, Reply) {
     let Request { block, reply } = req;
     let watermark = store.watermark(&block.agent, &block.stream_id);
     let last = block.first_seq + u64::from(block.count) - 1;
@@ -148,8 +167,16 @@ fn handle(store: &mut Store, req: Request, stats: &WriterStats) -> (oneshot::Sen
         block
     };
     let (count, bytes) = (u64::from(block.count), block.payload.len() as u64);
+    let job = Job {
+        agent: block.agent.clone(),
+        stream_id: block.stream_id.clone(),
+        first_seq: block.first_seq,
+        count: block.count,
+        payload: block.payload.clone(),
+    };
     match store.append(block) {
         Ok(_) => {
+            stored.push(job);
             stats.records_stored.fetch_add(count, Ordering::Relaxed);
             stats.blocks_stored.fetch_add(1, Ordering::Relaxed);
             stats.payload_bytes.fetch_add(bytes, Ordering::Relaxed);

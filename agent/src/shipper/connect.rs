@@ -13,8 +13,8 @@ use tonic::transport::{Channel, Endpoint, Uri};
 /// Time allowed for TCP connect plus TLS handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// HTTP/2 flow-control windows: large enough for multi-MiB batches in flight.
-const STREAM_WINDOW: u32 = 8 << 20;
-const CONNECTION_WINDOW: u32 = 16 << 20;
+const STREAM_WINDOW: u32 = 2 << 20;
+const CONNECTION_WINDOW: u32 = 4 << 20;
 
 /// Connects to `endpoint` (HOST:PORT); the certificate must be valid for HOST.
 pub(crate) async fn connect(endpoint: &str, tls: Arc<rustls::ClientConfig>) -> Result<Channel> {

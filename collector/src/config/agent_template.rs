@@ -31,7 +31,7 @@ fsync_interval_ms = 200
 
 [batch]
 max_records = 20000
-max_bytes = 4194304       # uncompressed bytes per batch
+max_bytes = 2097152       # uncompressed bytes per batch
 max_wait_ms = 1000
 zstd_level = 1
 

@@ -16,8 +16,6 @@ pub struct Limits {
     pub max_batch_records: u32,
     /// Batches waiting for the store per connection.
     pub max_in_flight: usize,
-    /// Normalize records into ECS fields at ingest.
-    pub normalize: bool,
 }
 
 /// Why a batch was refused. Each maps to one gRPC status code.
@@ -51,26 +49,14 @@ impl IngestError {
     }
 }
 
-/// Per-connection state carried between batches (buffers and the stateful normalizer).
+/// Per-connection state carried between batches.
 #[derive(Default)]
 pub(super) struct ConnState {
     scratch: Vec<u8>,
-    fields: Vec<u8>,
-    /// Present when normalization at ingest is enabled.
-    normalizer: Option<logship_normalize::Normalizer>,
 }
 
-impl ConnState {
-    /// State for a new connection; normalizes when `normalize`.
-    pub(super) fn new(normalize: bool) -> Self {
-        ConnState {
-            normalizer: normalize.then(logship_normalize::Normalizer::new),
-            ..ConnState::default()
-        }
-    }
-}
-
-/// Checks a batch and builds the store block for it, with its fields column when normalizing.
+/// Checks a batch and builds the store block for it. Normalization happens after the store
+/// commit, off this path (see `crate::normalize`).
 pub(super) fn prepare(
     agent: &str,
     batch: Batch,
@@ -102,14 +88,6 @@ pub(super) fn prepare(
             inputs.insert(source.input.clone());
         }
     }
-    let fields = match state.normalizer.as_mut() {
-        Some(n) => Some(
-            crate::normalize::fields_column(&list, n, &mut state.fields)
-                .map_err(|e| IngestError::Invalid(format!("normalizing: {e}")))?
-                .into(),
-        ),
-        None => None,
-    };
     let block = BlockInput {
         agent: agent.to_string(),
         stream_id: batch.stream_id,
@@ -120,7 +98,7 @@ pub(super) fn prepare(
         max_time_ns,
         inputs: inputs.into_iter().collect(),
         payload: batch.payload,
-        fields,
+        fields: None,
     };
     Ok(block)
 }
@@ -166,7 +144,6 @@ mod tests {
         max_decompressed_bytes: 1 << 20,
         max_batch_records: 10,
         max_in_flight: 4,
-        normalize: true,
     };
 
     fn batch(records: usize, raw: &[u8]) -> Batch {
@@ -196,31 +173,20 @@ mod tests {
     }
 
     #[test]
-    fn a_good_batch_becomes_a_block_with_fields() {
-        let line = b"Feb 12 14:10:21 sd-126005 sshd[16378]: Invalid user pascal from 35.188.49.176 port 53502";
-        let mut state = ConnState::new(true);
-        let block = prepare("agent1", batch(3, line), &LIMITS, &mut state).unwrap();
+    fn a_good_batch_becomes_a_block() {
+        let mut state = ConnState::default();
+        let block = prepare("agent1", batch(3, b"hello"), &LIMITS, &mut state).unwrap();
         assert_eq!(
             (block.count, block.min_time_ns, block.max_time_ns),
             (3, 1_000, 1_002)
         );
         assert_eq!(block.inputs, ["auth"]);
-        let mut text = Vec::new();
-        logship_proto::payload::decompress_capped(&block.fields.unwrap(), 1 << 20, &mut text)
-            .unwrap();
-        let rows: Vec<serde_json::Value> = text
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).unwrap())
-            .collect();
-        assert_eq!(rows.len(), 3);
-        assert_eq!(rows[0]["user.name"], "pascal");
-        assert_eq!(rows[0]["source.ip"], "35.188.49.176");
+        assert_eq!(block.agent, "agent1");
     }
 
     #[test]
     fn bad_batches_are_refused_with_the_right_status() {
-        let mut state = ConnState::new(false);
+        let mut state = ConnState::default();
         let mut b = batch(2, b"x");
         b.count = 3;
         let e = prepare("a", b, &LIMITS, &mut state).unwrap_err();

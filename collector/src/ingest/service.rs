@@ -96,7 +96,7 @@ async fn read_batches(
     svc: IngestService,
     pending: mpsc::Sender<Pending>,
 ) {
-    let mut state = ConnState::new(svc.limits.normalize);
+    let mut state = ConnState::default();
     loop {
         let batch = match inbound.message().await {
             Ok(Some(b)) => b,

@@ -52,6 +52,8 @@ pub struct RecordView<'a> {
     pub truncated_from: u64,
     /// 0 line, 1 gap.
     pub kind: i32,
+    /// The agent's time zone, for timestamps without one (from the batch).
+    pub agent_tz: &'a str,
     /// Normalized fields; `None` when the block has no fields column or the object is empty.
     pub fields: Option<&'a Map<String, Value>>,
 }
@@ -288,6 +290,7 @@ impl Searcher<'_, '_> {
             raw: &rec.raw,
             truncated_from: rec.truncated_from,
             kind: rec.kind,
+            agent_tz: &list.agent_tz,
             fields,
         };
         self.stats.records_matched += 1;

@@ -1,51 +1,11 @@
-//! Normalization at ingest and offline: runs the parsers of `logship-normalize` over a batch's
-//! records and produces the block's fields column (DESIGN.md §5); and the `normalize` /
-//! `parser-accuracy` commands for people checking parsers on their own logs.
-//!
-//! The fields column is zstd-compressed JSON lines, one object per record in record order (`{}`
-//! for gap records). Raw bytes are never changed; a parser that does not recognize a record
-//! leaves it `event.dataset = "unparsed"`.
+//! The `normalize` and `parser-accuracy` commands, for people checking the parsers on their own
+//! logs before they deploy.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use logship_normalize::{Context, Normalizer};
-use logship_proto::v1::RecordList;
-
-/// zstd level of the fields column.
-const FIELDS_ZSTD_LEVEL: i32 = 1;
-
-/// Builds the compressed fields column of a decoded batch.
-pub fn fields_column(
-    list: &RecordList,
-    normalizer: &mut Normalizer,
-    out: &mut Vec<u8>,
-) -> Result<Vec<u8>> {
-    out.clear();
-    for r in &list.records {
-        if r.kind == 1 {
-            out.extend_from_slice(b"{}\n");
-            continue;
-        }
-        let source = list.sources.get(r.source as usize);
-        let ctx = Context {
-            host: &list.host,
-            input: source.map_or("", |s| s.input.as_str()),
-            path: source.map_or("", |s| s.path.as_str()),
-            agent_tz: if list.agent_tz.is_empty() {
-                "UTC"
-            } else {
-                &list.agent_tz
-            },
-            observed_unix_nanos: r.observed_unix_nanos,
-        };
-        let event = normalizer.normalize(&r.raw, &ctx);
-        serde_json::to_writer(&mut *out, &event.fields)?;
-        out.push(b'\n');
-    }
-    Ok(zstd::bulk::compress(out, FIELDS_ZSTD_LEVEL)?)
-}
 
 /// `logship-collector normalize`: prints `{"dataset", "fields", "raw"}` per input line.
 pub fn run_offline(

@@ -1,0 +1,40 @@
+//! The fields column of one block: zstd-compressed JSON lines, one object per record in record
+//! order (`{}` for gap records).
+
+use anyhow::Result;
+use logship_normalize::{Context, Normalizer};
+use logship_proto::v1::RecordList;
+
+/// zstd level of the fields column.
+const FIELDS_ZSTD_LEVEL: i32 = 1;
+
+/// Builds the compressed fields column of a decoded batch.
+pub(crate) fn fields_column(
+    list: &RecordList,
+    normalizer: &mut Normalizer,
+    out: &mut Vec<u8>,
+) -> Result<Vec<u8>> {
+    out.clear();
+    for r in &list.records {
+        if r.kind == 1 {
+            out.extend_from_slice(b"{}\n");
+            continue;
+        }
+        let source = list.sources.get(r.source as usize);
+        let ctx = Context {
+            host: &list.host,
+            input: source.map_or("", |s| s.input.as_str()),
+            path: source.map_or("", |s| s.path.as_str()),
+            agent_tz: if list.agent_tz.is_empty() {
+                "UTC"
+            } else {
+                &list.agent_tz
+            },
+            observed_unix_nanos: r.observed_unix_nanos,
+        };
+        let event = normalizer.normalize(&r.raw, &ctx);
+        serde_json::to_writer(&mut *out, &event.fields)?;
+        out.push(b'\n');
+    }
+    Ok(zstd::bulk::compress(out, FIELDS_ZSTD_LEVEL)?)
+}

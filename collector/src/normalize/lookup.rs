@@ -1,0 +1,117 @@
+//! Fields for search results: the block's inline column when it has one, else the precomputed
+//! sidecar column, else the fields computed now with the same parsers (never "no fields" just
+//! because precomputation lagged).
+//!
+//! Records normalized on the fly share one normalizer per agent stream, fed in store order;
+//! stateful joins (postfix from/to) only see the records the search reads.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+
+use logship_normalize::{Context, Normalizer};
+use logship_store::RecordView;
+use serde_json::{Map, Value};
+
+use super::sidecar::{self, Entry};
+
+/// Cap on a column once decompressed.
+const COLUMN_CAP: usize = 1 << 30;
+
+type StreamKey = (String, String);
+
+/// Finds or computes the fields of search results, one record at a time in store order.
+pub struct FieldsLookup {
+    dir: PathBuf,
+    indexes: HashMap<StreamKey, Option<(File, Vec<Entry>)>>,
+    /// The parsed column of the block last looked up: (key, first_seq, rows).
+    column: Option<(StreamKey, u64, Vec<Map<String, Value>>)>,
+    normalizers: HashMap<StreamKey, Normalizer>,
+    computed: Map<String, Value>,
+    scratch: Vec<u8>,
+}
+
+impl FieldsLookup {
+    /// A lookup over the sidecars of `data_dir`.
+    pub fn new(data_dir: &std::path::Path) -> Self {
+        FieldsLookup {
+            dir: super::fields_dir(data_dir),
+            indexes: HashMap::new(),
+            column: None,
+            normalizers: HashMap::new(),
+            computed: Map::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The fields of `r`, or `None` for gap records and records that yield none.
+    pub fn fields<'a>(&'a mut self, r: &'a RecordView<'_>) -> Option<&'a Map<String, Value>> {
+        if r.kind == 1 {
+            return None;
+        }
+        if let Some(inline) = r.fields {
+            return Some(inline);
+        }
+        let key = (r.agent.to_string(), r.stream_id.to_string());
+        if self.load_column(&key, r.seq) {
+            let (_, first, rows) = self.column.as_ref().expect("loaded above");
+            return rows.get((r.seq - first) as usize).filter(|m| !m.is_empty());
+        }
+        let normalizer = self.normalizers.entry(key).or_default();
+        let ctx = Context {
+            host: r.host,
+            input: r.input,
+            path: r.path,
+            agent_tz: if r.agent_tz.is_empty() {
+                "UTC"
+            } else {
+                r.agent_tz
+            },
+            observed_unix_nanos: r.observed_ns,
+        };
+        self.computed = normalizer.normalize(r.raw, &ctx).fields;
+        Some(&self.computed)
+    }
+
+    /// Makes the column holding `seq` current; false when no sidecar column covers it.
+    fn load_column(&mut self, key: &StreamKey, seq: u64) -> bool {
+        if let Some((k, first, rows)) = &self.column {
+            if k == key && seq >= *first && seq < first + rows.len() as u64 {
+                return true;
+            }
+        }
+        let dir = &self.dir;
+        let index = self.indexes.entry(key.clone()).or_insert_with(|| {
+            let mut file = File::open(sidecar::path(dir, &key.0, &key.1)).ok()?;
+            let (entries, _) = sidecar::scan(&mut file).ok()?;
+            Some((file, entries))
+        });
+        let Some((file, entries)) = index else {
+            return false;
+        };
+        let at = entries.partition_point(|e| e.first_seq + u64::from(e.count) <= seq);
+        let Some(entry) = entries.get(at).filter(|e| e.first_seq <= seq).copied() else {
+            return false;
+        };
+        match read_rows(file, entry, &mut self.scratch) {
+            Some(rows) if rows.len() == entry.count as usize => {
+                self.column = Some((key.clone(), entry.first_seq, rows));
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+fn read_rows(file: &mut File, e: Entry, scratch: &mut Vec<u8>) -> Option<Vec<Map<String, Value>>> {
+    let mut body = vec![0u8; e.len as usize];
+    file.seek(SeekFrom::Start(e.offset)).ok()?;
+    file.read_exact(&mut body).ok()?;
+    logship_proto::payload::decompress_capped(&body, COLUMN_CAP, scratch).ok()?;
+    scratch
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).ok())
+        .collect()
+}
