@@ -29,6 +29,8 @@ use crate::config::BatchLimits;
 
 /// Lines between two reads of the wall clock (lines read together share their observed time).
 const CLOCK_EVERY: u32 = 64;
+/// Batch buffer kept while the input is quiet.
+const IDLE_BUF_BYTES: usize = 64 << 10;
 /// Record kind of an explicit gap (proto `RECORD_KIND_GAP`).
 const KIND_GAP: u64 = 1;
 
@@ -106,7 +108,7 @@ impl Batcher {
             agent_tz,
             sources: Vec::new(),
             batch_sources: Vec::new(),
-            buf: Vec::with_capacity(limits.max_bytes + (64 << 10)),
+            buf: Vec::with_capacity(IDLE_BUF_BYTES),
             count: 0,
             opened_at: None,
             now_ns: wall_clock_ns(),
@@ -274,6 +276,15 @@ impl Batcher {
         Ok(())
     }
 
+    fn release_buffers(&mut self) {
+        if self.buf.capacity() > IDLE_BUF_BYTES {
+            self.buf = Vec::with_capacity(IDLE_BUF_BYTES);
+        }
+        if let Ok(fresh) = zstd::bulk::Compressor::new(self.limits.zstd_level) {
+            self.compressor = fresh;
+        }
+    }
+
     fn tick_clock(&mut self) {
         self.since_clock += 1;
         if self.since_clock >= CLOCK_EVERY {
@@ -367,6 +378,9 @@ impl LineSink for Batcher {
         self.since_clock = 0;
         if self.due() {
             self.flush_or_close()?;
+            // A batch closed by age means a low rate: give back the big buffers until the
+            // next burst (the allocator returns them to the OS, see `crate::memory`).
+            self.release_buffers();
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
+    logship_agent::memory::limit_arenas();
     let cli = Cli::parse();
     init_tracing(&cli.log_level);
     match try_main(cli) {
@@ -47,7 +48,7 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
         .install_default()
         .map_err(|_| anyhow::anyhow!("a rustls crypto provider was already installed"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .max_blocking_threads(4)
         .enable_all()
         .build()?;
