@@ -12,8 +12,10 @@
 //! - `append` blocks while the spool is full: the input stops reading (when_full = block).
 //!
 //! ```text
-//! buffer = { 0x1A len Record }*  then  0x0A host, { 0x12 len Source }*, 0x22 agent_tz
-//! Record = 0x08 source, 0x10 observed_ns, 0x1A raw, [0x20 truncated_from], [0x28 kind]
+//! buffer = { 0x1A len Record }*  then  0x0A host, { 0x12 len Source }*, 0x22 agent_tz,
+//!          0x28 first observed_ns
+//! Record = 0x08 source, [0x10 observed_ns], 0x1A raw, [0x20 truncated_from], [0x28 kind]
+//!          observed_ns only when it differs from the record before (0 = same as before)
 //! ```
 
 use std::path::Path;
@@ -85,6 +87,10 @@ pub struct Batcher {
     opened_at: Option<Instant>,
     now_ns: i64,
     since_clock: u32,
+    /// Observed time of the current batch's first record.
+    batch_first_ns: i64,
+    /// Observed time of the record last encoded.
+    last_ns: i64,
     compressor: zstd::bulk::Compressor<'static>,
     stats: Arc<BatcherStats>,
 }
@@ -113,6 +119,8 @@ impl Batcher {
             opened_at: None,
             now_ns: wall_clock_ns(),
             since_clock: 0,
+            batch_first_ns: 0,
+            last_ns: 0,
             compressor: zstd::bulk::Compressor::new(limits.zstd_level)?,
             stats: Arc::default(),
         })
@@ -221,6 +229,7 @@ impl Batcher {
             put_bytes(&mut self.buf, 2, path.as_bytes());
         }
         put_bytes(&mut self.buf, 4, self.agent_tz.as_bytes());
+        put_varint_field(&mut self.buf, 5, self.batch_first_ns as u64);
     }
 
     /// Index of `source` in the current batch's source table, adding it if needed.
@@ -250,9 +259,21 @@ impl Batcher {
         }
         self.tick_clock();
         let index = self.batch_index(source);
-        let observed = self.now_ns as u64;
+        if self.count == 0 {
+            self.batch_first_ns = self.now_ns;
+            self.last_ns = self.now_ns;
+        }
+        // Omitted (0) means "same as the record before": most records share their read time.
+        let observed = if self.now_ns == self.last_ns {
+            0
+        } else {
+            self.now_ns as u64
+        };
+        self.last_ns = self.now_ns;
         let mut len = 1 + encoded_len_varint(u64::from(index));
-        len += 1 + encoded_len_varint(observed);
+        if observed != 0 {
+            len += 1 + encoded_len_varint(observed);
+        }
         len += field_len(raw.len());
         if truncated_from > 0 {
             len += 1 + encoded_len_varint(truncated_from);
@@ -263,7 +284,9 @@ impl Batcher {
         let buf = &mut self.buf;
         put_key_len(buf, 3, len);
         put_varint_field(buf, 1, u64::from(index));
-        put_varint_field(buf, 2, observed);
+        if observed != 0 {
+            put_varint_field(buf, 2, observed);
+        }
         put_bytes(buf, 3, raw);
         if truncated_from > 0 {
             put_varint_field(buf, 4, truncated_from);

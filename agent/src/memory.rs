@@ -25,9 +25,16 @@ pub async fn trim_when_idle(spool: Spool, shutdown: CancellationToken) {
         let s = spool.stats();
         let now = (s.next_seq, s.acked_through);
         let idle = now == last && s.acked_through + 1 >= s.next_seq;
-        idle_looks = if idle { idle_looks.saturating_add(1) } else { 0 };
+        idle_looks = if idle {
+            idle_looks.saturating_add(1)
+        } else {
+            0
+        };
         if idle_looks == 2 {
-            if tokio::task::spawn_blocking(release_free_memory).await.is_err() {
+            if tokio::task::spawn_blocking(release_free_memory)
+                .await
+                .is_err()
+            {
                 tracing::debug!("Heap trim task failed.");
             }
         }

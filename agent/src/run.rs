@@ -91,7 +91,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         heartbeat,
     };
     let shipper_task = tokio::spawn(shipper.run(shutdown.clone()));
-    tokio::spawn(crate::memory::trim_when_idle(spool.clone(), shutdown.clone()));
+    tokio::spawn(crate::memory::trim_when_idle(
+        spool.clone(),
+        shutdown.clone(),
+    ));
     shutdown.cancelled().await;
     tracing::info!("Stopping inputs.");
     stop.store(true, Ordering::SeqCst);

@@ -58,7 +58,22 @@ pub fn decode_payload(
     scratch: &mut Vec<u8>,
 ) -> Result<RecordList, PayloadError> {
     decompress_capped(payload, cap, scratch)?;
-    Ok(RecordList::decode(bytes::Bytes::copy_from_slice(scratch))?)
+    let mut list = RecordList::decode(bytes::Bytes::copy_from_slice(scratch))?;
+    resolve_observed_times(&mut list);
+    Ok(list)
+}
+
+/// Replaces every record's observed time of 0 ("same as the record before") by the time it
+/// stands for, so consumers always see absolute times.
+pub fn resolve_observed_times(list: &mut RecordList) {
+    let mut current = list.observed_unix_nanos;
+    for r in &mut list.records {
+        if r.observed_unix_nanos == 0 {
+            r.observed_unix_nanos = current;
+        } else {
+            current = r.observed_unix_nanos;
+        }
+    }
 }
 
 /// Compresses an encoded `RecordList` with zstd at `level`.
@@ -83,6 +98,7 @@ mod tests {
                 ..Default::default()
             }],
             agent_tz: "UTC".into(),
+            observed_unix_nanos: 0,
         }
     }
 
@@ -104,6 +120,26 @@ mod tests {
         let err = decompress_capped(&compressed, 1 << 20, &mut scratch).unwrap_err();
         assert!(matches!(err, PayloadError::TooLarge { cap } if cap == 1 << 20));
         assert!(scratch.len() <= (1 << 20) + 1);
+    }
+
+    #[test]
+    fn omitted_observed_times_are_resolved() {
+        let mut list = sample();
+        list.observed_unix_nanos = 100;
+        let rec = |t| Record {
+            observed_unix_nanos: t,
+            ..Default::default()
+        };
+        list.records = vec![rec(0), rec(0), rec(250), rec(0)];
+        let compressed = compress(&list.encode_to_vec(), 1).unwrap();
+        let mut scratch = Vec::new();
+        let decoded = decode_payload(&compressed, 1 << 20, &mut scratch).unwrap();
+        let times: Vec<_> = decoded
+            .records
+            .iter()
+            .map(|r| r.observed_unix_nanos)
+            .collect();
+        assert_eq!(times, [100, 100, 250, 250]);
     }
 
     #[test]

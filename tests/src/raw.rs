@@ -105,6 +105,7 @@ pub fn line_batch(stream_id: &str, first_seq: u64, input: &str, lines: &[&str]) 
             })
             .collect(),
         agent_tz: "UTC".into(),
+        observed_unix_nanos: 0,
     };
     let encoded = list.encode_to_vec();
     Ok(Batch {

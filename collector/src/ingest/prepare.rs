@@ -161,6 +161,7 @@ mod tests {
                 })
                 .collect(),
             agent_tz: "UTC".into(),
+            observed_unix_nanos: 0,
         };
         let payload = logship_proto::payload::compress(&list.encode_to_vec(), 1).unwrap();
         Batch {

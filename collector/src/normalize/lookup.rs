@@ -115,3 +115,65 @@ fn read_rows(file: &mut File, e: Entry, scratch: &mut Vec<u8>) -> Option<Vec<Map
         .map(|l| serde_json::from_slice(l).ok())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::sidecar::Writer;
+
+    const SSHD: &[u8] =
+        b"Feb 12 14:10:21 sd-126005 sshd[16378]: Invalid user pascal from 35.188.49.176 port 53502";
+
+    fn view<'a>(seq: u64, raw: &'a [u8], kind: i32) -> RecordView<'a> {
+        RecordView {
+            event_id: "e",
+            agent: "a",
+            host: "h",
+            stream_id: "s",
+            seq,
+            input: "auth",
+            path: "/var/log/auth.log",
+            observed_ns: 1_771_000_000_000_000_000,
+            event_ns: 0,
+            raw,
+            truncated_from: 0,
+            kind,
+            agent_tz: "UTC",
+            fields: None,
+        }
+    }
+
+    fn column(rows: &[&str]) -> Vec<u8> {
+        let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+        zstd::bulk::compress(text.as_bytes(), 1).unwrap()
+    }
+
+    #[test]
+    fn sidecar_columns_win_and_missing_ones_are_computed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::new(crate::normalize::fields_dir(dir.path()));
+        w.append(
+            "a",
+            "s",
+            1,
+            2,
+            &column(&[r#"{"user.name":"from-sidecar"}"#, "{}"]),
+        )
+        .unwrap();
+        drop(w);
+        let mut lookup = FieldsLookup::new(dir.path());
+        let r1 = view(1, SSHD, 0);
+        assert_eq!(lookup.fields(&r1).unwrap()["user.name"], "from-sidecar");
+        let r2 = view(2, SSHD, 0);
+        assert!(
+            lookup.fields(&r2).is_none(),
+            "an empty object means no fields"
+        );
+        let r3 = view(3, SSHD, 0);
+        let computed = lookup.fields(&r3).unwrap();
+        assert_eq!(computed["user.name"], "pascal");
+        assert_eq!(computed["event.outcome"], "failure");
+        let gap = view(4, b"lost", 1);
+        assert!(lookup.fields(&gap).is_none());
+    }
+}

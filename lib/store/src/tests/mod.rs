@@ -82,6 +82,7 @@ pub(crate) fn block(spec: &Spec<'_>) -> BlockInput {
         }],
         records,
         agent_tz: "UTC".into(),
+        observed_unix_nanos: 0,
     };
     let payload = payload::compress(&list.encode_to_vec(), 1).expect("compress");
     let fields = spec.fields.then(|| {
