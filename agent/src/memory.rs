@@ -30,13 +30,12 @@ pub async fn trim_when_idle(spool: Spool, shutdown: CancellationToken) {
         } else {
             0
         };
-        if idle_looks == 2 {
-            if tokio::task::spawn_blocking(release_free_memory)
+        if idle_looks == 2
+            && tokio::task::spawn_blocking(release_free_memory)
                 .await
                 .is_err()
-            {
-                tracing::debug!("Heap trim task failed.");
-            }
+        {
+            tracing::debug!("Heap trim task failed.");
         }
         last = now;
     }

@@ -21,12 +21,19 @@ const COLUMN_CAP: usize = 1 << 30;
 
 type StreamKey = (String, String);
 
+/// The parsed column of one block: its stream, first seq and one object per record.
+struct Column {
+    key: StreamKey,
+    first_seq: u64,
+    rows: Vec<Map<String, Value>>,
+}
+
 /// Finds or computes the fields of search results, one record at a time in store order.
 pub struct FieldsLookup {
     dir: PathBuf,
     indexes: HashMap<StreamKey, Option<(File, Vec<Entry>)>>,
     /// The parsed column of the block last looked up: (key, first_seq, rows).
-    column: Option<(StreamKey, u64, Vec<Map<String, Value>>)>,
+    column: Option<Column>,
     normalizers: HashMap<StreamKey, Normalizer>,
     computed: Map<String, Value>,
     scratch: Vec<u8>,
@@ -55,8 +62,11 @@ impl FieldsLookup {
         }
         let key = (r.agent.to_string(), r.stream_id.to_string());
         if self.load_column(&key, r.seq) {
-            let (_, first, rows) = self.column.as_ref().expect("loaded above");
-            return rows.get((r.seq - first) as usize).filter(|m| !m.is_empty());
+            let c = self.column.as_ref().expect("loaded above");
+            return c
+                .rows
+                .get((r.seq - c.first_seq) as usize)
+                .filter(|m| !m.is_empty());
         }
         let normalizer = self.normalizers.entry(key).or_default();
         let ctx = Context {
@@ -76,10 +86,12 @@ impl FieldsLookup {
 
     /// Makes the column holding `seq` current; false when no sidecar column covers it.
     fn load_column(&mut self, key: &StreamKey, seq: u64) -> bool {
-        if let Some((k, first, rows)) = &self.column {
-            if k == key && seq >= *first && seq < first + rows.len() as u64 {
-                return true;
-            }
+        if let Some(c) = &self.column
+            && &c.key == key
+            && seq >= c.first_seq
+            && seq < c.first_seq + c.rows.len() as u64
+        {
+            return true;
         }
         let dir = &self.dir;
         let index = self.indexes.entry(key.clone()).or_insert_with(|| {
@@ -96,7 +108,11 @@ impl FieldsLookup {
         };
         match read_rows(file, entry, &mut self.scratch) {
             Some(rows) if rows.len() == entry.count as usize => {
-                self.column = Some((key.clone(), entry.first_seq, rows));
+                self.column = Some(Column {
+                    key: key.clone(),
+                    first_seq: entry.first_seq,
+                    rows,
+                });
                 true
             }
             _ => false,

@@ -5,6 +5,7 @@ mod config;
 mod corruption;
 mod delivery;
 mod exactly_once;
+mod fields;
 mod outage;
 mod security;
 mod support;
