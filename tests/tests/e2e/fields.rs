@@ -85,10 +85,26 @@ fn check_queries(collector: &Collector) -> Result<()> {
     }
     let cidr = store.count(&["--where", "source.ip=203.0.113.0/24"])?;
     ensure!(cidr == 4, "CIDR match found {cidr}, want 4");
-    let not_sshd = store.search(&["--where", "event.dataset!=sshd"])?;
+    let unknown = store.search(&[
+        "--where",
+        "event.dataset=unparsed",
+        "--contains",
+        "no known format",
+    ])?;
     ensure!(
-        not_sshd.len() == 1 && not_sshd[0]["fields"]["event.dataset"] == "unparsed",
-        "unknown formats stay raw and are marked unparsed: {not_sshd:?}"
+        unknown.len() == 1 && unknown[0]["raw"] == "this line is in no known format",
+        "unknown formats stay raw and are marked unparsed: {unknown:?}"
+    );
+    let not_sshd = store.count(&[
+        "--where",
+        "event.dataset!=sshd",
+        "--where",
+        "event.dataset!=pam",
+    ])?;
+    let unparsed = store.count(&["--where", "event.dataset=unparsed"])?;
+    ensure!(
+        not_sshd == unparsed,
+        "!= filters: {not_sshd} records neither sshd nor pam, {unparsed} unparsed"
     );
     let real = store.count(&[
         "--where",
