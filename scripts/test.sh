@@ -9,9 +9,12 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 command -v logrotate >/dev/null || need_pkgs+=(logrotate)
 command -v zstd >/dev/null || need_pkgs+=(zstd)
+command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || need_pkgs+=(rsyslog)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "==> installing ${need_pkgs[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  # The package may start a system rsyslog; the tests and the benchmark run their own instances.
+  pkill -x rsyslogd 2>/dev/null || true
 fi
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 
