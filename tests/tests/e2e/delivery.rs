@@ -143,3 +143,83 @@ fn last_line_without_newline_arrives_after_idle_flush() {
         Ok(())
     });
 }
+
+#[test]
+fn agent_fails_over_past_a_dead_endpoint() {
+    run_test(|sb| {
+        let log = sb.path().join("app.log");
+        std::fs::write(&log, "one\ntwo\n")?;
+        let mut collector =
+            logship_e2e::Collector::init(sb, "collector", &logship_e2e::CollectorOpts::default())?;
+        collector.start()?;
+        let mut opts = logship_e2e::AgentOpts::new(&collector, vec![FileInput::new("app", &log)]);
+        // Nothing listens on the first endpoint: the agent must move on to the second.
+        let dead = format!("127.0.0.1:{}", logship_e2e::free_port());
+        opts.endpoints = vec![dead, collector.endpoint()];
+        let mut agent = logship_e2e::Agent::enroll(sb, &collector, "agent1", &opts)?;
+        agent.start()?;
+        wait_until(ARRIVAL, "2 records via the second endpoint", || {
+            Ok(collector.count()? == 2)
+        })?;
+        let log_text = agent.log_text()?;
+        ensure!(
+            log_text.contains("Connection to the collector failed"),
+            "the dead endpoint was never tried:\n{log_text}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn normalize_command_prints_fields_for_raw_lines() {
+    run_test(|sb| {
+        let file = sb.path().join("auth.log");
+        std::fs::write(
+            &file,
+            "Feb 12 14:10:21 sd-126005 sshd[16378]: Invalid user pascal from 35.188.49.176 port 53502\n\
+             not a log line at all\n",
+        )?;
+        let out = std::process::Command::new(logship_e2e::bin("logship-collector"))
+            .args(["normalize", "--tz", "Asia/Tokyo"])
+            .arg(&file)
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "normalize failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: Vec<Value> = out
+            .stdout
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(serde_json::from_slice)
+            .collect::<Result<_, _>>()?;
+        ensure!(rows.len() == 2, "{rows:?}");
+        ensure!(
+            rows[0]["dataset"] == "sshd" && rows[0]["fields"]["user.name"] == "pascal",
+            "{}",
+            rows[0]
+        );
+        // Feb 12 14:10:21 in Tokyo is 05:10:21 UTC.
+        let ts = rows[0]["fields"]["@timestamp"].as_str().unwrap_or("");
+        ensure!(
+            ts.ends_with("-02-12T05:10:21Z"),
+            "time zone not applied: {ts}"
+        );
+        ensure!(
+            rows[1]["dataset"] == "unparsed" && rows[1]["raw"] == "not a log line at all",
+            "{}",
+            rows[1]
+        );
+        let forced = std::process::Command::new(logship_e2e::bin("logship-collector"))
+            .args(["normalize", "--dataset", "squid"])
+            .arg(&file)
+            .output()?;
+        let text = String::from_utf8_lossy(&forced.stdout);
+        ensure!(
+            text.lines().all(|l| l.contains("\"unparsed\"")),
+            "squid claimed sshd lines: {text}"
+        );
+        Ok(())
+    });
+}
