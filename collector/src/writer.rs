@@ -167,16 +167,23 @@ fn handle(
         block
     };
     let (count, bytes) = (u64::from(block.count), block.payload.len() as u64);
-    let job = Job {
-        agent: block.agent.clone(),
-        stream_id: block.stream_id.clone(),
-        first_seq: block.first_seq,
-        count: block.count,
-        payload: block.payload.clone(),
-    };
+    let (agent, stream_id, first_seq, block_count, payload) = (
+        block.agent.clone(),
+        block.stream_id.clone(),
+        block.first_seq,
+        block.count,
+        block.payload.clone(),
+    );
     match store.append(block) {
-        Ok(_) => {
-            stored.push(job);
+        Ok(at) => {
+            stored.push(Job {
+                agent,
+                stream_id,
+                first_seq,
+                count: block_count,
+                payload,
+                at,
+            });
             stats.records_stored.fetch_add(count, Ordering::Relaxed);
             stats.blocks_stored.fetch_add(1, Ordering::Relaxed);
             stats.payload_bytes.fetch_add(bytes, Ordering::Relaxed);

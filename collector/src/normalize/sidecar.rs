@@ -50,6 +50,8 @@ pub(crate) fn scan(file: &mut File) -> std::io::Result<(Vec<Entry>, u64)> {
         entries.push(e);
         at = e.offset as usize + e.len as usize;
     }
+    // Catch-up appends deferred blocks after newer ones: readers search by seq.
+    entries.sort_by_key(|e| e.first_seq);
     Ok((entries, at as u64))
 }
 

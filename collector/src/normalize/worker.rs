@@ -1,17 +1,25 @@
 //! The normalizer worker: one thread that parses stored blocks into fields columns and appends
 //! them to the sidecars. Fed by the store writer after each commit through a bounded queue with
-//! `try_send` (policy `drop_newest` for *precomputation* only: a skipped block is counted and its
-//! fields are computed at search time instead, so nothing is lost).
+//! `try_send`, so the writer never waits. When the queue is full the block is *deferred*: only
+//! its [`BlockRef`] is kept (bounded by [`MAX_DEFERRED`]) and the worker reads it back from the
+//! store once the queue is empty, so a burst is normalized after it ends. Past that bound a block
+//! is skipped and counted; its fields are then computed at search time (nothing is lost either
+//! way). Deferred blocks reach a stream's normalizer out of order, which only matters to joins
+//! across lines (postfix queue ids).
 
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
 
 use bytes::Bytes;
 use logship_normalize::Normalizer;
 use logship_proto::payload::decode_payload;
+use logship_store::BlockRef;
 
 use super::column::fields_column;
 use super::sidecar::Writer;
@@ -20,6 +28,10 @@ use super::sidecar::Writer;
 const QUEUE_BLOCKS: usize = 32;
 /// Normalizers kept (one per agent stream); past it the map is cleared and state restarts.
 const MAX_STREAMS: usize = 4096;
+/// Deferred blocks remembered for catch-up (about 100 bytes each).
+const MAX_DEFERRED: usize = 100_000;
+/// How long the worker waits for a fresh block before catching up on a deferred one.
+const IDLE_WAIT: Duration = Duration::from_millis(50);
 
 /// One stored block to normalize.
 pub struct Job {
@@ -33,14 +45,29 @@ pub struct Job {
     pub count: u32,
     /// The block's compressed payload.
     pub payload: Bytes,
+    /// Where the block is stored (to read it back if it has to wait).
+    pub at: BlockRef,
 }
+
+/// A block waiting for catch-up: everything but its payload.
+struct Deferred {
+    agent: String,
+    stream_id: String,
+    first_seq: u64,
+    count: u32,
+    at: BlockRef,
+}
+
+type DeferredQueue = Arc<Mutex<VecDeque<Deferred>>>;
 
 /// Counters for the status file.
 #[derive(Debug, Default)]
 pub struct NormalizeStats {
     /// Records whose fields were precomputed.
     pub records: AtomicU64,
-    /// Records skipped because the queue was full (their fields are computed at search time).
+    /// Records whose blocks wait for catch-up right now.
+    pub deferred_records: AtomicU64,
+    /// Records skipped because even the deferred list was full (fields computed at search time).
     pub skipped_records: AtomicU64,
     /// Blocks that could not be normalized (sidecar write failed).
     pub failed_blocks: AtomicU64,
@@ -50,6 +77,7 @@ pub struct NormalizeStats {
 #[derive(Clone)]
 pub struct NormalizeQueue {
     tx: SyncSender<Job>,
+    deferred: DeferredQueue,
     /// Shared counters.
     pub stats: Arc<NormalizeStats>,
 }
@@ -62,54 +90,159 @@ impl NormalizeQueue {
     ) -> (NormalizeQueue, std::thread::JoinHandle<()>) {
         let (tx, rx) = sync_channel(QUEUE_BLOCKS);
         let stats = Arc::new(NormalizeStats::default());
-        let thread_stats = stats.clone();
+        let deferred = DeferredQueue::default();
+        let worker = Worker {
+            writer: Writer::new(dir),
+            cap: max_decompressed_bytes,
+            stats: stats.clone(),
+            deferred: deferred.clone(),
+            normalizers: HashMap::new(),
+            scratch: Vec::new(),
+            text: Vec::new(),
+        };
         let join = std::thread::Builder::new()
             .name("normalizer".into())
-            .spawn(move || run(rx, Writer::new(dir), max_decompressed_bytes, &thread_stats))
+            .spawn(move || worker.run(&rx))
             .expect("spawning a thread only fails when the OS is out of resources");
-        (NormalizeQueue { tx, stats }, join)
+        (
+            NormalizeQueue {
+                tx,
+                deferred,
+                stats,
+            },
+            join,
+        )
     }
 
-    /// Queues a block without ever waiting; a full queue skips it (counted).
+    /// Queues a block without ever waiting; a full queue defers it (or, past
+    /// [`MAX_DEFERRED`], skips it), counted either way.
     pub fn submit(&self, job: Job) {
         let count = u64::from(job.count);
-        match self.tx.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.stats
-                    .skipped_records
-                    .fetch_add(count, Ordering::Relaxed);
-            }
+        let job = match self.tx.try_send(job) {
+            Ok(()) => return,
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => job,
+        };
+        let mut deferred = self
+            .deferred
+            .lock()
+            .expect("deferred lock is never poisoned");
+        if deferred.len() >= MAX_DEFERRED {
+            self.stats
+                .skipped_records
+                .fetch_add(count, Ordering::Relaxed);
+            return;
         }
+        let Job {
+            agent,
+            stream_id,
+            first_seq,
+            count: n,
+            at,
+            ..
+        } = job;
+        deferred.push_back(Deferred {
+            agent,
+            stream_id,
+            first_seq,
+            count: n,
+            at,
+        });
+        self.stats
+            .deferred_records
+            .fetch_add(count, Ordering::Relaxed);
     }
 }
 
-fn run(rx: Receiver<Job>, mut writer: Writer, cap: usize, stats: &NormalizeStats) {
-    let mut normalizers: HashMap<(String, String), Normalizer> = HashMap::new();
-    let (mut scratch, mut text) = (Vec::new(), Vec::new());
-    while let Ok(job) = rx.recv() {
-        if normalizers.len() >= MAX_STREAMS {
-            normalizers.clear();
+/// The worker thread's state.
+struct Worker {
+    writer: Writer,
+    cap: usize,
+    stats: Arc<NormalizeStats>,
+    deferred: DeferredQueue,
+    normalizers: HashMap<(String, String), Normalizer>,
+    scratch: Vec<u8>,
+    text: Vec<u8>,
+}
+
+impl Worker {
+    /// Fresh blocks first; deferred ones whenever no fresh block arrives for [`IDLE_WAIT`].
+    fn run(mut self, rx: &Receiver<Job>) {
+        loop {
+            match rx.recv_timeout(IDLE_WAIT) {
+                Ok(job) => self.normalize(
+                    &job.agent,
+                    &job.stream_id,
+                    job.first_seq,
+                    job.count,
+                    &job.payload,
+                ),
+                Err(RecvTimeoutError::Timeout) => self.catch_up_one(),
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
         }
-        let key = (job.agent.clone(), job.stream_id.clone());
-        let normalizer = normalizers.entry(key).or_default();
-        let column = decode_payload(&job.payload, cap, &mut scratch)
+        let left = self
+            .deferred
+            .lock()
+            .expect("deferred lock is never poisoned")
+            .len();
+        if left > 0 {
+            tracing::info!(
+                blocks = left,
+                "Normalizer stopped with deferred blocks; search computes their fields."
+            );
+        }
+    }
+
+    fn catch_up_one(&mut self) {
+        let next = self
+            .deferred
+            .lock()
+            .expect("deferred lock is never poisoned")
+            .pop_front();
+        let Some(d) = next else { return };
+        self.stats
+            .deferred_records
+            .fetch_sub(u64::from(d.count), Ordering::Relaxed);
+        match logship_store::read_block_payload(&d.at) {
+            Ok(payload) => self.normalize(&d.agent, &d.stream_id, d.first_seq, d.count, &payload),
+            Err(error) => {
+                self.stats.failed_blocks.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, agent = %d.agent, first_seq = d.first_seq,
+                    "Reading a deferred block failed; search computes its fields.");
+            }
+        }
+    }
+
+    fn normalize(
+        &mut self,
+        agent: &str,
+        stream_id: &str,
+        first_seq: u64,
+        count: u32,
+        payload: &[u8],
+    ) {
+        if self.normalizers.len() >= MAX_STREAMS {
+            self.normalizers.clear();
+        }
+        let key = (agent.to_string(), stream_id.to_string());
+        let normalizer = self.normalizers.entry(key).or_default();
+        let column = decode_payload(payload, self.cap, &mut self.scratch)
             .map_err(anyhow::Error::from)
-            .and_then(|list| fields_column(&list, normalizer, &mut text));
+            .and_then(|list| fields_column(&list, normalizer, &mut self.text));
         let written = column.and_then(|c| {
-            writer
-                .append(&job.agent, &job.stream_id, job.first_seq, job.count, &c)
+            self.writer
+                .append(agent, stream_id, first_seq, count, &c)
                 .map_err(Into::into)
         });
         match written {
             Ok(()) => {
-                stats
+                self.stats
                     .records
-                    .fetch_add(u64::from(job.count), Ordering::Relaxed);
+                    .fetch_add(u64::from(count), Ordering::Relaxed);
             }
             Err(error) => {
-                stats.failed_blocks.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(agent = %job.agent, first_seq = job.first_seq, error = %format!("{error:#}"),
+                self.stats.failed_blocks.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(agent, first_seq, error = %format!("{error:#}"),
                     "Normalizing a block failed; its fields are computed at search time.");
             }
         }

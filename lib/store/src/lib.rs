@@ -54,6 +54,7 @@
 
 mod block;
 mod index;
+mod read;
 mod recovery;
 mod search;
 mod segment;
@@ -67,6 +68,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+pub use read::read_block_payload;
 pub use search::{Query, RecordView, SearchStats, search, search_with_cap};
 pub use verify::{VerifyReport, verify};
 pub use writer::{BlockInput, BlockRef, Store, StoreStats};

@@ -165,3 +165,31 @@ fn search_of_an_empty_or_missing_store_is_empty() {
     assert!(report.is_ok());
     assert_eq!(report.chain_head, "0".repeat(64));
 }
+
+#[test]
+fn a_block_is_read_back_by_its_ref_and_a_stale_ref_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let first = block(&Spec::default());
+    let payload = first.payload.clone();
+    let at = store.append(first).unwrap();
+    let second = store
+        .append(block(&Spec {
+            first_seq: 5,
+            ..Spec::default()
+        }))
+        .unwrap();
+    store.sync().unwrap();
+    assert_eq!(crate::read_block_payload(&at).unwrap(), payload);
+    assert!(crate::read_block_payload(&second).is_ok());
+    let wrong = crate::BlockRef {
+        last_seq: 99,
+        ..at.clone()
+    };
+    assert!(crate::read_block_payload(&wrong).is_err());
+    flip(&at.segment, at.offset + at.len / 2);
+    assert!(
+        crate::read_block_payload(&at).is_err(),
+        "a damaged block is refused"
+    );
+}
