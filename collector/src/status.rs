@@ -75,6 +75,7 @@ fn write(
         "commits": stats.commits.load(Ordering::Relaxed),
         "normalized_records": normalize.records.load(Ordering::Relaxed),
         "normalize_deferred_records": normalize.deferred_records.load(Ordering::Relaxed),
+        "normalize_deferred_total": normalize.deferred_total.load(Ordering::Relaxed),
         "normalize_skipped_records": normalize.skipped_records.load(Ordering::Relaxed),
         "normalize_failed_blocks": normalize.failed_blocks.load(Ordering::Relaxed),
         "agents": agents,
