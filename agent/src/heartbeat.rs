@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use logship_proto::v1::ingest_client::IngestClient;
-use logship_proto::v1::{HeartbeatRequest, HostFacts};
+use logship_proto::v1::{HeartbeatRequest, HostFacts, InputPosition};
 use logship_spool::Spool;
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio_util::sync::CancellationToken;
@@ -27,6 +27,8 @@ pub struct Heartbeat {
     pub inputs: Arc<Mutex<HashMap<String, Arc<BatcherStats>>>>,
     /// Lost spool records at start-up (corruption).
     pub spool_lost_records: u64,
+    /// Live read positions of each file input, registered once its tailer has started.
+    pub positions: Arc<Mutex<Vec<(String, logship_tail::PositionsHandle)>>>,
 }
 
 // === impl Heartbeat ===
@@ -78,11 +80,30 @@ impl Heartbeat {
             host: Some(facts),
             spool_bytes: stats.bytes,
             spool_records: stats.records,
-            positions: Vec::new(),
+            positions: self.read_positions(),
             drops,
             stream_id: self.stream_id.clone(),
         };
         Some((request, system))
+    }
+}
+
+impl Heartbeat {
+    fn read_positions(&self) -> Vec<InputPosition> {
+        let handles = self
+            .positions
+            .lock()
+            .expect("positions lock is never poisoned");
+        handles
+            .iter()
+            .flat_map(|(input, handle)| {
+                handle.get().into_iter().map(move |c| InputPosition {
+                    input: input.clone(),
+                    path: c.path,
+                    offset: c.offset,
+                })
+            })
+            .collect()
     }
 }
 

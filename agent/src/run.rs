@@ -60,6 +60,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         .map(|l| l.last_seq - l.first_seq + 1)
         .sum();
     let mut threads = vec![spawn_gap_reporter(&ctx, recovered.lost, stop.clone())?];
+    let positions = Arc::new(Mutex::new(Vec::new()));
     for input in &config.files {
         let checkpoints = checkpoints_for(&input.tail.input, &recovered.positions);
         let batcher = ctx.batcher(&input.tail.input)?;
@@ -68,6 +69,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
             .expect("input stats lock is never poisoned")
             .insert(input.tail.input.clone(), batcher.stats());
         threads.push(spawn_file_input(
+            positions.clone(),
             input.clone(),
             checkpoints,
             recovered.first_run,
@@ -81,6 +83,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         interval: config.shipper.heartbeat_interval,
         inputs: input_stats,
         spool_lost_records: lost_records,
+        positions,
     };
     let shipper = Shipper {
         spool: spool.clone(),
@@ -146,6 +149,7 @@ fn checkpoints_for(input: &str, positions: &[Position]) -> Vec<Checkpoint> {
 }
 
 fn spawn_file_input(
+    positions: Arc<Mutex<Vec<(String, logship_tail::PositionsHandle)>>>,
     input: FileInput,
     checkpoints: Vec<Checkpoint>,
     first_run: bool,
@@ -162,6 +166,10 @@ fn spawn_file_input(
                 return;
             }
         };
+        positions
+            .lock()
+            .expect("positions lock is never poisoned")
+            .push((name.clone(), tailer.positions_handle()));
         let mut batcher = batcher;
         if first_run {
             // start_at = end keys files at their end before any line: persist those positions

@@ -49,6 +49,20 @@ fn lines_arrive_with_their_fields() {
             collector.store().count(&["--since", "-1h"])? == 3,
             "relative since"
         );
+        // The agent's heartbeat reports host facts and where it has read up to.
+        let path = log.display().to_string();
+        let size = std::fs::metadata(&log)?.len();
+        wait_until(ARRIVAL, "heartbeat with the file's read position", || {
+            let Some(status) = collector.status()? else {
+                return Ok(false);
+            };
+            let agent = &status["agents"]["agent1"];
+            let read_to_end = agent["positions"].as_array().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p["path"] == path.as_str() && p["offset"] == size)
+            });
+            Ok(read_to_end && agent["host"].as_str().is_some_and(|h| !h.is_empty()))
+        })?;
         Ok(())
     });
 }
