@@ -22,6 +22,12 @@ echo "==> format"
 cargo fmt --all -- --check
 echo "==> clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> dependency guard: ring is the only TLS crypto provider, no OpenSSL"
+for banned in aws-lc-rs openssl-sys; do
+  if cargo tree --quiet -i "$banned" --target all >/dev/null 2>&1; then
+    echo "$banned is in the dependency tree (see docs/ARCHITECTURE.md, crate choices)"; exit 1
+  fi
+done
 echo "==> build binaries"
 cargo build --workspace --bins --quiet
 echo "==> parser accuracy gate"
