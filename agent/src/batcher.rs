@@ -50,18 +50,8 @@ pub enum BatchError {
 /// Counters of one batcher, shared with heartbeats.
 #[derive(Debug, Default)]
 pub struct BatcherStats {
-    /// Lines framed.
-    pub lines: AtomicU64,
-    /// Line bytes framed.
-    pub bytes: AtomicU64,
-    /// Batches appended to the spool.
-    pub batches: AtomicU64,
-    /// Compressed bytes appended.
-    pub compressed_bytes: AtomicU64,
     /// Gap records emitted.
     pub gaps: AtomicU64,
-    /// Lines cut at the maximum line length.
-    pub truncated_lines: AtomicU64,
 }
 
 struct Source {
@@ -148,16 +138,11 @@ impl Batcher {
             payload,
             positions,
         };
-        let compressed = batch.payload.len() as u64;
         self.buf.clear();
         self.count = 0;
         self.opened_at = None;
         self.batch_sources.clear();
         self.spool.append(batch)?;
-        self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .compressed_bytes
-            .fetch_add(compressed, Ordering::Relaxed);
         Ok(())
     }
 
@@ -365,13 +350,6 @@ impl LineSink for Batcher {
     ) -> Result<(), SinkClosed> {
         self.push_record(source, raw, truncated_from, 0)?;
         self.sources[source.0 as usize].pending_offset = Some(offset_after);
-        self.stats.lines.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .bytes
-            .fetch_add(raw.len() as u64, Ordering::Relaxed);
-        if truncated_from > 0 {
-            self.stats.truncated_lines.fetch_add(1, Ordering::Relaxed);
-        }
         Ok(())
     }
 

@@ -77,17 +77,18 @@ pub(super) fn prepare(
         )));
     }
     let (mut min_time_ns, mut max_time_ns) = (i64::MAX, i64::MIN);
-    let mut inputs = BTreeSet::new();
     for r in &list.records {
         min_time_ns = min_time_ns.min(r.observed_unix_nanos);
         max_time_ns = max_time_ns.max(r.observed_unix_nanos);
-        let source = list.sources.get(r.source as usize).ok_or_else(|| {
-            IngestError::Invalid(format!("record refers to unknown source {}", r.source))
-        })?;
-        if !inputs.contains(source.input.as_str()) {
-            inputs.insert(source.input.clone());
+        if r.source as usize >= list.sources.len() {
+            return Err(IngestError::Invalid(format!(
+                "record refers to unknown source {}",
+                r.source
+            )));
         }
     }
+    // The index lists the batch's inputs (a batch's source table is small).
+    let inputs: BTreeSet<&str> = list.sources.iter().map(|s| s.input.as_str()).collect();
     let block = BlockInput {
         agent: agent.to_string(),
         stream_id: batch.stream_id,
@@ -96,7 +97,7 @@ pub(super) fn prepare(
         host: list.host.clone(),
         min_time_ns,
         max_time_ns,
-        inputs: inputs.into_iter().collect(),
+        inputs: inputs.into_iter().map(str::to_string).collect(),
         payload: batch.payload,
         fields: None,
     };
