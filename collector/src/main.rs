@@ -174,17 +174,18 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 
 fn verify(data_dir: &Path) -> Result<ExitCode> {
     let report = logship_store::verify(&serve::store_dir(data_dir))?;
-    let problems: Vec<_> = report
-        .problems
-        .iter()
-        .map(|p| {
-            serde_json::json!({
-                "segment": p.segment.display().to_string(),
-                "offset": p.offset,
-                "reason": p.reason,
+    let located = |list: &[logship_store::CorruptBlock]| -> Vec<serde_json::Value> {
+        list.iter()
+            .map(|p| {
+                serde_json::json!({
+                    "segment": p.segment.display().to_string(),
+                    "offset": p.offset,
+                    "reason": p.reason,
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
+    let problems = located(&report.problems);
     let doc = serde_json::json!({
         "ok": problems.is_empty(),
         "segments": report.segments,
@@ -193,6 +194,7 @@ fn verify(data_dir: &Path) -> Result<ExitCode> {
         "chain_head": report.chain_head,
         "problems": problems,
         "incomplete_tail": report.incomplete_tail.as_ref().map(|t| t.reason.clone()),
+        "recorded_gaps": located(&report.recorded_gaps),
     });
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(if report.problems.is_empty() {

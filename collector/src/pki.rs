@@ -115,13 +115,17 @@ pub fn issue_agent_cert(dir: &Path, name: &str, validity: Validity) -> Result<Ag
 
 /// Agent names become certificate CNs and store keys: keep them to a safe alphabet.
 pub fn validate_agent_name(name: &str) -> Result<()> {
+    // The name becomes a path component (`fields/<agent>/`): "." and ".." must never pass.
     let ok = !name.is_empty()
         && name.len() <= 128
+        && !name.starts_with('.')
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if !ok {
-        bail!("agent name {name:?} must be 1-128 characters of A-Z a-z 0-9 - _ .");
+        bail!(
+            "agent name {name:?} must be 1-128 characters of A-Z a-z 0-9 - _ . and not start with ."
+        );
     }
     Ok(())
 }
@@ -217,4 +221,19 @@ pub fn write_private(path: &Path, contents: &str) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     file.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_agent_name;
+
+    #[test]
+    fn agent_names_that_are_path_tricks_are_refused() {
+        for bad in [".", "..", ".hidden", "", "a/b", "a b", &"x".repeat(129)] {
+            assert!(validate_agent_name(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["pc-0042", "dc01.corp.example", "srv_1", "a..b"] {
+            assert!(validate_agent_name(good).is_ok(), "{good:?} refused");
+        }
+    }
 }

@@ -118,4 +118,13 @@ fn log_recovery(report: &logship_store::RecoveryReport) {
             "Store block is corrupt; it is skipped by searches and reported by verify."
         );
     }
+    for q in &report.quarantined {
+        tracing::error!(
+            segment = %q.segment,
+            offset = q.offset,
+            bytes = q.bytes,
+            quarantine = %q.file.display(),
+            "The store's last segment ended in damaged blocks: moved to quarantine, reported by verify and status.json."
+        );
+    }
 }

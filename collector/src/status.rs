@@ -40,6 +40,24 @@ pub async fn run(
     }
 }
 
+/// Damaged tails the store moved to quarantine (listed from disk, so they stay visible until
+/// an operator removes them). `path` is `DATA_DIR/status.json`.
+fn store_quarantined(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let Some(data_dir) = path.parent() else {
+        return Vec::new();
+    };
+    let found = logship_store::quarantined(&crate::serve::store_dir(data_dir)).unwrap_or_default();
+    found
+        .into_iter()
+        .map(|q| {
+            json!({
+                "segment": q.segment, "offset": q.offset, "bytes": q.bytes,
+                "file": q.file.display().to_string(),
+            })
+        })
+        .collect()
+}
+
 fn write(
     path: &PathBuf,
     stats: &WriterStats,
@@ -83,6 +101,7 @@ fn write(
         "normalize_skipped_records": normalize.skipped_records.load(Ordering::Relaxed),
         "normalize_failed_blocks": normalize.failed_blocks.load(Ordering::Relaxed),
         "agents": agents,
+        "store_quarantined": store_quarantined(path),
     });
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)?;

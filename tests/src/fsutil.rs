@@ -60,6 +60,17 @@ pub fn flip_bytes(path: &Path, len: u64) -> Result<u64> {
     Ok(at)
 }
 
+/// Inverts one bit of the byte at `offset` in `path` (a single flipped bit, as a bad disk does).
+pub fn flip_bit_at(path: &Path, offset: u64) -> Result<()> {
+    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    let mut byte = [0u8; 1];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut byte, offset)?;
+    byte[0] ^= 0x10;
+    std::os::unix::fs::FileExt::write_all_at(&file, &byte, offset)?;
+    file.sync_all()?;
+    Ok(())
+}
+
 /// The last `max` bytes of a text file (lossy UTF-8).
 pub(crate) fn tail_text(path: &Path, max: u64) -> Result<String> {
     let mut file = std::fs::File::open(path)?;

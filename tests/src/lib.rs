@@ -10,6 +10,7 @@
 mod agent;
 mod collector;
 mod fsutil;
+mod mount;
 mod numbered;
 mod proc;
 pub mod raw;
@@ -22,7 +23,8 @@ use anyhow::{Result, bail};
 
 pub use agent::{Agent, AgentOpts, FileInput};
 pub use collector::{Collector, CollectorOpts, Store};
-pub use fsutil::{dir_bytes, files_with_ext, flip_bytes};
+pub use fsutil::{dir_bytes, files_with_ext, flip_bit_at, flip_bytes};
+pub use mount::Tmpfs;
 pub use numbered::{check_exactly_once, line_number, numbered_line};
 pub use proc::Proc;
 

@@ -49,6 +49,7 @@
 mod ack;
 mod append;
 mod error;
+mod fuzz;
 mod io;
 mod ledger;
 mod read;
@@ -65,6 +66,8 @@ mod tests;
 use std::path::PathBuf;
 
 pub use error::SpoolError;
+#[doc(hidden)]
+pub use fuzz::fuzz_segment;
 pub use spool::Spool;
 
 /// Spool settings (validated by [`Spool::open`]).

@@ -152,7 +152,7 @@ impl SegmentIndex {
                     report(offset, reason);
                     pos = next;
                 }
-                Step::Tail { offset, reason } => {
+                Step::Tail { offset, reason, .. } => {
                     report(offset, reason);
                     break;
                 }

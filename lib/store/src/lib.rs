@@ -9,6 +9,7 @@
 //! <dir>/LOCK                                   exclusive lock of the single writer
 //! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.seg   segment n (UTC date of its creation)
 //! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.idx   index sidecar, written when sealed
+//! <dir>/quarantine/<segment stem>@<offset>.tail   damaged tail moved out of a last segment
 //!
 //! segment  := seg_header block*
 //! seg_header (16 B) := magic "LOGSHSEG" | version u32 = 1 | crc32c(magic|version) u32
@@ -41,8 +42,15 @@
 //! - **Crash safety**: after a crash at any point, [`Store::open`] cuts the last segment back
 //!   to its last complete, checksummed block (truncate + fsync) and reports the cut bytes;
 //!   a block is never half kept. Watermarks and chain head are rebuilt from what remains.
-//!   Damaged blocks *after* the last checksummed block of the last segment are cut too (after
-//!   a power loss they are unsynced, unacked writes that the agent resends).
+//! - **Torn is not damaged**: only a block that is *not all there* (a head cut short, or a
+//!   checksummed head whose frame runs past the end of the file, or zero bytes a crash left) is
+//!   a torn write and simply cut. Complete frames whose checksum fails after the last good
+//!   block, or bytes with no valid head, may be fsync'd and acknowledged records: they are
+//!   copied to `quarantine/` (fsync'd) before the cut, reported by open
+//!   ([`RecoveryReport::quarantined`]) and by every [`verify`] run until an operator removes
+//!   the file. Their records do not count towards watermarks, so an agent that never got the
+//!   ack resends them and they are stored again; records that were acked show up in `verify`
+//!   as missing seqs beside the quarantine file.
 //! - **Corruption never stops the pipeline**: a damaged block is skipped (readers resync on the
 //!   next block magic whose header CRC checks out) and reported with segment and offset;
 //!   a missing, stale or damaged sidecar is rebuilt by the writer and ignored by readers.
@@ -53,7 +61,9 @@
 //!   sent off-box (a later feature, DESIGN.md §3.6) cover that case.
 
 mod block;
+mod fuzz;
 mod index;
+mod quarantine;
 mod read;
 mod recovery;
 mod search;
@@ -68,6 +78,9 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+#[doc(hidden)]
+pub use fuzz::fuzz_segment;
+pub use quarantine::{QuarantinedTail, quarantined};
 pub use read::read_block_payload;
 pub use search::{Query, RecordView, SearchStats, search, search_with_cap};
 pub use verify::{VerifyReport, verify};
@@ -104,6 +117,8 @@ pub struct RecoveryReport {
     pub truncated_tail_bytes: u64,
     /// Damaged blocks seen while recovering (kept in place, skipped by readers).
     pub corrupt: Vec<CorruptBlock>,
+    /// Damaged blocks at the end of the last segment, moved to the quarantine folder.
+    pub quarantined: Vec<QuarantinedTail>,
 }
 
 /// A damaged region of a segment.

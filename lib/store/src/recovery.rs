@@ -1,6 +1,8 @@
 //! Recovery at open: sealed segments are summarised from their sidecars (rebuilt when missing
 //! or stale); the last segment is read block by block with CRCs checked and cut back after its
-//! last checksummed block, so a torn write is never half kept.
+//! last checksummed block, so a torn write is never half kept. A torn write (a block that is
+//! not all there) is cut; damaged complete blocks after the last good one are moved to the
+//! quarantine folder first (they may hold acknowledged records) and reported.
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
@@ -9,6 +11,7 @@ use std::path::Path;
 
 use crate::block::{self, GENESIS_HASH, HASH_LEN};
 use crate::index::SegmentIndex;
+use crate::quarantine::{self, QuarantinedTail};
 use crate::segment::{self, SEGMENT_HEADER_LEN, SegmentInfo, SegmentReader, Step};
 use crate::writer::{Active, StoreStats};
 use crate::{CorruptBlock, RecoveryReport, StoreError};
@@ -41,7 +44,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
         let index = sealed_index(info, &mut rec.report)?;
         rec.absorb(&index);
     }
-    match recover_last(last, &mut rec.report)? {
+    match recover_last(dir, last, &mut rec.report)? {
         Some(active) => {
             rec.absorb(&active.index);
             rec.active = Some(active);
@@ -102,9 +105,13 @@ fn sealed_index(
     Ok(index)
 }
 
-/// Recovers the last segment: checks every block, cuts the file after the last checksummed
-/// block. `None` when its segment header is damaged (it must not be appended to).
+/// Recovers the last segment: checks every block and cuts the file after the last checksummed
+/// block. What follows that block is either a torn write (cut) or damage: complete frames
+/// whose checksum fails, or bytes with no valid head, which are moved to the quarantine folder
+/// first and reported, never silently dropped. `None` when its segment header is damaged (it
+/// must not be appended to).
 fn recover_last(
+    dir: &Path,
     info: &SegmentInfo,
     report: &mut RecoveryReport,
 ) -> Result<Option<Active>, StoreError> {
@@ -138,36 +145,50 @@ fn recover_last(
         });
         return Ok(None);
     }
-    let (mut index, corrupt) = scan_checked(&reader, path).map_err(StoreError::io(path))?;
+    let scan = scan_checked(&reader, path).map_err(StoreError::io(path))?;
+    let mut index = scan.index;
     let cut_at = index.segment_len;
     report
         .corrupt
-        .extend(corrupt.into_iter().filter(|c| c.offset < cut_at));
+        .extend(scan.corrupt.into_iter().filter(|c| c.offset < cut_at));
     if cut_at < len {
+        let damaged = cut_at < scan.torn_from && !all_zero(&reader, path, cut_at, scan.torn_from)?;
+        if damaged {
+            quarantine_tail(dir, path, cut_at, len, report)?;
+        } else {
+            tracing::warn!(
+                segment = %path.display(),
+                offset = cut_at,
+                bytes = len - cut_at,
+                "Cut an incomplete block (a torn write) off the last segment."
+            );
+            report.truncated_tail_bytes += len - cut_at;
+        }
         file.set_len(cut_at).map_err(StoreError::io(path))?;
         file.sync_all().map_err(StoreError::io(path))?;
-        tracing::warn!(
-            segment = %path.display(),
-            offset = cut_at,
-            bytes = len - cut_at,
-            "Cut an incomplete or damaged tail off the last segment."
-        );
-        report.truncated_tail_bytes += len - cut_at;
     }
     index.segment_len = cut_at;
     Ok(Some(active(file, info, index)))
 }
 
-/// Reads every block with its CRC. The returned index covers the blocks up to and including
-/// the last checksummed one, and its `segment_len` is where that block ends.
-fn scan_checked(
-    reader: &SegmentReader,
-    path: &Path,
-) -> std::io::Result<(SegmentIndex, Vec<CorruptBlock>)> {
+/// What a checked walk over the last segment found.
+struct Scan {
+    /// Covers the blocks up to and including the last checksummed one; its `segment_len` is
+    /// where that block ends.
+    index: SegmentIndex,
+    /// Damaged blocks and regions, in file order.
+    corrupt: Vec<CorruptBlock>,
+    /// Where an incomplete block starts (a torn write), or the file length when there is none.
+    torn_from: u64,
+}
+
+/// Reads every block with its CRC.
+fn scan_checked(reader: &SegmentReader, path: &Path) -> std::io::Result<Scan> {
     let mut index = SegmentIndex::default();
     let mut pending = Vec::new(); // blocks after the last good one, added once a good one follows
     let mut corrupt = Vec::new();
     let mut good_end = SEGMENT_HEADER_LEN;
+    let mut torn_from = reader.len();
     let mut buf = Vec::new();
     let mut pos = SEGMENT_HEADER_LEN;
     loop {
@@ -210,11 +231,76 @@ fn scan_checked(
                 });
                 pos = next;
             }
-            Step::Tail { .. } | Step::End => break,
+            Step::Tail {
+                offset,
+                reason,
+                torn,
+            } => {
+                if torn {
+                    torn_from = offset;
+                } else {
+                    corrupt.push(CorruptBlock {
+                        segment: path.to_path_buf(),
+                        offset,
+                        reason,
+                    });
+                }
+                break;
+            }
+            Step::End => break,
         }
     }
     index.segment_len = good_end;
-    Ok((index, corrupt))
+    Ok(Scan {
+        index,
+        corrupt,
+        torn_from,
+    })
+}
+
+/// Moves bytes `[from, len)` of the last segment to the quarantine folder and reports them.
+fn quarantine_tail(
+    dir: &Path,
+    path: &Path,
+    from: u64,
+    len: u64,
+    report: &mut RecoveryReport,
+) -> Result<(), StoreError> {
+    let file = quarantine::save_tail(dir, path, from).map_err(StoreError::io(dir))?;
+    tracing::error!(
+        segment = %path.display(),
+        offset = from,
+        bytes = len - from,
+        quarantine = %file.display(),
+        "The last segment ends in damaged blocks; they were moved to quarantine, not deleted."
+    );
+    report.quarantined.push(QuarantinedTail {
+        segment: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        file,
+        offset: from,
+        bytes: len - from,
+    });
+    Ok(())
+}
+
+/// True when bytes `[from, to)` are all zero (a file extended by a crash, not damage).
+fn all_zero(reader: &SegmentReader, path: &Path, from: u64, to: u64) -> Result<bool, StoreError> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pos = from;
+    while pos < to {
+        let n = (to - pos).min(buf.len() as u64) as usize;
+        reader
+            .read_at(&mut buf[..n], pos)
+            .map_err(StoreError::io(path))?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        pos += n as u64;
+    }
+    Ok(true)
 }
 
 fn active(file: std::fs::File, info: &SegmentInfo, index: SegmentIndex) -> Active {
@@ -223,6 +309,7 @@ fn active(file: std::fs::File, info: &SegmentInfo, index: SegmentIndex) -> Activ
         path: info.path.clone(),
         start_ns: info.start_ns,
         len: index.segment_len,
+        synced_len: index.segment_len,
         index,
         dirty: false,
     }

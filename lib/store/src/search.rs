@@ -186,7 +186,7 @@ impl Searcher<'_, '_> {
                     self.report(&info.path, offset, reason);
                     pos = next;
                 }
-                Step::Tail { offset, reason } => {
+                Step::Tail { offset, reason, .. } => {
                     if !is_last {
                         self.report(&info.path, offset, reason);
                     }

@@ -50,8 +50,15 @@ pub(crate) enum Step {
         next: u64,
         reason: String,
     },
-    /// Bytes `[offset, len)` hold no complete block (a torn or in-progress write, or damage).
-    Tail { offset: u64, reason: String },
+    /// Bytes `[offset, len)` hold no complete block. `torn` is true when they are the start of
+    /// a block that is simply not all there (a head cut short, or a checksummed head whose
+    /// frame runs past the end of the file: a torn or in-progress write); false when they are
+    /// damaged bytes in which no valid head can be found.
+    Tail {
+        offset: u64,
+        reason: String,
+        torn: bool,
+    },
     /// The walk reached the end of the file exactly at a block boundary.
     End,
 }
@@ -149,6 +156,11 @@ impl SegmentReader {
         self.len
     }
 
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+
     /// Checks the segment header; `Err` carries the reason.
     pub(crate) fn check_header(&self) -> io::Result<Result<(), String>> {
         if self.len < SEGMENT_HEADER_LEN {
@@ -183,6 +195,7 @@ impl SegmentReader {
                     Ok(Step::Tail {
                         offset: pos,
                         reason,
+                        torn: true,
                     })
                 }
             }
@@ -194,6 +207,7 @@ impl SegmentReader {
                 },
                 None => Step::Tail {
                     offset: pos,
+                    torn: e == HeaderError::Short,
                     reason: e.to_string(),
                 },
             }),

@@ -1,18 +1,39 @@
 //! Full verification of a store: every CRC, every hash recomputed, every chain link (across
 //! segments), segment numbering, per-stream seq order, record counts against the payloads, and
-//! the sealed segments' sidecars against their data. Every problem is reported; none stops the
-//! walk.
+//! the sealed segments' sidecars against their data, and quarantined tails. Every problem is
+//! reported; none stops the walk. Seq ranges that the agent declared lost in an explicit gap
+//! record are reported apart, as recorded gaps, not as removed blocks.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use logship_proto::payload;
+use logship_proto::v1::{Record, RecordKind};
 
 use crate::block::{self, BlockHeader, GENESIS_HASH, HASH_LEN};
 use crate::index::SegmentIndex;
 use crate::search::parse_fields;
 use crate::segment::{self, SEGMENT_HEADER_LEN, SegmentInfo, SegmentReader, Step};
-use crate::{CorruptBlock, DEFAULT_MAX_DECOMPRESSED_BYTES, StoreError};
+use crate::{CorruptBlock, DEFAULT_MAX_DECOMPRESSED_BYTES, StoreError, quarantine};
+
+/// True when the union of `ranges` covers every seq in `first..=last`.
+fn covered(ranges: &[(u64, u64)], first: u64, last: u64) -> bool {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_unstable();
+    let mut next = first;
+    for (a, b) in sorted {
+        if a > next {
+            break;
+        }
+        if b >= next {
+            next = b.saturating_add(1);
+        }
+        if next > last {
+            return true;
+        }
+    }
+    false
+}
 
 /// Result of [`verify`].
 #[derive(Debug, Clone, Default)]
@@ -30,6 +51,18 @@ pub struct VerifyReport {
     /// An incomplete block at the end of the last segment: a write in progress, or a torn
     /// write the writer cuts on its next open. Not a problem by itself.
     pub incomplete_tail: Option<CorruptBlock>,
+    /// Seq ranges missing from a stream that the agent itself declared lost in an explicit
+    /// gap record (spool damage on the agent): explained loss, not tampering, so not problems.
+    pub recorded_gaps: Vec<CorruptBlock>,
+}
+
+/// A seq range missing between two blocks of one stream.
+struct Missing {
+    key: (String, String),
+    first: u64,
+    last: u64,
+    segment: std::path::PathBuf,
+    offset: u64,
 }
 
 /// Walk state carried across segments.
@@ -39,6 +72,10 @@ struct Verifier {
     expect_prev: Option<Vec<[u8; HASH_LEN]>>,
     /// (agent, stream_id) -> highest seq seen.
     seqs: HashMap<(String, String), u64>,
+    /// Seq ranges missing from a stream, labelled once every gap record has been seen.
+    missing: Vec<Missing>,
+    /// (agent, stream_id) -> seq ranges the agent declared lost in gap records.
+    declared: HashMap<(String, String), Vec<(u64, u64)>>,
     frame: Vec<u8>,
     scratch: Vec<u8>,
 }
@@ -50,6 +87,8 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, StoreError> {
         report: VerifyReport::default(),
         expect_prev: Some(vec![GENESIS_HASH]),
         seqs: HashMap::new(),
+        missing: Vec::new(),
+        declared: HashMap::new(),
         frame: Vec::new(),
         scratch: Vec::new(),
     };
@@ -69,7 +108,19 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, StoreError> {
         v.report.segments += 1;
     }
     v.report.chain_head = hex::encode(head);
+    v.label_missing();
+    v.quarantine(dir)?;
     Ok(v.report)
+}
+
+/// The seq range `first..=last` an agent gap record declares lost, from its text
+/// (`"... spool records FIRST..=LAST lost ..."`, written by the agent's gap reporter).
+pub(crate) fn declared_lost_range(raw: &[u8]) -> Option<(u64, u64)> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let rest = &text[text.find("spool records ")? + "spool records ".len()..];
+    let (first, rest) = rest.split_once("..=")?;
+    let last = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+    Some((first.parse().ok()?, last.parse().ok()?))
 }
 
 // === impl VerifyReport ===
@@ -122,13 +173,17 @@ impl Verifier {
                     self.expect_prev = None;
                     pos = next;
                 }
-                Step::Tail { offset, reason } => {
+                Step::Tail {
+                    offset,
+                    reason,
+                    torn,
+                } => {
                     let at = CorruptBlock {
                         segment: info.path.clone(),
                         offset,
                         reason,
                     };
-                    self.tail(at, is_last);
+                    self.tail(at, is_last, torn);
                     break;
                 }
                 Step::End => break,
@@ -187,14 +242,18 @@ impl Verifier {
         stored
     }
 
-    /// An incomplete last block: expected while a writer runs, damage in a sealed segment.
-    fn tail(&mut self, at: CorruptBlock, is_last: bool) {
-        if is_last {
-            self.report.incomplete_tail = Some(at);
-        } else {
-            let reason = format!("sealed segment truncated: {}", at.reason);
-            self.problem(&at.segment, at.offset, reason);
-        }
+    /// Bytes at the end of a segment that hold no complete block: an incomplete write at the
+    /// end of the last segment is expected while a writer runs; anything else is damage.
+    fn tail(&mut self, at: CorruptBlock, is_last: bool, torn: bool) {
+        let reason = match (is_last, torn) {
+            (true, true) => {
+                self.report.incomplete_tail = Some(at);
+                return;
+            }
+            (false, true) => format!("sealed segment truncated: {}", at.reason),
+            (_, false) => format!("segment ends in damaged bytes: {}", at.reason),
+        };
+        self.problem(&at.segment, at.offset, reason);
     }
 
     fn check_seq(&mut self, seg: &Path, offset: u64, header: &BlockHeader) {
@@ -205,13 +264,16 @@ impl Verifier {
                 "seq {} of stream {}/{} is not above {last} (reordered or duplicated)",
                 header.first_seq, header.agent, header.stream_id
             )),
-            Some(last) if header.first_seq > last + 1 => Some(format!(
-                "seqs {}..{} of stream {}/{} are missing (block removed)",
-                last + 1,
-                header.first_seq - 1,
-                header.agent,
-                header.stream_id
-            )),
+            Some(last) if header.first_seq > last + 1 => {
+                self.missing.push(Missing {
+                    key: key.clone(),
+                    first: last + 1,
+                    last: header.first_seq - 1,
+                    segment: seg.to_path_buf(),
+                    offset,
+                });
+                None
+            }
             _ => None,
         };
         if let Some(reason) = reason {
@@ -239,7 +301,7 @@ impl Verifier {
                 );
                 self.problem(seg, offset, reason);
             }
-            Ok(_) => {}
+            Ok(list) => self.note_gap_records(header, &list.records),
             Err(e) => self.problem(seg, offset, format!("payload: {e}")),
         }
         if let Some(column) = fields
@@ -247,6 +309,62 @@ impl Verifier {
         {
             self.problem(seg, offset, format!("fields column: {e}"));
         }
+    }
+
+    /// Remembers the seq ranges that the agent's gap records in this block declare lost.
+    fn note_gap_records(&mut self, header: &BlockHeader, records: &[Record]) {
+        let gaps = records
+            .iter()
+            .filter(|r| r.kind == RecordKind::Gap as i32)
+            .filter_map(|r| declared_lost_range(&r.raw));
+        for range in gaps {
+            let key = (header.agent.clone(), header.stream_id.clone());
+            self.declared.entry(key).or_default().push(range);
+        }
+    }
+
+    /// Reports every missing seq range: as a recorded gap when gap records of the same
+    /// stream declare all of it lost, as a problem otherwise.
+    fn label_missing(&mut self) {
+        for m in std::mem::take(&mut self.missing) {
+            let declared = self.declared.get(&m.key).map_or(&[][..], Vec::as_slice);
+            let explained = covered(declared, m.first, m.last);
+            let (agent, stream) = &m.key;
+            let at = |reason| CorruptBlock {
+                segment: m.segment.clone(),
+                offset: m.offset,
+                reason,
+            };
+            if explained {
+                let reason = format!(
+                    "seqs {}..{} of stream {agent}/{stream} are missing: gap recorded by the agent",
+                    m.first, m.last
+                );
+                self.report.recorded_gaps.push(at(reason));
+            } else {
+                let reason = format!(
+                    "seqs {}..{} of stream {agent}/{stream} are missing (block removed)",
+                    m.first, m.last
+                );
+                self.report.problems.push(at(reason));
+            }
+        }
+    }
+
+    /// Every quarantined tail is a problem until an operator has dealt with it.
+    fn quarantine(&mut self, dir: &Path) -> Result<(), StoreError> {
+        for q in quarantine::quarantined(dir).map_err(StoreError::io(dir))? {
+            let reason = format!(
+                "{} bytes of damaged blocks were moved out of the end of segment {} \
+                 (from offset {}) when the store was opened; kept in {}",
+                q.bytes,
+                q.segment,
+                q.offset,
+                q.file.display()
+            );
+            self.problem(&q.file, q.offset, reason);
+        }
+        Ok(())
     }
 
     fn check_sidecar(&mut self, seg: &Path, seen: &SegmentIndex) {

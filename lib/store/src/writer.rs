@@ -83,7 +83,12 @@ pub struct Store {
     stats: StoreStats,
     buf: Vec<u8>,
     poisoned: bool,
+    /// When the last attempt to recover from a poisoned state was made.
+    last_heal: Option<std::time::Instant>,
 }
+
+/// Least time between two attempts to recover a poisoned store in place.
+const HEAL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The segment being appended to.
 #[derive(Debug)]
@@ -94,6 +99,8 @@ pub(crate) struct Active {
     pub(crate) len: u64,
     pub(crate) index: SegmentIndex,
     pub(crate) dirty: bool,
+    /// Length covered by the last successful fsync: everything past it is unacknowledged.
+    pub(crate) synced_len: u64,
 }
 
 // === impl Store ===
@@ -129,6 +136,7 @@ impl Store {
             stats,
             buf: Vec::new(),
             poisoned: false,
+            last_heal: None,
         };
         Ok((store, rec.report))
     }
@@ -146,7 +154,7 @@ impl Store {
     /// `first_seq` is above the stream's watermark.
     pub fn append(&mut self, block: BlockInput) -> Result<BlockRef, StoreError> {
         if self.poisoned {
-            return Err(StoreError::Poisoned);
+            self.heal()?;
         }
         let header = self.header_for(&block)?;
         let fields = block.fields.as_deref().unwrap_or_default();
@@ -206,6 +214,45 @@ impl Store {
             });
         }
         active.dirty = false;
+        active.synced_len = active.len;
+        Ok(())
+    }
+
+    /// Recovers a poisoned store in place (at most once per [`HEAL_INTERVAL`]): drops the
+    /// open segment and rebuilds the state from disk exactly as [`Store::open`] does, keeping
+    /// the lock. Nothing appended since the last successful [`Store::sync`] was acknowledged,
+    /// so whatever recovery cuts or quarantines of it the agents resend. A full disk thus
+    /// stops appends only until space returns, never until a restart.
+    fn heal(&mut self) -> Result<(), StoreError> {
+        if self.last_heal.is_some_and(|t| t.elapsed() < HEAL_INTERVAL) {
+            return Err(StoreError::Poisoned);
+        }
+        self.last_heal = Some(std::time::Instant::now());
+        if let Some(active) = &self.active {
+            // After a failed fsync the page cache may hold bytes the disk never got; cut back
+            // to what the last good fsync covered instead of trusting what reads back.
+            let path = &active.path;
+            active
+                .file
+                .set_len(active.synced_len)
+                .and_then(|()| active.file.sync_all())
+                .map_err(StoreError::io(path))?;
+        }
+        self.active = None;
+        let rec = recovery::recover(&self.config.dir)?;
+        self.active = rec.active;
+        self.next_n = rec.next_n;
+        self.head = rec.head;
+        self.watermarks = rec.watermarks;
+        self.stats = rec.stats;
+        self.stats.chain_head = hex::encode(rec.head);
+        self.poisoned = false;
+        tracing::warn!(
+            dir = %self.config.dir.display(),
+            truncated_tail_bytes = rec.report.truncated_tail_bytes,
+            quarantined = rec.report.quarantined.len(),
+            "Store recovered in place after a failed write or fsync."
+        );
         Ok(())
     }
 
@@ -274,8 +321,12 @@ impl Store {
 
     /// Seals the active segment (fsync + sidecar) and starts segment `next_n`.
     fn roll(&mut self) -> Result<(), StoreError> {
-        if let Some(active) = self.active.take() {
-            self.seal(active)?;
+        if let Some(active) = self.active.as_mut() {
+            if let Err(e) = seal(active) {
+                self.poisoned = true;
+                return Err(e);
+            }
+            self.active = None;
         }
         let start_ns = now_ns();
         let path = segment::segment_path(&self.config.dir, self.next_n, start_ns);
@@ -288,31 +339,32 @@ impl Store {
             len: SEGMENT_HEADER_LEN,
             index: SegmentIndex::default(),
             dirty: false,
+            synced_len: SEGMENT_HEADER_LEN,
         });
         self.next_n += 1;
         self.stats.segments += 1;
         self.stats.bytes += SEGMENT_HEADER_LEN;
         Ok(())
     }
+}
 
-    fn seal(&mut self, mut active: Active) -> Result<(), StoreError> {
-        if active.dirty
-            && let Err(e) = active.file.sync_data()
-        {
-            self.poisoned = true;
-            return Err(StoreError::Io {
-                path: active.path,
-                source: e,
-            });
-        }
-        active.index.segment_len = active.len;
-        let sidecar = segment::sidecar_path(&active.path);
-        if let Err(error) = active.index.write(&sidecar) {
-            // Not fatal: the next open rebuilds it, readers scan the segment meanwhile.
-            tracing::warn!(sidecar = %sidecar.display(), %error, "Could not write a segment index.");
-        }
-        Ok(())
+/// Seals a segment: fsync, then its index sidecar.
+fn seal(active: &mut Active) -> Result<(), StoreError> {
+    if active.dirty {
+        active
+            .file
+            .sync_data()
+            .map_err(StoreError::io(&active.path))?;
+        active.dirty = false;
+        active.synced_len = active.len;
     }
+    active.index.segment_len = active.len;
+    let sidecar = segment::sidecar_path(&active.path);
+    if let Err(error) = active.index.write(&sidecar) {
+        // Not fatal: the next open rebuilds it, readers scan the segment meanwhile.
+        tracing::warn!(sidecar = %sidecar.display(), %error, "Could not write a segment index.");
+    }
+    Ok(())
 }
 
 /// Creates a segment file with its header, fsyncing the file and its directory entries.
@@ -329,9 +381,21 @@ fn create_segment(dir: &Path, path: &Path) -> Result<File, StoreError> {
         .create_new(true)
         .open(path)
         .map_err(StoreError::io(path))?;
-    file.write_all_at(&segment::segment_header(), 0)
-        .map_err(StoreError::io(path))?;
-    file.sync_all().map_err(StoreError::io(path))?;
+    let written = file
+        .write_all_at(&segment::segment_header(), 0)
+        .and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        // A disk that is full now may have room later: leave no half-made segment `n` behind,
+        // or the next attempt would create a second file with the same number.
+        drop(file);
+        if let Err(error) = std::fs::remove_file(path) {
+            tracing::warn!(%error, path = %path.display(), "Could not remove a half-made segment.");
+        }
+        return Err(StoreError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        });
+    }
     sync_dir(day_dir)?;
     Ok(file)
 }

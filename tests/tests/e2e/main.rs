@@ -8,5 +8,6 @@ mod exactly_once;
 mod fields;
 mod outage;
 mod security;
+mod store_damage;
 mod support;
 mod writer;

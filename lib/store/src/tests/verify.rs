@@ -186,3 +186,84 @@ fn whole_trailing_blocks_cut_from_the_last_segment_are_invisible_to_data_alone()
     );
     assert_ne!(report.chain_head, refs[2].hash);
 }
+
+/// A one-record block holding the agent's gap record for `first..=last`.
+fn gap_block(seq: u64, first: u64, last: u64) -> BlockInput {
+    let raw = format!(
+        "logship-agent: spool records {first}..={last} lost to corruption (crc mismatch); \
+         segment quarantined at /var/lib/logship-agent/spool/x.seg"
+    );
+    let list = RecordList {
+        host: "host-1".into(),
+        sources: vec![Source {
+            input: "logship-agent".into(),
+            path: "spool".into(),
+        }],
+        records: vec![Record {
+            raw: Bytes::from(raw),
+            kind: logship_proto::v1::RecordKind::Gap as i32,
+            observed_unix_nanos: T0,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    BlockInput {
+        agent: "agent-1".into(),
+        stream_id: "stream-a".into(),
+        first_seq: seq,
+        count: 1,
+        host: "host-1".into(),
+        min_time_ns: T0,
+        max_time_ns: T0,
+        inputs: vec!["logship-agent".into()],
+        payload: Bytes::from(payload::compress(&list.encode_to_vec(), 1).unwrap()),
+        fields: None,
+    }
+}
+
+#[test]
+fn seqs_the_agent_declared_lost_are_a_recorded_gap_not_a_removed_block() {
+    for (declared_last, explained) in [(8, true), (6, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.append(block(&Spec::default())).unwrap(); // seqs 1..=4
+        // Spool records 5..=8 were lost on the agent; its gap record is seq 9.
+        store.append(gap_block(9, 5, declared_last)).unwrap();
+        store
+            .append(block(&Spec {
+                first_seq: 10,
+                ..Spec::default()
+            }))
+            .unwrap();
+        store.sync().unwrap();
+        let report = verify(dir.path()).unwrap();
+        if explained {
+            assert!(report.is_ok(), "{:?}", report.problems);
+            assert_eq!(report.recorded_gaps.len(), 1);
+            assert!(
+                report.recorded_gaps[0].reason.contains(
+                    "seqs 5..8 of stream agent-1/stream-a are missing: gap recorded by the agent"
+                ),
+                "{:?}",
+                report.recorded_gaps
+            );
+        } else {
+            assert!(report.recorded_gaps.is_empty());
+            assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+            assert!(report.problems[0].reason.contains("block removed"));
+        }
+    }
+}
+
+#[test]
+fn declared_ranges_are_read_from_the_agent_gap_text() {
+    use crate::verify::declared_lost_range;
+    let text =
+        b"logship-agent: spool records 17..=42 lost to corruption (x); segment quarantined at s";
+    assert_eq!(declared_lost_range(text), Some((17, 42)));
+    assert_eq!(
+        declared_lost_range(b"file truncated: 100 bytes unread"),
+        None
+    );
+    assert_eq!(declared_lost_range(b"spool records x..=1"), None);
+}
