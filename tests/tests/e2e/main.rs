@@ -1,6 +1,7 @@
 //! End-to-end tests of the issue 2 acceptance list, one module per area. They run the real
 //! binaries from the target dir (build them first: `cargo build --workspace --bins`).
 
+mod certs;
 mod config;
 mod corruption;
 mod delivery;
@@ -8,5 +9,6 @@ mod exactly_once;
 mod fields;
 mod outage;
 mod security;
+mod stop;
 mod support;
 mod writer;
