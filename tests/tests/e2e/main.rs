@@ -8,6 +8,7 @@ mod delivery;
 mod exactly_once;
 mod fields;
 mod outage;
+mod quickstart;
 mod security;
 mod stop;
 mod support;
