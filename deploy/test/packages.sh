@@ -30,6 +30,13 @@ for b in logship-agent logship-collector; do
   [ -x "target/debug/$b" ] || die "target/debug/$b missing: cargo build --workspace --bins first"
 done
 
+echo "==> docs/INSTALL.ja.md shows the same commands as docs/INSTALL.md"
+commands() {
+  awk '/^```sh$/ {b=1; next} b && /^```$/ {b=0; next} b {print}' "$1" | sed 's/[[:space:]]*#.*$//'
+}
+diff <(commands docs/INSTALL.md) <(commands docs/INSTALL.ja.md) \
+  || die "the commands in docs/INSTALL.ja.md differ from docs/INSTALL.md's (lines above)"
+
 cleanup() { mountpoint -q "$root/proc" && umount "$root/proc"; return 0; }
 trap cleanup EXIT
 
