@@ -294,3 +294,42 @@ pub fn write_private(path: &Path, contents: &str) -> Result<()> {
     file.sync_all()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_is_issued_once_unless_forced_and_never_already_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        init_ca(dir.path(), &[]).unwrap();
+        let valid = Validity::days_from_now(30);
+        issue_agent_cert(dir.path(), "pc-1", valid, false).unwrap();
+        let again = issue_agent_cert(dir.path(), "pc-1", valid, false)
+            .err()
+            .unwrap();
+        assert!(format!("{again:#}").contains("--force"));
+        issue_agent_cert(dir.path(), "pc-1", valid, true).unwrap();
+        let past = Validity {
+            not_before: valid.not_before - time::Duration::days(60),
+            not_after: valid.not_before - time::Duration::days(30),
+        };
+        let refused = issue_agent_cert(dir.path(), "pc-2", past, false)
+            .err()
+            .unwrap();
+        assert!(format!("{refused:#}").contains("already past"));
+    }
+
+    #[test]
+    fn server_cert_is_reissued_with_the_new_names_and_the_same_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        init_ca(dir.path(), &[]).unwrap();
+        let ca_key = fs::read(dir.path().join(CA_KEY)).unwrap();
+        let old = fs::read(dir.path().join(SERVER_CERT)).unwrap();
+        let names = reissue_server_cert(dir.path(), &["192.0.2.10".into()]).unwrap();
+        assert!(names.contains(&"192.0.2.10".to_string()));
+        assert!(names.contains(&"localhost".to_string()));
+        assert_eq!(fs::read(dir.path().join(CA_KEY)).unwrap(), ca_key);
+        assert_ne!(fs::read(dir.path().join(SERVER_CERT)).unwrap(), old);
+    }
+}

@@ -123,3 +123,31 @@ impl ClientCertVerifier for Explaining {
         self.inner.requires_raw_public_keys()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> CertFacts {
+        let t = time::OffsetDateTime::from_unix_timestamp(1_580_515_200).unwrap();
+        CertFacts {
+            common_name: Some("pc-1".into()),
+            not_before: t - time::Duration::days(30),
+            not_after: t,
+        }
+    }
+
+    #[test]
+    fn reasons_are_plain_words() {
+        let expired = rustls::Error::InvalidCertificate(CertificateError::Expired);
+        assert_eq!(
+            plain_reason(&expired, Some(&facts())),
+            "certificate expired on 2020-02-01T00:00:00Z: re-enroll the agent"
+        );
+        let foreign = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        assert_eq!(
+            plain_reason(&foreign, None),
+            "certificate was not issued by this collector's CA"
+        );
+    }
+}
