@@ -3,6 +3,7 @@
 //! and the log's path on screen.
 
 use std::io::Read as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,6 +32,7 @@ fn quickstart(work: &Path, port: u16, deadline: Duration) -> Result<(bool, Strin
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)
+        .process_group(0)
         .spawn()
         .context("running bash deploy/quickstart.sh")?;
     let mut proc = Proc::adopt("quickstart", child);
@@ -40,6 +42,10 @@ fn quickstart(work: &Path, port: u16, deadline: Duration) -> Result<(bool, Strin
             break status;
         }
         if start.elapsed() > deadline {
+            // The whole process group: the script and the collector and agent it started.
+            Command::new("kill")
+                .args(["-TERM", &format!("-{}", proc.pid())])
+                .status()?;
             let mut text = String::new();
             std::fs::File::open(&out_path)?.read_to_string(&mut text)?;
             bail!("quickstart still running after {deadline:?}:\n{text}");
