@@ -46,7 +46,7 @@ ln -f target/debug/logship-agent target/debug/logship-collector target/pkgtest/
 for v in 1 2; do
   rm -rf "$work/v$v"
   for p in logship-collector logship-agent; do
-    cargo deb -p "$p" --profile pkgtest --no-build --no-strip --fast --deb-version "0.1.0-$v" \
+    cargo deb -p "$p" --profile pkgtest --no-build --fast --deb-version "0.1.0-$v" \
       -o "$work/v$v/" >/dev/null
   done
 done
