@@ -12,6 +12,7 @@ command -v logrotate >/dev/null || need_pkgs+=(logrotate)
 command -v zstd >/dev/null || need_pkgs+=(zstd)
 command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || need_pkgs+=(rsyslog)
 command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
+command -v strip >/dev/null || need_pkgs+=(binutils)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "==> installing ${need_pkgs[*]}"
   # Packages must not start services here (a system rsyslog would compete with the tests' own

@@ -22,7 +22,7 @@ mirror=${LOGSHIP_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 root="$work/root"
 
 die() { echo "FAILED: $*" >&2; exit 1; }
-for tool in cargo-deb debootstrap chroot dpkg-deb; do
+for tool in cargo-deb debootstrap chroot dpkg-deb strip; do
   command -v "$tool" >/dev/null || die "$tool is missing (scripts/test.sh installs it)"
 done
 [ "$(id -u)" = 0 ] || die "needs root (chroot, file owners)"
