@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it on a fresh machine: installs the system packages the tests
 # use, checks formatting and lints, builds the binaries the end-to-end tests run, runs every
-# test (unit, property, end-to-end against the real binaries), the parser accuracy gate and a
-# time-boxed fuzz run of the parser dispatcher.
+# test (unit, property, end-to-end against the real binaries), the parser accuracy gate, a
+# time-boxed fuzz run of the parser dispatcher, and the .deb install/upgrade/purge test in a
+# throwaway Debian root (deploy/test/packages.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,13 +11,22 @@ need_pkgs=()
 command -v logrotate >/dev/null || need_pkgs+=(logrotate)
 command -v zstd >/dev/null || need_pkgs+=(zstd)
 command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || need_pkgs+=(rsyslog)
+command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
+command -v strip >/dev/null || need_pkgs+=(binutils)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "==> installing ${need_pkgs[*]}"
+  # Packages must not start services here (a system rsyslog would compete with the tests' own
+  # instances): policy-rc.d exit 101 says no, and it is removed again only if we put it there.
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
-  # The package may start a system rsyslog; the tests and the benchmark run their own instances.
-  pkill -x rsyslogd 2>/dev/null || true
+  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 
 echo "==> format"
 cargo fmt --all -- --check
@@ -34,5 +44,7 @@ echo "==> parser accuracy gate"
 target/debug/logship-collector parser-accuracy --table lib/normalize/tests/data/accuracy.jsonl | tail -n 3
 echo "==> fuzz the parser dispatcher (time-boxed)"
 scripts/fuzz.sh "${LOGSHIP_FUZZ_SECS:-60}"
+echo "==> packages: install, INSTALL.md steps, upgrade, purge in a throwaway Debian root"
+bash deploy/test/packages.sh
 echo "==> tests"
 cargo nextest run --workspace --no-fail-fast --profile ci

@@ -5,9 +5,11 @@
 //! ([`logship_spool::Spool`]) → [`shipper::Shipper`] → collector; acks free the spool.
 
 pub mod batcher;
+pub mod cert;
 pub mod cli;
 pub mod config;
 pub mod heartbeat;
+pub mod logging;
 pub mod memory;
 pub mod run;
 pub mod shipper;

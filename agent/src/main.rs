@@ -16,7 +16,7 @@ const EXIT_CONFIG: u8 = 64;
 fn main() -> ExitCode {
     logship_agent::memory::limit_arenas();
     let cli = Cli::parse();
-    init_tracing(&cli.log_level);
+    logship_agent::logging::init(&cli.log_level);
     match try_main(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -41,8 +41,7 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
         }
     };
     if check_only {
-        println!("{}: ok", path.display());
-        return Ok(ExitCode::SUCCESS);
+        return Ok(report_host_checks(&path, &cfg));
     }
     rustls::crypto::ring::default_provider()
         .install_default()
@@ -60,13 +59,21 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+/// `check-config`'s checks of this machine: warnings are printed, errors fail (exit 64).
+fn report_host_checks(path: &std::path::Path, cfg: &config::Config) -> ExitCode {
+    let report = config::check_host(cfg, logship_agent::cert::now());
+    for w in &report.warnings {
+        eprintln!("{}: warning: {w}", path.display());
+    }
+    for e in &report.errors {
+        eprintln!("{}: {e}", path.display());
+    }
+    if report.errors.is_empty() {
+        println!("{}: ok", path.display());
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CONFIG)
+    }
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {
@@ -76,6 +83,7 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    tracing::info!("Stop signal received; draining.");
+    // Cancel first: the stop must not depend on logging.
     shutdown.cancel();
+    tracing::info!("Stop signal received; draining.");
 }

@@ -35,6 +35,17 @@ pub enum Command {
     },
     /// Issue a client certificate and a ready-to-run agent.toml for one agent.
     IssueAgentCert(IssueArgs),
+    /// Re-issue the server certificate with new names (the LAN IP or DNS name agents use),
+    /// signed by the existing CA; the CA and the agents' certificates stay valid.
+    ServerCert {
+        /// The collector's data directory (holds the CA).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Name agents connect to: DNS name or IP address (repeatable). localhost, 127.0.0.1,
+        /// ::1 and this host's name are always included.
+        #[arg(long = "san", required = true)]
+        sans: Vec<String>,
+    },
     /// Run the ingest server.
     Serve {
         /// collector.toml.
@@ -113,6 +124,13 @@ pub struct IssueArgs {
     /// Explicit end of validity (RFC 3339).
     #[arg(long, requires = "not_before")]
     pub not_after: Option<String>,
+    /// Issue even though a certificate was issued for this name before (re-enrollment).
+    #[arg(long)]
+    pub force: bool,
+    /// Write agent.toml for the packaged service: absolute paths, certificates in /etc/logship,
+    /// spool in /var/lib/logship-agent.
+    #[arg(long)]
+    pub for_service: bool,
 }
 
 /// Arguments of `search`.

@@ -4,11 +4,15 @@
 //! Data flow: [`tls`] (authenticate) → [`ingest`] (check, decompress with a cap) → [`writer`]
 //! (dedup, append, group commit) → ack. [`search`] reads the store from another process.
 
+pub mod certfile;
 pub mod cli;
 pub mod config;
+pub mod drain;
 pub mod ingest;
+pub mod logging;
 pub mod normalize;
 pub mod pki;
+pub mod refusal;
 pub mod search;
 pub mod serve;
 pub mod status;

@@ -15,7 +15,7 @@ const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log_level);
+    logship_collector::logging::init(&cli.log_level);
     match try_main(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -36,6 +36,7 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
             listen,
         } => init(&data_dir, &sans, &listen),
         Command::IssueAgentCert(args) => issue(&args),
+        Command::ServerCert { data_dir, sans } => server_cert(&data_dir, &sans),
         Command::CheckConfig { config } => Ok(check_config(&config)),
         Command::Serve { config, listen } => run_serve(&config, listen),
         Command::Search(args) => {
@@ -72,15 +73,6 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn init(data_dir: &Path, sans: &[String], listen: &str) -> Result<ExitCode> {
     pki::init_ca(data_dir, sans)?;
     let abs = std::path::absolute(data_dir)?;
@@ -99,7 +91,7 @@ fn issue(args: &IssueArgs) -> Result<ExitCode> {
         },
         _ => pki::Validity::days_from_now(args.valid_days),
     };
-    let issued = pki::issue_agent_cert(&args.data_dir, &args.name, validity)?;
+    let issued = pki::issue_agent_cert(&args.data_dir, &args.name, validity, args.force)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let ca = std::fs::read_to_string(args.data_dir.join(pki::CA_CERT))?;
@@ -107,13 +99,29 @@ fn issue(args: &IssueArgs) -> Result<ExitCode> {
     pki::write_public(&args.out.join("agent.pem"), &issued.cert_pem)?;
     pki::write_private(&args.out.join("agent.key"), &issued.key_pem)?;
     let out_abs = std::path::absolute(&args.out)?;
-    let toml = config::agent_template(&args.collectors);
+    let layout = if args.for_service {
+        config::AgentLayout::Service
+    } else {
+        config::AgentLayout::BesideConfig
+    };
+    let toml = config::agent_template(&args.collectors, layout);
     pki::write_public(&args.out.join("agent.toml"), &toml)?;
     println!(
         "issued certificate for agent {:?} into {}",
         args.name,
         out_abs.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn server_cert(data_dir: &Path, sans: &[String]) -> Result<ExitCode> {
+    let names = pki::reissue_server_cert(data_dir, sans)?;
+    println!(
+        "re-issued {} for: {}",
+        data_dir.join(pki::SERVER_CERT).display(),
+        names.join(", ")
+    );
+    println!("restart the collector to use it; the CA and the agents' certificates are unchanged");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -124,7 +132,17 @@ fn rfc3339(text: &str) -> Result<time::OffsetDateTime> {
 
 fn check_config(path: &Path) -> ExitCode {
     match config::load(path) {
-        Ok(_) => {
+        Ok(cfg) => {
+            let report = config::check_host(&cfg, time::OffsetDateTime::now_utc());
+            for w in &report.warnings {
+                eprintln!("{}: warning: {w}", path.display());
+            }
+            for e in &report.errors {
+                eprintln!("{}: {e}", path.display());
+            }
+            if !report.errors.is_empty() {
+                return ExitCode::from(EXIT_CONFIG);
+            }
             println!("{}: ok", path.display());
             ExitCode::SUCCESS
         }
@@ -168,8 +186,9 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    tracing::info!("Stop signal received; draining.");
+    // Cancel first: the stop must not depend on logging.
     shutdown.cancel();
+    tracing::info!("Stop signal received; draining.");
 }
 
 fn verify(data_dir: &Path) -> Result<ExitCode> {

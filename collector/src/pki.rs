@@ -5,10 +5,14 @@
 //! ```text
 //! ca.pem  ca.key          self-signed CA (ECDSA P-256), 10 years
 //! server.pem server.key   server certificate signed by the CA, SANs: localhost, 127.0.0.1, ::1,
-//!                         the host name, and every --san
+//!                         the host name, and every --san (re-issued by `server-cert`; the CA
+//!                         is never touched after `init`)
+//! issued/NAME.pem         every agent certificate issued, by name (issuing a name again needs
+//!                         --force)
 //! ```
 //! An agent certificate's subject CN is the agent's name: the collector takes the agent's identity
-//! from it and from nothing else (DESIGN.md §2).
+//! from it and from nothing else (DESIGN.md §2). A certificate is never issued with a validity
+//! that has already ended.
 
 use std::fs;
 use std::io::Write;
@@ -34,6 +38,8 @@ pub const CA_KEY: &str = "ca.key";
 pub const SERVER_CERT: &str = "server.pem";
 /// The server private key.
 pub const SERVER_KEY: &str = "server.key";
+/// Folder (in the data directory) with a copy of every agent certificate issued.
+pub const ISSUED_DIR: &str = "issued";
 
 /// Validity window of an issued certificate.
 #[derive(Clone, Copy, Debug)]
@@ -73,14 +79,33 @@ pub fn init_ca(dir: &Path, extra_sans: &[String]) -> Result<()> {
     write_public(&dir.join(CA_CERT), &ca_cert.pem())?;
 
     let issuer = Issuer::new(ca_params, ca_key);
-    let server_key = KeyPair::generate().context("generating the server key")?;
-    let server_params = server_params(extra_sans)?;
-    let server_cert = server_params
-        .signed_by(&server_key, &issuer)
-        .context("signing the server certificate")?;
-    write_private(&dir.join(SERVER_KEY), &server_key.serialize_pem())?;
-    write_public(&dir.join(SERVER_CERT), &server_cert.pem())?;
+    write_server_cert(dir, &issuer, extra_sans)?;
     Ok(())
+}
+
+/// Re-issues the server certificate and key in `dir` with the default names and `extra_sans`,
+/// signed by the existing CA (which is left as it is). Returns the names in the new certificate.
+pub fn reissue_server_cert(dir: &Path, extra_sans: &[String]) -> Result<Vec<String>> {
+    let issuer = load_issuer(dir)?;
+    write_server_cert(dir, &issuer, extra_sans)
+}
+
+fn write_server_cert(
+    dir: &Path,
+    issuer: &Issuer<'_, KeyPair>,
+    extra_sans: &[String],
+) -> Result<Vec<String>> {
+    let server_key = KeyPair::generate().context("generating the server key")?;
+    let names = server_names(extra_sans);
+    let server_params = server_params(&names)?;
+    let server_cert = server_params
+        .signed_by(&server_key, issuer)
+        .context("signing the server certificate")?;
+    // Each file is replaced atomically; a crash between the two leaves a pair that does not
+    // match, which `serve` refuses to load: running the command again repairs it.
+    replace_file(&dir.join(SERVER_KEY), &server_key.serialize_pem(), true)?;
+    replace_file(&dir.join(SERVER_CERT), &server_cert.pem(), false)?;
+    Ok(names)
 }
 
 /// An issued agent certificate and its private key, both PEM.
@@ -91,9 +116,24 @@ pub struct AgentCert {
     pub key_pem: String,
 }
 
-/// Issues a client certificate for agent `name`, signed by the CA in `dir`.
-pub fn issue_agent_cert(dir: &Path, name: &str, validity: Validity) -> Result<AgentCert> {
+/// Issues a client certificate for agent `name`, signed by the CA in `dir`, and keeps a copy in
+/// `issued/`. Refuses a validity that has already ended, and a name issued before unless `force`.
+pub fn issue_agent_cert(
+    dir: &Path,
+    name: &str,
+    validity: Validity,
+    force: bool,
+) -> Result<AgentCert> {
     validate_agent_name(name)?;
+    check_validity(validity)?;
+    let record = dir.join(ISSUED_DIR).join(format!("{name}.pem"));
+    if !force && record.try_exists()? {
+        bail!(
+            "a certificate for agent {name:?} was already issued ({}); pass --force to issue a \
+             new one (for example to re-enroll it)",
+            record.display()
+        );
+    }
     let issuer = load_issuer(dir)?;
     let key = KeyPair::generate().context("generating the agent key")?;
     let mut params = CertificateParams::new(vec![name.to_string()])
@@ -107,10 +147,27 @@ pub fn issue_agent_cert(dir: &Path, name: &str, validity: Validity) -> Result<Ag
     let cert = params
         .signed_by(&key, &issuer)
         .context("signing the agent certificate")?;
+    fs::create_dir_all(dir.join(ISSUED_DIR))?;
+    write_public(&record, &cert.pem())?;
     Ok(AgentCert {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
     })
+}
+
+/// A validity window must end after it starts, and not in the past.
+fn check_validity(v: Validity) -> Result<()> {
+    if v.not_after <= v.not_before {
+        bail!("the validity ends before it starts");
+    }
+    let now = time::OffsetDateTime::now_utc();
+    if v.not_after <= now {
+        bail!(
+            "the validity ended on {}, which is already past; an agent could never use it",
+            crate::certfile::date(v.not_after)
+        );
+    }
+    Ok(())
 }
 
 /// Agent names become certificate CNs and store keys: keep them to a safe alphabet.
@@ -148,15 +205,23 @@ fn ca_params() -> Result<CertificateParams> {
     Ok(params)
 }
 
-fn server_params(extra_sans: &[String]) -> Result<CertificateParams> {
+/// The default server names (loopback and this host) followed by `extra`, each once.
+fn server_names(extra: &[String]) -> Vec<String> {
     let mut names = vec![
         "localhost".to_string(),
         "127.0.0.1".into(),
         "::1".into(),
         host_name(),
     ];
-    names.extend(extra_sans.iter().cloned());
-    names.dedup();
+    for n in extra {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    names
+}
+
+fn server_params(names: &[String]) -> Result<CertificateParams> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.subject_alt_names = names.iter().map(|n| san(n)).collect::<Result<_>>()?;
     params.distinguished_name = dn("logship collector");
@@ -205,6 +270,17 @@ pub fn write_public(path: &Path, contents: &str) -> Result<()> {
     fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Replaces `path` atomically (write beside it, fsync, rename), keeping secrets mode 0600.
+fn replace_file(path: &Path, contents: &str, private: bool) -> Result<()> {
+    let tmp = path.with_extension("new");
+    if private {
+        write_private(&tmp, contents)?;
+    } else {
+        write_public(&tmp, contents)?;
+    }
+    fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+}
+
 /// Writes a secret file with mode 0600 from the start (never world-readable, not even briefly).
 pub fn write_private(path: &Path, contents: &str) -> Result<()> {
     let mut options = fs::OpenOptions::new();
@@ -225,7 +301,41 @@ pub fn write_private(path: &Path, contents: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::validate_agent_name;
+    use super::*;
+
+    #[test]
+    fn a_name_is_issued_once_unless_forced_and_never_already_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        init_ca(dir.path(), &[]).unwrap();
+        let valid = Validity::days_from_now(30);
+        issue_agent_cert(dir.path(), "pc-1", valid, false).unwrap();
+        let again = issue_agent_cert(dir.path(), "pc-1", valid, false)
+            .err()
+            .unwrap();
+        assert!(format!("{again:#}").contains("--force"));
+        issue_agent_cert(dir.path(), "pc-1", valid, true).unwrap();
+        let past = Validity {
+            not_before: valid.not_before - time::Duration::days(60),
+            not_after: valid.not_before - time::Duration::days(30),
+        };
+        let refused = issue_agent_cert(dir.path(), "pc-2", past, false)
+            .err()
+            .unwrap();
+        assert!(format!("{refused:#}").contains("already past"));
+    }
+
+    #[test]
+    fn server_cert_is_reissued_with_the_new_names_and_the_same_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        init_ca(dir.path(), &[]).unwrap();
+        let ca_key = fs::read(dir.path().join(CA_KEY)).unwrap();
+        let old = fs::read(dir.path().join(SERVER_CERT)).unwrap();
+        let names = reissue_server_cert(dir.path(), &["192.0.2.10".into()]).unwrap();
+        assert!(names.contains(&"192.0.2.10".to_string()));
+        assert!(names.contains(&"localhost".to_string()));
+        assert_eq!(fs::read(dir.path().join(CA_KEY)).unwrap(), ca_key);
+        assert_ne!(fs::read(dir.path().join(SERVER_CERT)).unwrap(), old);
+    }
 
     #[test]
     fn agent_names_that_are_path_tricks_are_refused() {

@@ -1,9 +1,9 @@
 //! `logship-collector serve`: wires TLS termination, the ingest service, the store writer and the
 //! status file together, and shuts them down in order with a deadline (STYLE.md habit 10).
 //!
-//! Shutdown order: stop accepting → stop the gRPC server (bounded by [`DRAIN_DEADLINE`], since
-//! tonic's graceful stop can hang on idle connections) → the store writer commits what it has and
-//! stops → final status file.
+//! Shutdown order: stop accepting → every connection's reads end ([`crate::drain`]), so the gRPC
+//! server stops at once (still bounded by [`DRAIN_DEADLINE`]) → the store writer commits what it
+//! has and stops → final status file.
 
 use std::time::Duration;
 
@@ -11,10 +11,12 @@ use anyhow::{Context, Result};
 use logship_proto::v1::ingest_server::IngestServer;
 use logship_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::drain::Draining;
 use crate::ingest::{HeartbeatBook, IngestService, Limits};
 use crate::normalize::{NormalizeQueue, fields_dir};
 use crate::writer::WriterHandle;
@@ -66,12 +68,14 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     let service = IngestServer::new(IngestService::new(writer, limits, heartbeats))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(1 << 20);
+    let stop = shutdown.clone();
     let incoming = ReceiverStream::new(tls::accept_loop(
         listener,
         tls,
         config.max_connections,
         shutdown.clone(),
-    ));
+    ))
+    .map(move |conn| conn.map(|c| Draining::new(c, stop.clone())));
     let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))

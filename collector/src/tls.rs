@@ -54,6 +54,7 @@ pub fn server_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<rustls::S
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .context("building the client certificate verifier")?;
+    let verifier = crate::refusal::explaining(verifier);
     let chain = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading {}", cert.display()))?
         .collect::<Result<Vec<_>, _>>()?;

@@ -34,6 +34,20 @@ impl Proc {
         })
     }
 
+    /// Takes ownership of a child the caller started with its own stdio and environment (for
+    /// tests of exactly those); it is killed on drop like any other.
+    pub fn adopt(name: &str, child: Child) -> Proc {
+        Proc {
+            name: name.to_string(),
+            child,
+        }
+    }
+
+    /// The child's stderr pipe, when it was started with one.
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.stderr.take()
+    }
+
     /// Process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -3,11 +3,13 @@
 //! Two phases (STYLE.md habit 4): [`RawConfig`] mirrors the file with `deny_unknown_fields`;
 //! [`RawConfig::validate`] resolves paths relative to the file and returns every problem at once.
 
+mod host;
 mod raw;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use host::{HostReport, check_host, writable_dir};
 pub use raw::{RawBatch, RawCollector, RawConfig, RawFile, RawShipper, RawSpool};
 
 /// A validated file input.

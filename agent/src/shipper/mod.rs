@@ -17,6 +17,7 @@ use std::sync::Arc;
 use logship_spool::Spool;
 use tokio_util::sync::CancellationToken;
 
+use crate::cert::{Expiry, Validity};
 use crate::config::ShipperConfig;
 use crate::heartbeat::Heartbeat;
 pub use backoff::Backoff;
@@ -59,6 +60,7 @@ impl Shipper {
                     }
                     index += 1;
                     let delay = backoff.next_delay();
+                    self.explain_certificate();
                     tracing::warn!(
                         endpoint = %endpoint,
                         error = %format!("{error:#}"),
@@ -73,5 +75,20 @@ impl Shipper {
             }
         }
         tracing::info!("Shipper stopped.");
+    }
+
+    /// After a failed connection: when this agent's certificate is not valid now, says so in
+    /// plain words (the TLS error alone reads like a network fault).
+    fn explain_certificate(&self) {
+        let Some(validity) = Validity::of_client(&self.tls) else {
+            return;
+        };
+        if let Expiry::Invalid(reason) = validity.expiry(crate::cert::now()) {
+            tracing::error!(
+                %reason,
+                not_after = %crate::cert::date(validity.not_after),
+                "The collector cannot accept this agent: its certificate is not valid."
+            );
+        }
     }
 }

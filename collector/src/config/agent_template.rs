@@ -1,10 +1,34 @@
 //! The commented, ready-to-run `agent.toml` written by `issue-agent-cert`.
 //!
 //! Its format belongs to the agent (`agent/src/config`); a test in the agent parses what this
-//! writes, so the two cannot drift apart.
+//! writes, so the two cannot drift apart. Written for the packaged service (`--for-service`)
+//! every path is absolute: the unit runs with `ProtectSystem=strict`, where only
+//! `/var/lib/logship-agent` is writable.
 
-/// Renders agent.toml for the given collector endpoints (certificate paths are relative to it).
-pub fn agent_template(collectors: &[String]) -> String {
+/// Where the files an agent.toml names live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentLayout {
+    /// Certificates beside agent.toml, spool in `spool/` beside it (paths relative to the file).
+    BesideConfig,
+    /// The packaged service: certificates in `/etc/logship`, spool in `/var/lib/logship-agent`.
+    Service,
+}
+
+/// Configuration folder of the packaged services.
+pub const SERVICE_CONFIG_DIR: &str = "/etc/logship";
+/// State folder of the packaged agent service (the unit's `StateDirectory`).
+pub const SERVICE_AGENT_STATE_DIR: &str = "/var/lib/logship-agent";
+
+/// Renders agent.toml for the given collector endpoints and file layout.
+pub fn agent_template(collectors: &[String], layout: AgentLayout) -> String {
+    let (dir, spool, note) = match layout {
+        AgentLayout::BesideConfig => (String::new(), "spool".to_string(), "relative to this file"),
+        AgentLayout::Service => (
+            format!("{SERVICE_CONFIG_DIR}/"),
+            format!("{SERVICE_AGENT_STATE_DIR}/spool"),
+            "absolute, for the packaged service",
+        ),
+    };
     let endpoints = collectors
         .iter()
         .map(|c| format!("{c:?}"))
@@ -18,14 +42,14 @@ version = 1
 [collector]
 # Collector addresses, tried in order; the agent fails over to the next one.
 endpoints = [{endpoints}]
-# Paths are relative to this file.
-ca_cert = "ca.pem"
-cert = "agent.pem"
-key = "agent.key"        # mode 0600; never leaves this machine
+# Paths are {note}.
+ca_cert = "{dir}ca.pem"
+cert = "{dir}agent.pem"
+key = "{dir}agent.key"        # mode 0600; never leaves this machine
 
 [spool]
 # Crash-safe disk spool: lines are here (fsync'd) before they count as read.
-dir = "spool"
+dir = "{spool}"
 max_bytes = 268435456     # 256 MiB; when full, inputs stop reading (nothing is dropped)
 fsync_interval_ms = 200
 

@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod agent_template;
-pub use agent_template::agent_template;
+mod host;
+pub use agent_template::{
+    AgentLayout, SERVICE_AGENT_STATE_DIR, SERVICE_CONFIG_DIR, agent_template,
+};
+pub use host::{HostReport, check_host, writable_dir};
 
 /// Default listen address of the ingest server.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:7443";

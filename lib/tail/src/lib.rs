@@ -71,6 +71,16 @@ pub use config::{
 };
 pub use tailer::{MAX_OPEN_FILES, PositionsHandle, Tailer};
 
+/// The regular files matching `include` minus `exclude` right now, found as the tailer finds
+/// them (for `check-config`, which warns about a pattern that matches nothing).
+pub fn matching_files(
+    include: &[String],
+    exclude: &[String],
+) -> Result<Vec<std::path::PathBuf>, TailError> {
+    let matcher = discover::Matcher::new(include, exclude)?;
+    Ok(matcher.scan().into_iter().map(|f| f.path).collect())
+}
+
 /// A read position as persisted by the agent (identical shape to the spool's Position).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {

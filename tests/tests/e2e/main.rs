@@ -1,13 +1,16 @@
 //! End-to-end tests of the issue 2 acceptance list, one module per area. They run the real
 //! binaries from the target dir (build them first: `cargo build --workspace --bins`).
 
+mod certs;
 mod config;
 mod corruption;
 mod delivery;
 mod exactly_once;
 mod fields;
 mod outage;
+mod quickstart;
 mod security;
 mod store_damage;
+mod stop;
 mod support;
 mod writer;

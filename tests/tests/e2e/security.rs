@@ -10,7 +10,7 @@ use logship_e2e::{
     Agent, AgentOpts, Collector, CollectorOpts, FileInput, Sandbox, raw, run_test, wait_until,
 };
 
-use crate::support::append_numbered;
+use crate::support::{append_numbered, rfc3339_in};
 use crate::writer::log_count;
 
 const ARRIVAL: Duration = Duration::from_secs(120);
@@ -84,16 +84,14 @@ fn foreign_agent(sb: &Sandbox, collector: &Collector, opts: &AgentOpts) -> Resul
     Agent::with_certs(sb, "foreign", &dir, opts)
 }
 
-/// An agent whose certificate expired in 2020.
+/// An agent whose certificate expired a moment ago (issue-agent-cert refuses a validity that has
+/// already ended, so it is issued valid for two more seconds and used after that).
 fn expired_agent(sb: &Sandbox, collector: &Collector, opts: &AgentOpts) -> Result<Agent> {
     let dir = sb.path().join("expired");
-    let validity = [
-        "--not-before",
-        "2020-01-01T00:00:00Z",
-        "--not-after",
-        "2020-02-01T00:00:00Z",
-    ];
+    let (start, end) = (rfc3339_in(-3600)?, rfc3339_in(2)?);
+    let validity = ["--not-before", &start, "--not-after", &end];
     collector.issue_agent_cert("expired", &dir, &validity)?;
+    std::thread::sleep(Duration::from_secs(4));
     Agent::with_certs(sb, "expired", &dir, opts)
 }
 

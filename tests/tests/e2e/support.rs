@@ -29,3 +29,17 @@ pub(crate) fn append_numbered(path: &Path, from: u64, to: u64, filler: usize) ->
     w.flush()?;
     Ok(())
 }
+
+/// RFC 3339 (UTC, whole seconds) for now + `secs`, by `date`, which every Debian has.
+pub(crate) fn rfc3339_in(secs: i64) -> Result<String> {
+    let out = std::process::Command::new("date")
+        .args([
+            "-u",
+            "-d",
+            &format!("{secs} seconds"),
+            "+%Y-%m-%dT%H:%M:%SZ",
+        ])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "date failed with {}", out.status);
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+}
