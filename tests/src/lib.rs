@@ -13,6 +13,7 @@ mod fsutil;
 mod numbered;
 mod proc;
 pub mod raw;
+mod tmpfs;
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub use collector::{Collector, CollectorOpts, Store};
 pub use fsutil::{dir_bytes, files_with_ext, flip_bytes};
 pub use numbered::{check_exactly_once, line_number, numbered_line};
 pub use proc::Proc;
+pub use tmpfs::{Tmpfs, fill_until_full};
 
 /// Bytes of each log printed when a test fails.
 const LOG_TAIL_BYTES: u64 = 6000;

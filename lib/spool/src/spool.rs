@@ -93,6 +93,12 @@ impl Spool {
     /// ([`SpoolError::Closed`]). A batch that can never fit fails with
     /// [`SpoolError::BatchTooLarge`].
     pub fn append(&self, batch: NewBatch) -> Result<u64, SpoolError> {
+        self.core().append(&batch)
+    }
+
+    /// [`Spool::append`] that leaves the batch with the caller, so a failed append (an I/O
+    /// error such as a full disk) can be retried with the same batch.
+    pub fn append_ref(&self, batch: &NewBatch) -> Result<u64, SpoolError> {
         self.core().append(batch)
     }
 

@@ -4,8 +4,10 @@
 mod config;
 mod corruption;
 mod delivery;
+mod disk_full;
 mod exactly_once;
 mod fields;
+mod hostile;
 mod outage;
 mod security;
 mod support;

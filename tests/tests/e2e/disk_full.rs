@@ -1,0 +1,156 @@
+//! Disk full on the agent's spool: the spool lives on an 8 MiB tmpfs, which a filler file fills
+//! while numbered lines keep being written. The input must keep its batch and retry (not end),
+//! the collector's status.json must show `spool_blocked_reason`, and once the filler is removed
+//! shipping resumes by itself with every line stored exactly once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use logship_e2e::{
+    Agent, AgentOpts, Collector, CollectorOpts, FileInput, Tmpfs, check_exactly_once,
+    fill_until_full, run_test, wait_until,
+};
+
+use crate::support::append_numbered;
+
+/// Size of the spool's file system (the spool's own cap, 64 MiB, is larger: the disk fills first).
+const FS_BYTES: u64 = 8 << 20;
+/// Lines per second written during the test (about 100 bytes each).
+const RATE: u64 = 2_000;
+/// How long the spool stays blocked once status.json shows it.
+const BLOCKED_FOR: Duration = Duration::from_secs(4);
+
+#[test]
+fn full_spool_disk_blocks_inputs_until_space_returns_and_loses_nothing() {
+    run_test(|sb| {
+        let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
+        collector.start()?;
+        let input = FileInput::new("app", &sb.path().join("app.log"));
+        let opts = AgentOpts::new(&collector, vec![input]);
+        let mut agent = Agent::enroll(sb, &collector, "agent1", &opts)?;
+        // Declared before the agent is started: dropped (unmounted) after the agent is killed.
+        let fs = Tmpfs::mount(&agent.spool_dir(), FS_BYTES)?;
+        agent.start()?;
+        let written = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = spawn_writer(sb.path().join("app.log"), written.clone(), stop.clone());
+        wait_until(Duration::from_secs(30), "first lines stored", || {
+            Ok(collector.count()? > 0)
+        })?;
+        let filler = fs.path().join("filler.bin");
+        let filled = fill_until_full(&filler)?;
+        eprintln!("filler took {filled} bytes");
+        let mut reason = String::new();
+        wait_until(Duration::from_secs(30), "spool_blocked_reason", || {
+            agent.check_alive()?;
+            reason = blocked_reason(&collector)?;
+            Ok(!reason.is_empty())
+        })?;
+        eprintln!("status.json: spool_blocked_reason = {reason:?}");
+        ensure!(
+            reason.contains("no space left on device") && reason.contains("input app"),
+            "unexpected reason {reason:?}"
+        );
+        std::thread::sleep(BLOCKED_FOR);
+        agent.check_alive()?;
+        let still = blocked_reason(&collector)?;
+        ensure!(
+            !still.is_empty(),
+            "the block cleared while the disk was full"
+        );
+        let before_free = written.load(Ordering::SeqCst);
+        std::fs::remove_file(&filler)?;
+        let freed = Instant::now();
+        wait_until(Duration::from_secs(30), "block cleared", || {
+            agent.check_alive()?;
+            Ok(blocked_reason(&collector)?.is_empty())
+        })?;
+        eprintln!(
+            "block cleared {:?} after the filler was removed",
+            freed.elapsed()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        stop.store(true, Ordering::SeqCst);
+        writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("writer panicked"))??;
+        let total = written.load(Ordering::SeqCst);
+        ensure!(total > before_free, "no line written after space returned");
+        wait_until(Duration::from_secs(120), "all lines stored", || {
+            agent.check_alive()?;
+            Ok(collector.count()? >= total)
+        })?;
+        ensure!(collector.count()? == total, "more records than lines");
+        check_exactly_once(&collector.store(), "app", total)?;
+        check_logged_once(&agent.log_text()?)?;
+        agent.stop()?;
+        drop(fs);
+        Ok(())
+    });
+}
+
+/// `agents.agent1.spool_blocked_reason` of status.json ("" when absent).
+fn blocked_reason(collector: &Collector) -> Result<String> {
+    let Some(status) = collector.status()? else {
+        return Ok(String::new());
+    };
+    Ok(status["agents"]["agent1"]["spool_blocked_reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// One WARN per blocked episode and one INFO per recovery, not one per retry.
+fn check_logged_once(log: &str) -> Result<()> {
+    let blocked = log.matches("Spool append failed").count();
+    let recovered = log.matches("Spool append succeeded again").count();
+    ensure!(
+        blocked >= 1 && recovered == blocked,
+        "{blocked} blocked and {recovered} recovered messages"
+    );
+    // The disk stayed full for several seconds: with a retry at least every 2 s, a message per
+    // retry would show more than two episodes.
+    ensure!(
+        blocked <= 2,
+        "{blocked} 'append failed' messages: logged per retry?"
+    );
+    let retries = log
+        .lines()
+        .filter(|l| l.contains("Spool append succeeded again"))
+        .filter_map(|l| {
+            l.split("retries=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    ensure!(retries >= 2, "the recovery reported {retries} retries");
+    Ok(())
+}
+
+/// Appends numbered lines at [`RATE`] until `stop`.
+fn spawn_writer(
+    log: std::path::PathBuf,
+    written: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Result<()>> {
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut n = 0;
+        while !stop.load(Ordering::SeqCst) {
+            append_numbered(&log, n, n + RATE / 10, 60)?;
+            n += RATE / 10;
+            written.store(n, Ordering::SeqCst);
+            let due = Duration::from_millis(n * 1000 / RATE);
+            if let Some(ahead) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(ahead);
+            }
+        }
+        Ok(())
+    })
+}
