@@ -84,6 +84,7 @@ fn full_spool_disk_blocks_inputs_until_space_returns_and_loses_nothing() {
         })?;
         ensure!(collector.count()? == total, "more records than lines");
         check_exactly_once(&collector.store(), "app", total)?;
+        eprintln!("{total} lines written, each stored exactly once");
         check_logged_once(&agent.log_text()?)?;
         agent.stop()?;
         drop(fs);

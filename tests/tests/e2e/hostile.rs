@@ -93,6 +93,7 @@ fn write_hostile_files(hostile: &Path, many: &Path) -> Result<()> {
     std::fs::write(hostile.join("binary.log"), b"bin\0ary\0\0line\n\0\0\0\n")?;
     std::fs::write(hostile.join("latin1.log"), b"caf\xe9 cr\xe8me \xff\xfe\n")?;
     append_lines(&hostile.join("deleted.log"), "deleted", 0..100)?;
+    append_lines(&hostile.join("rot.log"), "rot", 0..LINES_PER_ROTATION)?;
     for i in 0..MANY_FILES {
         std::fs::write(
             many.join(format!("f{i:05}.log")),
@@ -112,20 +113,21 @@ fn append_lines(path: &Path, tag: &str, range: std::ops::Range<usize>) -> Result
     Ok(())
 }
 
-/// Writes and renames `rot.log` faster than the glob re-scan (1 s) can notice every file.
+/// Renames `rot.log` away and writes a new one every 100 ms: faster than the glob re-scan (1 s)
+/// can notice every file. The first one was open since start-up and must be drained.
 fn rotate_fast(hostile: &Path) -> Result<()> {
     for r in 0..ROTATIONS {
-        let from = r * LINES_PER_ROTATION;
+        std::fs::rename(
+            hostile.join("rot.log"),
+            hostile.join(format!("rot.log.{r}")),
+        )?;
+        let from = (r + 1) * LINES_PER_ROTATION;
         append_lines(
             &hostile.join("rot.log"),
             "rot",
             from..from + LINES_PER_ROTATION,
         )?;
-        std::fs::rename(
-            hostile.join("rot.log"),
-            hostile.join(format!("rot.log.{r}")),
-        )?;
-        std::thread::sleep(Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
 }
@@ -200,9 +202,9 @@ fn check_hostile(by_path: &HashMap<String, Vec<Value>>) -> Result<()> {
     let rot = by_path.get("rot.log").map_or(&[][..], Vec::as_slice);
     exactly_once_tagged(rot, "rot", None)?;
     eprintln!(
-        "rotation: {} of {} lines read",
+        "rotation: {} of {} lines read, none twice",
         rot.len(),
-        ROTATIONS * LINES_PER_ROTATION
+        (ROTATIONS + 1) * LINES_PER_ROTATION
     );
     Ok(())
 }
