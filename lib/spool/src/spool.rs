@@ -10,6 +10,7 @@ use tracing::error;
 use crate::io::lock_dir;
 use crate::record::{FRAME_PREFIX, HEADER_LEN, MIN_BODY};
 use crate::recover::recover;
+use crate::reserve;
 use crate::state::State;
 use crate::{LostRange, NewBatch, Recovered, SpoolConfig, SpoolError, SpoolStats, StoredBatch};
 
@@ -56,6 +57,7 @@ impl Spool {
         validate(&config)?;
         let dir_lock = lock_dir(&config.dir)?;
         let (state, recovered) = recover(&config)?;
+        reserve::ensure(&config.dir, reserve::size_for(config.max_bytes));
         let core = Arc::new(Core {
             _dir_lock: dir_lock,
             stream_id: recovered.stream_id.clone(),

@@ -1,7 +1,9 @@
-//! Disk full on the agent's spool: the spool lives on an 8 MiB tmpfs, which a filler file fills
-//! while numbered lines keep being written. The input must keep its batch and retry (not end),
+//! Disk full on the agent's spool, which lives on a small tmpfs while numbered lines keep being
+//! written. 1) A filler file fills the disk: the input must keep its batch and retry (not end),
 //! the collector's status.json must show `spool_blocked_reason`, and once the filler is removed
-//! shipping resumes by itself with every line stored exactly once.
+//! shipping resumes by itself. 2) The spool fills its own disk during a collector outage (the
+//! last free pages are then taken too): once the collector is back, acks must still free space
+//! (the spool's reserve lets the ledger be written). Both: every line stored exactly once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +21,10 @@ use crate::support::append_numbered;
 const FS_BYTES: u64 = 8 << 20;
 /// Lines per second written during the test (about 100 bytes each).
 const RATE: u64 = 2_000;
+/// The second test's disk: a few 1 MiB segments and the spool's reserve.
+const OWN_FS_BYTES: u64 = 3 << 20;
+/// Lines per second in the second test: fills that disk within seconds.
+const FAST_RATE: u64 = 10_000;
 /// How long the spool stays blocked once status.json shows it.
 const BLOCKED_FOR: Duration = Duration::from_secs(4);
 
@@ -35,7 +41,8 @@ fn full_spool_disk_blocks_inputs_until_space_returns_and_loses_nothing() {
         agent.start()?;
         let written = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let writer = spawn_writer(sb.path().join("app.log"), written.clone(), stop.clone());
+        let log = sb.path().join("app.log");
+        let writer = spawn_writer(log, RATE, written.clone(), stop.clone());
         wait_until(Duration::from_secs(30), "first lines stored", || {
             Ok(collector.count()? > 0)
         })?;
@@ -92,6 +99,61 @@ fn full_spool_disk_blocks_inputs_until_space_returns_and_loses_nothing() {
     });
 }
 
+#[test]
+fn spool_filling_its_own_disk_recovers_when_acks_free_space() {
+    run_test(|sb| {
+        let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
+        collector.start()?;
+        let input = FileInput::new("app", &sb.path().join("app.log"));
+        let opts = AgentOpts::new(&collector, vec![input]);
+        let mut agent = Agent::enroll(sb, &collector, "agent1", &opts)?;
+        let fs = Tmpfs::mount(&agent.spool_dir(), OWN_FS_BYTES)?;
+        agent.start()?;
+        let written = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = sb.path().join("app.log");
+        let writer = spawn_writer(log, FAST_RATE, written.clone(), stop.clone());
+        wait_until(Duration::from_secs(30), "first lines stored", || {
+            Ok(collector.count()? > 0)
+        })?;
+        collector.stop()?;
+        wait_until(
+            Duration::from_secs(60),
+            "spool blocked on its full disk",
+            || {
+                agent.check_alive()?;
+                Ok(agent.log_text()?.contains("Spool append failed"))
+            },
+        )?;
+        // Take the last free pages too, so even the small ledger write of an ack fails.
+        let crumbs = fill_until_full(&fs.path().join("crumbs.bin"))?;
+        eprintln!("the spool filled its disk; {crumbs} bytes were left");
+        collector.start()?;
+        wait_until(Duration::from_secs(60), "append recovered", || {
+            agent.check_alive()?;
+            Ok(agent.log_text()?.contains("Spool append succeeded again"))
+        })?;
+        ensure!(
+            agent.log_text()?.contains("released the reserve"),
+            "the acks never needed the spool's reserve: the disk was not full"
+        );
+        stop.store(true, Ordering::SeqCst);
+        writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("writer panicked"))??;
+        let total = written.load(Ordering::SeqCst);
+        wait_until(Duration::from_secs(120), "all lines stored", || {
+            agent.check_alive()?;
+            Ok(collector.count()? >= total)
+        })?;
+        ensure!(collector.count()? == total, "more records than lines");
+        check_exactly_once(&collector.store(), "app", total)?;
+        eprintln!("{total} lines written, each stored exactly once");
+        agent.stop()?;
+        Ok(())
+    });
+}
+
 /// `agents.agent1.spool_blocked_reason` of status.json ("" when absent).
 fn blocked_reason(collector: &Collector) -> Result<String> {
     let Some(status) = collector.status()? else {
@@ -134,9 +196,10 @@ fn check_logged_once(log: &str) -> Result<()> {
     Ok(())
 }
 
-/// Appends numbered lines at [`RATE`] until `stop`.
+/// Appends numbered lines at `rate` a second until `stop`.
 fn spawn_writer(
     log: std::path::PathBuf,
+    rate: u64,
     written: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Result<()>> {
@@ -144,10 +207,10 @@ fn spawn_writer(
         let start = Instant::now();
         let mut n = 0;
         while !stop.load(Ordering::SeqCst) {
-            append_numbered(&log, n, n + RATE / 10, 60)?;
-            n += RATE / 10;
+            append_numbered(&log, n, n + rate / 10, 60)?;
+            n += rate / 10;
             written.store(n, Ordering::SeqCst);
-            let due = Duration::from_millis(n * 1000 / RATE);
+            let due = Duration::from_millis(n * 1000 / rate);
             if let Some(ahead) = due.checked_sub(start.elapsed()) {
                 std::thread::sleep(ahead);
             }
