@@ -39,7 +39,11 @@ pub(crate) fn ensure(dir: &Path, size: u64) -> bool {
         Ok(()) => true,
         Err(error) => {
             // A file that could not be completed would only take space: remove it.
-            let _ = fs::remove_file(&p);
+            if let Err(remove) = fs::remove_file(&p)
+                && remove.kind() != io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %p.display(), error = %remove, "Cannot remove a partial spool reserve.");
+            }
             tracing::debug!(path = %p.display(), %error, "Spool reserve not written.");
             false
         }

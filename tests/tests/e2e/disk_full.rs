@@ -5,6 +5,7 @@
 //! last free pages are then taken too): once the collector is back, acks must still free space
 //! (the spool's reserve lets the ledger be written). Both: every line stored exactly once.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -49,6 +50,9 @@ fn full_spool_disk_blocks_inputs_until_space_returns_and_loses_nothing() {
         let filler = fs.path().join("filler.bin");
         let filled = fill_until_full(&filler)?;
         eprintln!("filler took {filled} bytes");
+        // Space freed meanwhile (acked segments deleted) is taken too: the disk stays full.
+        let hog_stop = Arc::new(AtomicBool::new(false));
+        let hog = spawn_hog(filler.clone(), hog_stop.clone());
         let mut reason = String::new();
         wait_until(Duration::from_secs(30), "spool_blocked_reason", || {
             agent.check_alive()?;
@@ -68,6 +72,8 @@ fn full_spool_disk_blocks_inputs_until_space_returns_and_loses_nothing() {
             "the block cleared while the disk was full"
         );
         let before_free = written.load(Ordering::SeqCst);
+        hog_stop.store(true, Ordering::SeqCst);
+        hog.join().map_err(|_| anyhow::anyhow!("hog panicked"))??;
         std::fs::remove_file(&filler)?;
         let freed = Instant::now();
         wait_until(Duration::from_secs(30), "block cleared", || {
@@ -196,9 +202,20 @@ fn check_logged_once(log: &str) -> Result<()> {
     Ok(())
 }
 
+/// Keeps `filler` growing into any space that frees up, every 20 ms until `stop`.
+fn spawn_hog(filler: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Result<()>> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            fill_until_full(&filler)?;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    })
+}
+
 /// Appends numbered lines at `rate` a second until `stop`.
 fn spawn_writer(
-    log: std::path::PathBuf,
+    log: PathBuf,
     rate: u64,
     written: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
