@@ -5,7 +5,7 @@
 //! last free pages are then taken too): once the collector is back, acks must still free space
 //! (the spool's reserve lets the ledger be written). Both: every line stored exactly once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -38,7 +38,7 @@ fn full_spool_disk_blocks_inputs_until_space_returns_and_loses_nothing() {
         let opts = AgentOpts::new(&collector, vec![input]);
         let mut agent = Agent::enroll(sb, &collector, "agent1", &opts)?;
         // Declared before the agent is started: dropped (unmounted) after the agent is killed.
-        let fs = Tmpfs::mount(&agent.spool_dir(), FS_BYTES)?;
+        let mut fault = Fault::prepare(&agent.spool_dir())?;
         agent.start()?;
         let written = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -47,12 +47,7 @@ fn full_spool_disk_blocks_inputs_until_space_returns_and_loses_nothing() {
         wait_until(Duration::from_secs(30), "first lines stored", || {
             Ok(collector.count()? > 0)
         })?;
-        let filler = fs.path().join("filler.bin");
-        let filled = fill_until_full(&filler)?;
-        eprintln!("filler took {filled} bytes");
-        // Space freed meanwhile (acked segments deleted) is taken too: the disk stays full.
-        let hog_stop = Arc::new(AtomicBool::new(false));
-        let hog = spawn_hog(filler.clone(), hog_stop.clone());
+        fault.inject()?;
         let mut reason = String::new();
         wait_until(Duration::from_secs(30), "spool_blocked_reason", || {
             agent.check_alive()?;
@@ -61,7 +56,7 @@ fn full_spool_disk_blocks_inputs_until_space_returns_and_loses_nothing() {
         })?;
         eprintln!("status.json: spool_blocked_reason = {reason:?}");
         ensure!(
-            reason.contains("no space left on device") && reason.contains("input app"),
+            reason.contains(fault.expected()) && reason.contains("input app"),
             "unexpected reason {reason:?}"
         );
         std::thread::sleep(BLOCKED_FOR);
@@ -72,16 +67,14 @@ fn full_spool_disk_blocks_inputs_until_space_returns_and_loses_nothing() {
             "the block cleared while the disk was full"
         );
         let before_free = written.load(Ordering::SeqCst);
-        hog_stop.store(true, Ordering::SeqCst);
-        hog.join().map_err(|_| anyhow::anyhow!("hog panicked"))??;
-        std::fs::remove_file(&filler)?;
+        fault.clear()?;
         let freed = Instant::now();
         wait_until(Duration::from_secs(30), "block cleared", || {
             agent.check_alive()?;
             Ok(blocked_reason(&collector)?.is_empty())
         })?;
         eprintln!(
-            "block cleared {:?} after the filler was removed",
+            "block cleared {:?} after the fault was cleared",
             freed.elapsed()
         );
         std::thread::sleep(Duration::from_secs(2));
@@ -100,7 +93,7 @@ fn full_spool_disk_blocks_inputs_until_space_returns_and_loses_nothing() {
         eprintln!("{total} lines written, each stored exactly once");
         check_logged_once(&agent.log_text()?)?;
         agent.stop()?;
-        drop(fs);
+        drop(fault);
         Ok(())
     });
 }
@@ -200,6 +193,80 @@ fn check_logged_once(log: &str) -> Result<()> {
         .unwrap_or(0);
     ensure!(retries >= 2, "the recovery reported {retries} retries");
     Ok(())
+}
+
+/// How the first test makes spool appends fail: a full tmpfs, or, where no tmpfs can be mounted
+/// (or `LOGSHIP_E2E_NO_MOUNT=1`), the spool directory moved away (creating a segment fails).
+enum Fault {
+    Full {
+        fs: Tmpfs,
+        hog: Option<(Arc<AtomicBool>, std::thread::JoinHandle<Result<()>>)>,
+    },
+    Moved {
+        spool: PathBuf,
+        away: PathBuf,
+    },
+}
+
+impl Fault {
+    fn prepare(spool: &Path) -> Result<Fault> {
+        let forced = std::env::var_os("LOGSHIP_E2E_NO_MOUNT").is_some_and(|v| v == "1");
+        let mounted = if forced {
+            Err(anyhow::anyhow!("LOGSHIP_E2E_NO_MOUNT=1"))
+        } else {
+            Tmpfs::mount(spool, FS_BYTES)
+        };
+        Ok(match mounted {
+            Ok(fs) => Fault::Full { fs, hog: None },
+            Err(error) => {
+                eprintln!("no tmpfs ({error:#}); injecting the fault by moving the spool away");
+                let away = spool.with_extension("away");
+                Fault::Moved {
+                    spool: spool.to_path_buf(),
+                    away,
+                }
+            }
+        })
+    }
+
+    /// What the blocked reason must say.
+    fn expected(&self) -> &'static str {
+        match self {
+            Fault::Full { .. } => "no space left on device",
+            Fault::Moved { .. } => "no such file or directory",
+        }
+    }
+
+    fn inject(&mut self) -> Result<()> {
+        match self {
+            Fault::Full { fs, hog } => {
+                let filler = fs.path().join("filler.bin");
+                let filled = fill_until_full(&filler)?;
+                eprintln!("filler took {filled} bytes");
+                // Space freed meanwhile (acked segments deleted) is taken too.
+                let stop = Arc::new(AtomicBool::new(false));
+                *hog = Some((stop.clone(), spawn_hog(filler, stop)));
+            }
+            Fault::Moved { spool, away } => std::fs::rename(&*spool, &*away)?,
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) -> Result<()> {
+        match self {
+            Fault::Full { fs, hog } => {
+                if let Some((stop, thread)) = hog.take() {
+                    stop.store(true, Ordering::SeqCst);
+                    thread
+                        .join()
+                        .map_err(|_| anyhow::anyhow!("hog panicked"))??;
+                }
+                std::fs::remove_file(fs.path().join("filler.bin"))?;
+            }
+            Fault::Moved { spool, away } => std::fs::rename(&*away, &*spool)?,
+        }
+        Ok(())
+    }
 }
 
 /// Keeps `filler` growing into any space that frees up, every 20 ms until `stop`.
