@@ -3,7 +3,9 @@
 //! the collector's status.json must show `spool_blocked_reason`, and once the filler is removed
 //! shipping resumes by itself. 2) The spool fills its own disk during a collector outage (the
 //! last free pages are then taken too): once the collector is back, acks must still free space
-//! (the spool's reserve lets the ledger be written). Both: every line stored exactly once.
+//! (the spool's reserve lets the ledger be written). 3) The agent is stopped (SIGTERM) while
+//! blocked: it exits cleanly and, restarted, loses and repeats nothing (read positions never ran
+//! ahead of the spool). All: every line stored exactly once.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -153,6 +155,57 @@ fn spool_filling_its_own_disk_recovers_when_acks_free_space() {
     });
 }
 
+#[test]
+fn agent_stopped_while_its_spool_is_blocked_exits_and_resumes_exactly_once() {
+    run_test(|sb| {
+        let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
+        collector.start()?;
+        let input = FileInput::new("app", &sb.path().join("app.log"));
+        let opts = AgentOpts::new(&collector, vec![input]);
+        let mut agent = Agent::enroll(sb, &collector, "agent1", &opts)?;
+        let mut fault = Fault::prepare(&agent.spool_dir())?;
+        agent.start()?;
+        let log = sb.path().join("app.log");
+        append_numbered(&log, 0, 5_000, 60)?;
+        wait_until(Duration::from_secs(30), "first lines stored", || {
+            Ok(collector.count()? == 5_000)
+        })?;
+        fault.inject()?;
+        let written = Arc::new(AtomicU64::new(5_000));
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = spawn_writer(log, RATE, written.clone(), stop.clone());
+        wait_until(Duration::from_secs(30), "spool_blocked_reason", || {
+            agent.check_alive()?;
+            Ok(!blocked_reason(&collector)?.is_empty())
+        })?;
+        // SIGTERM while the input is retrying: a clean exit within the harness deadline.
+        let stopping = Instant::now();
+        agent.stop()?;
+        eprintln!(
+            "agent stopped {:?} after SIGTERM while blocked",
+            stopping.elapsed()
+        );
+        fault.clear()?;
+        agent.start()?;
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::SeqCst);
+        writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("writer panicked"))??;
+        let total = written.load(Ordering::SeqCst);
+        wait_until(Duration::from_secs(60), "all lines stored", || {
+            agent.check_alive()?;
+            Ok(collector.count()? >= total)
+        })?;
+        ensure!(collector.count()? == total, "more records than lines");
+        check_exactly_once(&collector.store(), "app", total)?;
+        eprintln!("{total} lines written, each stored exactly once");
+        agent.stop()?;
+        drop(fault);
+        Ok(())
+    });
+}
+
 /// `agents.agent1.spool_blocked_reason` of status.json ("" when absent).
 fn blocked_reason(collector: &Collector) -> Result<String> {
     let Some(status) = collector.status()? else {
@@ -280,7 +333,7 @@ fn spawn_hog(filler: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<
     })
 }
 
-/// Appends numbered lines at `rate` a second until `stop`.
+/// Appends numbered lines from `written` on at `rate` a second until `stop`.
 fn spawn_writer(
     log: PathBuf,
     rate: u64,
@@ -289,12 +342,13 @@ fn spawn_writer(
 ) -> std::thread::JoinHandle<Result<()>> {
     std::thread::spawn(move || {
         let start = Instant::now();
-        let mut n = 0;
+        let first = written.load(Ordering::SeqCst);
+        let mut n = first;
         while !stop.load(Ordering::SeqCst) {
             append_numbered(&log, n, n + rate / 10, 60)?;
             n += rate / 10;
             written.store(n, Ordering::SeqCst);
-            let due = Duration::from_millis(n * 1000 / rate);
+            let due = Duration::from_millis((n - first) * 1000 / rate);
             if let Some(ahead) = due.checked_sub(start.elapsed()) {
                 std::thread::sleep(ahead);
             }
