@@ -225,10 +225,10 @@ fn check_logged_once(log: &str) -> Result<()> {
         blocked >= 1 && recovered == blocked,
         "{blocked} blocked and {recovered} recovered messages"
     );
-    // The disk stayed full for several seconds: with a retry at least every 2 s, a message per
-    // retry would show more than two episodes.
+    // The disk stayed full for over 5 s: with retries at 50 ms doubling to 2 s, a message per
+    // retry would show five or more. (An ack freeing a segment may briefly unblock the input.)
     ensure!(
-        blocked <= 2,
+        blocked <= 3,
         "{blocked} 'append failed' messages: logged per retry?"
     );
     let retries = log
@@ -244,7 +244,7 @@ fn check_logged_once(log: &str) -> Result<()> {
         })
         .max()
         .unwrap_or(0);
-    ensure!(retries >= 2, "the recovery reported {retries} retries");
+    ensure!(retries >= 4, "the recovery reported {retries} retries");
     Ok(())
 }
 
