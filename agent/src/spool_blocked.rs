@@ -105,12 +105,14 @@ impl Retry {
     }
 
     fn failed(&mut self, error: &SpoolError) {
+        let reason = describe(error);
         let mut map = self.shared.lock();
         if let Some(b) = map.get_mut(&self.input) {
+            // Still blocked: the reason shows the latest error, the log only the first.
             b.retries += 1;
+            b.reason = reason;
             return;
         }
-        let reason = describe(error);
         tracing::warn!(input = %self.input, %reason,
             "Spool append failed; the input keeps its batch and retries until it succeeds.");
         map.insert(
