@@ -179,7 +179,8 @@ impl Batcher {
     /// Appends `batch`, retrying failures (`crate::spool_blocked`) until the spool is closed.
     fn append(&mut self, batch: &NewBatch) -> Result<(), BatchError> {
         let spool = &self.spool;
-        self.retry.run(|| spool.append_ref(batch))?;
+        self.retry
+            .run(|| spool.is_closed(), || spool.append_ref(batch))?;
         Ok(())
     }
 

@@ -20,6 +20,8 @@ use logship_spool::SpoolError;
 pub const FIRST_DELAY: Duration = Duration::from_millis(50);
 /// Longest wait between two attempts: space coming back is noticed within this time.
 pub const MAX_DELAY: Duration = Duration::from_secs(2);
+/// How often a waiting retry looks whether the spool was closed (agent stopping).
+const CLOSE_CHECK: Duration = Duration::from_millis(50);
 
 /// Inputs currently blocked on the spool, shared by every input and the heartbeat.
 #[derive(Clone, Debug, Default)]
@@ -83,9 +85,10 @@ impl SpoolBlocked {
 
 impl Retry {
     /// Runs `attempt` until it succeeds or fails with [`SpoolError::Closed`] (returned as is).
-    /// Every other error is reported and retried after a backoff.
+    /// Every other error is reported and retried after a backoff, cut short once `closed()`.
     pub fn run<T>(
         &mut self,
+        closed: impl Fn() -> bool,
         mut attempt: impl FnMut() -> Result<T, SpoolError>,
     ) -> Result<T, SpoolError> {
         loop {
@@ -97,7 +100,10 @@ impl Retry {
                 Err(SpoolError::Closed) => return Err(SpoolError::Closed),
                 Err(error) => {
                     self.failed(&error);
-                    std::thread::sleep(self.delay);
+                    let until = Instant::now() + self.delay;
+                    while !closed() && Instant::now() < until {
+                        std::thread::sleep(CLOSE_CHECK.min(until - Instant::now()));
+                    }
                     self.delay = (self.delay * 2).min(MAX_DELAY);
                 }
             }
@@ -175,14 +181,17 @@ mod tests {
         let mut left = 3;
         let seen = shared.clone();
         let mut reasons = Vec::new();
-        let got = retry.run(|| {
-            reasons.push(seen.reason());
-            if left == 0 {
-                return Ok(7);
-            }
-            left -= 1;
-            Err(enospc())
-        });
+        let got = retry.run(
+            || false,
+            || {
+                reasons.push(seen.reason());
+                if left == 0 {
+                    return Ok(7);
+                }
+                left -= 1;
+                Err(enospc())
+            },
+        );
         assert_eq!(got.unwrap(), 7);
         assert_eq!(reasons[0], "");
         assert!(
@@ -201,10 +210,13 @@ mod tests {
     fn a_closed_spool_ends_the_loop() {
         let shared = SpoolBlocked::default();
         let mut calls = 0;
-        let got: Result<(), _> = shared.retry_for("app").run(|| {
-            calls += 1;
-            Err(SpoolError::Closed)
-        });
+        let got: Result<(), _> = shared.retry_for("app").run(
+            || false,
+            || {
+                calls += 1;
+                Err(SpoolError::Closed)
+            },
+        );
         assert!(matches!(got, Err(SpoolError::Closed)));
         assert_eq!(calls, 1);
     }

@@ -174,6 +174,11 @@ impl Spool {
         }
     }
 
+    /// [`Spool::close`] was called: appends fail with [`SpoolError::Closed`].
+    pub fn is_closed(&self) -> bool {
+        self.core().lock().closed
+    }
+
     /// Wakes blocked appenders and waiters (appends then fail with [`SpoolError::Closed`]) and
     /// fsyncs pending data. Reads and acks keep working.
     pub fn close(&self) {
