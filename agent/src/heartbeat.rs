@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use crate::batcher::BatcherStats;
+use crate::spool_blocked::SpoolBlocked;
 
 /// What a heartbeat reports, shared by the tasks that produce it.
 #[derive(Clone)]
@@ -29,6 +30,8 @@ pub struct Heartbeat {
     pub spool_lost_records: u64,
     /// Live read positions of each file input, registered once its tailer has started.
     pub positions: Arc<Mutex<Vec<(String, logship_tail::PositionsHandle)>>>,
+    /// Inputs whose spool appends fail (disk full, I/O errors).
+    pub spool_blocked: SpoolBlocked,
 }
 
 // === impl Heartbeat ===
@@ -83,6 +86,7 @@ impl Heartbeat {
             positions: self.read_positions(),
             drops,
             stream_id: self.stream_id.clone(),
+            spool_blocked_reason: self.spool_blocked.reason(),
         };
         Some((request, system))
     }

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod memory;
 pub mod run;
 pub mod shipper;
+pub mod spool_blocked;
 pub mod tls;
 
 /// This machine's host name, or "localhost" when it cannot be read.

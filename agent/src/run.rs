@@ -19,6 +19,7 @@ use crate::batcher::{Batcher, lost_range_gap};
 use crate::config::{Config, FileInput};
 use crate::heartbeat::Heartbeat;
 use crate::shipper::Shipper;
+use crate::spool_blocked::SpoolBlocked;
 use crate::tls;
 
 /// How long inputs get to flush their last batch after a stop signal.
@@ -53,6 +54,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         config: config.clone(),
         host,
         agent_tz,
+        blocked: SpoolBlocked::default(),
     };
     let lost_records: u64 = recovered
         .lost
@@ -84,6 +86,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         inputs: input_stats,
         spool_lost_records: lost_records,
         positions,
+        spool_blocked: ctx.blocked.clone(),
     };
     let shipper = Shipper {
         spool: spool.clone(),
@@ -117,6 +120,8 @@ struct InputContext {
     config: Config,
     host: String,
     agent_tz: String,
+    /// Inputs whose appends fail, for heartbeats.
+    blocked: SpoolBlocked,
 }
 
 impl InputContext {
@@ -128,6 +133,7 @@ impl InputContext {
             self.host.clone(),
             self.agent_tz.clone(),
         )
+        .map(|b| b.report_to(&self.blocked))
         .context("creating the zstd compressor")
     }
 }

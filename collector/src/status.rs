@@ -81,6 +81,7 @@ fn write(
                 "spool_bytes": beat.spool_bytes,
                 "spool_records": beat.spool_records,
                 "drops": beat.drops,
+                "spool_blocked_reason": beat.spool_blocked_reason,
                 "files": beat.positions.len(),
                 "positions": beat.positions.iter().take(64).map(|p| json!({
                     "input": p.input, "path": p.path, "offset": p.offset,

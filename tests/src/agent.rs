@@ -172,6 +172,14 @@ impl Agent {
         Ok(())
     }
 
+    /// Peak resident memory (VmHWM) of the running agent, in KiB.
+    pub fn peak_rss_kib(&self) -> Result<u64> {
+        match self.proc.as_ref() {
+            Some(p) => p.peak_rss_kib(),
+            None => bail!("agent {} is not running", self.name),
+        }
+    }
+
     /// agent.toml.
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("agent.toml")

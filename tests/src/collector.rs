@@ -152,14 +152,10 @@ impl Collector {
 
     /// Peak resident memory (VmHWM) of the running collector, in KiB.
     pub fn peak_rss_kib(&self) -> Result<u64> {
-        let pid = self.proc.as_ref().context("collector not running")?.pid();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .context("no VmHWM in /proc/PID/status")?;
-        let kib = line.split_whitespace().nth(1).context("VmHWM value")?;
-        Ok(kib.parse()?)
+        self.proc
+            .as_ref()
+            .context("collector not running")?
+            .peak_rss_kib()
     }
 
     /// Runs `issue-agent-cert` for `name` into `out`, with extra flags (validity).

@@ -10,10 +10,10 @@
 mod agent;
 mod collector;
 mod fsutil;
-mod mount;
 mod numbered;
 mod proc;
 pub mod raw;
+mod tmpfs;
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
@@ -24,9 +24,9 @@ use anyhow::{Result, bail};
 pub use agent::{Agent, AgentOpts, FileInput};
 pub use collector::{Collector, CollectorOpts, Store};
 pub use fsutil::{dir_bytes, files_with_ext, flip_bit_at, flip_bytes};
-pub use mount::Tmpfs;
 pub use numbered::{check_exactly_once, line_number, numbered_line};
 pub use proc::Proc;
+pub use tmpfs::{Tmpfs, fill_until_full};
 
 /// Bytes of each log printed when a test fails.
 const LOG_TAIL_BYTES: u64 = 6000;

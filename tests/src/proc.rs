@@ -53,6 +53,17 @@ impl Proc {
         self.child.id()
     }
 
+    /// Peak resident memory (VmHWM from /proc/PID/status), in KiB.
+    pub fn peak_rss_kib(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .context("no VmHWM in /proc/PID/status")?;
+        let kib = line.split_whitespace().nth(1).context("VmHWM value")?;
+        Ok(kib.parse()?)
+    }
+
     /// The exit status if the process has exited.
     pub fn exited(&mut self) -> Result<Option<ExitStatus>> {
         Ok(self.child.try_wait()?)

@@ -7,6 +7,7 @@ use logship_spool::{Spool, SpoolConfig};
 use logship_tail::LineSink;
 
 use super::*;
+use crate::spool_blocked::SpoolBlocked;
 
 fn limits(max_records: u32) -> BatchLimits {
     BatchLimits {
@@ -180,4 +181,103 @@ fn an_old_batch_is_flushed_by_tick() {
     std::thread::sleep(Duration::from_millis(5));
     b.tick().unwrap();
     assert_eq!(batches(&spool_handle).len(), 1);
+}
+
+#[test]
+fn a_record_larger_than_a_batch_is_cut_and_closes_its_batch_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool_handle = spool(dir.path());
+    let mut limits = limits(100);
+    limits.max_bytes = 4096;
+    let mut b = Batcher::new(
+        spool_handle.clone(),
+        limits,
+        "in".into(),
+        "h".into(),
+        "UTC".into(),
+    )
+    .unwrap();
+    let a = b.open_source("k", Path::new("/var/log/a.log")).unwrap();
+    b.line(a, b"small", 0, 6).unwrap();
+    b.line(a, &vec![b'x'; 10_000], 0, 10_007).unwrap();
+    b.line(a, &vec![b'y'; 5_000], 70_000, 80_008).unwrap();
+    b.line(a, b"after", 0, 80_014).unwrap();
+    b.flush().unwrap();
+    let got = batches(&spool_handle);
+    let shape: Vec<Vec<u64>> = got
+        .iter()
+        .map(|(_, l)| l.records.iter().map(|r| r.truncated_from).collect())
+        .collect();
+    assert_eq!(shape, [vec![0], vec![10_000], vec![70_000], vec![0]]);
+    let mut seq = 1;
+    while let Some(stored) = spool_handle.read_from(seq).unwrap() {
+        assert!(
+            stored.uncompressed_len <= 4096,
+            "{}",
+            stored.uncompressed_len
+        );
+        seq = stored.first_seq + u64::from(stored.count);
+    }
+    let cut = &got[1].1.records[0].raw;
+    assert!(
+        cut.len() > 3500 && cut.iter().all(|&c| c == b'x'),
+        "{}",
+        cut.len()
+    );
+}
+
+#[test]
+fn a_failing_append_keeps_the_batch_and_retries_until_it_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool_dir = dir.path().join("spool");
+    // A segment per append, so each append creates a file in the spool directory.
+    let spool_handle = Spool::open(SpoolConfig {
+        dir: spool_dir.clone(),
+        segment_max_bytes: 1,
+        fsync_interval_ms: 0,
+        ..SpoolConfig::default()
+    })
+    .unwrap()
+    .0;
+    let blocked = SpoolBlocked::default();
+    let mut b = Batcher::new(
+        spool_handle.clone(),
+        limits(100),
+        "in".into(),
+        "h".into(),
+        "UTC".into(),
+    )
+    .unwrap()
+    .report_to(&blocked);
+    let a = b.open_source("k", Path::new("/a")).unwrap();
+    b.line(a, b"one", 0, 4).unwrap();
+    b.flush().unwrap();
+    // The next segment cannot be created: the append fails until the directory is back.
+    std::fs::remove_dir_all(&spool_dir).unwrap();
+    let input = std::thread::spawn(move || {
+        b.line(a, b"two", 0, 8).unwrap();
+        b.flush().unwrap();
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while blocked.reason().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never blocked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let reason = blocked.reason();
+    assert!(
+        reason
+            .starts_with("no such file or directory (os error 2) during spool create segment on ")
+            && reason.contains("(input in, since "),
+        "{reason}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!input.is_finished(), "the input gave up");
+    std::fs::create_dir(&spool_dir).unwrap();
+    input.join().unwrap();
+    assert_eq!(blocked.reason(), "");
+    let raws: Vec<_> = batches(&spool_handle)
+        .into_iter()
+        .map(|(_, l)| l.records[0].raw.clone())
+        .collect();
+    assert_eq!(raws, [&b"one"[..], &b"two"[..]]);
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use host::{HostReport, check_host, writable_dir};
-pub use raw::{RawBatch, RawCollector, RawConfig, RawFile, RawShipper, RawSpool};
+pub use raw::{MAX_BATCH_BYTES, RawBatch, RawCollector, RawConfig, RawFile, RawShipper, RawSpool};
 
 /// A validated file input.
 #[derive(Debug, Clone)]
@@ -106,12 +106,22 @@ impl RawConfig {
         let key = file(&self.collector.key, "key", &mut p);
         let spool = self.spool.build(base, &mut p);
         let batch = self.batch.build(&mut p);
+        if spool.max_bytes < 2 * batch.max_bytes as u64 {
+            p.push("spool.max_bytes must be at least twice batch.max_bytes".into());
+        }
         let shipper = self.shipper.build(&mut p);
         let mut files = Vec::new();
         let mut names = std::collections::HashSet::new();
         for f in self.file {
             if !names.insert(f.name.clone()) {
                 p.push(format!("file input name {:?} is used twice", f.name));
+            }
+            if f.max_line_bytes > batch.max_bytes {
+                p.push(format!(
+                    "file {:?}: max_line_bytes ({}) must not exceed batch.max_bytes ({}): \
+                     a line must fit in one batch",
+                    f.name, f.max_line_bytes, batch.max_bytes
+                ));
             }
             files.extend(f.build(&mut p));
         }

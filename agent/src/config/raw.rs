@@ -110,6 +110,10 @@ pub struct RawFile {
     pub idle_flush_ms: u64,
 }
 
+/// Upper bound of `batch.max_bytes`: a batch that does not compress at all (zstd adds at most
+/// 1/256) stays under the collector's default caps, 16 MiB per message and 64 MiB decompressed.
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
+
 const fn default_start_at() -> StartAt {
     StartAt::Beginning
 }
@@ -182,8 +186,12 @@ impl RawBatch {
         if self.max_records == 0 {
             p.push("batch.max_records must be greater than 0".into());
         }
-        if !(1024..=64 << 20).contains(&self.max_bytes) {
-            p.push("batch.max_bytes must be between 1 KiB and 64 MiB".into());
+        if !(1024..=MAX_BATCH_BYTES).contains(&self.max_bytes) {
+            p.push(format!(
+                "batch.max_bytes must be between 1 KiB and {} MiB (a batch that does not \
+                 compress must still fit the collector's default 16 MiB message cap)",
+                MAX_BATCH_BYTES >> 20
+            ));
         }
         if !(1..=19).contains(&self.zstd_level) {
             p.push("batch.zstd_level must be between 1 and 19".into());

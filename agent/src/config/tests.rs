@@ -86,3 +86,55 @@ fn tail_flags_add_inputs_and_satisfy_the_input_rule() {
     let names: Vec<_> = config.files.iter().map(|f| f.tail.input.as_str()).collect();
     assert_eq!(names, ["tail1", "tail2"]);
 }
+
+#[test]
+fn batches_and_lines_are_bounded_below_the_collector_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    with_certs(dir.path());
+    let text = EXAMPLE
+        .replace("max_bytes = 2097152", "max_bytes = 16777216")
+        .replace("max_line_bytes = 65536", "max_line_bytes = 33554432");
+    let problems = RawConfig::parse(&text)
+        .unwrap()
+        .validate(dir.path(), &[])
+        .unwrap_err();
+    let joined = problems.join("\n");
+    assert!(
+        joined.contains("batch.max_bytes must be between 1 KiB and 8 MiB"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("max_line_bytes (33554432) must not exceed batch.max_bytes"),
+        "{joined}"
+    );
+    let small_spool = EXAMPLE.replace("max_bytes = 268435456", "max_bytes = 2097152");
+    let small_spool =
+        small_spool.replace("segment_max_bytes = 8388608", "segment_max_bytes = 1048576");
+    let problems = RawConfig::parse(&small_spool)
+        .unwrap()
+        .validate(dir.path(), &[])
+        .unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("at least twice batch.max_bytes")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn the_systemd_unit_allows_the_tailers_open_files() {
+    let unit = include_str!("../../../deploy/systemd/logship-agent.service");
+    let limit: usize = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("LimitNOFILE="))
+        .expect("the agent unit sets LimitNOFILE")
+        .trim()
+        .parse()
+        .expect("LimitNOFILE is a number");
+    // Several busy inputs, each at the tailer's cap, plus spool segments and sockets.
+    assert!(
+        limit >= 16 * logship_tail::MAX_OPEN_FILES + 1024,
+        "LimitNOFILE={limit}"
+    );
+}

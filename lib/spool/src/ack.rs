@@ -8,6 +8,7 @@ use tracing::warn;
 
 use crate::SpoolError;
 use crate::ledger::{self, Ledger};
+use crate::reserve;
 use crate::spool::Core;
 use crate::state::Segment;
 
@@ -20,7 +21,12 @@ impl Core {
         let Some((snapshot, removed)) = self.take_acked(through) else {
             return Ok(());
         };
-        if let Err(e) = ledger::store(&self.config.dir, &snapshot) {
+        let dir = &self.config.dir;
+        let mut stored = ledger::store(dir, &snapshot);
+        if stored.as_ref().is_err_and(reserve::is_no_space) && reserve::release(dir) {
+            stored = ledger::store(dir, &snapshot);
+        }
+        if let Err(e) = stored {
             // Put the segments back; their positions are re-applied harmlessly next time.
             let mut st = self.lock();
             for seg in removed.into_iter().rev() {
@@ -41,6 +47,7 @@ impl Core {
         }
         self.lock().bytes -= freed;
         self.space_cv.notify_all();
+        reserve::ensure(dir, reserve::size_for(self.config.max_bytes));
         Ok(())
     }
 
@@ -48,10 +55,10 @@ impl Core {
     /// positions into the ledger. None when nothing is to be deleted.
     fn take_acked(&self, through: u64) -> Option<(Ledger, Vec<Segment>)> {
         let mut st = self.lock();
-        let through = through.min(st.next_seq.saturating_sub(1));
-        if through <= st.acked_through {
-            return None;
-        }
+        // A repeated ack retries deleting segments that a failed ledger write put back.
+        let through = through
+            .min(st.next_seq.saturating_sub(1))
+            .max(st.acked_through);
         st.acked_through = through;
         // An empty writable segment stays: a new one would need its name.
         let removable =

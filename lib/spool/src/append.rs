@@ -14,7 +14,7 @@ use crate::state::{RecordMeta, Segment, State};
 use crate::{NewBatch, SpoolError};
 
 impl Core {
-    pub(crate) fn append(&self, batch: NewBatch) -> Result<u64, SpoolError> {
+    pub(crate) fn append(&self, batch: &NewBatch) -> Result<u64, SpoolError> {
         let mut frame = Frame::encode(batch)?;
         let limit = self.config.max_bytes;
         if frame.len() + HEADER_LEN > limit {

@@ -13,6 +13,8 @@
 //!   ledger.json.tmp             transient: written, fsync'd, renamed over ledger.json
 //!   00000000000000000001.seg    a segment, named by the first seq it holds (20 decimal digits)
 //!   quarantine/                 damaged segments (and a damaged ledger) moved aside, never read
+//!   reserve                     zeros (max_bytes/64, 64 KiB..1 MiB), deleted to write the ledger
+//!                               when the disk is full
 //!   lock                        empty; exclusively locked while a spool has the directory open
 //!
 //! segment  := header record*
@@ -43,6 +45,9 @@
 //!   quarantines the whole segment and reports its seq range in [`Recovered::lost`].
 //! - The segment files on disk never exceed `max_bytes` in total: `append` blocks until acks
 //!   free space (`when_full = block`); a single batch that can never fit is rejected.
+//! - A full disk never blocks acks for good: a ledger write that fails for lack of space is
+//!   retried after deleting `reserve` (written again after the next ack that frees segments), and
+//!   a repeated ack retries deleting segments a failed ledger write kept.
 //! - Seqs are never reused for new data: after recovery `next_seq` is past every surviving record,
 //!   past every quarantined range and past `acked_through`.
 
@@ -55,6 +60,7 @@ mod ledger;
 mod read;
 mod record;
 mod recover;
+mod reserve;
 mod scan;
 mod spool;
 mod state;

@@ -44,7 +44,7 @@ pub(crate) struct Frame {
 
 impl Frame {
     /// Frames a batch, copying its payload once. Fails if the body exceeds the u32 length field.
-    pub(crate) fn encode(batch: NewBatch) -> Result<Frame, SpoolError> {
+    pub(crate) fn encode(batch: &NewBatch) -> Result<Frame, SpoolError> {
         let pos_len: usize = batch
             .positions
             .iter()
@@ -78,7 +78,7 @@ impl Frame {
             meta_len: meta_len as u32,
             count: batch.count,
             uncompressed_len: batch.uncompressed_len,
-            positions: batch.positions,
+            positions: batch.positions.clone(),
         })
     }
 

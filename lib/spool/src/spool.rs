@@ -10,6 +10,7 @@ use tracing::error;
 use crate::io::lock_dir;
 use crate::record::{FRAME_PREFIX, HEADER_LEN, MIN_BODY};
 use crate::recover::recover;
+use crate::reserve;
 use crate::state::State;
 use crate::{LostRange, NewBatch, Recovered, SpoolConfig, SpoolError, SpoolStats, StoredBatch};
 
@@ -56,6 +57,7 @@ impl Spool {
         validate(&config)?;
         let dir_lock = lock_dir(&config.dir)?;
         let (state, recovered) = recover(&config)?;
+        reserve::ensure(&config.dir, reserve::size_for(config.max_bytes));
         let core = Arc::new(Core {
             _dir_lock: dir_lock,
             stream_id: recovered.stream_id.clone(),
@@ -93,6 +95,12 @@ impl Spool {
     /// ([`SpoolError::Closed`]). A batch that can never fit fails with
     /// [`SpoolError::BatchTooLarge`].
     pub fn append(&self, batch: NewBatch) -> Result<u64, SpoolError> {
+        self.core().append(&batch)
+    }
+
+    /// [`Spool::append`] that leaves the batch with the caller, so a failed append (an I/O
+    /// error such as a full disk) can be retried with the same batch.
+    pub fn append_ref(&self, batch: &NewBatch) -> Result<u64, SpoolError> {
         self.core().append(batch)
     }
 
@@ -164,6 +172,11 @@ impl Spool {
             quarantined_segments: st.quarantined_segments,
             blocked_appends: st.blocked_appends,
         }
+    }
+
+    /// [`Spool::close`] was called: appends fail with [`SpoolError::Closed`].
+    pub fn is_closed(&self) -> bool {
+        self.core().lock().closed
     }
 
     /// Wakes blocked appenders and waiters (appends then fail with [`SpoolError::Closed`]) and

@@ -123,6 +123,30 @@ fn ack_deletes_segments_and_frees_space() {
     );
 }
 
+#[test]
+fn a_repeated_ack_deletes_what_a_failed_ledger_write_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path());
+    cfg.segment_max_bytes = 2 * frame_len(1000) + 16; // two batches per segment
+    let (spool, _) = open(&cfg);
+    for i in 0..4 {
+        spool
+            .append(batch(1, &payload(i, 1000), vec![]))
+            .expect("append");
+    }
+    assert!(dir.path().join("reserve").is_file(), "no reserve written");
+    // The ledger cannot be written (its temp path is a directory): the ack deletes nothing.
+    let tmp = dir.path().join("ledger.json.tmp");
+    fs::create_dir(&tmp).expect("mkdir");
+    assert!(spool.ack(2).is_err());
+    assert_eq!(segment_files(dir.path()).len(), 2);
+    fs::remove_dir(&tmp).expect("rmdir");
+    // The same ack again (nothing newer to ack) now frees the segment.
+    spool.ack(2).expect("ack");
+    assert_eq!(segment_files(dir.path()).len(), 1);
+    assert_eq!(spool.stats().bytes, segment_bytes_on_disk(dir.path()));
+}
+
 /// Two batches of this size fill the cap used by the blocking tests.
 fn full_config(dir: &std::path::Path) -> crate::SpoolConfig {
     let mut cfg = config(dir);
