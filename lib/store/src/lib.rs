@@ -54,6 +54,7 @@
 
 mod block;
 mod index;
+mod progress;
 mod read;
 mod recovery;
 mod search;
@@ -68,9 +69,10 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+pub use progress::{Progress, Watch};
 pub use read::read_block_payload;
-pub use search::{Query, RecordView, SearchStats, search, search_with_cap};
-pub use verify::{VerifyReport, verify};
+pub use search::{Query, RecordView, SearchStats, search, search_watched, search_with_cap};
+pub use verify::{VerifyReport, verify, verify_watched};
 pub use writer::{BlockInput, BlockRef, Store, StoreStats};
 
 /// Default size at which a segment is sealed and a new one started.

@@ -10,6 +10,7 @@ use logship_proto::payload;
 
 use crate::block::{self, BlockHeader, GENESIS_HASH, HASH_LEN};
 use crate::index::SegmentIndex;
+use crate::progress::{Progress, Watch};
 use crate::search::parse_fields;
 use crate::segment::{self, SEGMENT_HEADER_LEN, SegmentInfo, SegmentReader, Step};
 use crate::{CorruptBlock, DEFAULT_MAX_DECOMPRESSED_BYTES, StoreError};
@@ -30,10 +31,15 @@ pub struct VerifyReport {
     /// An incomplete block at the end of the last segment: a write in progress, or a torn
     /// write the writer cuts on its next open. Not a problem by itself.
     pub incomplete_tail: Option<CorruptBlock>,
+    /// The watcher stopped the walk before the end (see [`verify_watched`]); the counts cover
+    /// what was walked.
+    pub interrupted: bool,
 }
 
 /// Walk state carried across segments.
-struct Verifier {
+struct Verifier<'w> {
+    watch: Watch<'w>,
+    progress: Progress,
     report: VerifyReport,
     /// Hashes the next block's `prev_hash` may equal; `None` after unreadable bytes.
     expect_prev: Option<Vec<[u8; HASH_LEN]>>,
@@ -45,8 +51,19 @@ struct Verifier {
 
 /// Verifies the whole store in `dir`; see the module documentation for what is checked.
 pub fn verify(dir: &Path) -> Result<VerifyReport, StoreError> {
+    verify_watched(dir, &mut |_| true)
+}
+
+/// [`verify`] that reports its [`Progress`] to `watch` after every block; `watch` returning
+/// false stops the walk (`VerifyReport::interrupted`).
+pub fn verify_watched(dir: &Path, watch: Watch<'_>) -> Result<VerifyReport, StoreError> {
     let segments = segment::list_segments(dir).map_err(StoreError::io(dir))?;
     let mut v = Verifier {
+        watch,
+        progress: Progress {
+            segments_total: segments.len() as u64,
+            ..Progress::default()
+        },
         report: VerifyReport::default(),
         expect_prev: Some(vec![GENESIS_HASH]),
         seqs: HashMap::new(),
@@ -67,6 +84,10 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, StoreError> {
             v.problem(&info.path, 0, format!("segment read error: {e}"));
         }
         v.report.segments += 1;
+        v.progress.segments_done += 1;
+        if v.report.interrupted {
+            break;
+        }
     }
     v.report.chain_head = hex::encode(head);
     Ok(v.report)
@@ -83,7 +104,7 @@ impl VerifyReport {
 
 // === impl Verifier ===
 
-impl Verifier {
+impl Verifier<'_> {
     fn segment(
         &mut self,
         info: &SegmentInfo,
@@ -112,6 +133,12 @@ impl Verifier {
                     seen.add(&header, &stored);
                     *head = stored;
                     pos = offset + frame_len;
+                    self.progress
+                        .block(header.count, header.min_time_ns, header.max_time_ns);
+                    if !(self.watch)(&self.progress) {
+                        self.report.interrupted = true;
+                        return Ok(());
+                    }
                 }
                 Step::Corrupt {
                     offset,
