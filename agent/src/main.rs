@@ -1,7 +1,11 @@
 //! `logship-agent` binary: parse the CLI, set up logging, load and validate the config (exit 64
 //! on problems, before anything starts), install the rustls provider, run until SIGTERM/SIGINT,
 //! drain with a deadline.
+//!
+//! Output on stdout goes through [`print_line`]: a closed stdout (`| head`) is a normal end,
+//! status 0 and no message, as for `grep`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -41,7 +45,7 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
         }
     };
     if check_only {
-        println!("{}: ok", path.display());
+        print_line(&format!("{}: ok", path.display()))?;
         return Ok(ExitCode::SUCCESS);
     }
     rustls::crypto::ring::default_provider()
@@ -58,6 +62,15 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
         logship_agent::run::run(cfg, shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes one line to stdout; ends the process with status 0 when stdout is a closed pipe.
+fn print_line(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other,
+    }
 }
 
 fn init_tracing(filter: &str) {
