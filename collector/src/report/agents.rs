@@ -41,6 +41,7 @@ pub fn rows(doc: &Value, now_ns: i64, stale_ns: i64) -> Vec<Value> {
     let Some(agents) = doc["agents"].as_object() else {
         return Vec::new();
     };
+    let online_ns = crate::status::ONLINE_WITHIN.as_nanos() as i64;
     agents
         .iter()
         .map(|(name, a)| {
@@ -63,7 +64,8 @@ pub fn rows(doc: &Value, now_ns: i64, stale_ns: i64) -> Vec<Value> {
                 "agent_version": a["agent_version"],
                 "last_heartbeat": crate::timearg::format_ns(last),
                 "silent_secs": silent_ns / 1_000_000_000,
-                "online": a["online"].as_bool().unwrap_or(false),
+                // The file may be old (collector stopped): a heartbeat must also be recent.
+                "online": a["online"].as_bool().unwrap_or(false) && silent_ns < online_ns,
                 "stale": silent_ns > stale_ns,
                 "spool_records": a["spool_records"],
                 "spool_bytes": a["spool_bytes"],

@@ -175,7 +175,13 @@ impl Filters {
         let fields = args
             .filters
             .iter()
-            .map(|f| FieldFilter::parse(f).with_context(|| format!("--where {f:?}")))
+            .map(|f| {
+                FieldFilter::parse(f).with_context(|| {
+                    format!(
+                        "--where {f:?} (`logship-collector fields` lists the fields with examples)"
+                    )
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         let folded = args
             .contains

@@ -23,17 +23,17 @@ use crate::timearg::format_ns;
 /// Widths of the columns before the raw line (which takes the rest): time, host, input,
 /// dataset, key fields. The key fields column is left out when the raw line would get fewer
 /// than [`MIN_RAW`] characters with it.
-const WIDTHS: [usize; 5] = [20, 12, 10, 16, 34];
+const WIDTHS: [usize; 5] = [20, 10, 8, 14, 28];
 const HEADER: [&str; 6] = ["TIME", "HOST", "INPUT", "DATASET", "KEY FIELDS", "RAW"];
-const MIN_RAW: usize = 40;
+const MIN_RAW: usize = 30;
 
 /// Fields shown in the table's key column when present, in this order, with their labels.
 const KEY_FIELDS: &[(&str, &str)] = &[
-    ("event.outcome", "outcome"),
     ("user.name", "user"),
     ("source.ip", "src"),
     ("destination.ip", "dst"),
     ("http.response.status_code", "status"),
+    ("event.outcome", "outcome"),
     ("event.action", "action"),
 ];
 
