@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 command -v logrotate >/dev/null || need_pkgs+=(logrotate)
 command -v zstd >/dev/null || need_pkgs+=(zstd)
+command -v script >/dev/null || need_pkgs+=(bsdutils)  # a pty for the terminal-output tests
 command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || need_pkgs+=(rsyslog)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "==> installing ${need_pkgs[*]}"
