@@ -170,3 +170,33 @@ fn document(
         "agents": known,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agents_of_the_previous_file_are_kept_and_only_live_ones_are_online() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status.json");
+        let now = jiff::Timestamp::now().as_nanosecond() as i64;
+        let old = json!({"agents": {"gone": {"last_heartbeat_unix_ns": now, "online": true}}});
+        std::fs::write(&path, old.to_string()).unwrap();
+        let mut known = previous_agents(&path);
+        assert!(known.contains_key("gone"));
+        let mut live = AgentMap::new();
+        live.insert("here".into(), json!({"last_heartbeat_unix_ns": now}));
+        known.extend(live.clone());
+        mark_online(&mut known, &live, now);
+        assert_eq!(
+            known["gone"]["online"], false,
+            "no heartbeat to this process"
+        );
+        assert_eq!(known["here"]["online"], true);
+        let later = now + ONLINE_WITHIN.as_nanos() as i64;
+        mark_online(&mut known, &live, later);
+        assert_eq!(known["here"]["online"], false, "silent for ONLINE_WITHIN");
+        std::fs::write(&path, "not json").unwrap();
+        assert!(previous_agents(&path).is_empty());
+    }
+}
