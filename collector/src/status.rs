@@ -7,9 +7,9 @@
 //!   carried over at start, so a stopped agent is still there (with `online: false`): `online`
 //!   means a heartbeat reached this collector process within [`ONLINE_WITHIN`].
 //! - Times are RFC 3339 (`started_at`, `written_at`, per agent `last_heartbeat`; the older
-//!   `last_heartbeat_unix_ns` stays for programs). `counter_scope` says for every counter whether
-//!   it counts all time (the whole store), since this collector started, or since the agent
-//!   started. Keys are only ever added, never renamed.
+//!   `last_heartbeat_unix_ns` stays for programs). `counter_scope` lists the counters that count
+//!   all time (the whole store), since this collector started, or since the agent started.
+//!   Keys are only ever added, never renamed.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -29,20 +29,27 @@ const INTERVAL: Duration = Duration::from_millis(500);
 /// default 30 s heartbeat intervals.
 pub const ONLINE_WITHIN: Duration = Duration::from_secs(90);
 
-/// What each counter counts: `all_time` (the whole store), `since_start` (this collector
-/// process, see `started_at`) or `since_agent_start` (per agent, reset when the agent restarts).
-const COUNTER_SCOPE: &[(&str, &str)] = &[
-    ("records_stored", "all_time"),
-    ("blocks_stored", "since_start"),
-    ("payload_bytes", "since_start"),
-    ("duplicate_records", "since_start"),
-    ("commits", "since_start"),
-    ("normalized_records", "since_start"),
-    ("normalize_deferred_records", "since_start"),
-    ("normalize_deferred_total", "since_start"),
-    ("normalize_skipped_records", "since_start"),
-    ("normalize_failed_blocks", "since_start"),
-    ("agents.*.drops", "since_agent_start"),
+/// What each counter counts, by scope: `all_time` (the whole store), `since_start` (this
+/// collector process, see `started_at`) or `since_agent_start` (per agent, reset when the agent
+/// restarts). Scope → counters, so a counter's name appears once as a key in the file (the quick
+/// start greps `"records_stored": N`).
+const COUNTER_SCOPE: &[(&str, &[&str])] = &[
+    ("all_time", &["records_stored"]),
+    (
+        "since_start",
+        &[
+            "blocks_stored",
+            "payload_bytes",
+            "duplicate_records",
+            "commits",
+            "normalized_records",
+            "normalize_deferred_records",
+            "normalize_deferred_total",
+            "normalize_skipped_records",
+            "normalize_failed_blocks",
+        ],
+    ),
+    ("since_agent_start", &["agents.*.drops"]),
 ];
 
 /// The agents of the status file as JSON objects by certificate name.

@@ -44,11 +44,17 @@ fn counters(doc: &Value) -> table::Table {
         if !value.is_number() {
             continue;
         }
-        let scope = match doc["counter_scope"][key].as_str() {
-            Some("all_time") => "all time (whole store)",
-            Some("since_start") => "since the collector started",
-            Some(other) => other,
-            None => "-",
+        let lists = |scope: &str| {
+            doc["counter_scope"][scope]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|k| k.as_str() == Some(key)))
+        };
+        let scope = if lists("all_time") {
+            "all time (whole store)"
+        } else if lists("since_start") {
+            "since the collector started"
+        } else {
+            "-"
         };
         t.row(vec![key.clone(), cell(value), scope.to_owned()]);
     }
