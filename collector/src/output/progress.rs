@@ -2,7 +2,8 @@
 //!
 //! Invariants:
 //! - Progress is drawn on stderr, and only when stderr is a terminal (indicatif hides it
-//!   otherwise), so it never mixes with the records on stdout or with piped output.
+//!   otherwise), so it never mixes with piped output; while it is shown, records reach the
+//!   terminal through [`Spinner::suspend`], so a row never lands inside the redrawn line.
 //! - Once [`Interrupt::install`] ran, SIGINT no longer kills the process: it raises a flag the
 //!   scan checks after every block and record, so the command stops at a record boundary,
 //!   flushes what it found, prints a summary and exits with [`EXIT_INTERRUPTED`].
@@ -78,6 +79,20 @@ impl Spinner {
         if !bar.is_hidden() {
             bar.set_message(describe(p, self.verb));
         }
+    }
+
+    /// Runs `f` (which prints to stdout and flushes) with the spinner line lifted off the
+    /// terminal, so output never lands inside the line being redrawn.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match self.bar.get() {
+            Some(bar) if !bar.is_hidden() => bar.suspend(f),
+            _ => f(),
+        }
+    }
+
+    /// Whether the spinner is on the terminal now.
+    pub fn visible(&self) -> bool {
+        self.bar.get().is_some_and(|b| !b.is_hidden())
     }
 
     /// Removes the spinner line.

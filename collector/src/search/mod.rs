@@ -119,7 +119,12 @@ fn scan(
             return true;
         }
         matched += 1;
-        match printer.record(r, fields) {
+        let written = if spinner.visible() {
+            spinner.suspend(|| printer.record(r, fields).and_then(|()| printer.flush()))
+        } else {
+            printer.record(r, fields)
+        };
+        match written {
             Ok(()) => matched < limit,
             Err(e) => {
                 failure = Some(e);

@@ -87,6 +87,12 @@ impl<'o> Printer<'o> {
         Ok(())
     }
 
+    /// Pushes what was printed so far to stdout.
+    pub(super) fn flush(&mut self) -> Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+
     /// Ends the output: the count, or the table header when no record came.
     pub(super) fn finish(&mut self, matched: u64) -> Result<()> {
         if self.count_only {
