@@ -11,6 +11,7 @@ need_pkgs=()
 command -v logrotate >/dev/null || need_pkgs+=(logrotate)
 command -v zstd >/dev/null || need_pkgs+=(zstd)
 command -v mount >/dev/null || need_pkgs+=(mount)   # tmpfs for the disk-full tests
+command -v script >/dev/null || need_pkgs+=(bsdutils)  # a pty for the terminal-output tests
 command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || need_pkgs+=(rsyslog)
 command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
 command -v strip >/dev/null || need_pkgs+=(binutils)

@@ -1,7 +1,11 @@
 //! `logship-agent` binary: parse the CLI, set up logging, load and validate the config (exit 64
 //! on problems, before anything starts), install the rustls provider, run until SIGTERM/SIGINT,
 //! drain with a deadline.
+//!
+//! Output on stdout goes through [`print_line`]: a closed stdout (`| head`) is a normal end,
+//! status 0 and no message, as for `grep`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -69,10 +73,22 @@ fn report_host_checks(path: &std::path::Path, cfg: &config::Config) -> ExitCode 
         eprintln!("{}: {e}", path.display());
     }
     if report.errors.is_empty() {
-        println!("{}: ok", path.display());
+        if let Err(error) = print_line(&format!("{}: ok", path.display())) {
+            eprintln!("error: writing to stdout: {error}");
+            return ExitCode::FAILURE;
+        }
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_CONFIG)
+    }
+}
+
+/// Writes one line to stdout; ends the process with status 0 when stdout is a closed pipe.
+fn print_line(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other,
     }
 }
 

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::output::Format;
+
 /// logship collector: receives agents' records over mutual TLS and keeps them in a
 /// tamper-evident store.
 #[derive(Debug, Parser)]
@@ -61,8 +63,36 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Search the store; prints JSON lines, one per record.
+    /// Search the store: a table on a terminal, JSON lines (one per record) when piped or with
+    /// --json. Ctrl-C stops a long search and prints what was found so far.
     Search(SearchArgs),
+    /// Print DATA_DIR/status.json for people (a table on a terminal, JSON when piped).
+    Status {
+        /// The collector's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Output format (default: table on a terminal, JSON otherwise).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
+    /// List every agent that has sent a heartbeat, with its last report and whether it is stale.
+    Agents {
+        /// The collector's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// An agent silent for longer than this is stale (30s, 10m, 2h, 1d).
+        #[arg(long, default_value = "10m")]
+        stale: String,
+        /// Output format (default: table on a terminal, JSON lines otherwise).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
+    /// List the ECS fields the parsers produce (the names --where accepts), with an example each.
+    Fields {
+        /// Output format (default: table on a terminal, JSON lines otherwise).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
     /// Normalize raw lines (or one event XML/JSON per line) offline and print JSON lines with
     /// the raw text and the ECS fields, to check a parser on your own logs.
     Normalize {
@@ -92,11 +122,15 @@ pub enum Command {
         #[arg(long, default_value_t = 0.99)]
         min_precision: f64,
     },
-    /// Walk the whole store and check its hash chain; exits non-zero on any problem.
+    /// Walk the whole store and check its hash chain; exits non-zero on any problem. Ctrl-C
+    /// stops it and prints what was checked so far.
     Verify {
         /// Data directory.
         #[arg(long)]
         data_dir: PathBuf,
+        /// Output format (default: table on a terminal, JSON otherwise).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
     },
 }
 
@@ -139,31 +173,43 @@ pub struct SearchArgs {
     /// The collector's data directory.
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// Oldest observed time: RFC 3339 or relative (-15m, -1h, -7d).
+    /// Oldest observed time: RFC 3339, or an age (1h and -1h both mean one hour ago; s, m, h,
+    /// d, w).
     #[arg(long, allow_hyphen_values = true)]
     pub since: Option<String>,
-    /// Newest observed time: RFC 3339 or relative.
+    /// Newest observed time (exclusive): RFC 3339 or an age.
     #[arg(long, allow_hyphen_values = true)]
     pub until: Option<String>,
-    /// Only records from this host.
+    /// Only records from this host name, as the agent claims it (its own idea of its name;
+    /// not authenticated).
     #[arg(long)]
     pub host: Option<String>,
     /// Only records from this agent input.
     #[arg(long)]
     pub input: Option<String>,
-    /// Only records from this agent (certificate name).
+    /// Only records from this agent identity: the name in its certificate (authenticated).
     #[arg(long)]
     pub agent: Option<String>,
-    /// Only records whose raw text contains TEXT.
+    /// Only records whose raw text contains TEXT (case-sensitive unless -i).
     #[arg(long)]
     pub contains: Option<String>,
-    /// Field filter FIELD=VALUE or FIELD!=VALUE (CIDR for IP fields); repeatable, all must match.
+    /// Make --contains ignore case.
+    #[arg(short = 'i', long)]
+    pub ignore_case: bool,
+    /// Field filter FIELD=VALUE, FIELD!=VALUE, or a range FIELD>VALUE, >=, <, <= (CIDR for IP
+    /// fields); repeatable, all must match. `logship-collector fields` lists the fields.
     #[arg(long = "where")]
     pub filters: Vec<String>,
-    /// At most N records.
+    /// At most N records (0: none).
     #[arg(long)]
     pub limit: Option<usize>,
     /// Print only the number of matching records.
     #[arg(long)]
     pub count: bool,
+    /// Output format (default: table on a terminal, JSON lines otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Shorthand for --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
 }

@@ -2,7 +2,8 @@
 //! batches and keeps every record durably in the hash-chained store; searches it from the CLI.
 //!
 //! Data flow: [`tls`] (authenticate) → [`ingest`] (check, decompress with a cap) → [`writer`]
-//! (dedup, append, group commit) → ack. [`search`] reads the store from another process.
+//! (dedup, append, group commit) → ack. [`search`] and [`report`] read the store and the status
+//! file from another process and print for people ([`output`]) or programs.
 
 pub mod certfile;
 pub mod cli;
@@ -11,10 +12,13 @@ pub mod drain;
 pub mod ingest;
 pub mod logging;
 pub mod normalize;
+pub mod output;
 pub mod pki;
 pub mod refusal;
+pub mod report;
 pub mod search;
 pub mod serve;
 pub mod status;
+pub mod timearg;
 pub mod tls;
 pub mod writer;

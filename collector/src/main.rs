@@ -1,13 +1,19 @@
 //! `logship-collector` binary: parse the CLI, set up logging, run one command, exit with a
-//! meaningful code (0 ok, 1 failure, 64 bad config or usage).
+//! meaningful code (0 ok, 1 failure, 64 bad config or usage, 130 interrupted by Ctrl-C).
+//!
+//! Every command prints through `output::stdout()`: a closed stdout (`| head`) is a normal end,
+//! status 0 and no message.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use logship_collector::cli::{Cli, Command, IssueArgs};
-use logship_collector::{config, normalize, pki, search, serve};
+use logship_collector::output::progress::{EXIT_INTERRUPTED, Interrupt};
+use logship_collector::output::{self, Format};
+use logship_collector::{config, normalize, pki, report, search, serve};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code for a bad configuration (EX_USAGE-like, as in sysexits).
@@ -18,6 +24,7 @@ fn main() -> ExitCode {
     logship_collector::logging::init(&cli.log_level);
     match try_main(cli) {
         Ok(code) => code,
+        Err(error) if output::is_closed_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -37,24 +44,45 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
         } => init(&data_dir, &sans, &listen),
         Command::IssueAgentCert(args) => issue(&args),
         Command::ServerCert { data_dir, sans } => server_cert(&data_dir, &sans),
-        Command::CheckConfig { config } => Ok(check_config(&config)),
+        Command::CheckConfig { config } => check_config(&config),
         Command::Serve { config, listen } => run_serve(&config, listen),
         Command::Search(args) => {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-            search::run(&args, &mut out)?;
+            let interrupt = Interrupt::install()?;
+            let format = Format::choose(args.format, args.json);
+            let outcome = search::run(&args, format, &mut output::stdout(), &interrupt)?;
+            Ok(exit_code(true, outcome.interrupted))
+        }
+        Command::Verify { data_dir, format } => {
+            let interrupt = Interrupt::install()?;
+            let format = Format::choose(format, false);
+            let report = report::verify::run(&data_dir, format, &mut output::stdout(), &interrupt)?;
+            Ok(exit_code(report.is_ok(), report.interrupted))
+        }
+        Command::Status { data_dir, format } => {
+            let format = Format::choose(format, false);
+            report::status::run(&data_dir, format, &mut output::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { data_dir } => verify(&data_dir),
+        Command::Agents {
+            data_dir,
+            stale,
+            format,
+        } => {
+            let format = Format::choose(format, false);
+            report::agents::run(&data_dir, &stale, format, &mut output::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Fields { format } => {
+            report::fields::run(Format::choose(format, false), &mut output::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Normalize {
             dataset,
             tz,
             host,
             files,
         } => {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            normalize::run_offline(&files, &dataset, &tz, &host, &mut out)?;
+            normalize::run_offline(&files, &dataset, &tz, &host, &mut output::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::ParserAccuracy {
@@ -62,14 +90,20 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
             min_recall,
             min_precision,
         } => {
-            let ok =
-                normalize::run_accuracy(&table, min_recall, min_precision, &mut std::io::stdout())?;
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            let mut out = output::stdout();
+            let ok = normalize::run_accuracy(&table, min_recall, min_precision, &mut out)?;
+            out.flush()?;
+            Ok(exit_code(ok, false))
         }
+    }
+}
+
+/// 130 after Ctrl-C, else 0 when `ok`, else 1.
+fn exit_code(ok: bool, interrupted: bool) -> ExitCode {
+    match (interrupted, ok) {
+        (true, _) => ExitCode::from(EXIT_INTERRUPTED),
+        (false, true) => ExitCode::SUCCESS,
+        (false, false) => ExitCode::FAILURE,
     }
 }
 
@@ -78,8 +112,14 @@ fn init(data_dir: &Path, sans: &[String], listen: &str) -> Result<ExitCode> {
     let abs = std::path::absolute(data_dir)?;
     let config_path = data_dir.join("collector.toml");
     pki::write_public(&config_path, &config::template(&abs, listen))?;
-    println!("created CA and server certificate in {}", abs.display());
-    println!("config: {}", config_path.display());
+    let mut out = output::stdout();
+    writeln!(
+        out,
+        "created CA and server certificate in {}",
+        abs.display()
+    )?;
+    writeln!(out, "config: {}", config_path.display())?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -106,22 +146,31 @@ fn issue(args: &IssueArgs) -> Result<ExitCode> {
     };
     let toml = config::agent_template(&args.collectors, layout);
     pki::write_public(&args.out.join("agent.toml"), &toml)?;
-    println!(
+    let mut out = output::stdout();
+    writeln!(
+        out,
         "issued certificate for agent {:?} into {}",
         args.name,
         out_abs.display()
-    );
+    )?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn server_cert(data_dir: &Path, sans: &[String]) -> Result<ExitCode> {
     let names = pki::reissue_server_cert(data_dir, sans)?;
-    println!(
+    let mut out = output::stdout();
+    writeln!(
+        out,
         "re-issued {} for: {}",
         data_dir.join(pki::SERVER_CERT).display(),
         names.join(", ")
-    );
-    println!("restart the collector to use it; the CA and the agents' certificates are unchanged");
+    )?;
+    writeln!(
+        out,
+        "restart the collector to use it; the CA and the agents' certificates are unchanged"
+    )?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -130,7 +179,7 @@ fn rfc3339(text: &str) -> Result<time::OffsetDateTime> {
         .with_context(|| format!("{text:?} is not an RFC 3339 time"))
 }
 
-fn check_config(path: &Path) -> ExitCode {
+fn check_config(path: &Path) -> Result<ExitCode> {
     match config::load(path) {
         Ok(cfg) => {
             let report = config::check_host(&cfg, time::OffsetDateTime::now_utc());
@@ -141,16 +190,18 @@ fn check_config(path: &Path) -> ExitCode {
                 eprintln!("{}: {e}", path.display());
             }
             if !report.errors.is_empty() {
-                return ExitCode::from(EXIT_CONFIG);
+                return Ok(ExitCode::from(EXIT_CONFIG));
             }
-            println!("{}: ok", path.display());
-            ExitCode::SUCCESS
+            let mut out = output::stdout();
+            writeln!(out, "{}: ok", path.display())?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
         }
         Err(problems) => {
             for p in &problems {
                 eprintln!("{}: {p}", path.display());
             }
-            ExitCode::from(EXIT_CONFIG)
+            Ok(ExitCode::from(EXIT_CONFIG))
         }
     }
 }
@@ -189,36 +240,4 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     // Cancel first: the stop must not depend on logging.
     shutdown.cancel();
     tracing::info!("Stop signal received; draining.");
-}
-
-fn verify(data_dir: &Path) -> Result<ExitCode> {
-    let report = logship_store::verify(&serve::store_dir(data_dir))?;
-    let located = |list: &[logship_store::CorruptBlock]| -> Vec<serde_json::Value> {
-        list.iter()
-            .map(|p| {
-                serde_json::json!({
-                    "segment": p.segment.display().to_string(),
-                    "offset": p.offset,
-                    "reason": p.reason,
-                })
-            })
-            .collect()
-    };
-    let problems = located(&report.problems);
-    let doc = serde_json::json!({
-        "ok": problems.is_empty(),
-        "segments": report.segments,
-        "blocks": report.blocks,
-        "records": report.records,
-        "chain_head": report.chain_head,
-        "problems": problems,
-        "incomplete_tail": report.incomplete_tail.as_ref().map(|t| t.reason.clone()),
-        "recorded_gaps": located(&report.recorded_gaps),
-    });
-    println!("{}", serde_json::to_string_pretty(&doc)?);
-    Ok(if report.problems.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }

@@ -1,7 +1,15 @@
 //! `DATA_DIR/status.json`: the collector's live counters, rewritten atomically about twice a
 //! second so operators, tests and benchmarks can watch progress without a network API.
 //!
-//! Invariant: readers always see a complete JSON document (write to a temp file, then rename).
+//! Invariants:
+//! - Readers always see a complete JSON document (write to a temp file, then rename).
+//! - Every agent that ever sent a heartbeat stays listed: agents of the previous file are
+//!   carried over at start, so a stopped agent is still there (with `online: false`): `online`
+//!   means a heartbeat reached this collector process within [`ONLINE_WITHIN`].
+//! - Times are RFC 3339 (`started_at`, `written_at`, per agent `last_heartbeat`; the older
+//!   `last_heartbeat_unix_ns` stays for programs). `counter_scope` lists the counters that count
+//!   all time (the whole store), since this collector started, or since the agent started.
+//!   Keys are only ever added, never renamed.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -17,6 +25,36 @@ use crate::writer::WriterStats;
 /// How often the file is rewritten.
 const INTERVAL: Duration = Duration::from_millis(500);
 
+/// An agent is `online` while its last heartbeat is younger than this: three of the agent's
+/// default 30 s heartbeat intervals.
+pub const ONLINE_WITHIN: Duration = Duration::from_secs(90);
+
+/// What each counter counts, by scope: `all_time` (the whole store), `since_start` (this
+/// collector process, see `started_at`) or `since_agent_start` (per agent, reset when the agent
+/// restarts). Scope → counters, so a counter's name appears once as a key in the file (the quick
+/// start greps `"records_stored": N`).
+const COUNTER_SCOPE: &[(&str, &[&str])] = &[
+    ("all_time", &["records_stored"]),
+    (
+        "since_start",
+        &[
+            "blocks_stored",
+            "payload_bytes",
+            "duplicate_records",
+            "commits",
+            "normalized_records",
+            "normalize_deferred_records",
+            "normalize_deferred_total",
+            "normalize_skipped_records",
+            "normalize_failed_blocks",
+        ],
+    ),
+    ("since_agent_start", &["agents.*.drops"]),
+];
+
+/// The agents of the status file as JSON objects by certificate name.
+type AgentMap = serde_json::Map<String, serde_json::Value>;
+
 /// Writes the status file until `shutdown`, and once more at the end.
 pub async fn run(
     path: PathBuf,
@@ -26,8 +64,12 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let normalize = normalize.unwrap_or_default();
+    let started = jiff::Timestamp::now();
+    let mut known = previous_agents(&path);
     loop {
-        if let Err(error) = write(&path, &stats, &normalize, &heartbeats) {
+        let doc = document(started, &stats, &normalize, &heartbeats, &mut known);
+        let doc = document_with_disk(&path, doc);
+        if let Err(error) = write(&path, &doc) {
             tracing::warn!(%error, path = %path.display(), "Writing the status file failed.");
         }
         tokio::select! {
@@ -35,7 +77,9 @@ pub async fn run(
             _ = tokio::time::sleep(INTERVAL) => {}
         }
     }
-    if let Err(error) = write(&path, &stats, &normalize, &heartbeats) {
+    let doc = document(started, &stats, &normalize, &heartbeats, &mut known);
+    let doc = document_with_disk(&path, doc);
+    if let Err(error) = write(&path, &doc) {
         tracing::warn!(%error, path = %path.display(), "Writing the final status file failed.");
     }
 }
@@ -58,25 +102,66 @@ fn store_quarantined(path: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn write(
-    path: &PathBuf,
+/// Agents listed in the status file a previous collector process left (none if unreadable).
+fn previous_agents(path: &PathBuf) -> AgentMap {
+    let Ok(bytes) = std::fs::read(path) else {
+        return AgentMap::new();
+    };
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut doc)) => match doc.remove("agents") {
+            Some(serde_json::Value::Object(agents)) => agents,
+            _ => AgentMap::new(),
+        },
+        _ => {
+            tracing::warn!(path = %path.display(), "Previous status file unreadable; agents seen before are not listed.");
+            AgentMap::new()
+        }
+    }
+}
+
+/// Sets `online`: the agent's heartbeat reached this process (`live`) within [`ONLINE_WITHIN`].
+fn mark_online(agents: &mut AgentMap, live: &AgentMap, now_ns: i64) {
+    let within = ONLINE_WITHIN.as_nanos() as i64;
+    for (name, agent) in agents.iter_mut() {
+        let last = agent["last_heartbeat_unix_ns"].as_i64().unwrap_or(i64::MIN);
+        let online = live.contains_key(name) && now_ns.saturating_sub(last) < within;
+        if let Some(obj) = agent.as_object_mut() {
+            obj.insert("online".into(), json!(online));
+        }
+    }
+}
+
+fn rfc3339(ns: i64) -> String {
+    crate::timearg::format_ns(ns)
+}
+
+fn write(path: &PathBuf, doc: &serde_json::Value) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(doc)?)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The whole status document; live heartbeats are merged into `known` (agents ever seen).
+fn document(
+    started: jiff::Timestamp,
     stats: &WriterStats,
     normalize: &NormalizeStats,
     heartbeats: &HeartbeatBook,
-) -> std::io::Result<()> {
-    let agents: serde_json::Map<String, serde_json::Value> = heartbeats
+    known: &mut AgentMap,
+) -> serde_json::Value {
+    let now = jiff::Timestamp::now();
+    let live: AgentMap = heartbeats
         .lock()
         .expect("heartbeat book lock is never poisoned")
         .iter()
         .map(|(agent, (at, beat))| {
-            let host = beat
-                .host
-                .as_ref()
-                .map(|h| h.host_name.clone())
-                .unwrap_or_default();
+            let facts = beat.host.clone().unwrap_or_default();
             let v = json!({
                 "last_heartbeat_unix_ns": at,
-                "host": host,
+                "last_heartbeat": rfc3339(*at),
+                "host": facts.host_name,
+                "os_name": facts.os_name,
+                "os_version": facts.os_version,
                 "agent_version": beat.agent_version,
                 "spool_bytes": beat.spool_bytes,
                 "spool_records": beat.spool_records,
@@ -90,7 +175,15 @@ fn write(
             (agent.clone(), v)
         })
         .collect();
-    let doc = json!({
+    known.extend(live.clone());
+    mark_online(known, &live, now.as_nanosecond() as i64);
+    let scope: AgentMap = COUNTER_SCOPE
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
+    json!({
+        "started_at": started.to_string(),
+        "written_at": now.to_string(),
         "records_stored": stats.records_stored.load(Ordering::Relaxed),
         "blocks_stored": stats.blocks_stored.load(Ordering::Relaxed),
         "payload_bytes": stats.payload_bytes.load(Ordering::Relaxed),
@@ -101,10 +194,44 @@ fn write(
         "normalize_deferred_total": normalize.deferred_total.load(Ordering::Relaxed),
         "normalize_skipped_records": normalize.skipped_records.load(Ordering::Relaxed),
         "normalize_failed_blocks": normalize.failed_blocks.load(Ordering::Relaxed),
-        "agents": agents,
-        "store_quarantined": store_quarantined(path),
-    });
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)?;
-    std::fs::rename(&tmp, path)
+        "counter_scope": scope,
+        "agents": known,
+    })
+}
+
+/// [`document`] plus what is read from disk: the store's quarantined tails.
+fn document_with_disk(path: &std::path::Path, doc: serde_json::Value) -> serde_json::Value {
+    let mut doc = doc;
+    doc["store_quarantined"] = json!(store_quarantined(path));
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agents_of_the_previous_file_are_kept_and_only_live_ones_are_online() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status.json");
+        let now = jiff::Timestamp::now().as_nanosecond() as i64;
+        let old = json!({"agents": {"gone": {"last_heartbeat_unix_ns": now, "online": true}}});
+        std::fs::write(&path, old.to_string()).unwrap();
+        let mut known = previous_agents(&path);
+        assert!(known.contains_key("gone"));
+        let mut live = AgentMap::new();
+        live.insert("here".into(), json!({"last_heartbeat_unix_ns": now}));
+        known.extend(live.clone());
+        mark_online(&mut known, &live, now);
+        assert_eq!(
+            known["gone"]["online"], false,
+            "no heartbeat to this process"
+        );
+        assert_eq!(known["here"]["online"], true);
+        let later = now + ONLINE_WITHIN.as_nanos() as i64;
+        mark_online(&mut known, &live, later);
+        assert_eq!(known["here"]["online"], false, "silent for ONLINE_WITHIN");
+        std::fs::write(&path, "not json").unwrap();
+        assert!(previous_agents(&path).is_empty());
+    }
 }

@@ -1,6 +1,10 @@
-//! `--where` predicates over normalized fields: `field=value`, `field!=value`; on IP fields
-//! (`*.ip`) a value containing '/' is a CIDR match. Array fields match when any element does.
-//! Numbers compare numerically when the value parses as a number, else as text.
+//! `--where` predicates over normalized fields: `field=value`, `field!=value`, and ranges
+//! `field>value`, `>=`, `<`, `<=`; on IP fields (`*.ip`) a value containing '/' is a CIDR match.
+//! Array fields match when any element does. Numbers compare numerically when the value parses
+//! as a number, else as text (so RFC 3339 times order correctly).
+//!
+//! Invariant: a filter names a field of the catalog ([`crate::known_fields`]); an unknown name is
+//! an error listing the known ones, never a filter that silently matches nothing.
 
 use std::net::IpAddr;
 
@@ -11,9 +15,30 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone)]
 pub struct FieldFilter {
     field: String,
-    negate: bool,
+    op: Op,
     value: Expected,
 }
+
+/// The comparison of a filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+/// Operators by text; two-character ones first so `>=` is not read as `>`.
+const OPS: &[(&str, Op)] = &[
+    ("!=", Op::Ne),
+    (">=", Op::Ge),
+    ("<=", Op::Le),
+    ("=", Op::Eq),
+    (">", Op::Gt),
+    ("<", Op::Lt),
+];
 
 #[derive(Debug, Clone)]
 enum Expected {
@@ -24,9 +49,15 @@ enum Expected {
 /// Why a `--where` expression was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {
-    /// No `=` or `!=` in the expression.
-    #[error("expected FIELD=VALUE or FIELD!=VALUE, got {0:?}")]
+    /// No operator in the expression.
+    #[error("expected FIELD=VALUE, FIELD!=VALUE, FIELD>VALUE, >=, < or <=, got {0:?}")]
     Syntax(String),
+    /// The field is not one the parsers emit.
+    #[error("unknown field {0:?}; known fields: {known}", known = known_names())]
+    UnknownField(String),
+    /// A range on an IP network.
+    #[error("{0:?}: a CIDR value works only with = and !=")]
+    RangeOnNet(String),
     /// The field name is empty.
     #[error("empty field name in {0:?}")]
     EmptyField(String),
@@ -38,19 +69,26 @@ pub enum FilterError {
 // === impl FieldFilter ===
 
 impl FieldFilter {
-    /// Parses `field=value` or `field!=value`.
+    /// Parses `field=value`, `field!=value` or a range (`field>=value`, ...); the field must be
+    /// a known one.
     pub fn parse(s: &str) -> Result<FieldFilter, FilterError> {
-        let (field, negate, value) = match (s.find("!="), s.find('=')) {
-            (Some(i), Some(j)) if i < j => (&s[..i], true, &s[i + 2..]),
-            (_, Some(j)) => (&s[..j], false, &s[j + 1..]),
-            _ => return Err(FilterError::Syntax(s.to_owned())),
-        };
-        let field = field.trim();
+        let (at, text, op) = OPS
+            .iter()
+            .filter_map(|(text, op)| s.find(text).map(|at| (at, *text, *op)))
+            .min_by_key(|(at, text, _)| (*at, usize::MAX - text.len()))
+            .ok_or_else(|| FilterError::Syntax(s.to_owned()))?;
+        let (field, value) = (s[..at].trim(), &s[at + text.len()..]);
         if field.is_empty() {
             return Err(FilterError::EmptyField(s.to_owned()));
         }
+        if !crate::is_known_field(field) {
+            return Err(FilterError::UnknownField(field.to_owned()));
+        }
         let is_ip = field == "ip" || field.ends_with(".ip");
         let value = if is_ip && value.contains('/') {
+            if !matches!(op, Op::Eq | Op::Ne) {
+                return Err(FilterError::RangeOnNet(s.to_owned()));
+            }
             Expected::Net(
                 value
                     .parse()
@@ -61,19 +99,45 @@ impl FieldFilter {
         };
         Ok(FieldFilter {
             field: field.to_owned(),
-            negate,
+            op,
             value,
         })
     }
 
-    /// True when the fields satisfy the predicate (a missing field never equals; `!=` then holds).
+    /// True when the fields satisfy the predicate. A missing field matches only `!=`.
     pub fn matches(&self, fields: &Map<String, Value>) -> bool {
-        let hit = match fields.get(&self.field) {
-            Some(Value::Array(a)) => a.iter().any(|v| self.equal(v)),
-            Some(v) => self.equal(v),
-            None => false,
+        let Some(v) = fields.get(&self.field) else {
+            return self.op == Op::Ne;
         };
-        hit != self.negate
+        let any = |test: &dyn Fn(&Value) -> bool| match v {
+            Value::Array(a) => a.iter().any(test),
+            v => test(v),
+        };
+        match self.op {
+            Op::Eq => any(&|v| self.equal(v)),
+            Op::Ne => !any(&|v| self.equal(v)),
+            Op::Gt => any(&|v| self.order(v).is_some_and(|o| o.is_gt())),
+            Op::Ge => any(&|v| self.order(v).is_some_and(|o| o.is_ge())),
+            Op::Lt => any(&|v| self.order(v).is_some_and(|o| o.is_lt())),
+            Op::Le => any(&|v| self.order(v).is_some_and(|o| o.is_le())),
+        }
+    }
+
+    /// How the record's value `v` orders against the filter's: numerically when both are
+    /// numbers, else as text; `None` when they cannot be compared.
+    fn order(&self, v: &Value) -> Option<std::cmp::Ordering> {
+        let Expected::Text(t) = &self.value else {
+            return None;
+        };
+        match (v, t.parse::<f64>()) {
+            (Value::Number(n), Ok(want)) => n.as_f64()?.partial_cmp(&want),
+            (Value::String(s), Ok(want)) => match s.parse::<f64>() {
+                Ok(have) => have.partial_cmp(&want),
+                Err(_) => Some(s.as_str().cmp(t.as_str())),
+            },
+            (Value::String(s), Err(_)) => Some(s.as_str().cmp(t.as_str())),
+            _ => None,
+        }
     }
 
     fn equal(&self, v: &Value) -> bool {
@@ -91,6 +155,15 @@ impl FieldFilter {
             _ => false,
         }
     }
+}
+
+/// Comma-separated names of the known fields, for error messages.
+fn known_names() -> String {
+    crate::known_fields()
+        .iter()
+        .map(|f| f.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -132,7 +205,8 @@ mod tests {
                 .unwrap()
                 .matches(&f)
         );
-        assert!(!FieldFilter::parse("missing=x").unwrap().matches(&f));
+        assert!(!FieldFilter::parse("user.id=x").unwrap().matches(&f));
+        assert!(FieldFilter::parse("user.id!=x").unwrap().matches(&f));
         assert!(FieldFilter::parse("url.original=a=b").is_ok());
         assert!(matches!(
             FieldFilter::parse("nope"),
@@ -146,5 +220,37 @@ mod tests {
             FieldFilter::parse("=x"),
             Err(FilterError::EmptyField(_))
         ));
+    }
+
+    #[test]
+    fn ranges_compare_numbers_and_text() {
+        let f = m(json!({"http.response.status_code": 404, "source.port": 22,
+            "@timestamp": "2026-11-25T09:00:00Z"}));
+        let t = |s: &str| FieldFilter::parse(s).unwrap().matches(&f);
+        assert!(t("http.response.status_code>=400"));
+        assert!(t("http.response.status_code>=404"));
+        assert!(!t("http.response.status_code>404"));
+        assert!(t("http.response.status_code<500"));
+        assert!(t("http.response.status_code<=404"));
+        assert!(!t("http.response.status_code<404"));
+        assert!(t("source.port<1024"));
+        assert!(t("@timestamp>=2026-11-25T08:00:00Z"));
+        assert!(!t("@timestamp<2026-11-25T08:00:00Z"));
+        assert!(!t("destination.port>0"), "a missing field is in no range");
+        assert!(matches!(
+            FieldFilter::parse("source.ip>=10.0.0.0/8"),
+            Err(FilterError::RangeOnNet(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_field_lists_the_known_ones() {
+        let e = FieldFilter::parse("user.nam=alice").unwrap_err();
+        assert!(matches!(e, FilterError::UnknownField(ref n) if n == "user.nam"));
+        let text = e.to_string();
+        assert!(
+            text.contains("user.name") && text.contains("source.ip"),
+            "{text}"
+        );
     }
 }

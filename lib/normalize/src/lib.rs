@@ -11,6 +11,7 @@
 //! - ports and status codes are JSON numbers; IPs are strings as written in the log.
 //! - `host.name` is the host the record names (syslog host, Windows `Computer`), else `Context::host`.
 
+mod catalog;
 mod dispatch;
 mod fields;
 mod filter;
@@ -21,6 +22,7 @@ mod time;
 
 pub mod accuracy;
 
+pub use catalog::{FieldInfo, is_known_field, known_fields};
 pub use filter::{FieldFilter, FilterError};
 
 use serde_json::{Map, Value};

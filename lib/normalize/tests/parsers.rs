@@ -198,6 +198,29 @@ fn parsers_do_not_claim_foreign_lines() {
     assert!(n.normalize_as("nope", b"x", &CTX).is_err());
 }
 
+/// Everyday Linux logs (dpkg, apt, update-alternatives, cron, kernel, systemd): no security
+/// parser may claim them, neither by auto-detection nor when forced. A dpkg line was once
+/// labelled `openvpn` because its stamp looks like OpenVPN's.
+#[test]
+fn everyday_linux_logs_are_claimed_by_no_parser() {
+    let text = data("everyday-linux-foreign.log");
+    let mut n = Normalizer::new();
+    let mut lines = 0;
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        lines += 1;
+        let e = n.normalize(line.as_bytes(), &CTX);
+        assert_eq!(e.dataset, "unparsed", "auto claimed {line}");
+        assert_eq!(s(&e, "event.dataset"), "unparsed", "{line}");
+        for ds in datasets() {
+            let e = n.normalize_as(ds, line.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {line}");
+        }
+    }
+    assert!(lines >= 25, "fixture has {lines} lines");
+    let dpkg = "2025-06-24 14:36:25 startup archives unpack";
+    assert_eq!(norm(dpkg).dataset, "unparsed");
+}
+
 #[test]
 fn every_dataset_is_forceable_on_own_line() {
     assert!(datasets().contains(&"sshd") && datasets().len() >= 14);
@@ -257,4 +280,32 @@ fn dispatcher_never_panics_on_mutations() {
         let b: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
         fuzz_dispatch(&b);
     }
+}
+
+/// Every field any parser emits on the whole corpus is in the catalog `fields` lists and
+/// `--where` accepts.
+#[test]
+fn catalog_covers_every_emitted_field() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut seen = std::collections::BTreeSet::<String>::new();
+    for entry in std::fs::read_dir(&dir).expect("fixture dir") {
+        let path = entry.expect("dir entry").path();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !matches!(ext, "log" | "xml" | "json") {
+            continue;
+        }
+        let mut n = Normalizer::new();
+        for line in std::fs::read_to_string(&path).expect("fixture").lines() {
+            seen.extend(n.normalize(line.as_bytes(), &CTX).fields.keys().cloned());
+        }
+    }
+    let unknown: Vec<_> = seen
+        .iter()
+        .filter(|k| !logship_normalize::is_known_field(k))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "fields missing from the catalog: {unknown:?}"
+    );
+    assert!(seen.len() >= 40, "only {} distinct fields seen", seen.len());
 }

@@ -63,6 +63,7 @@
 mod block;
 mod fuzz;
 mod index;
+mod progress;
 mod quarantine;
 mod read;
 mod recovery;
@@ -80,10 +81,11 @@ use sha2::{Digest, Sha256};
 
 #[doc(hidden)]
 pub use fuzz::fuzz_segment;
+pub use progress::{Progress, Watch};
 pub use quarantine::{QuarantinedTail, quarantined};
 pub use read::read_block_payload;
-pub use search::{Query, RecordView, SearchStats, search, search_with_cap};
-pub use verify::{VerifyReport, verify};
+pub use search::{Query, RecordView, SearchStats, search, search_watched, search_with_cap};
+pub use verify::{VerifyReport, verify, verify_watched};
 pub use writer::{BlockInput, BlockRef, Store, StoreStats};
 
 /// Default size at which a segment is sealed and a new one started.

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::block::{self, BlockHeader};
 use crate::index::SegmentIndex;
+use crate::progress::{Progress, Watch};
 use crate::segment::{self, SEGMENT_HEADER_LEN, SegmentInfo, SegmentReader, Step};
 use crate::{CorruptBlock, DEFAULT_MAX_DECOMPRESSED_BYTES, StoreError, event_id};
 
@@ -69,10 +70,12 @@ pub struct SearchStats {
     pub records_matched: u64,
     /// Damaged blocks skipped.
     pub corrupt: Vec<CorruptBlock>,
+    /// The watcher stopped the walk before the end (see [`search_watched`]).
+    pub interrupted: bool,
 }
 
 /// Reused buffers and the state of one search.
-struct Searcher<'q, 'e> {
+struct Searcher<'q, 'e, 'w> {
     query: &'q Query,
     emit: &'e mut dyn FnMut(&RecordView<'_>) -> bool,
     cap: usize,
@@ -80,6 +83,8 @@ struct Searcher<'q, 'e> {
     scratch: Vec<u8>,
     fields_scratch: Vec<u8>,
     stats: SearchStats,
+    watch: Watch<'w>,
+    progress: Progress,
 }
 
 /// Whether to keep going.
@@ -106,6 +111,18 @@ pub fn search_with_cap(
     max_decompressed_bytes: usize,
     emit: &mut dyn FnMut(&RecordView<'_>) -> bool,
 ) -> Result<SearchStats, StoreError> {
+    search_watched(dir, query, max_decompressed_bytes, emit, &mut |_| true)
+}
+
+/// [`search_with_cap`] that reports its [`Progress`] to `watch` after every block; `watch`
+/// returning false stops the search (`SearchStats::interrupted`).
+pub fn search_watched(
+    dir: &Path,
+    query: &Query,
+    max_decompressed_bytes: usize,
+    emit: &mut dyn FnMut(&RecordView<'_>) -> bool,
+    watch: Watch<'_>,
+) -> Result<SearchStats, StoreError> {
     let segments = segment::list_segments(dir).map_err(StoreError::io(dir))?;
     let mut s = Searcher {
         query,
@@ -115,13 +132,20 @@ pub fn search_with_cap(
         scratch: Vec::new(),
         fields_scratch: Vec::new(),
         stats: SearchStats::default(),
+        watch,
+        progress: Progress {
+            segments_total: segments.len() as u64,
+            ..Progress::default()
+        },
     };
     if query.limit == Some(0) {
         return Ok(s.stats);
     }
     for (i, info) in segments.iter().enumerate() {
         let is_last = i + 1 == segments.len();
-        if s.segment(info, is_last) == Flow::Stop {
+        let flow = s.segment(info, is_last);
+        s.progress.segments_done += 1;
+        if flow == Flow::Stop {
             break;
         }
     }
@@ -130,7 +154,7 @@ pub fn search_with_cap(
 
 // === impl Searcher ===
 
-impl Searcher<'_, '_> {
+impl Searcher<'_, '_, '_> {
     fn segment(&mut self, info: &SegmentInfo, is_last: bool) -> Flow {
         match self.try_segment(info, is_last) {
             Ok(flow) => flow,
@@ -150,7 +174,8 @@ impl Searcher<'_, '_> {
                 && !index.may_match(self.query)
             {
                 self.stats.blocks_skipped += index.blocks;
-                return Ok(Flow::Continue);
+                self.progress.blocks += index.blocks;
+                return Ok(self.watched());
             }
         }
         // A last segment shorter than its header is being created right now.
@@ -169,12 +194,17 @@ impl Searcher<'_, '_> {
                     frame_len,
                 } => {
                     pos = offset + frame_len;
+                    self.progress
+                        .block(header.count, header.min_time_ns, header.max_time_ns);
                     if !block_may_match(&header, self.query) {
                         self.stats.blocks_skipped += 1;
-                        continue;
+                    } else {
+                        reader.read_frame(offset, frame_len, &mut self.frame)?;
+                        if self.block(info, offset, &header, head_len) == Flow::Stop {
+                            return Ok(Flow::Stop);
+                        }
                     }
-                    reader.read_frame(offset, frame_len, &mut self.frame)?;
-                    if self.block(info, offset, &header, head_len) == Flow::Stop {
+                    if self.watched() == Flow::Stop {
                         return Ok(Flow::Stop);
                     }
                 }
@@ -194,6 +224,16 @@ impl Searcher<'_, '_> {
                 }
                 Step::End => return Ok(Flow::Continue),
             }
+        }
+    }
+
+    /// Reports progress; `Stop` (and `interrupted`) when the watcher says so.
+    fn watched(&mut self) -> Flow {
+        if (self.watch)(&self.progress) {
+            Flow::Continue
+        } else {
+            self.stats.interrupted = true;
+            Flow::Stop
         }
     }
 

@@ -12,6 +12,7 @@ use logship_proto::v1::{Record, RecordKind};
 
 use crate::block::{self, BlockHeader, GENESIS_HASH, HASH_LEN};
 use crate::index::SegmentIndex;
+use crate::progress::{Progress, Watch};
 use crate::search::parse_fields;
 use crate::segment::{self, SEGMENT_HEADER_LEN, SegmentInfo, SegmentReader, Step};
 use crate::{CorruptBlock, DEFAULT_MAX_DECOMPRESSED_BYTES, StoreError, quarantine};
@@ -54,6 +55,9 @@ pub struct VerifyReport {
     /// Seq ranges missing from a stream that the agent itself declared lost in an explicit
     /// gap record (spool damage on the agent): explained loss, not tampering, so not problems.
     pub recorded_gaps: Vec<CorruptBlock>,
+    /// The watcher stopped the walk before the end (see [`verify_watched`]); the counts cover
+    /// what was walked.
+    pub interrupted: bool,
 }
 
 /// A seq range missing between two blocks of one stream.
@@ -66,7 +70,9 @@ struct Missing {
 }
 
 /// Walk state carried across segments.
-struct Verifier {
+struct Verifier<'w> {
+    watch: Watch<'w>,
+    progress: Progress,
     report: VerifyReport,
     /// Hashes the next block's `prev_hash` may equal; `None` after unreadable bytes.
     expect_prev: Option<Vec<[u8; HASH_LEN]>>,
@@ -82,8 +88,19 @@ struct Verifier {
 
 /// Verifies the whole store in `dir`; see the module documentation for what is checked.
 pub fn verify(dir: &Path) -> Result<VerifyReport, StoreError> {
+    verify_watched(dir, &mut |_| true)
+}
+
+/// [`verify`] that reports its [`Progress`] to `watch` after every block; `watch` returning
+/// false stops the walk (`VerifyReport::interrupted`).
+pub fn verify_watched(dir: &Path, watch: Watch<'_>) -> Result<VerifyReport, StoreError> {
     let segments = segment::list_segments(dir).map_err(StoreError::io(dir))?;
     let mut v = Verifier {
+        watch,
+        progress: Progress {
+            segments_total: segments.len() as u64,
+            ..Progress::default()
+        },
         report: VerifyReport::default(),
         expect_prev: Some(vec![GENESIS_HASH]),
         seqs: HashMap::new(),
@@ -106,6 +123,10 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, StoreError> {
             v.problem(&info.path, 0, format!("segment read error: {e}"));
         }
         v.report.segments += 1;
+        v.progress.segments_done += 1;
+        if v.report.interrupted {
+            break;
+        }
     }
     v.report.chain_head = hex::encode(head);
     v.label_missing();
@@ -134,7 +155,7 @@ impl VerifyReport {
 
 // === impl Verifier ===
 
-impl Verifier {
+impl Verifier<'_> {
     fn segment(
         &mut self,
         info: &SegmentInfo,
@@ -163,6 +184,12 @@ impl Verifier {
                     seen.add(&header, &stored);
                     *head = stored;
                     pos = offset + frame_len;
+                    self.progress
+                        .block(header.count, header.min_time_ns, header.max_time_ns);
+                    if !(self.watch)(&self.progress) {
+                        self.report.interrupted = true;
+                        return Ok(());
+                    }
                 }
                 Step::Corrupt {
                     offset,

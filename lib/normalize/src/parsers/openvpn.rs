@@ -3,6 +3,10 @@
 //! PEER is `IP:port`, `name/IP:port` or `IP:port/name` (name = common name / user). Outcome:
 //! `Peer Connection Initiated`, `Authentication succeeded` → success; `TLS Error`, `TLS Auth
 //! Error`, `AUTH_FAILED`, `VERIFY ERROR`, `verification failed` → failure.
+//!
+//! A native line is claimed only on OpenVPN's own evidence: a peer prefix, or a message that
+//! starts with one of OpenVPN's own phrases ([`OWN_PHRASES`]). A bare `YYYY-MM-DD hh:mm:ss`
+//! stamp is not evidence: dpkg, apt and many other logs start the same way.
 
 use crate::fields::Fields;
 use crate::time;
@@ -14,10 +18,46 @@ pub(crate) fn parse_native(line: &str, tz: &TimeZone) -> Option<Fields> {
     if b.len() < 20 || b[4] != b'-' || b[10] != b' ' || b[13] != b':' {
         return None;
     }
+    let msg = line.get(20..)?;
+    if !is_own(msg) {
+        return None;
+    }
     let ts = time::iso(line.get(..19)?, tz)?;
-    let mut f = parse_msg(line.get(20..)?);
+    let mut f = parse_msg(msg);
     f.s("@timestamp", &time::fmt(ts));
     Some(f)
+}
+
+/// Message starts that only OpenVPN writes (server start-up, control and data channel, TLS).
+const OWN_PHRASES: &[&str] = &[
+    "OpenVPN ",
+    "Incoming Control Channel",
+    "Outgoing Control Channel",
+    "Control Channel",
+    "Data Channel",
+    "Initialization Sequence Completed",
+    "MULTI",
+    "TLS",
+    "VERIFY",
+    "AUTH_FAILED",
+    "TUN/TAP",
+    "UDPv4",
+    "UDPv6",
+    "TCPv4",
+    "TCPv6",
+    "TCP/UDP",
+    "Listening for incoming TCP connection",
+    "IFCONFIG POOL",
+    "ifconfig_pool",
+    "Diffie-Hellman",
+    "DCO ",
+    "peer info",
+];
+
+/// True when the message after a native stamp is OpenVPN's: a peer prefix or an own phrase.
+fn is_own(msg: &str) -> bool {
+    let first = msg.split_once(' ').map_or(msg, |(a, _)| a);
+    peer(first, &mut Fields::new()) || OWN_PHRASES.iter().any(|p| msg.starts_with(p))
 }
 
 pub(crate) fn parse_msg(msg: &str) -> Fields {

@@ -267,3 +267,38 @@ fn declared_ranges_are_read_from_the_agent_gap_text() {
     );
     assert_eq!(declared_lost_range(b"spool records x..=1"), None);
 }
+
+/// A watcher sees progress after every block and can stop search and verify at a block
+/// boundary; what was emitted before stays, and the result says it was interrupted.
+#[test]
+fn watchers_see_progress_and_stop_walks() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with(dir.path(), 6, false);
+    let mut seen = Vec::new();
+    let mut hits = 0u64;
+    let stats = crate::search_watched(
+        dir.path(),
+        &Query::default(),
+        crate::DEFAULT_MAX_DECOMPRESSED_BYTES,
+        &mut |_| {
+            hits += 1;
+            true
+        },
+        &mut |p| {
+            seen.push(*p);
+            p.blocks < 2
+        },
+    )
+    .unwrap();
+    assert!(stats.interrupted);
+    assert_eq!(hits, 8, "two blocks of four records were emitted");
+    assert_eq!(seen.len(), 2);
+    assert_eq!((seen[1].blocks, seen[1].records), (2, 8));
+    assert_eq!(seen[1].oldest_ns, Some(T0));
+    let whole = crate::verify_watched(dir.path(), &mut |p| p.blocks < 3).unwrap();
+    assert!(whole.interrupted && whole.problems.is_empty());
+    assert_eq!((whole.blocks, whole.records), (3, 12));
+    let full = crate::verify_watched(dir.path(), &mut |_| true).unwrap();
+    assert!(!full.interrupted);
+    assert_eq!(full.blocks, 6);
+}

@@ -1,0 +1,94 @@
+//! The catalog of ECS fields the parsers emit, with one example value each: what
+//! `logship-collector fields` prints and what `--where` accepts.
+//!
+//! Invariant: every field name any parser can emit is listed here (the test
+//! `catalog_covers_every_emitted_field` runs the whole corpus through the parsers and checks), so
+//! an unknown name in a filter is a typo, never a field that exists.
+
+/// One known field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldInfo {
+    /// ECS dotted name.
+    pub name: &'static str,
+    /// A value as the parsers write it (JSON text).
+    pub example: &'static str,
+}
+
+const fn f(name: &'static str, example: &'static str) -> FieldInfo {
+    FieldInfo { name, example }
+}
+
+/// Every field name a parser emits, in a stable order (by ECS group).
+const FIELDS: &[FieldInfo] = &[
+    f("@timestamp", "\"2026-11-25T09:10:21Z\""),
+    f("event.dataset", "\"sshd\""),
+    f("event.category", "[\"authentication\"]"),
+    f("event.type", "[\"start\"]"),
+    f("event.outcome", "\"failure\""),
+    f("event.action", "\"ssh_login\""),
+    f("event.code", "\"4625\""),
+    f("event.reason", "\"Invalid user\""),
+    f("event.provider", "\"Microsoft-Windows-Security-Auditing\""),
+    f("host.name", "\"gw\""),
+    f("user.name", "\"alice\""),
+    f("user.id", "\"S-1-5-21-1004\""),
+    f("user.domain", "\"CORP\""),
+    f("user.effective.name", "\"root\""),
+    f("user.target.name", "\"root\""),
+    f("user.target.domain", "\"CORP\""),
+    f("user.audit.id", "\"1000\""),
+    f("source.ip", "\"203.0.113.7\""),
+    f("source.port", "40001"),
+    f("source.domain", "\"ws-17.corp.example\""),
+    f("destination.ip", "\"10.0.0.5\""),
+    f("destination.port", "443"),
+    f("network.transport", "\"tcp\""),
+    f("process.name", "\"sshd\""),
+    f("process.pid", "811"),
+    f("process.executable", "\"/usr/bin/passwd\""),
+    f("process.command_line", "\"passwd alice\""),
+    f("process.parent.pid", "1"),
+    f(
+        "process.parent.executable",
+        "\"C:\\\\Windows\\\\explorer.exe\"",
+    ),
+    f("process.parent.command_line", "\"explorer.exe\""),
+    f("url.original", "\"http://example.com/\""),
+    f("http.request.method", "\"GET\""),
+    f("http.request.referrer", "\"-\""),
+    f("http.response.status_code", "404"),
+    f("http.response.bytes", "5120"),
+    f("http.response.body.bytes", "4980"),
+    f("http.version", "\"1.1\""),
+    f("user_agent.original", "\"curl/8.5.0\""),
+    f("email.from.address", "\"alice@example.com\""),
+    f("email.to.address", "\"bob@example.com\""),
+    f("email.message_id_queue", "\"4BPbrm0Bhzz3x\""),
+    f("observer.vendor", "\"Fortinet\""),
+    f("observer.product", "\"FortiGate\""),
+    f("observer.name", "\"FG100E\""),
+    f("observer.ingress.interface.name", "\"eth0\""),
+    f("observer.egress.interface.name", "\"eth1\""),
+    f("log.syslog.severity.code", "4"),
+    f("sshd.auth_method", "\"password\""),
+    f("pam.module", "\"pam_unix\""),
+    f("netfilter.prefix", "\"[UFW BLOCK]\""),
+    f("fortinet.type", "\"event\""),
+    f("fortinet.subtype", "\"vpn\""),
+    f("fortinet.action", "\"ssl-login-fail\""),
+    f("auditd.log.record_type", "\"USER_AUTH\""),
+    f("auditd.log.sequence", "1234"),
+    f("winlog.logon.type", "\"3\""),
+    f("winlog.event_data.Status", "\"0xc000006d\""),
+    f("tags", "\"sshd_config\""),
+];
+
+/// The known fields.
+pub fn known_fields() -> &'static [FieldInfo] {
+    FIELDS
+}
+
+/// True when `name` is a field some parser emits.
+pub fn is_known_field(name: &str) -> bool {
+    FIELDS.iter().any(|f| f.name == name)
+}
