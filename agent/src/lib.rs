@@ -8,6 +8,7 @@ pub mod batcher;
 pub mod cli;
 pub mod config;
 pub mod heartbeat;
+pub mod instance;
 pub mod memory;
 pub mod run;
 pub mod shipper;

@@ -127,13 +127,14 @@ pub struct SearchArgs {
     /// Newest observed time: RFC 3339 or relative.
     #[arg(long, allow_hyphen_values = true)]
     pub until: Option<String>,
-    /// Only records from this host.
+    /// Only records whose agent claimed this host name (a payload value, not verified; use
+    /// --agent for the certificate identity).
     #[arg(long)]
     pub host: Option<String>,
     /// Only records from this agent input.
     #[arg(long)]
     pub input: Option<String>,
-    /// Only records from this agent (certificate name).
+    /// Only records stored by this agent identity (the verified certificate name).
     #[arg(long)]
     pub agent: Option<String>,
     /// Only records whose raw text contains TEXT.

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Shipper;
 use super::connect::connect;
+use crate::instance::Lineage;
 
 /// How often to look for newly durable batches when the window has room.
 const IDLE_POLL: Duration = Duration::from_millis(10);
@@ -70,7 +71,7 @@ impl Session<'_> {
                 };
                 next = batch.first_seq + u64::from(batch.count);
                 in_flight.push_back(next - 1);
-                tx.send(to_wire(&s.stream_id, batch))
+                tx.send(to_wire(&s.stream_id, &s.lineage, batch))
                     .await
                     .map_err(|_| anyhow!("the ship stream closed"))?;
             }
@@ -142,13 +143,15 @@ async fn read_from(spool: &Spool, seq: u64) -> Result<Option<StoredBatch>> {
         .context("reading the spool")
 }
 
-fn to_wire(stream_id: &str, b: StoredBatch) -> Batch {
+fn to_wire(stream_id: &str, lineage: &Lineage, b: StoredBatch) -> Batch {
     Batch {
         stream_id: stream_id.to_string(),
         first_seq: b.first_seq,
         count: b.count,
         uncompressed_len: b.uncompressed_len,
         payload: b.payload.into(),
+        spool_instance_id: lineage.current.clone(),
+        previous_instance_ids: lineage.previous.clone(),
     }
 }
 

@@ -6,6 +6,7 @@ mod corruption;
 mod delivery;
 mod exactly_once;
 mod fields;
+mod hardening;
 mod outage;
 mod security;
 mod support;
