@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 
 /// File name inside the spool directory.
 pub const FILE_NAME: &str = "instance.json";
-/// Earlier instance ids kept and sent.
-pub const MAX_PREVIOUS: usize = 8;
+/// Earlier instance ids kept and sent (with the first batch of each stream): an agent restarted
+/// this many times without shipping anything in between would look like a copy.
+pub const MAX_PREVIOUS: usize = 64;
 
 /// This process's instance id and the ids that ran the spool before it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -87,11 +88,11 @@ mod tests {
         assert_eq!(second.previous, std::slice::from_ref(&first.current));
         assert_ne!(second.current, first.current);
         let mut l = second;
-        for i in 0..20u128 {
+        for i in 0..100u128 {
             l = next(l, i);
         }
         assert_eq!(l.previous.len(), MAX_PREVIOUS);
-        assert_eq!(l.previous[0], format!("{:032x}", 18));
+        assert_eq!(l.previous[0], format!("{:032x}", 98));
     }
 
     #[test]

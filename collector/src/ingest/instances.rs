@@ -1,8 +1,9 @@
 //! One running instance per agent identity (issue 6: a cloned machine or a copied agent folder
 //! has the same certificate, and its records must never be acked and dropped as duplicates).
 //!
-//! Every batch names the agent process that sent it (`spool_instance_id`, new at each start)
-//! and the instances that ran its spool before (`previous_instance_ids`). A batch from instance
+//! Every batch names the agent process that sent it (`spool_instance_id`, new at each start);
+//! the first batch of a Ship stream also names the instances that ran its spool before
+//! (`previous_instance_ids`, kept for the stream's later batches). A batch from instance
 //! X of agent A on stream S is accepted when:
 //! 1. no *other* instance of A has a Ship stream open, unless X names it as a predecessor (a
 //!    restart whose old connection has not timed out yet) — else "running twice";

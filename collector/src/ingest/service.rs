@@ -57,6 +57,12 @@ enum Pending {
     Refused(Status),
 }
 
+/// The instance a Ship stream was registered for, with the predecessors its first batch named.
+struct Registered {
+    instance: String,
+    previous: Vec<String>,
+}
+
 /// This connection's Ship stream slot; freed when the stream's reader ends.
 struct StreamSlot(Arc<AtomicUsize>);
 
@@ -89,19 +95,27 @@ impl IngestService {
         &self,
         peer: &PeerIdentity,
         batch: Batch,
-        registered: &mut Option<String>,
+        registered: &mut Option<Registered>,
     ) -> Result<Pending, IngestError> {
         check_header(&batch, &self.limits)?;
         let mut is_registered = registered.is_some();
+        // The earlier instances come with a stream's first batch; later ones inherit them.
+        let previous = match registered {
+            Some(r) if batch.previous_instance_ids.is_empty() => r.previous.as_slice(),
+            _ => batch.previous_instance_ids.as_slice(),
+        };
         let claim = Claim {
             agent: &peer.agent,
             stream_id: &batch.stream_id,
             instance: &batch.spool_instance_id,
-            previous: &batch.previous_instance_ids,
+            previous,
         };
         self.guards.instances.check(&claim, &mut is_registered)?;
         if is_registered && registered.is_none() {
-            *registered = Some(batch.spool_instance_id.clone());
+            *registered = Some(Registered {
+                instance: batch.spool_instance_id.clone(),
+                previous: batch.previous_instance_ids.clone(),
+            });
         }
         let (cost, allowance) = budget::cost(&batch, &self.limits);
         let payload_len = batch.payload.len();
@@ -197,8 +211,8 @@ async fn read_batches(
             break;
         }
     }
-    if let Some(instance) = registered {
-        svc.guards.instances.closed(&peer.agent, &instance);
+    if let Some(r) = registered {
+        svc.guards.instances.closed(&peer.agent, &r.instance);
     }
 }
 
