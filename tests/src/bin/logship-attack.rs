@@ -4,8 +4,8 @@
 //! ```text
 //! logship-attack amplify ENDPOINT CERT_DIR CONNECTIONS ROUNDS
 //!     each connection sends ROUNDS x 2 batches of 16 MiB of empty records claiming 10 records
-//!     (once with the honest decompressed size, once with size 0), and tries a second Ship
-//!     stream on its connection; exits 0 when every one of them was refused as expected
+//!     (once with the honest decompressed size, once with size 0), then tries two Ship streams
+//!     at once on one connection; exits 0 when every one of them was refused as expected
 //! logship-attack idle ENDPOINT SOCKETS SECONDS FIRST_OCTET SOURCES
 //!     holds SOCKETS TCP connections that never handshake, from 127.0.0.FIRST_OCTET and the
 //!     next SOURCES-1 addresses, reconnecting each one the server closes, for SECONDS
@@ -66,8 +66,7 @@ async fn amplify(endpoint: &str, certs: &Path, connections: usize, rounds: usize
     for _ in 0..connections {
         let (tls, payload, endpoint) = (tls.clone(), payload.clone(), endpoint.to_string());
         tasks.push(tokio::spawn(async move {
-            second_stream_is_refused(&endpoint, tls.clone()).await?;
-            let mut client = raw::connect(&endpoint, tls).await?;
+            let mut client = raw::connect(&endpoint, tls.clone()).await?;
             for _ in 0..rounds {
                 for declared in [2 * EMPTY_RECORDS as u64, 0] {
                     let batch = Batch {
@@ -81,7 +80,7 @@ async fn amplify(endpoint: &str, certs: &Path, connections: usize, rounds: usize
                     expect_refusal(&mut client, batch, tonic::Code::InvalidArgument).await?;
                 }
             }
-            anyhow::Ok(())
+            second_stream_is_refused(&endpoint, tls).await
         }));
     }
     for t in tasks {

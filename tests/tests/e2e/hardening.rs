@@ -81,16 +81,21 @@ fn amplification_attack_keeps_memory_bounded_and_the_agent_shipping() {
             std::thread::sleep(Duration::from_millis(500));
             append_numbered(&log, 1000 * round, 1000 * (round + 1), 40)?;
         }
-        finish(attacker, "amplify")?;
+        let attack_result = finish(attacker, "amplify");
+        let peak = collector.peak_rss_kib()?;
+        let waits = status_field(&collector, &["decode_budget", "waits"])?;
+        eprintln!("collector peak RSS {peak} KiB, batches that waited for the budget: {waits}");
+        ensure!(peak < RSS_LIMIT_KIB, "collector peak RSS {peak} KiB");
+        attack_result?;
         wait_until(ARRIVAL, "the good agent's 5000 lines", || {
             agent.check_alive()?;
             Ok(collector.count()? == 5000)
         })?;
         check_exactly_once(&collector.store(), "app", 5000)?;
-        let peak = collector.peak_rss_kib()?;
-        let waits = status_field(&collector, &["decode_budget", "waits"])?;
-        eprintln!("collector peak RSS {peak} KiB, batches that waited for the budget: {waits}");
-        ensure!(peak < RSS_LIMIT_KIB, "collector peak RSS {peak} KiB");
+        ensure!(
+            collector.peak_rss_kib()? < RSS_LIMIT_KIB,
+            "collector peak RSS"
+        );
         ensure!(
             collector.store().count(&["--agent", "bomber"])? == 0,
             "an amplification batch was stored"
