@@ -124,15 +124,19 @@ async fn idle(
     let target: SocketAddr = endpoint.parse()?;
     let connects = Arc::new(AtomicU64::new(0));
     let end = Instant::now() + for_how_long;
-    let mut tasks = Vec::new();
+    let mut tasks = vec![tokio::spawn(report_when_all_connected(
+        connects.clone(),
+        sockets as u64,
+    ))];
     for i in 0..sockets {
         let octet = first_octet + (i % usize::from(sources)) as u8;
         let source = SocketAddr::from((Ipv4Addr::new(127, 0, 0, octet), 0));
         let connects = connects.clone();
         tasks.push(tokio::spawn(async move {
             while Instant::now() < end {
-                if hold_one(source, target, end).await.is_ok() {
-                    connects.fetch_add(1, Ordering::Relaxed);
+                // Counted once connected, while it is held.
+                if hold_one(source, target, end, &connects).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 // Reconnect as soon as the server lets go (with a pause to spare the CPU).
                 tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -148,11 +152,25 @@ async fn idle(
     Ok(())
 }
 
+/// Prints one line once `connects` reached `sockets` (the test waits for it).
+async fn report_when_all_connected(connects: Arc<AtomicU64>, sockets: u64) {
+    while connects.load(Ordering::Relaxed) < sockets {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("idle: all {sockets} sockets connected");
+}
+
 /// Connects from `source` and sends nothing until the server closes or `end` passes.
-async fn hold_one(source: SocketAddr, target: SocketAddr, end: Instant) -> Result<()> {
+async fn hold_one(
+    source: SocketAddr,
+    target: SocketAddr,
+    end: Instant,
+    connects: &AtomicU64,
+) -> Result<()> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind(source)?;
     let mut stream = socket.connect(target).await?;
+    connects.fetch_add(1, Ordering::Relaxed);
     let mut buf = [0u8; 64];
     let left = end.saturating_duration_since(Instant::now());
     // Whatever the server sends (nothing, or an alert) is ignored; EOF means it closed us, and
