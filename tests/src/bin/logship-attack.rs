@@ -133,6 +133,8 @@ async fn idle(
         let source = SocketAddr::from((Ipv4Addr::new(127, 0, 0, octet), 0));
         let connects = connects.clone();
         tasks.push(tokio::spawn(async move {
+            // Staggered so the server's accept queue takes every socket in turn.
+            tokio::time::sleep(Duration::from_millis(2 * i as u64)).await;
             while Instant::now() < end {
                 // Counted once connected, while it is held.
                 if hold_one(source, target, end, &connects).await.is_err() {
