@@ -9,6 +9,7 @@ pub mod cert;
 pub mod cli;
 pub mod config;
 pub mod heartbeat;
+pub mod instance;
 pub mod logging;
 pub mod memory;
 pub mod run;

@@ -34,8 +34,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let (spool, recovered) = tokio::task::spawn_blocking(move || Spool::open(spool_config))
         .await?
         .context("opening the spool")?;
+    let spool_dir = config.spool.dir.clone();
+    let lineage = tokio::task::spawn_blocking(move || crate::instance::start(&spool_dir))
+        .await?
+        .context("recording this agent instance in the spool")?;
     tracing::info!(
         stream_id = %recovered.stream_id,
+        instance_id = %lineage.current,
         next_seq = recovered.next_seq,
         acked_through = recovered.acked_through,
         positions = recovered.positions.len(),
@@ -91,6 +96,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let shipper = Shipper {
         spool: spool.clone(),
         stream_id: recovered.stream_id,
+        lineage,
         endpoints: config.endpoints.clone(),
         tls,
         config: config.shipper,

@@ -180,14 +180,14 @@ pub struct SearchArgs {
     /// Newest observed time (exclusive): RFC 3339 or an age.
     #[arg(long, allow_hyphen_values = true)]
     pub until: Option<String>,
-    /// Only records from this host name, as the agent claims it (its own idea of its name;
-    /// not authenticated).
+    /// Only records whose agent claimed this host name (a payload value, not verified; use
+    /// --agent for the certificate identity).
     #[arg(long)]
     pub host: Option<String>,
     /// Only records from this agent input.
     #[arg(long)]
     pub input: Option<String>,
-    /// Only records from this agent identity: the name in its certificate (authenticated).
+    /// Only records stored by this agent identity (the verified certificate name).
     #[arg(long)]
     pub agent: Option<String>,
     /// Only records whose raw text contains TEXT (case-sensitive unless -i).

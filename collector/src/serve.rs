@@ -17,13 +17,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::drain::Draining;
-use crate::ingest::{HeartbeatBook, IngestService, Limits};
+use crate::ingest::{
+    ClaimBook, DecodeBudget, Guards, HeartbeatBook, IngestService, InstanceBook, Limits,
+};
 use crate::normalize::{NormalizeQueue, fields_dir};
 use crate::writer::WriterHandle;
 use crate::{status, tls};
 
 /// How long connections get to finish after a stop signal.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// HTTP/2 streams at once on one connection (the service allows one of them to be `Ship`).
+const MAX_STREAMS_PER_CONNECTION: u32 = 4;
 
 /// The store's directory inside the data directory.
 pub fn store_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
@@ -53,11 +58,21 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, "Collector listening.");
     let heartbeats = HeartbeatBook::default();
+    let guards = Guards {
+        budget: DecodeBudget::new(config.decode_budget_bytes),
+        instances: InstanceBook::load(&config.data_dir),
+        claims: ClaimBook::default(),
+    };
+    let tls_stats = std::sync::Arc::new(tls::TlsStats::default());
     let status_task = tokio::spawn(status::run(
         config.data_dir.join("status.json"),
-        writer.stats.clone(),
-        normalize_stats,
-        heartbeats.clone(),
+        status::Sources {
+            writer: writer.stats.clone(),
+            normalize: normalize_stats,
+            heartbeats: heartbeats.clone(),
+            guards: guards.clone(),
+            tls: tls_stats.clone(),
+        },
         shutdown.clone(),
     ));
     let limits = Limits {
@@ -65,18 +80,27 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
         max_batch_records: config.max_batch_records,
         max_in_flight: config.max_in_flight_per_connection,
     };
-    let service = IngestServer::new(IngestService::new(writer, limits, heartbeats))
+    let service = IngestServer::new(IngestService::new(writer, limits, heartbeats, guards))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(1 << 20);
+    let accept_limits = tls::AcceptLimits {
+        max_connections: config.max_connections,
+        max_handshakes: config.max_handshakes,
+        max_handshakes_per_source: config.max_handshakes_per_source,
+        handshake_timeout: config.handshake_timeout,
+    };
     let stop = shutdown.clone();
     let incoming = ReceiverStream::new(tls::accept_loop(
         listener,
         tls,
-        config.max_connections,
+        accept_limits,
+        tls_stats,
         shutdown.clone(),
     ))
     .map(move |conn| conn.map(|c| Draining::new(c, stop.clone())));
     let server = tonic::transport::Server::builder()
+        // An agent needs one Ship stream and one Heartbeat call at a time.
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(service)

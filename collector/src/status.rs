@@ -12,15 +12,31 @@
 //!   Keys are only ever added, never renamed.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::ingest::HeartbeatBook;
+use crate::ingest::{Guards, HeartbeatBook};
 use crate::normalize::NormalizeStats;
+use crate::tls::TlsStats;
 use crate::writer::WriterStats;
+
+/// Everything the status file reports on.
+pub struct Sources {
+    /// Store writer counters.
+    pub writer: Arc<WriterStats>,
+    /// Normalizer counters (absent when normalization is off).
+    pub normalize: Option<Arc<NormalizeStats>>,
+    /// Latest heartbeats.
+    pub heartbeats: HeartbeatBook,
+    /// Decode budget, agent instances and claims.
+    pub guards: Guards,
+    /// Connection counters.
+    pub tls: Arc<TlsStats>,
+}
 
 /// How often the file is rewritten.
 const INTERVAL: Duration = Duration::from_millis(500);
@@ -56,31 +72,31 @@ const COUNTER_SCOPE: &[(&str, &[&str])] = &[
 type AgentMap = serde_json::Map<String, serde_json::Value>;
 
 /// Writes the status file until `shutdown`, and once more at the end.
-pub async fn run(
-    path: PathBuf,
-    stats: std::sync::Arc<WriterStats>,
-    normalize: Option<std::sync::Arc<NormalizeStats>>,
-    heartbeats: HeartbeatBook,
-    shutdown: CancellationToken,
-) {
-    let normalize = normalize.unwrap_or_default();
+pub async fn run(path: PathBuf, sources: Sources, shutdown: CancellationToken) {
+    let normalize = sources.normalize.clone().unwrap_or_default();
     let started = jiff::Timestamp::now();
     let mut known = previous_agents(&path);
     loop {
-        let doc = document(started, &stats, &normalize, &heartbeats, &mut known);
-        let doc = document_with_disk(&path, doc);
+        let doc = document(started, &sources.writer, &normalize, &sources.heartbeats, &mut known);
+        let doc = with_guards_and_disk(&path, &sources, doc);
         if let Err(error) = write(&path, &doc) {
             tracing::warn!(%error, path = %path.display(), "Writing the status file failed.");
+        }
+        if let Err(error) = sources.guards.instances.persist_if_changed() {
+            tracing::warn!(%error, "Writing the instance book failed.");
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(INTERVAL) => {}
         }
     }
-    let doc = document(started, &stats, &normalize, &heartbeats, &mut known);
-    let doc = document_with_disk(&path, doc);
+    let doc = document(started, &sources.writer, &normalize, &sources.heartbeats, &mut known);
+    let doc = with_guards_and_disk(&path, &sources, doc);
     if let Err(error) = write(&path, &doc) {
         tracing::warn!(%error, path = %path.display(), "Writing the final status file failed.");
+    }
+    if let Err(error) = sources.guards.instances.persist_if_changed() {
+        tracing::warn!(%error, "Writing the instance book failed.");
     }
 }
 
@@ -199,12 +215,41 @@ fn document(
     })
 }
 
-/// [`document`] plus what is read from disk: the store's quarantined tails.
-fn document_with_disk(path: &std::path::Path, doc: serde_json::Value) -> serde_json::Value {
+/// [`document`] plus the ingest guards' state and what is read from disk (the store's
+/// quarantined tails).
+fn with_guards_and_disk(
+    path: &std::path::Path,
+    sources: &Sources,
+    doc: serde_json::Value,
+) -> serde_json::Value {
     let mut doc = doc;
+    doc["agent_claims"] = sources.guards.claims.status();
+    doc["agents_running_twice"] = sources.guards.instances.status();
+    doc["decode_budget"] = budget_json(&sources.guards.budget.stats);
+    doc["connections"] = tls_json(&sources.tls);
     doc["store_quarantined"] = json!(store_quarantined(path));
     doc
 }
+fn budget_json(b: &crate::ingest::BudgetStats) -> serde_json::Value {
+    json!({
+        "total_bytes": b.total_bytes.load(Ordering::Relaxed),
+        "in_use_bytes": b.in_use_bytes.load(Ordering::Relaxed),
+        "waits": b.waits.load(Ordering::Relaxed),
+    })
+}
+
+fn tls_json(t: &TlsStats) -> serde_json::Value {
+    json!({
+        "authenticated": t.connections.load(Ordering::Relaxed),
+        "refused_full": t.connections_refused_full.load(Ordering::Relaxed),
+        "handshakes_in_progress": t.handshakes_in_progress.load(Ordering::Relaxed),
+        "handshakes_shed_per_source": t.shed_per_source.load(Ordering::Relaxed),
+        "handshakes_shed_busy": t.shed_busy.load(Ordering::Relaxed),
+        "handshakes_timed_out": t.handshakes_timed_out.load(Ordering::Relaxed),
+        "handshakes_failed": t.handshakes_failed.load(Ordering::Relaxed),
+    })
+}
+
 
 #[cfg(test)]
 mod tests {

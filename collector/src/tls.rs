@@ -2,11 +2,17 @@
 //! against the collector's CA (expired or foreign certificates fail the handshake), and the agent's
 //! identity taken from the verified certificate's subject CN (DESIGN.md §2, invariant 8:
 //! nothing from an unauthenticated peer reaches a parser).
+//!
+//! Unauthenticated peers cannot lock agents out: handshakes have their own small budget, a
+//! per-source-address limit and a short deadline, and the accept loop never waits on either
+//! (see [`accept_loop`]); authenticated connections hold permits counted apart.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -23,9 +29,6 @@ use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Connected;
 
-/// How long a client has to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The authenticated peer of a connection, available to handlers as a request extension.
 #[derive(Clone, Debug)]
 pub struct PeerIdentity {
@@ -33,13 +36,15 @@ pub struct PeerIdentity {
     pub agent: String,
     /// Remote address.
     pub addr: SocketAddr,
+    /// Ship streams open on this connection (shared by its requests).
+    pub ship_streams: Arc<AtomicUsize>,
 }
 
 /// An accepted, authenticated connection. Holds a connection-limit permit for its lifetime.
 pub struct AgentConn {
     stream: TlsStream<TcpStream>,
     identity: PeerIdentity,
-    _permit: OwnedSemaphorePermit,
+    _permit: ConnPermit,
 }
 
 /// Builds the server's rustls configuration (ring provider, TLS 1.3 only, client auth required).
@@ -69,24 +74,64 @@ pub fn server_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<rustls::S
     Ok(Arc::new(config))
 }
 
-/// Accepts TCP connections, runs TLS handshakes off the accept loop, and yields authenticated
-/// connections into the returned channel. At most `max_connections` live at once; past it new
-/// connections wait in the kernel's backlog (policy `block`).
+/// Bounds on connections, unauthenticated and authenticated.
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptLimits {
+    /// Authenticated connections at once.
+    pub max_connections: usize,
+    /// TLS handshakes in progress at once, over all sources.
+    pub max_handshakes: usize,
+    /// TLS handshakes in progress at once from one source address.
+    pub max_handshakes_per_source: usize,
+    /// Time a client has to finish its handshake.
+    pub handshake_timeout: Duration,
+}
+
+/// Connection counters for the status file.
+#[derive(Debug, Default)]
+pub struct TlsStats {
+    /// Handshakes in progress now.
+    pub handshakes_in_progress: AtomicU64,
+    /// Connections closed unhandshaken because their source had too many handshakes open.
+    pub shed_per_source: AtomicU64,
+    /// Connections closed unhandshaken because the handshake budget was full.
+    pub shed_busy: AtomicU64,
+    /// Handshakes that did not finish in time.
+    pub handshakes_timed_out: AtomicU64,
+    /// Handshakes refused (bad certificate, not TLS, ...).
+    pub handshakes_failed: AtomicU64,
+    /// Authenticated connections now.
+    pub connections: AtomicU64,
+    /// Authenticated connections closed because `max_connections` were open.
+    pub connections_refused_full: AtomicU64,
+}
+
+/// Accepts TCP connections and runs TLS handshakes off the accept loop, yielding authenticated
+/// connections into the returned channel.
+///
+/// The accept loop never waits: a connection is closed at once (counted) when its source
+/// address already has `max_handshakes_per_source` handshakes open or all `max_handshakes` are
+/// in use, and a handshake gets `handshake_timeout` to finish. Authenticated connections take
+/// one of `max_connections` permits (apart from the handshake budget) for their lifetime; when
+/// none is free the new connection is closed and the agent retries with backoff.
 pub fn accept_loop(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
-    max_connections: usize,
+    limits: AcceptLimits,
+    stats: Arc<TlsStats>,
     shutdown: CancellationToken,
 ) -> mpsc::Receiver<std::io::Result<AgentConn>> {
     let (tx, rx) = mpsc::channel(64);
-    let acceptor = TlsAcceptor::from(config);
-    let limit = Arc::new(Semaphore::new(max_connections));
+    let gate = Gate {
+        acceptor: TlsAcceptor::from(config),
+        limits,
+        handshakes: Arc::new(Semaphore::new(limits.max_handshakes)),
+        per_source: Arc::new(Mutex::new(HashMap::new())),
+        connections: Arc::new(Semaphore::new(limits.max_connections)),
+        stats,
+    };
     tokio::spawn(async move {
         loop {
-            let permit = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                p = limit.clone().acquire_owned() => p.expect("semaphore is never closed"),
-            };
             let (tcp, addr) = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 r = listener.accept() => match r {
@@ -98,18 +143,15 @@ pub fn accept_loop(
                     }
                 },
             };
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            let Some(ticket) = gate.admit(addr) else {
+                continue;
+            };
+            let (gate, tx) = (gate.clone(), tx.clone());
             tokio::spawn(async move {
-                match handshake(acceptor, tcp, addr, permit).await {
-                    Ok(conn) => {
-                        tracing::info!(agent = %conn.identity.agent, %addr, "Agent connected.");
-                        if tx.send(Ok(conn)).await.is_err() {
-                            tracing::debug!(%addr, "Server stopping; connection dropped.");
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%addr, error = %format!("{error:#}"), "TLS handshake refused.")
-                    }
+                if let Some(conn) = gate.handshake(tcp, addr, ticket).await
+                    && tx.send(Ok(conn)).await.is_err()
+                {
+                    tracing::debug!(%addr, "Server stopping; connection dropped.");
                 }
             });
         }
@@ -117,27 +159,160 @@ pub fn accept_loop(
     rx
 }
 
-async fn handshake(
+/// The shared admission state of the accept loop.
+#[derive(Clone)]
+struct Gate {
     acceptor: TlsAcceptor,
-    tcp: TcpStream,
-    addr: SocketAddr,
-    permit: OwnedSemaphorePermit,
-) -> Result<AgentConn> {
-    tcp.set_nodelay(true).ok();
-    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
-        .await
-        .map_err(|_| anyhow!("handshake timed out"))??;
+    limits: AcceptLimits,
+    handshakes: Arc<Semaphore>,
+    per_source: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    connections: Arc<Semaphore>,
+    stats: Arc<TlsStats>,
+}
+
+/// A handshake slot: its global permit and its source's count, both returned on drop.
+struct Ticket {
+    _permit: OwnedSemaphorePermit,
+    source: IpAddr,
+    per_source: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    stats: Arc<TlsStats>,
+}
+
+// === impl Gate ===
+
+impl Gate {
+    /// A handshake slot for a connection from `addr`, or `None` (connection closed, counted).
+    fn admit(&self, addr: SocketAddr) -> Option<Ticket> {
+        let source = addr.ip();
+        let mut map = self
+            .per_source
+            .lock()
+            .expect("per-source lock is never poisoned");
+        let open = map.get(&source).copied().unwrap_or(0);
+        if open >= self.limits.max_handshakes_per_source {
+            self.stats.shed_per_source.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%addr, open, "Too many handshakes from one address; closed.");
+            return None;
+        }
+        let Ok(permit) = self.handshakes.clone().try_acquire_owned() else {
+            self.stats.shed_busy.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%addr, "Handshake budget full; connection closed.");
+            return None;
+        };
+        map.insert(source, open + 1);
+        self.stats
+            .handshakes_in_progress
+            .fetch_add(1, Ordering::Relaxed);
+        Some(Ticket {
+            _permit: permit,
+            source,
+            per_source: self.per_source.clone(),
+            stats: self.stats.clone(),
+        })
+    }
+
+    /// Runs the handshake within the deadline, then takes a connection permit.
+    async fn handshake(
+        &self,
+        tcp: TcpStream,
+        addr: SocketAddr,
+        ticket: Ticket,
+    ) -> Option<AgentConn> {
+        tcp.set_nodelay(true).ok();
+        let done =
+            tokio::time::timeout(self.limits.handshake_timeout, self.acceptor.accept(tcp)).await;
+        drop(ticket);
+        let stream = match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                self.stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%addr, %error, "TLS handshake refused.");
+                return None;
+            }
+            Err(_) => {
+                self.stats
+                    .handshakes_timed_out
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%addr, "TLS handshake timed out.");
+                return None;
+            }
+        };
+        let agent = match peer_name(&stream) {
+            Ok(agent) => agent,
+            Err(error) => {
+                self.stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%addr, error = %format!("{error:#}"), "TLS handshake refused.");
+                return None;
+            }
+        };
+        let Ok(permit) = self.connections.clone().try_acquire_owned() else {
+            self.stats
+                .connections_refused_full
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%agent, %addr, "Connection limit reached; connection closed.");
+            return None;
+        };
+        tracing::info!(%agent, %addr, "Agent connected.");
+        Some(AgentConn {
+            stream,
+            identity: PeerIdentity {
+                agent,
+                addr,
+                ship_streams: Arc::default(),
+            },
+            _permit: ConnPermit::new(permit, self.stats.clone()),
+        })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.stats
+            .handshakes_in_progress
+            .fetch_sub(1, Ordering::Relaxed);
+        let mut map = self
+            .per_source
+            .lock()
+            .expect("per-source lock is never poisoned");
+        if let Some(n) = map.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// An authenticated connection's permit, counted in [`TlsStats::connections`].
+struct ConnPermit {
+    _permit: OwnedSemaphorePermit,
+    stats: Arc<TlsStats>,
+}
+
+impl ConnPermit {
+    fn new(permit: OwnedSemaphorePermit, stats: Arc<TlsStats>) -> Self {
+        stats.connections.fetch_add(1, Ordering::Relaxed);
+        ConnPermit {
+            _permit: permit,
+            stats,
+        }
+    }
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        self.stats.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The agent name of a finished handshake: the CN of its verified client certificate.
+fn peer_name(stream: &TlsStream<TcpStream>) -> Result<String> {
     let (_, session) = stream.get_ref();
     let cert = session
         .peer_certificates()
         .and_then(|c| c.first())
         .ok_or_else(|| anyhow!("no client certificate"))?;
-    let agent = common_name(cert)?;
-    Ok(AgentConn {
-        stream,
-        identity: PeerIdentity { agent, addr },
-        _permit: permit,
-    })
+    common_name(cert)
 }
 
 /// The subject common name of a DER certificate.

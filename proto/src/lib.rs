@@ -6,6 +6,7 @@
 //! (new fields with new numbers, new RPCs). A breaking change is a new package `logship.v2`.
 
 pub mod payload;
+pub mod scan;
 
 /// Generated types and gRPC stubs of package `logship.v1`.
 #[allow(unreachable_pub, clippy::all, rust_2018_idioms, missing_docs)]

@@ -28,6 +28,29 @@ pub enum PayloadError {
     /// The decompressed bytes are not a `RecordList`.
     #[error("payload is not a valid record list: {0}")]
     Decode(#[from] prost::DecodeError),
+    /// The payload holds another number of records than the batch header says.
+    #[error("batch says {expected} records but its payload holds {found}")]
+    CountMismatch {
+        /// The header's count.
+        expected: u32,
+        /// What was found ("more" when the walk stopped at record `expected + 1`).
+        found: String,
+    },
+    /// A record refers to a source the payload's source table does not have.
+    #[error("record refers to unknown source {index}")]
+    UnknownSource {
+        /// The source index.
+        index: u32,
+    },
+    /// The record list is malformed in a way the protobuf decoder does not name.
+    #[error("payload is not a valid record list: {0}")]
+    Malformed(&'static str),
+    /// The source table names more distinct inputs than allowed.
+    #[error("payload names more than {max} inputs")]
+    TooManyInputs {
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// Decompresses a zstd payload into `out`, failing once more than `cap` bytes would be produced.

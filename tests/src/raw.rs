@@ -65,6 +65,20 @@ async fn ship_async(
     tls: Arc<rustls::ClientConfig>,
     batches: Vec<Batch>,
 ) -> Result<Vec<Ack>> {
+    let mut client = connect(endpoint, tls).await?;
+    let mut acks = Vec::new();
+    let mut stream = client.ship(tokio_stream::iter(batches)).await?.into_inner();
+    while let Some(ack) = stream.message().await? {
+        acks.push(ack);
+    }
+    Ok(acks)
+}
+
+/// A client on its own new connection (TLS 1.3, ALPN h2), like the agent's.
+pub async fn connect(
+    endpoint: &str,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<IngestClient<tonic::transport::Channel>> {
     let addr = endpoint.to_string();
     let connector = TlsConnector::from(tls);
     let name = ServerName::try_from("127.0.0.1")?;
@@ -79,19 +93,24 @@ async fn ship_async(
     let channel = Endpoint::from_shared(format!("http://{endpoint}"))?
         .connect_with_connector(service)
         .await?;
-    let mut client = IngestClient::new(channel).max_encoding_message_size(64 << 20);
-    let mut acks = Vec::new();
-    let mut stream = client.ship(tokio_stream::iter(batches)).await?.into_inner();
-    while let Some(ack) = stream.message().await? {
-        acks.push(ack);
-    }
-    Ok(acks)
+    Ok(IngestClient::new(channel).max_encoding_message_size(64 << 20))
 }
 
 /// A batch of UTF-8 lines from input `input`, starting at `first_seq`.
 pub fn line_batch(stream_id: &str, first_seq: u64, input: &str, lines: &[&str]) -> Result<Batch> {
+    line_batch_from("raw-client", stream_id, first_seq, input, lines)
+}
+
+/// [`line_batch`] claiming to come from host `host`.
+pub fn line_batch_from(
+    host: &str,
+    stream_id: &str,
+    first_seq: u64,
+    input: &str,
+    lines: &[&str],
+) -> Result<Batch> {
     let list = RecordList {
-        host: "raw-client".into(),
+        host: host.into(),
         sources: vec![Source {
             input: input.into(),
             path: "/raw".into(),
@@ -114,7 +133,22 @@ pub fn line_batch(stream_id: &str, first_seq: u64, input: &str, lines: &[&str]) 
         count: u32::try_from(lines.len())?,
         payload: logship_proto::payload::compress(&encoded, 1)?.into(),
         uncompressed_len: encoded.len() as u64,
+        ..Batch::default()
     })
+}
+
+/// A payload of `n` empty records (2 bytes each before compression: a few KiB compressed).
+pub fn empty_records(n: usize) -> Result<Vec<u8>> {
+    let encoded = [0x1a_u8, 0x00].repeat(n);
+    Ok(logship_proto::payload::compress(&encoded, 1)?)
+}
+
+/// TLS settings presenting the agent certificate in `dir` (ca.pem, agent.pem, agent.key).
+pub fn agent_tls(dir: &Path) -> Result<Arc<rustls::ClientConfig>> {
+    tls_config(
+        &dir.join("ca.pem"),
+        Some((&dir.join("agent.pem"), &dir.join("agent.key"))),
+    )
 }
 
 /// A zstd frame that decompresses to `decompressed` zero bytes (a few KiB compressed).

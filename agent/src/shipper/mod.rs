@@ -29,6 +29,8 @@ pub struct Shipper {
     pub spool: Spool,
     /// The spool's stream id.
     pub stream_id: String,
+    /// This process's instance id and the spool's earlier ones, sent with every batch.
+    pub lineage: crate::instance::Lineage,
     /// Collector endpoints in failover order.
     pub endpoints: Vec<String>,
     /// TLS client configuration.

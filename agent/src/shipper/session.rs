@@ -62,6 +62,8 @@ impl Session<'_> {
             .into_inner();
         tracing::info!(endpoint = %self.endpoint, "Connected to the collector.");
         let mut next = s.spool.stats().acked_through + 1;
+        // The spool's earlier instances go with the first batch of each stream only.
+        let mut first = true;
         let mut in_flight: VecDeque<u64> = VecDeque::new();
         loop {
             while in_flight.len() < s.config.max_in_flight {
@@ -70,7 +72,12 @@ impl Session<'_> {
                 };
                 next = batch.first_seq + u64::from(batch.count);
                 in_flight.push_back(next - 1);
-                tx.send(to_wire(&s.stream_id, batch))
+                let previous = if std::mem::take(&mut first) {
+                    s.lineage.previous.clone()
+                } else {
+                    Vec::new()
+                };
+                tx.send(to_wire(&s.stream_id, &s.lineage.current, previous, batch))
                     .await
                     .map_err(|_| anyhow!("the ship stream closed"))?;
             }
@@ -142,13 +149,15 @@ async fn read_from(spool: &Spool, seq: u64) -> Result<Option<StoredBatch>> {
         .context("reading the spool")
 }
 
-fn to_wire(stream_id: &str, b: StoredBatch) -> Batch {
+fn to_wire(stream_id: &str, instance: &str, previous: Vec<String>, b: StoredBatch) -> Batch {
     Batch {
         stream_id: stream_id.to_string(),
         first_seq: b.first_seq,
         count: b.count,
         uncompressed_len: b.uncompressed_len,
         payload: b.payload.into(),
+        spool_instance_id: instance.to_string(),
+        previous_instance_ids: previous,
     }
 }
 

@@ -27,6 +27,14 @@ pub const DEFAULT_MAX_BATCH_RECORDS: u32 = 1_000_000;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default cap on batches in flight per connection (received, not yet acked).
 pub const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION: usize = 32;
+/// Default collector-wide budget of bytes being decoded, 128 MiB.
+pub const DEFAULT_DECODE_BUDGET_BYTES: usize = 128 << 20;
+/// Default cap on TLS handshakes in progress.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 256;
+/// Default cap on TLS handshakes in progress from one source address.
+pub const DEFAULT_MAX_HANDSHAKES_PER_SOURCE: usize = 16;
+/// Default time a client has to finish its TLS handshake.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 3000;
 /// Default segment size before rolling.
 pub const DEFAULT_SEGMENT_MAX_BYTES: u64 = 256 << 20;
 /// Default segment age before rolling (time partition).
@@ -85,12 +93,25 @@ pub struct RawLimits {
     /// Largest accepted number of records in one batch.
     #[serde(default = "default_max_batch_records")]
     pub max_batch_records: u32,
-    /// Concurrent connections; further connections wait in the kernel's accept queue.
+    /// Authenticated connections at once; further ones are closed after their handshake and
+    /// the agent retries with backoff.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// Batches received but not yet acked, per connection; the stream is not read past it.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight_per_connection: usize,
+    /// Bytes being decoded at once over all connections; a batch that does not fit waits.
+    #[serde(default = "default_decode_budget_bytes")]
+    pub decode_budget_bytes: usize,
+    /// TLS handshakes in progress at once; past it new connections are closed.
+    #[serde(default = "default_max_handshakes")]
+    pub max_handshakes: usize,
+    /// TLS handshakes in progress at once from one source address.
+    #[serde(default = "default_max_handshakes_per_source")]
+    pub max_handshakes_per_source: usize,
+    /// Milliseconds a client has to finish its TLS handshake.
+    #[serde(default = "default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
 }
 
 /// Store settings.
@@ -137,6 +158,14 @@ pub struct Config {
     pub max_connections: usize,
     /// Cap on in-flight batches per connection.
     pub max_in_flight_per_connection: usize,
+    /// Collector-wide decode budget in bytes.
+    pub decode_budget_bytes: usize,
+    /// Cap on handshakes in progress.
+    pub max_handshakes: usize,
+    /// Cap on handshakes in progress per source address.
+    pub max_handshakes_per_source: usize,
+    /// Handshake deadline.
+    pub handshake_timeout: std::time::Duration,
     /// Segment roll size.
     pub segment_max_bytes: u64,
     /// Segment roll age.
@@ -204,6 +233,33 @@ impl RawConfig {
             "limits.max_in_flight_per_connection",
             l.max_in_flight_per_connection as u64,
         );
+        for (name, v) in [
+            ("limits.max_handshakes", l.max_handshakes),
+            (
+                "limits.max_handshakes_per_source",
+                l.max_handshakes_per_source,
+            ),
+        ] {
+            positive(&mut problems, name, v as u64);
+        }
+        positive(
+            &mut problems,
+            "limits.handshake_timeout_ms",
+            l.handshake_timeout_ms,
+        );
+        let largest_batch = l
+            .max_message_bytes
+            .saturating_add(l.max_decompressed_bytes)
+            .saturating_add(
+                (l.max_batch_records as usize).saturating_mul(crate::ingest::RECORD_COST),
+            );
+        if l.decode_budget_bytes < largest_batch {
+            problems.push(format!(
+                "limits.decode_budget_bytes must be at least max_message_bytes + \
+                 max_decompressed_bytes + {} x max_batch_records = {largest_batch}",
+                crate::ingest::RECORD_COST
+            ));
+        }
         if self.store.segment_max_bytes < 1 << 20 {
             problems.push("store.segment_max_bytes must be at least 1 MiB".into());
         }
@@ -224,6 +280,10 @@ impl RawConfig {
                 max_batch_records: l.max_batch_records,
                 max_connections: l.max_connections,
                 max_in_flight_per_connection: l.max_in_flight_per_connection,
+                decode_budget_bytes: l.decode_budget_bytes,
+                max_handshakes: l.max_handshakes,
+                max_handshakes_per_source: l.max_handshakes_per_source,
+                handshake_timeout: std::time::Duration::from_millis(l.handshake_timeout_ms),
                 segment_max_bytes: self.store.segment_max_bytes,
                 segment_max_age_secs: self.store.segment_max_age_secs,
                 normalize: self.normalize.enabled,
@@ -274,6 +334,18 @@ const fn default_max_connections() -> usize {
 const fn default_max_in_flight() -> usize {
     DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION
 }
+const fn default_decode_budget_bytes() -> usize {
+    DEFAULT_DECODE_BUDGET_BYTES
+}
+const fn default_max_handshakes() -> usize {
+    DEFAULT_MAX_HANDSHAKES
+}
+const fn default_max_handshakes_per_source() -> usize {
+    DEFAULT_MAX_HANDSHAKES_PER_SOURCE
+}
+const fn default_handshake_timeout_ms() -> u64 {
+    DEFAULT_HANDSHAKE_TIMEOUT_MS
+}
 const fn default_segment_max_bytes() -> u64 {
     DEFAULT_SEGMENT_MAX_BYTES
 }
@@ -301,6 +373,10 @@ impl Default for RawLimits {
             max_batch_records: DEFAULT_MAX_BATCH_RECORDS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_in_flight_per_connection: DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+            decode_budget_bytes: DEFAULT_DECODE_BUDGET_BYTES,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            max_handshakes_per_source: DEFAULT_MAX_HANDSHAKES_PER_SOURCE,
+            handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
         }
     }
 }
@@ -346,6 +422,15 @@ max_batch_records = {mbr}
 max_connections = {mc}
 # Batches received but not yet durable, per connection (back-pressure past it).
 max_in_flight_per_connection = {mif}
+# Bytes being decoded at once over all connections (compressed + decompressed + 32 per
+# record); a batch that does not fit waits. At least max_message_bytes +
+# max_decompressed_bytes + 32 x max_batch_records.
+decode_budget_bytes = {dbb}
+# Unauthenticated connections: TLS handshakes in progress (all, and per source address) and
+# the time each gets. Past a limit new connections are closed at once; agents retry.
+max_handshakes = {mh}
+max_handshakes_per_source = {mhs}
+handshake_timeout_ms = {hto}
 
 [store]
 # Segments roll by size and by age (time partitioning).
@@ -362,6 +447,10 @@ enabled = true
         mbr = DEFAULT_MAX_BATCH_RECORDS,
         mc = DEFAULT_MAX_CONNECTIONS,
         mif = DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+        dbb = DEFAULT_DECODE_BUDGET_BYTES,
+        mh = DEFAULT_MAX_HANDSHAKES,
+        mhs = DEFAULT_MAX_HANDSHAKES_PER_SOURCE,
+        hto = DEFAULT_HANDSHAKE_TIMEOUT_MS,
         smb = DEFAULT_SEGMENT_MAX_BYTES,
         sma = DEFAULT_SEGMENT_MAX_AGE_SECS,
     )

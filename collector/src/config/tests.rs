@@ -45,6 +45,8 @@ data_dir = "/nonexistent/logship"
 listen = "not an address"
 [limits]
 max_connections = 0
+max_handshakes_per_source = 0
+decode_budget_bytes = 1048576
 [store]
 segment_max_bytes = 10
 "#;
@@ -59,6 +61,8 @@ segment_max_bytes = 10
         "tls.ca_cert",
         "tls.key",
         "max_connections",
+        "max_handshakes_per_source",
+        "decode_budget_bytes must be at least",
         "segment_max_bytes",
     ] {
         assert!(

@@ -1,9 +1,10 @@
-//! Turning a received batch into a store block: validation, capped decompression, decoding,
-//! and the block's index facts (time range, inputs). Runs on blocking threads.
+//! Turning a received batch into a store block: header checks, then one bounded walk of the
+//! payload ([`scan_payload`]: decompressed once into the batch's budget allowance, records
+//! counted while read, stopping at `count + 1`) for the block's index facts. Runs on blocking
+//! threads, after the batch's cost was reserved from the decode budget.
 
-use std::collections::BTreeSet;
-
-use logship_proto::payload::{PayloadError, decode_payload};
+use logship_proto::payload::PayloadError;
+use logship_proto::scan::scan_payload;
 use logship_proto::v1::Batch;
 use logship_store::BlockInput;
 
@@ -27,6 +28,12 @@ pub enum IngestError {
     /// The payload could not be decompressed or decoded, or is too large once decompressed.
     #[error("invalid batch payload: {0}")]
     Payload(#[from] PayloadError),
+    /// The batch can never fit the collector's decode budget.
+    #[error("{0}")]
+    Budget(String),
+    /// A second instance of one agent identity (a cloned machine or copied agent folder).
+    #[error("{0}")]
+    RunningTwice(String),
     /// The store refused or failed.
     #[error("store unavailable: {0}")]
     Store(String),
@@ -40,71 +47,41 @@ impl IngestError {
         let message = self.to_string();
         match self {
             IngestError::Invalid(_) => tonic::Status::invalid_argument(message),
-            IngestError::Payload(PayloadError::TooLarge { .. }) => {
+            IngestError::Payload(PayloadError::TooLarge { .. }) | IngestError::Budget(_) => {
                 tonic::Status::resource_exhausted(message)
             }
             IngestError::Payload(_) => tonic::Status::invalid_argument(message),
+            IngestError::RunningTwice(_) => tonic::Status::failed_precondition(message),
             IngestError::Store(_) => tonic::Status::unavailable(message),
         }
     }
 }
 
-/// Per-connection state carried between batches.
-#[derive(Default)]
-pub(super) struct ConnState {
-    scratch: Vec<u8>,
-}
-
-/// Checks a batch and builds the store block for it. Normalization happens after the store
-/// commit, off this path (see `crate::normalize`).
+/// Checks a batch whose header passed [`check_header`] and builds the store block for it,
+/// decompressing into at most `allowance` bytes. Normalization happens after the store commit,
+/// off this path (see `crate::normalize`).
 pub(super) fn prepare(
     agent: &str,
     batch: Batch,
-    limits: &Limits,
-    state: &mut ConnState,
+    allowance: usize,
 ) -> Result<BlockInput, IngestError> {
-    check_header(&batch, limits)?;
-    let list = decode_payload(
-        &batch.payload,
-        limits.max_decompressed_bytes,
-        &mut state.scratch,
-    )?;
-    if list.records.len() != batch.count as usize {
-        return Err(IngestError::Invalid(format!(
-            "batch says {} records but its payload holds {}",
-            batch.count,
-            list.records.len()
-        )));
-    }
-    let (mut min_time_ns, mut max_time_ns) = (i64::MAX, i64::MIN);
-    for r in &list.records {
-        min_time_ns = min_time_ns.min(r.observed_unix_nanos);
-        max_time_ns = max_time_ns.max(r.observed_unix_nanos);
-        if r.source as usize >= list.sources.len() {
-            return Err(IngestError::Invalid(format!(
-                "record refers to unknown source {}",
-                r.source
-            )));
-        }
-    }
-    // The index lists the batch's inputs (a batch's source table is small).
-    let inputs: BTreeSet<&str> = list.sources.iter().map(|s| s.input.as_str()).collect();
-    let block = BlockInput {
+    let summary = scan_payload(&batch.payload, allowance, batch.count)?;
+    Ok(BlockInput {
         agent: agent.to_string(),
         stream_id: batch.stream_id,
         first_seq: batch.first_seq,
         count: batch.count,
-        host: list.host.clone(),
-        min_time_ns,
-        max_time_ns,
-        inputs: inputs.into_iter().map(str::to_string).collect(),
+        host: summary.host,
+        min_time_ns: summary.min_time_ns,
+        max_time_ns: summary.max_time_ns,
+        inputs: summary.inputs,
         payload: batch.payload,
         fields: None,
-    };
-    Ok(block)
+    })
 }
 
-fn check_header(batch: &Batch, limits: &Limits) -> Result<(), IngestError> {
+/// Checks the batch header against `limits` (before any budget is reserved for it).
+pub(super) fn check_header(batch: &Batch, limits: &Limits) -> Result<(), IngestError> {
     let id_ok = batch.stream_id.len() == 32
         && batch
             .stream_id
@@ -170,14 +147,18 @@ mod tests {
             first_seq: 1,
             count: records as u32,
             payload: payload.into(),
-            uncompressed_len: 0,
+            ..Default::default()
         }
+    }
+
+    fn check(agent: &str, b: Batch) -> Result<BlockInput, IngestError> {
+        check_header(&b, &LIMITS)?;
+        prepare(agent, b, LIMITS.max_decompressed_bytes)
     }
 
     #[test]
     fn a_good_batch_becomes_a_block() {
-        let mut state = ConnState::default();
-        let block = prepare("agent1", batch(3, b"hello"), &LIMITS, &mut state).unwrap();
+        let block = check("agent1", batch(3, b"hello")).unwrap();
         assert_eq!(
             (block.count, block.min_time_ns, block.max_time_ns),
             (3, 1_000, 1_002)
@@ -188,18 +169,17 @@ mod tests {
 
     #[test]
     fn bad_batches_are_refused_with_the_right_status() {
-        let mut state = ConnState::default();
         let mut b = batch(2, b"x");
         b.count = 3;
-        let e = prepare("a", b, &LIMITS, &mut state).unwrap_err();
+        let e = check("a", b).unwrap_err();
         assert_eq!(e.into_status().code(), tonic::Code::InvalidArgument);
         let mut b = batch(2, b"x");
         b.stream_id = "short".into();
-        assert!(prepare("a", b, &LIMITS, &mut state).is_err());
+        assert!(check("a", b).is_err());
         let too_many = batch(11, b"x");
-        assert!(prepare("a", too_many, &LIMITS, &mut state).is_err());
+        assert!(check("a", too_many).is_err());
         let big = batch(10, &vec![b'a'; 200_000]);
-        let e = prepare("a", big, &LIMITS, &mut state).unwrap_err();
+        let e = check("a", big).unwrap_err();
         let status = e.into_status();
         assert_eq!(status.code(), tonic::Code::ResourceExhausted);
         assert!(status.message().contains("cap"), "{}", status.message());

@@ -16,6 +16,14 @@ use serde_json::{Map, Value};
 
 use super::sidecar::{self, Entry};
 
+/// Sets `agent.name` (ECS) to the verified agent identity.
+fn with_agent<'m>(fields: &'m mut Map<String, Value>, agent: &str) -> &'m Map<String, Value> {
+    if fields.get("agent.name").and_then(Value::as_str) != Some(agent) {
+        fields.insert("agent.name".into(), Value::String(agent.to_string()));
+    }
+    fields
+}
+
 /// Cap on a column once decompressed.
 const COLUMN_CAP: usize = 1 << 30;
 
@@ -52,21 +60,25 @@ impl FieldsLookup {
         }
     }
 
-    /// The fields of `r`, or `None` for gap records and records that yield none.
+    /// The fields of `r`, or `None` for gap records and records that yield none. Every
+    /// returned map holds `agent.name`: the certificate identity that stored the record, beside
+    /// the `host.name` the record or its agent claims.
     pub fn fields<'a>(&'a mut self, r: &'a RecordView<'_>) -> Option<&'a Map<String, Value>> {
         if r.kind == 1 {
             return None;
         }
         if let Some(inline) = r.fields {
-            return Some(inline);
+            self.computed = inline.clone();
+            return Some(with_agent(&mut self.computed, r.agent));
         }
         let key = (r.agent.to_string(), r.stream_id.to_string());
         if self.load_column(&key, r.seq) {
-            let c = self.column.as_ref().expect("loaded above");
+            let c = self.column.as_mut().expect("loaded above");
             return c
                 .rows
-                .get((r.seq - c.first_seq) as usize)
-                .filter(|m| !m.is_empty());
+                .get_mut((r.seq - c.first_seq) as usize)
+                .filter(|m| !m.is_empty())
+                .map(|m| with_agent(m, r.agent));
         }
         let normalizer = self.normalizers.entry(key).or_default();
         let ctx = Context {
@@ -81,7 +93,7 @@ impl FieldsLookup {
             observed_unix_nanos: r.observed_ns,
         };
         self.computed = normalizer.normalize(r.raw, &ctx).fields;
-        Some(&self.computed)
+        Some(with_agent(&mut self.computed, r.agent))
     }
 
     /// Makes the column holding `seq` current; false when no sidecar column covers it.
@@ -180,6 +192,8 @@ mod tests {
         let mut lookup = FieldsLookup::new(dir.path());
         let r1 = view(1, SSHD, 0);
         assert_eq!(lookup.fields(&r1).unwrap()["user.name"], "from-sidecar");
+        // The certificate identity stands beside the claimed host name.
+        assert_eq!(lookup.fields(&r1).unwrap()["agent.name"], "a");
         let r2 = view(2, SSHD, 0);
         assert!(
             lookup.fields(&r2).is_none(),

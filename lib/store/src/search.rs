@@ -25,11 +25,11 @@ pub struct Query {
     pub since_ns: Option<i64>,
     /// Records observed before this time (Unix ns, exclusive).
     pub until_ns: Option<i64>,
-    /// Exact host name.
+    /// Exact host name *claimed* by the agent in its batches (not verified).
     pub host: Option<String>,
     /// Exact input name.
     pub input: Option<String>,
-    /// Exact agent identity.
+    /// Exact agent identity: the verified certificate name the collector stored the block under.
     pub agent: Option<String>,
     /// Substring of the raw bytes.
     pub contains: Option<String>,

@@ -10,6 +10,7 @@ mod exactly_once;
 mod fields;
 mod for_people;
 mod hostile;
+mod hardening;
 mod outage;
 mod quickstart;
 mod read_commands;

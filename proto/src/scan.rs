@@ -1,0 +1,268 @@
+//! Checking a batch payload without materializing it: [`scan_payload`] decompresses into one
+//! buffer of at most the allowed size and walks the `RecordList` field by field, keeping only
+//! the facts a store block needs (record count, time range, inputs, claimed host).
+//!
+//! Invariants:
+//! - Memory is bounded by the allowance given by the caller (the decompressed buffer, allocated
+//!   once at that size; the one-shot zstd decoder needs no window buffer) plus one decoded
+//!   record at a time and at most [`MAX_INPUTS`] input names. A payload that would decompress
+//!   past the allowance fails with [`PayloadError::TooLarge`].
+//! - Records are counted while they are read: the walk stops with
+//!   [`PayloadError::CountMismatch`] at record `count + 1`, never after decoding them all.
+//! - Every record is decoded as a `Record` (so a scanned payload also decodes with
+//!   [`crate::payload::decode_payload`]) and must refer to an existing source.
+
+use std::collections::BTreeSet;
+
+use bytes::{Buf, Bytes};
+use prost::Message;
+use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
+
+use crate::payload::PayloadError;
+use crate::v1::{Record, Source};
+
+/// Distinct input names accepted in one batch.
+pub const MAX_INPUTS: usize = 1024;
+
+/// What a scanned payload holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Records in the payload (equal to the expected count).
+    pub records: u32,
+    /// Earliest observed time (Unix ns), with omitted times resolved.
+    pub min_time_ns: i64,
+    /// Latest observed time (Unix ns).
+    pub max_time_ns: i64,
+    /// The host name the payload claims (`RecordList.host`).
+    pub host: String,
+    /// Distinct input names of the source table, sorted.
+    pub inputs: Vec<String>,
+}
+
+/// Running state of the walk.
+struct Walk {
+    expected: u32,
+    records: u32,
+    min: i64,
+    max: i64,
+    /// A record with time 0 came before any record with its own time: it takes the list's time.
+    leading_zero: bool,
+    list_time: i64,
+    max_source: Option<u32>,
+    sources: u64,
+    host: String,
+    inputs: BTreeSet<String>,
+}
+
+/// Decompresses `payload` into at most `allowance` bytes and checks it holds exactly
+/// `expected` well-formed records.
+pub fn scan_payload(
+    payload: &[u8],
+    allowance: usize,
+    expected: u32,
+) -> Result<Summary, PayloadError> {
+    let bytes = decompress_once(payload, allowance)?;
+    let mut walk = Walk {
+        expected,
+        records: 0,
+        min: i64::MAX,
+        max: i64::MIN,
+        leading_zero: false,
+        list_time: 0,
+        max_source: None,
+        sources: 0,
+        host: String::new(),
+        inputs: BTreeSet::new(),
+    };
+    walk.run(bytes)?;
+    walk.finish()
+}
+
+/// One-shot decompression into a buffer of exactly `allowance` bytes of capacity.
+fn decompress_once(payload: &[u8], allowance: usize) -> Result<Bytes, PayloadError> {
+    let mut out = Vec::with_capacity(allowance);
+    let mut ctx = zstd::bulk::Decompressor::new().map_err(PayloadError::Zstd)?;
+    match ctx.decompress_to_buffer(payload, &mut out) {
+        Ok(_) => Ok(Bytes::from(out)),
+        // zstd's name for ZSTD_error_dstSize_tooSmall.
+        Err(e) if e.to_string().contains("too small") => {
+            Err(PayloadError::TooLarge { cap: allowance })
+        }
+        Err(e) => Err(PayloadError::Zstd(e)),
+    }
+}
+
+// === impl Walk ===
+
+impl Walk {
+    fn run(&mut self, mut buf: Bytes) -> Result<(), PayloadError> {
+        while buf.has_remaining() {
+            let (tag, wire) = decode_key(&mut buf)?;
+            match (tag, wire) {
+                (1, WireType::LengthDelimited) => {
+                    let host = length_delimited(&mut buf)?;
+                    self.host = String::from_utf8(host.to_vec())
+                        .map_err(|_| PayloadError::Malformed("host is not UTF-8"))?;
+                }
+                (2, WireType::LengthDelimited) => {
+                    let source = Source::decode(length_delimited(&mut buf)?)?;
+                    self.sources += 1;
+                    if !self.inputs.contains(&source.input) {
+                        if self.inputs.len() == MAX_INPUTS {
+                            return Err(PayloadError::TooManyInputs { max: MAX_INPUTS });
+                        }
+                        self.inputs.insert(source.input);
+                    }
+                }
+                (3, WireType::LengthDelimited) => {
+                    let record = Record::decode(length_delimited(&mut buf)?)?;
+                    self.record(&record)?;
+                }
+                (5, WireType::Varint) => self.list_time = decode_varint(&mut buf)? as i64,
+                _ => skip_field(wire, tag, &mut buf, DecodeContext::default())?,
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, r: &Record) -> Result<(), PayloadError> {
+        self.records += 1;
+        if self.records > self.expected {
+            return Err(PayloadError::CountMismatch {
+                expected: self.expected,
+                found: "more".into(),
+            });
+        }
+        if r.observed_unix_nanos == 0 {
+            self.leading_zero |= self.min == i64::MAX;
+        } else {
+            self.min = self.min.min(r.observed_unix_nanos);
+            self.max = self.max.max(r.observed_unix_nanos);
+        }
+        self.max_source = self.max_source.max(Some(r.source));
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Summary, PayloadError> {
+        if self.records != self.expected {
+            return Err(PayloadError::CountMismatch {
+                expected: self.expected,
+                found: self.records.to_string(),
+            });
+        }
+        if let Some(source) = self.max_source
+            && u64::from(source) >= self.sources
+        {
+            return Err(PayloadError::UnknownSource { index: source });
+        }
+        if self.leading_zero || self.min == i64::MAX {
+            self.min = self.min.min(self.list_time);
+            self.max = self.max.max(self.list_time);
+        }
+        Ok(Summary {
+            records: self.records,
+            min_time_ns: self.min,
+            max_time_ns: self.max,
+            host: self.host,
+            inputs: self.inputs.into_iter().collect(),
+        })
+    }
+}
+
+/// The next length-delimited field's bytes (a zero-copy slice of `buf`).
+fn length_delimited(buf: &mut Bytes) -> Result<Bytes, PayloadError> {
+    let len = decode_varint(buf)?;
+    if len > buf.remaining() as u64 {
+        return Err(PayloadError::Malformed(
+            "field length past the end of the payload",
+        ));
+    }
+    Ok(buf.split_to(len as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::compress;
+    use crate::v1::RecordList;
+
+    fn list(times: &[i64], list_time: i64) -> RecordList {
+        RecordList {
+            host: "dc01".into(),
+            sources: vec![
+                Source {
+                    input: "auth".into(),
+                    path: "/a".into(),
+                },
+                Source {
+                    input: "app".into(),
+                    path: "/b".into(),
+                },
+            ],
+            records: times
+                .iter()
+                .map(|&t| Record {
+                    raw: Bytes::from_static(b"line"),
+                    observed_unix_nanos: t,
+                    source: u32::from(t % 2 == 0),
+                    ..Default::default()
+                })
+                .collect(),
+            agent_tz: "UTC".into(),
+            observed_unix_nanos: list_time,
+        }
+    }
+
+    fn packed(l: &RecordList) -> Vec<u8> {
+        compress(&l.encode_to_vec(), 1).unwrap()
+    }
+
+    #[test]
+    fn summary_matches_the_decoded_list() {
+        let l = list(&[0, 0, 250, 0, 120], 100);
+        let s = scan_payload(&packed(&l), 1 << 20, 5).unwrap();
+        assert_eq!((s.records, s.min_time_ns, s.max_time_ns), (5, 100, 250));
+        assert_eq!(s.host, "dc01");
+        assert_eq!(s.inputs, ["app", "auth"]);
+        let s = scan_payload(&packed(&list(&[300, 0], 100)), 1 << 20, 2).unwrap();
+        assert_eq!((s.min_time_ns, s.max_time_ns), (300, 300));
+    }
+
+    #[test]
+    fn the_walk_stops_at_the_first_record_past_the_count() {
+        // 4 MiB of empty records (2 bytes each): a count lie is refused at record count + 1.
+        let empty = [0x1a_u8, 0x00];
+        let encoded: Vec<u8> = empty.repeat(2 << 20);
+        let payload = compress(&encoded, 1).unwrap();
+        let err = scan_payload(&payload, 8 << 20, 10).unwrap_err();
+        assert!(
+            matches!(err, PayloadError::CountMismatch { expected: 10, ref found } if found == "more"),
+            "{err}"
+        );
+        let err = scan_payload(&packed(&list(&[1, 2], 0)), 1 << 20, 3).unwrap_err();
+        assert!(matches!(
+            err,
+            PayloadError::CountMismatch { expected: 3, .. }
+        ));
+    }
+
+    #[test]
+    fn the_allowance_bounds_the_decompressed_size() {
+        let l = list(&[1, 2, 3], 0);
+        let encoded_len = l.encode_to_vec().len();
+        assert!(scan_payload(&packed(&l), encoded_len, 3).is_ok());
+        let err = scan_payload(&packed(&l), encoded_len - 1, 3).unwrap_err();
+        assert!(matches!(err, PayloadError::TooLarge { cap } if cap == encoded_len - 1));
+    }
+
+    #[test]
+    fn bad_sources_and_garbage_are_errors() {
+        let mut l = list(&[1], 0);
+        l.records[0].source = 2;
+        let err = scan_payload(&packed(&l), 1 << 20, 1).unwrap_err();
+        assert!(matches!(err, PayloadError::UnknownSource { index: 2 }));
+        assert!(scan_payload(b"not zstd", 1024, 1).is_err());
+        let truncated = compress(&[0x1a, 0x05, 1, 2], 1).unwrap();
+        assert!(scan_payload(&truncated, 1024, 1).is_err());
+    }
+}
