@@ -80,6 +80,11 @@ pub fn scan_payload(
 
 /// One-shot decompression into a buffer of exactly `allowance` bytes of capacity.
 fn decompress_once(payload: &[u8], allowance: usize) -> Result<Bytes, PayloadError> {
+    // zstd reads zero bytes as zero frames; a payload is one frame (the full decoder agrees).
+    if payload.is_empty() {
+        let empty = std::io::Error::new(std::io::ErrorKind::InvalidData, "empty payload");
+        return Err(PayloadError::Zstd(empty));
+    }
     let mut out = Vec::with_capacity(allowance);
     let mut ctx = zstd::bulk::Decompressor::new().map_err(PayloadError::Zstd)?;
     match ctx.decompress_to_buffer(payload, &mut out) {
@@ -118,7 +123,19 @@ impl Walk {
                     let record = Record::decode(length_delimited(&mut buf)?)?;
                     self.record(&record)?;
                 }
+                (4, WireType::LengthDelimited) => {
+                    let tz = length_delimited(&mut buf)?;
+                    std::str::from_utf8(&tz)
+                        .map_err(|_| PayloadError::Malformed("agent time zone is not UTF-8"))?;
+                }
                 (5, WireType::Varint) => self.list_time = decode_varint(&mut buf)? as i64,
+                // A known field with another wire type: prost refuses it, so must the walk, or
+                // the store would keep a batch its readers cannot decode.
+                (1..=5, _) => {
+                    return Err(PayloadError::Malformed(
+                        "a record list field has the wrong wire type",
+                    ));
+                }
                 _ => skip_field(wire, tag, &mut buf, DecodeContext::default())?,
             }
         }
@@ -182,6 +199,26 @@ fn length_delimited(buf: &mut Bytes) -> Result<Bytes, PayloadError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_known_field_with_another_wire_type_is_refused_like_the_full_decoder_does() {
+        // Found by the batch_decode fuzz target: field 5 (a varint) sent as 32-bit, and
+        // field 4 (a string) that is not UTF-8, were skipped by the walk but refused by prost.
+        for body in [&[0x2d, 0, 0x2d, 0x2d, 0x2d][..], &[0x22, 1, 0xff][..]] {
+            let framed = crate::payload::compress(body, 1).unwrap();
+            let mut scratch = Vec::new();
+            assert!(crate::payload::decode_payload(&framed, 1 << 20, &mut scratch).is_err());
+            assert!(super::scan_payload(&framed, 1 << 20, 0).is_err(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_payload_is_refused_like_the_full_decoder_does() {
+        // Found by the batch_decode fuzz target: zero bytes scanned as zero records.
+        assert!(super::scan_payload(b"", 1 << 20, 0).is_err());
+        let mut scratch = Vec::new();
+        assert!(crate::payload::decode_payload(b"", 1 << 20, &mut scratch).is_err());
+    }
+
     use super::*;
     use crate::payload::compress;
     use crate::v1::RecordList;
