@@ -77,7 +77,13 @@ pub async fn run(path: PathBuf, sources: Sources, shutdown: CancellationToken) {
     let started = jiff::Timestamp::now();
     let mut known = previous_agents(&path);
     loop {
-        let doc = document(started, &sources.writer, &normalize, &sources.heartbeats, &mut known);
+        let doc = document(
+            started,
+            &sources.writer,
+            &normalize,
+            &sources.heartbeats,
+            &mut known,
+        );
         let doc = with_guards_and_disk(&path, &sources, doc);
         if let Err(error) = write(&path, &doc) {
             tracing::warn!(%error, path = %path.display(), "Writing the status file failed.");
@@ -90,7 +96,13 @@ pub async fn run(path: PathBuf, sources: Sources, shutdown: CancellationToken) {
             _ = tokio::time::sleep(INTERVAL) => {}
         }
     }
-    let doc = document(started, &sources.writer, &normalize, &sources.heartbeats, &mut known);
+    let doc = document(
+        started,
+        &sources.writer,
+        &normalize,
+        &sources.heartbeats,
+        &mut known,
+    );
     let doc = with_guards_and_disk(&path, &sources, doc);
     if let Err(error) = write(&path, &doc) {
         tracing::warn!(%error, path = %path.display(), "Writing the final status file failed.");
@@ -249,7 +261,6 @@ fn tls_json(t: &TlsStats) -> serde_json::Value {
         "handshakes_failed": t.handshakes_failed.load(Ordering::Relaxed),
     })
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -58,8 +58,9 @@ pub struct UnknownDataset(pub String);
 
 /// Stateful normalizer for one stream of lines.
 ///
-/// State: postfix queue id → envelope sender (joined onto later `to=` lines) and auditd serial →
-/// SYSCALL/EXECVE summary (carried onto later records of the same event). Each map holds at most
+/// State: postfix queue id → envelope sender (joined onto later `to=` lines), auditd serial →
+/// SYSCALL/EXECVE summary (carried onto later records of the same event) and OpenSMTPD session id
+/// → client IP (joined onto later lines of the session). Each map holds at most
 /// [`STATE_CAP`] entries; when full the oldest entry is evicted (FIFO).
 #[derive(Debug, Default)]
 pub struct Normalizer {
@@ -126,6 +127,7 @@ const DATASETS: &[&str] = &[
     "fortigate",
     "cisco.asa",
     "openvpn",
+    "opensmtpd",
 ];
 
 /// Dataset names of all parsers.
