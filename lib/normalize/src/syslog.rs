@@ -353,4 +353,57 @@ mod tests {
             "2025-06-13T23:29:15Z".replace("2025", "2024")
         );
     }
+
+    #[test]
+    fn pri_without_header_is_payload() {
+        let f = p("<189>date=2020-04-23 time=01:16:08 devname=\"fw1\" logid=\"0000000013\"");
+        assert_eq!((f.host, f.program), ("", ""));
+        assert!(f.msg.starts_with("date=2020-04-23"));
+        assert!(f.ts.is_none());
+        assert!(parse("date=2020-04-23 x", &TimeZone::UTC, Timestamp::UNIX_EPOCH).is_none());
+    }
+
+    #[test]
+    fn iso_with_space_needs_a_zone() {
+        let f = p("2020-03-24 08:38:42.344447-0700  localhost sshd[2519]: Failed password");
+        assert_eq!(
+            (f.host, f.program, f.pid, f.msg),
+            ("localhost", "sshd", "2519", "Failed password")
+        );
+        assert_eq!(time::fmt(f.ts.unwrap()), "2020-03-24T15:38:42.344447Z");
+        let f = p("2020-03-24 08:38:42+02:00 h cron[1]: x");
+        assert_eq!(time::fmt(f.ts.unwrap()), "2020-03-24T06:38:42Z");
+        // dpkg / OpenVPN native stamps have no zone: not syslog.
+        assert!(
+            parse(
+                "2025-06-24 14:36:25 startup archives unpack",
+                &TimeZone::UTC,
+                Timestamp::UNIX_EPOCH
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn repeated_and_nested() {
+        let f = p("Feb 12 14:10:21 h sshd[1]: message repeated 2 times: [ Failed password x]");
+        assert_eq!((f.repeat, f.msg), (2, "Failed password x"));
+        let f = p("Feb 12 14:10:21 h sshd[1]: message repeated x times: [ y]");
+        assert_eq!(f.repeat, 0);
+        let f = p("<13>Mar  1 10:00:00 relay <38>Feb 12 14:10:21 origin sshd[7]: hi");
+        assert_eq!(
+            (f.host, f.program, f.pid, f.msg),
+            ("origin", "sshd", "7", "hi")
+        );
+        assert_eq!(time::fmt(f.ts.unwrap()), "2025-02-12T14:10:21Z");
+        let f = p("<13>Mar  1 10:00:00 relay <189>date=2020-04-23 time=01:16:08");
+        assert_eq!(
+            (f.host, f.program, f.msg),
+            ("relay", "", "date=2020-04-23 time=01:16:08")
+        );
+        assert_eq!(time::fmt(f.ts.unwrap()), "2025-03-01T10:00:00Z");
+        // Depth is bounded: a long chain of headers stops after MAX_NEST re-framings.
+        let deep = "<1>".repeat(50) + "x";
+        assert!(p(&deep).msg.starts_with('<'));
+    }
 }
