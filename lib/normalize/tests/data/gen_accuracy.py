@@ -63,7 +63,11 @@ for line in lines("crowdsec-sshd.log") + lines("lnav-logfile_syslog-3.log") + li
     a = re.match(r"(Accepted|Failed) \S+ for (?:invalid user )?(\S*) from (\S+) port (\d+)", msg)
     i = re.match(r"Invalid user (\S*) from (\S+) port (\d+)", msg)
     d = re.match(r"(?:Disconnected from|Connection closed by) (?:(?:invalid|authenticating) user (\S+) )?(\d+\.\d+\.\d+\.\d+) port (\d+)", msg)
-    if a:
+    # OpenSSH auth.c: "maximum authentication attempts exceeded for %s%.100s from %.200s port %d ssh2"
+    x = re.match(r"error: maximum authentication attempts exceeded for (?:invalid user )?(\S*) from (\S+) port (\d+)", msg)
+    if x:
+        e.update({"event.outcome": "failure", "user.name": x[1], "source.ip": x[2], "source.port": int(x[3])})
+    elif a:
         e.update({"event.outcome": "success" if a[1] == "Accepted" else "failure", "user.name": a[2], "source.ip": a[3], "source.port": int(a[4])})
     elif i:
         e.update({"event.outcome": "failure", "source.ip": i[2], "source.port": int(i[3])})
