@@ -372,6 +372,43 @@ fn opensmtpd_accepted_message_and_session_join() {
     assert_eq!(s(&e, "source.ip"), "192.0.2.25");
 }
 
+/// OpenSMTPD 6.4+ session lines. No real lines with a citable source were found, so these follow
+/// the `log_info` format strings of OpenSMTPD/OpenSMTPD `usr.sbin/smtpd/smtp_session.c`
+/// (rev. 1.442, commit 0b1c010b8981aa4049f5b8d749efc9ca3a4d99ba): `%016x smtp connected
+/// address=%s host=%s`, `… smtp authentication user=%s result=permfail|ok`, `… smtp envelope
+/// evpid=%016x from=<%s%s%s> to=<%s%s%s>`, `… smtp disconnected reason=…`.
+#[test]
+fn opensmtpd_new_format_documented() {
+    let mut n = Normalizer::new();
+    let lines = [
+        "Nov  2 00:01:33 mx smtpd[60503]: 88166f7f21c951f4 smtp connected address=192.0.2.7 host=<unknown>",
+        "Nov  2 00:01:34 mx smtpd[60503]: 88166f7f21c951f4 smtp authentication user=admin result=permfail",
+        "Nov  2 00:01:35 mx smtpd[60503]: 88166f7f21c951f4 smtp authentication user=alice result=ok",
+        "Nov  2 00:01:36 mx smtpd[60503]: 88166f7f21c951f4 smtp envelope evpid=4296f4900a1b2c3d from=<alice@example.com> to=<bob@example.org>",
+        "Nov  2 00:01:37 mx smtpd[60503]: 88166f7f21c951f4 smtp disconnected reason=quit",
+    ];
+    let evs: Vec<Event> = lines
+        .iter()
+        .map(|l| n.normalize(l.as_bytes(), &CTX))
+        .collect();
+    assert!(evs.iter().all(|e| e.dataset == "opensmtpd"));
+    assert!(evs.iter().all(|e| s(e, "source.ip") == "192.0.2.7"));
+    assert_eq!(
+        (s(&evs[1], "user.name"), s(&evs[1], "event.outcome")),
+        ("admin", "failure")
+    );
+    assert_eq!(s(&evs[2], "event.outcome"), "success");
+    assert_eq!(
+        (
+            s(&evs[3], "email.from.address"),
+            s(&evs[3], "email.to.address"),
+            s(&evs[3], "email.message_id_queue"),
+        ),
+        ("alice@example.com", "bob@example.org", "4296f490")
+    );
+    assert_eq!(s(&evs[4], "event.reason"), "quit");
+}
+
 /// Lines of the newer parsers are claimed only by their own parser, forced or not.
 #[test]
 fn new_format_lines_are_claimed_only_by_their_parser() {
