@@ -3,10 +3,10 @@
 //! ```text
 //! [<PRI>]Mmm dd hh:mm:ss [<fac.sev>] [HOST] TAG[PID]: MSG        (BSD, no year, agent zone)
 //! [<PRI>]YYYY-MM-DDThh:mm:ss[.f]±hh:mm HOST TAG[PID]: MSG       (ISO 8601 file format)
+//! [<PRI>]YYYY-MM-DD hh:mm:ss[.f]±hhmm  HOST TAG[PID]: MSG       (space-separated ISO with zone;
+//!                                                               macOS `log show --style syslog`)
 //! <PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD...]|- MSG          (RFC 5424)
-//! ```
-//! `<PRI>`PAYLOAD                                               (PRI, no header: FortiGate)
-//! YYYY-MM-DD hh:mm:ss[.f]±hhmm  HOST TAG[PID]: MSG              (space-separated ISO with zone)
+//! <PRI>PAYLOAD                                                  (PRI, no header: FortiGate)
 //! ```
 //! A token after the host that is not `name:` or `name[pid]:` leaves `program` empty and belongs to
 //! the message (UniFi firewall lines do this).
