@@ -5,7 +5,9 @@
 use jiff::tz::TimeZone;
 
 use crate::fields::Fields;
-use crate::parsers::{State, asa, auditd, firewall, openvpn, postfix, sshd, sudo, web, windows};
+use crate::parsers::{
+    State, asa, auditd, firewall, opensmtpd, openvpn, postfix, sshd, sudo, web, windows,
+};
 use crate::syslog::{self, Frame};
 use crate::{Context, Event, UNPARSED, time};
 
@@ -46,6 +48,12 @@ pub(crate) fn run(
     {
         f.n("process.pid", fr.pid);
     }
+    if let Some(fr) = frame
+        .as_ref()
+        .filter(|fr| fr.repeat > 0 && dataset != UNPARSED)
+    {
+        f.0.insert("event.count".into(), fr.repeat.into());
+    }
     f.s("event.dataset", dataset);
     Event {
         dataset,
@@ -75,7 +83,8 @@ fn whole(st: &mut State, tz: &TimeZone, line: &str, force: Option<&str>) -> Hit 
             .flatten()
             .map(|f| ("auditd", f));
     }
-    if firewall::is_fortigate(line) && want(force, "fortigate") {
+    // `<PRI>`-prefixed FortiGate lines go through the framing layer (it strips the PRI).
+    if b[0] != b'<' && firewall::is_fortigate(line) && want(force, "fortigate") {
         return firewall::parse_fortigate(line, tz).map(|f| ("fortigate", f));
     }
     if line.starts_with("%ASA-") && want(force, "cisco.asa") {
@@ -138,6 +147,9 @@ fn pick(st: &mut State, tz: &TimeZone, fr: &Frame<'_>) -> Hit {
         "sudo" => return Some(("sudo", sudo::parse_sudo(msg)?)),
         "su" => return Some(("su", sudo::parse_su(msg)?)),
         "openvpn" => return Some(("openvpn", openvpn::parse_msg(msg))),
+        "smtpd" if opensmtpd::looks(msg) => {
+            return Some(("opensmtpd", opensmtpd::parse(msg, st)?));
+        }
         _ if p.starts_with("postfix") => return Some(("postfix", postfix::parse(p, msg, st))),
         _ if p.starts_with("ovpn-") => return Some(("openvpn", openvpn::parse_msg(msg))),
         _ => {}
@@ -168,6 +180,7 @@ fn forced(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: &str) -> Option<
         "su" => sudo::parse_su(msg),
         "postfix" => Some(postfix::parse(fr.program, msg, st)).filter(|f| f.has("event.action")),
         "openvpn" => Some(openvpn::parse_msg(msg)).filter(|f| f.has("event.category")),
+        "opensmtpd" => opensmtpd::parse(msg, st).filter(|f| f.has("event.action")),
         "cisco.asa" => asa::parse(asa::find(msg)?),
         "fortigate" => firewall::parse_fortigate(msg, tz).filter(|_| msg.contains("logid=")),
         "netfilter" => firewall::is_netfilter(msg)

@@ -58,8 +58,9 @@ pub struct UnknownDataset(pub String);
 
 /// Stateful normalizer for one stream of lines.
 ///
-/// State: postfix queue id → envelope sender (joined onto later `to=` lines) and auditd serial →
-/// SYSCALL/EXECVE summary (carried onto later records of the same event). Each map holds at most
+/// State: postfix queue id → envelope sender (joined onto later `to=` lines), auditd serial →
+/// SYSCALL/EXECVE summary (carried onto later records of the same event) and OpenSMTPD session id
+/// → client IP (joined onto later lines of the session). Each map holds at most
 /// [`STATE_CAP`] entries; when full the oldest entry is evicted (FIFO).
 #[derive(Debug, Default)]
 pub struct Normalizer {
@@ -126,6 +127,7 @@ const DATASETS: &[&str] = &[
     "fortigate",
     "cisco.asa",
     "openvpn",
+    "opensmtpd",
 ];
 
 /// Dataset names of all parsers.
@@ -134,6 +136,8 @@ pub fn datasets() -> &'static [&'static str] {
 }
 
 /// Fuzzing entry point: runs the dispatcher on arbitrary bytes (several lines share one state).
+/// Each line also goes through the framing layer behind a `<PRI>` and behind a relay header, so
+/// the nested-header and `message repeated` paths see arbitrary payloads.
 pub fn fuzz_dispatch(data: &[u8]) {
     let ctx = Context {
         host: "fuzz",
@@ -143,12 +147,18 @@ pub fn fuzz_dispatch(data: &[u8]) {
         observed_unix_nanos: 1_700_000_000_000_000_000,
     };
     let mut n = Normalizer::new();
+    let mut buf = Vec::new();
     for line in data.split(|b| *b == b'\n') {
-        let ev = n.normalize(line, &ctx);
-        debug_assert!(
-            ev.get("@timestamp").is_some(),
-            "every event has a timestamp"
-        );
+        for prefix in [&b""[..], b"<13>", b"<13>Mar  1 10:00:00 relay <38>"] {
+            buf.clear();
+            buf.extend_from_slice(prefix);
+            buf.extend_from_slice(line);
+            let ev = n.normalize(&buf, &ctx);
+            debug_assert!(
+                ev.get("@timestamp").is_some(),
+                "every event has a timestamp"
+            );
+        }
     }
     for d in DATASETS {
         let _ev = n.normalize_as(d, data, &ctx);

@@ -3,10 +3,19 @@
 //! ```text
 //! [<PRI>]Mmm dd hh:mm:ss [<fac.sev>] [HOST] TAG[PID]: MSG        (BSD, no year, agent zone)
 //! [<PRI>]YYYY-MM-DDThh:mm:ss[.f]±hh:mm HOST TAG[PID]: MSG       (ISO 8601 file format)
+//! [<PRI>]YYYY-MM-DD hh:mm:ss[.f]±hhmm  HOST TAG[PID]: MSG       (space-separated ISO with zone;
+//!                                                               macOS `log show --style syslog`)
 //! <PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD...]|- MSG          (RFC 5424)
+//! <PRI>PAYLOAD                                                  (PRI, no header: FortiGate)
 //! ```
 //! A token after the host that is not `name:` or `name[pid]:` leaves `program` empty and belongs to
 //! the message (UniFi firewall lines do this).
+//!
+//! One layer for every syslog-borne parser: a relayed line whose message starts with another
+//! header (`<PRI>` or a stamp; up to [`MAX_NEST`] levels) is framed again and the innermost header
+//! wins (origin host and time); rsyslog's `message repeated N times: [ MSG ]` is unwrapped so
+//! parsers see MSG and `repeat` carries N (→ `event.count`). A space-separated ISO stamp counts only
+//! with a zone (`Z`/`±hh[:]mm`): dpkg and OpenVPN write zone-less ones that are not syslog.
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -21,17 +30,81 @@ pub(crate) struct Frame<'a> {
     pub(crate) program: &'a str,
     pub(crate) pid: &'a str,
     pub(crate) msg: &'a str,
+    /// N of an unwrapped `message repeated N times: [ ... ]` (0 when not wrapped).
+    pub(crate) repeat: u32,
 }
+
+/// Relay headers framed again at most this many times.
+const MAX_NEST: usize = 3;
 
 /// Splits a syslog header; `None` when the line does not start like syslog.
 pub(crate) fn parse<'a>(line: &'a str, tz: &TimeZone, obs: Timestamp) -> Option<Frame<'a>> {
+    let mut fr = one(line, tz, obs)?;
+    for _ in 0..MAX_NEST {
+        if fr.program.is_empty()
+            && starts_like_header(fr.msg)
+            && let Some(inner) = one(fr.msg, tz, obs)
+        {
+            fr = Frame {
+                ts: inner.ts.or(fr.ts),
+                host: if inner.host.is_empty() {
+                    fr.host
+                } else {
+                    inner.host
+                },
+                ..inner
+            };
+        } else {
+            break;
+        }
+    }
+    if let Some((n, inner)) = repeated(fr.msg) {
+        fr.msg = inner;
+        fr.repeat = n;
+    }
+    Some(fr)
+}
+
+/// `<digits>` or a BSD/ISO stamp at the start (cheap test before re-framing a message).
+fn starts_like_header(s: &str) -> bool {
+    let b = s.as_bytes();
+    match b.first() {
+        Some(b'<') => b.get(1).is_some_and(u8::is_ascii_digit),
+        Some(c) if c.is_ascii_digit() => b.len() > 10 && b[4] == b'-' && b[7] == b'-',
+        Some(_) => b.len() > 15 && time::month(b).is_some() && b[3] == b' ',
+        None => false,
+    }
+}
+
+/// rsyslog's repeat reduction: `message repeated N times: [ MSG]` → (N, MSG).
+fn repeated(msg: &str) -> Option<(u32, &str)> {
+    let r = msg.strip_prefix("message repeated ")?;
+    let (n, r) = r.split_once(' ')?;
+    let n: u32 = n.parse().ok()?;
+    let inner = r.strip_prefix("times: [")?.strip_suffix(']')?;
+    Some((n, inner.trim_start_matches(' ')))
+}
+
+/// One header level.
+fn one<'a>(line: &'a str, tz: &TimeZone, obs: Timestamp) -> Option<Frame<'a>> {
     let s = strip_pri(line);
+    let had_pri = s.len() != line.len();
     if let Some(rest) = s.strip_prefix("1 ")
-        && s.len() != line.len()
+        && had_pri
     {
         return rfc5424(rest, tz);
     }
-    let (ts, rest) = stamp(s, tz, obs)?;
+    let Some((ts, rest)) = stamp(s, tz, obs) else {
+        // `<PRI>` then the payload (FortiGate's own format has no header).
+        return had_pri.then_some(Frame {
+            ts: None,
+            host: "",
+            program: "",
+            pid: "",
+            msg: s.trim_start_matches(' '),
+            repeat: 0,
+        });
+    };
     let rest = skip_facility(rest.trim_start_matches(' '));
     Some(header(ts, rest))
 }
@@ -74,7 +147,33 @@ fn stamp<'a>(s: &'a str, tz: &TimeZone, obs: Timestamp) -> Option<(Option<Timest
         let end = memchr::memchr(b' ', b)?;
         return Some((time::iso(&s[..end], tz), &s[end..]));
     }
+    if b.len() >= 20 && b[0].is_ascii_digit() && b[4] == b'-' && b[10] == b' ' && b[13] == b':' {
+        let end = 11 + memchr::memchr(b' ', &b[11..])?;
+        let st = &s[..end];
+        if !st.as_bytes().get(19..).is_some_and(has_zone) {
+            return None;
+        }
+        return Some((Some(time::iso(st, tz)?), &s[end..]));
+    }
     None
+}
+
+/// `[.frac]` then `Z` or `±hh[:mm]` after `hh:mm:ss`.
+fn has_zone(tail: &[u8]) -> bool {
+    let mut i = 0;
+    if tail.first() == Some(&b'.') {
+        i = 1;
+        while tail.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+    }
+    match tail.get(i) {
+        Some(b'Z' | b'z') => i + 1 == tail.len(),
+        Some(b'+' | b'-') => {
+            time::parse_offset(std::str::from_utf8(&tail[i..]).unwrap_or("")).is_some()
+        }
+        _ => false,
+    }
 }
 
 /// FreeBSD `-v` adds `<facility.severity>` after the stamp.
@@ -97,6 +196,7 @@ fn header(ts: Option<Timestamp>, rest: &str) -> Frame<'_> {
             program,
             pid,
             msg: after,
+            repeat: 0,
         };
     }
     let (second, after2) = split_tok(after);
@@ -107,6 +207,7 @@ fn header(ts: Option<Timestamp>, rest: &str) -> Frame<'_> {
             program,
             pid,
             msg: after2,
+            repeat: 0,
         };
     }
     // Some relays repeat the host ("host host prog[pid]: msg").
@@ -118,6 +219,7 @@ fn header(ts: Option<Timestamp>, rest: &str) -> Frame<'_> {
             program,
             pid,
             msg: after3,
+            repeat: 0,
         },
         _ => Frame {
             ts,
@@ -125,6 +227,7 @@ fn header(ts: Option<Timestamp>, rest: &str) -> Frame<'_> {
             program: "",
             pid: "",
             msg: after,
+            repeat: 0,
         },
     }
 }
@@ -181,6 +284,7 @@ fn rfc5424<'a>(rest: &'a str, tz: &TimeZone) -> Option<Frame<'a>> {
         program: nil(app),
         pid: nil(pid),
         msg: msg.strip_prefix('\u{feff}').unwrap_or(msg),
+        repeat: 0,
     })
 }
 
@@ -248,5 +352,58 @@ mod tests {
             time::fmt(f.ts.unwrap()),
             "2025-06-13T23:29:15Z".replace("2025", "2024")
         );
+    }
+
+    #[test]
+    fn pri_without_header_is_payload() {
+        let f = p("<189>date=2020-04-23 time=01:16:08 devname=\"fw1\" logid=\"0000000013\"");
+        assert_eq!((f.host, f.program), ("", ""));
+        assert!(f.msg.starts_with("date=2020-04-23"));
+        assert!(f.ts.is_none());
+        assert!(parse("date=2020-04-23 x", &TimeZone::UTC, Timestamp::UNIX_EPOCH).is_none());
+    }
+
+    #[test]
+    fn iso_with_space_needs_a_zone() {
+        let f = p("2020-03-24 08:38:42.344447-0700  localhost sshd[2519]: Failed password");
+        assert_eq!(
+            (f.host, f.program, f.pid, f.msg),
+            ("localhost", "sshd", "2519", "Failed password")
+        );
+        assert_eq!(time::fmt(f.ts.unwrap()), "2020-03-24T15:38:42.344447Z");
+        let f = p("2020-03-24 08:38:42+02:00 h cron[1]: x");
+        assert_eq!(time::fmt(f.ts.unwrap()), "2020-03-24T06:38:42Z");
+        // dpkg / OpenVPN native stamps have no zone: not syslog.
+        assert!(
+            parse(
+                "2025-06-24 14:36:25 startup archives unpack",
+                &TimeZone::UTC,
+                Timestamp::UNIX_EPOCH
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn repeated_and_nested() {
+        let f = p("Feb 12 14:10:21 h sshd[1]: message repeated 2 times: [ Failed password x]");
+        assert_eq!((f.repeat, f.msg), (2, "Failed password x"));
+        let f = p("Feb 12 14:10:21 h sshd[1]: message repeated x times: [ y]");
+        assert_eq!(f.repeat, 0);
+        let f = p("<13>Mar  1 10:00:00 relay <38>Feb 12 14:10:21 origin sshd[7]: hi");
+        assert_eq!(
+            (f.host, f.program, f.pid, f.msg),
+            ("origin", "sshd", "7", "hi")
+        );
+        assert_eq!(time::fmt(f.ts.unwrap()), "2025-02-12T14:10:21Z");
+        let f = p("<13>Mar  1 10:00:00 relay <189>date=2020-04-23 time=01:16:08");
+        assert_eq!(
+            (f.host, f.program, f.msg),
+            ("relay", "", "date=2020-04-23 time=01:16:08")
+        );
+        assert_eq!(time::fmt(f.ts.unwrap()), "2025-03-01T10:00:00Z");
+        // Depth is bounded: a long chain of headers stops after MAX_NEST re-framings.
+        let deep = "<1>".repeat(50) + "x";
+        assert!(p(&deep).msg.starts_with('<'));
     }
 }

@@ -137,20 +137,45 @@ pub(crate) fn bsd(
     }
 }
 
-/// ISO 8601 / RFC 3339, 'T' or ' ' separator; without a zone it is read in `tz`.
+/// ISO 8601 / RFC 3339, 'T' or ' ' separator, optional fraction and zone (`Z`, `±hh[:]mm`);
+/// without a zone it is read in `tz`.
 pub(crate) fn iso(s: &str, tz: &TimeZone) -> Option<Timestamp> {
-    if let Ok(ts) = s.parse::<Timestamp>() {
-        return Some(ts);
-    }
     let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' {
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b' ') {
         return None;
     }
+    let mut end = 19;
+    if b.get(19) == Some(&b'.') {
+        end = 20;
+        while b.get(end).is_some_and(u8::is_ascii_digit) {
+            end += 1;
+        }
+    }
+    let zone = s.get(end..)?;
     let y: i16 = s.get(0..4)?.parse().ok()?;
     let mo = two(&b[5..7])?;
     let d = two(&b[8..10])?;
-    let (h, m, sec, ns) = hms(&b[11..])?;
-    civil(DateTime::new(y, mo, d, h, m, sec, ns).ok()?, tz)
+    let (h, m, sec, ns) = hms(&b[11..end])?;
+    let dt = DateTime::new(y, mo, d, h, m, sec, ns).ok()?;
+    if zone.is_empty() {
+        return civil(dt, tz);
+    }
+    civil(dt, &TimeZone::fixed(parse_offset(zone)?))
+}
+
+/// FortiOS `eventtime`: epoch in s, ms, µs or ns (by digit count).
+pub(crate) fn epoch_auto(s: &str) -> Option<Timestamp> {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let v: i64 = s.parse().ok()?;
+    let ns = match s.len() {
+        0..=10 => i128::from(v) * 1_000_000_000,
+        11..=13 => i128::from(v) * 1_000_000,
+        14..=16 => i128::from(v) * 1_000,
+        _ => i128::from(v),
+    };
+    Timestamp::from_nanosecond(ns).ok()
 }
 
 /// "1157689312.049" seconds since the epoch.
@@ -209,6 +234,14 @@ mod tests {
         assert_eq!(fmt(ts), "2025-05-31T00:00:00Z");
         let ts = iso("2016-07-08 18:12:51.681641+00:00", &TimeZone::UTC).unwrap();
         assert_eq!(fmt(ts), "2016-07-08T18:12:51.681641Z");
+        let ts = iso("2020-03-24 08:38:42.344447-0700", &tokyo).unwrap();
+        assert_eq!(fmt(ts), "2020-03-24T15:38:42.344447Z");
+        let ts = iso("2022-01-19T15:14:32Z", &tokyo).unwrap();
+        assert_eq!(fmt(ts), "2022-01-19T15:14:32Z");
+        assert_eq!(
+            fmt(epoch_auto("1587230049761513222").unwrap()),
+            "2020-04-18T17:14:09.761513222Z"
+        );
         let ts = iso("2024-12-15 14:10:00", &tokyo).unwrap();
         assert_eq!(fmt(ts), "2024-12-15T05:10:00Z");
         assert_eq!(

@@ -110,69 +110,123 @@ pub(crate) fn parse_proxmox(line: &str) -> Option<Fields> {
     Some(f)
 }
 
+/// FortiOS's own key=value format: `date=` … `logid=` … or a FortiGate serial (`devid="FG…`).
+/// Also `devname=`/`logver=` first (the order varies by FortiOS version) with `logid=` and
+/// `subtype=`.
 pub(crate) fn is_fortigate(msg: &str) -> bool {
-    msg.starts_with("date=") && msg.contains(" logid=") || msg.contains(" devid=\"FG")
+    (msg.starts_with("date=") && msg.contains(" logid="))
+        || msg.contains(" devid=\"FG")
+        || ((msg.starts_with("devname=") || msg.starts_with("logver="))
+            && msg.contains(" logid=")
+            && msg.contains(" subtype="))
 }
 
+/// One FortiGate log line: traffic (firewall), event/vpn (SSL-VPN and IPsec) and utm (web filter
+/// and other profiles). `@timestamp`: `date`+`time` in `tz` when the line has `tz`, else `eventtime`
+/// (epoch, UTC), else `date`+`time` in the agent zone.
 pub(crate) fn parse_fortigate(msg: &str, tz: &TimeZone) -> Option<Fields> {
     let mut f = Fields::new();
-    let (mut date, mut time_s, mut zone, mut typ, mut sub, mut action) = ("", "", "", "", "", "");
-    for (k, v) in kv(msg) {
+    let mut v = Forti::default();
+    for (k, val) in kv(msg) {
         match k {
-            "date" => date = v,
-            "time" => time_s = v,
-            "tz" => zone = v,
-            "type" => typ = v,
-            "subtype" => sub = v,
-            "action" => action = v,
+            "date" => v.date = val,
+            "time" => v.time = val,
+            "tz" => v.zone = val,
+            "eventtime" => v.eventtime = val,
+            "type" => v.typ = val,
+            "subtype" => v.sub = val,
+            "action" => v.action = val,
+            "status" => v.status = val,
+            "hostname" => v.hostname = val,
+            "url" => v.url = val,
+            "logid" => {
+                v.logid = true;
+                f.s("event.code", val);
+            }
             "srcip" | "remip" => {
-                f.ip("source.ip", v);
+                f.ip("source.ip", val);
             }
             "dstip" => {
-                f.ip("destination.ip", v);
+                f.ip("destination.ip", val);
             }
             "srcport" => {
-                f.n("source.port", v);
+                f.n("source.port", val);
             }
             "dstport" => {
-                f.n("destination.port", v);
+                f.n("destination.port", val);
             }
-            "user" if v != "N/A" => {
-                f.s("user.name", v);
+            "user" if val != "N/A" => {
+                f.s("user.name", val);
             }
             "devname" => {
-                f.s("observer.name", v);
+                f.s("observer.name", val).s("host.name", val);
             }
-            "logid" => {
-                f.s("event.code", v);
+            "policyid" => {
+                f.s("rule.id", val);
             }
             "proto" => {
-                f.s("network.transport", proto(v));
+                f.s("network.transport", proto(val));
             }
-            "reason" => {
-                f.s("event.reason", v);
+            "reason" if val != "N/A" => {
+                f.s("event.reason", val);
+            }
+            "tunnelip" | "assignip" if val != "N/A" => {
+                f.ip("fortinet.tunnelip", val);
             }
             _ => {}
         }
     }
-    if date.is_empty() && !msg.contains("logid=") {
+    if v.date.is_empty() && !v.logid {
         return None;
     }
-    let zone = if zone.is_empty() {
-        tz.clone()
-    } else {
-        time::parse_zone(zone)
-    };
-    if let Some(ts) = time::iso(&format!("{date} {time_s}"), &zone) {
+    if let Some(ts) = v.timestamp(tz) {
         f.s("@timestamp", &time::fmt(ts));
     }
     f.s("observer.vendor", "Fortinet")
         .s("observer.product", "FortiGate");
-    f.s("fortinet.type", typ)
-        .s("fortinet.subtype", sub)
-        .s("fortinet.action", action);
-    classify(&mut f, typ, sub, action);
+    f.s("fortinet.type", v.typ)
+        .s("fortinet.subtype", v.sub)
+        .s("fortinet.action", v.action);
+    classify(&mut f, &v);
     Some(f)
+}
+
+/// The FortiGate keys that decide timestamp and classification.
+#[derive(Default)]
+struct Forti<'a> {
+    date: &'a str,
+    time: &'a str,
+    zone: &'a str,
+    eventtime: &'a str,
+    typ: &'a str,
+    sub: &'a str,
+    action: &'a str,
+    status: &'a str,
+    hostname: &'a str,
+    url: &'a str,
+    logid: bool,
+}
+
+impl Forti<'_> {
+    fn timestamp(&self, tz: &TimeZone) -> Option<jiff::Timestamp> {
+        let civil = |zone: &TimeZone| {
+            let mut b = [0u8; 40];
+            let (d, t) = (self.date.as_bytes(), self.time.as_bytes());
+            if d.len() + t.len() + 1 > b.len() {
+                return None;
+            }
+            b[..d.len()].copy_from_slice(d);
+            b[d.len()] = b' ';
+            b[d.len() + 1..d.len() + 1 + t.len()].copy_from_slice(t);
+            time::iso(std::str::from_utf8(&b[..d.len() + 1 + t.len()]).ok()?, zone)
+        };
+        if !self.zone.is_empty()
+            && let Some(ts) = civil(&time::parse_zone(self.zone))
+        {
+            return Some(ts);
+        }
+        time::epoch_auto(self.eventtime).or_else(|| civil(tz))
+    }
 }
 
 fn proto(v: &str) -> &str {
@@ -180,19 +234,43 @@ fn proto(v: &str) -> &str {
         "6" => "tcp",
         "17" => "udp",
         "1" => "icmp",
+        "58" => "ipv6-icmp",
         other => other,
     }
 }
 
-fn classify(f: &mut Fields, typ: &str, sub: &str, action: &str) {
-    if typ == "traffic" {
+/// Traffic → firewall (`event.action` allow/deny, the vendor word in `fortinet.action`); VPN →
+/// authentication with outcome from `status`/`action`; web filter → web with the URL; other
+/// kinds keep the vendor action.
+fn classify(f: &mut Fields, v: &Forti<'_>) {
+    let action = v.action;
+    if v.typ == "traffic" {
         let deny = matches!(action, "deny" | "block" | "blocked" | "dropped" | "drop");
+        let allow = matches!(
+            action,
+            "accept" | "close" | "timeout" | "server-rst" | "client-rst" | "start" | "allow"
+        );
         f.event("network", if deny { "denied" } else { "connection" }, "");
-        f.s("event.action", if deny { "deny" } else { "allow" });
-    } else if sub == "vpn" || action.contains("login") || action.starts_with("tunnel") {
-        let fail = action.contains("fail");
-        let ok =
-            action == "tunnel-up" || action.ends_with("login") || action == "ssl-login-success";
+        f.s(
+            "event.action",
+            if deny {
+                "deny"
+            } else if allow {
+                "allow"
+            } else {
+                action
+            },
+        );
+    } else if v.sub == "vpn" || action.contains("login") || action.starts_with("tunnel") {
+        let st = v.status;
+        let fail = action.contains("fail")
+            || st.contains("fail")
+            || st.contains("error")
+            || st == "negotiate_error";
+        let ok = action == "tunnel-up"
+            || action.ends_with("login")
+            || action == "ssl-login-success"
+            || st == "success";
         let outcome = if fail {
             "failure"
         } else if ok {
@@ -202,6 +280,19 @@ fn classify(f: &mut Fields, typ: &str, sub: &str, action: &str) {
         };
         f.event("authentication", "start", outcome);
         f.s("event.action", action);
+    } else if v.typ == "utm" && v.sub == "webfilter" {
+        let blocked = matches!(action, "blocked" | "block" | "deny");
+        f.event("web", if blocked { "denied" } else { "allowed" }, "");
+        f.s("event.action", action);
+        f.s("url.domain", v.hostname);
+        if v.url.contains("://") || v.hostname.is_empty() {
+            f.s("url.original", v.url);
+        } else if !v.url.is_empty() {
+            let mut u = String::with_capacity(v.hostname.len() + v.url.len());
+            u.push_str(v.hostname);
+            u.push_str(v.url);
+            f.s("url.original", &u);
+        }
     } else {
         f.s("event.action", action);
     }

@@ -3,6 +3,7 @@
 pub(crate) mod asa;
 pub(crate) mod auditd;
 pub(crate) mod firewall;
+pub(crate) mod opensmtpd;
 pub(crate) mod openvpn;
 pub(crate) mod postfix;
 pub(crate) mod sshd;
@@ -22,6 +23,8 @@ pub(crate) struct State {
     pub(crate) postfix_from: Bounded<String, String>,
     pub(crate) postfix_client: Bounded<String, String>,
     pub(crate) audit: Bounded<u64, AuditGroup>,
+    /// OpenSMTPD session id → client IP.
+    pub(crate) smtpd_client: Bounded<String, String>,
 }
 
 /// Facts of one audit event (by serial) carried across its records.

@@ -4,7 +4,8 @@
 //! `Accepted …` → `ssh_login` (success); `Failed …`, `error: PAM: … failure for`, `ROOT LOGIN
 //! REFUSED`, `User … not allowed` → `ssh_login` (failure); `Invalid user` → `invalid_user` (failure);
 //! `Connection closed by`, `Disconnected from`, `Received disconnect`, `Connection reset by`,
-//! `Disconnecting …` → `disconnect`. Other sshd lines are claimed with only the common fields.
+//! `Disconnecting …` → `disconnect`; `error: maximum authentication attempts exceeded for …` →
+//! `max_auth_attempts` (failure). Other sshd lines are claimed with only the common fields.
 
 use crate::fields::Fields;
 
@@ -108,6 +109,16 @@ fn refused(msg: &str, f: &mut Fields) {
         && tail.contains(" not allowed because ")
     {
         auth(f, "ssh_login", false);
+        f.s("user.name", user);
+        addr(tail, f);
+    } else if let Some(rest) =
+        msg.strip_prefix("error: maximum authentication attempts exceeded for ")
+        && let Some((user, tail)) = rest
+            .strip_prefix("invalid user ")
+            .unwrap_or(rest)
+            .rsplit_once(" from ")
+    {
+        auth(f, "max_auth_attempts", false);
         f.s("user.name", user);
         addr(tail, f);
     } else if let Some(rest) = msg.strip_prefix("error: PAM: ") {

@@ -24,6 +24,8 @@ def bsd(m):
 
 SYS = re.compile(r"^(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d+) (?P<hms>\d\d:\d\d:\d\d) (?P<host>\S+) (?P<prog>[\w/.-]+)\[(?P<pid>\d+)\]: (?P<msg>.*)$")
 SYS_ISO = re.compile(r"^(?P<ts>\d{4}-\d\d-\d\dT\S+) (?P<host>\S+) (?P<prog>[\w/.-]+)\[(?P<pid>\d+)\]: (?P<msg>.*)$")
+# rsyslog/syslog-ng file stamps with a space instead of 'T' and a numeric zone (`-0700`), any spaces after
+SYS_ISO_SP = re.compile(r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?[+-]\d\d:?\d\d) +(?P<host>\S+) (?P<prog>[\w/.-]+)\[(?P<pid>\d+)\]: (?P<msg>.*)$")
 
 def add(ds, line, exp, **kw):
     r = {"dataset": ds, "line": line, "expect": exp}
@@ -37,13 +39,16 @@ def syslog_head(line):
     m = SYS_ISO.match(line)
     if m:
         return m, iso(dt.datetime.fromisoformat(m["ts"]))
+    m = SYS_ISO_SP.match(line)
+    if m:
+        return m, iso(dt.datetime.strptime(m["ts"], "%Y-%m-%d %H:%M:%S.%f%z" if "." in m["ts"] else "%Y-%m-%d %H:%M:%S%z"))
     return None, None
 
 def lines(f):
     return [l.rstrip("\n") for l in open(f, encoding="utf-8", errors="replace") if l.strip()]
 
 # --- sshd / pam -----------------------------------------------------------
-for line in lines("crowdsec-sshd.log") + lines("lnav-logfile_syslog-3.log"):
+for line in lines("crowdsec-sshd.log") + lines("lnav-logfile_syslog-3.log") + lines("wazuh-ruletest-sshd-iso.log"):
     m, ts = syslog_head(line)
     if not m or m["prog"] not in ("sshd", "sudo"):
         continue
@@ -58,7 +63,11 @@ for line in lines("crowdsec-sshd.log") + lines("lnav-logfile_syslog-3.log"):
     a = re.match(r"(Accepted|Failed) \S+ for (?:invalid user )?(\S*) from (\S+) port (\d+)", msg)
     i = re.match(r"Invalid user (\S*) from (\S+) port (\d+)", msg)
     d = re.match(r"(?:Disconnected from|Connection closed by) (?:(?:invalid|authenticating) user (\S+) )?(\d+\.\d+\.\d+\.\d+) port (\d+)", msg)
-    if a:
+    # OpenSSH auth.c: "maximum authentication attempts exceeded for %s%.100s from %.200s port %d ssh2"
+    x = re.match(r"error: maximum authentication attempts exceeded for (?:invalid user )?(\S*) from (\S+) port (\d+)", msg)
+    if x:
+        e.update({"event.outcome": "failure", "user.name": x[1], "source.ip": x[2], "source.port": int(x[3])})
+    elif a:
         e.update({"event.outcome": "success" if a[1] == "Accepted" else "failure", "user.name": a[2], "source.ip": a[3], "source.port": int(a[4])})
     elif i:
         e.update({"event.outcome": "failure", "source.ip": i[2], "source.port": int(i[3])})
@@ -137,6 +146,42 @@ for line in lines("crowdsec-fortigate-sslvpn-event.log"):
     if kv.get("user", "N/A") != "N/A": e["user.name"] = kv["user"]
     add("fortigate", line, e)
 
+# FortiOS native key=value (FortiOS Log Reference: `date`/`time` are the unit's local time, `tz` its
+# offset, `eventtime` the epoch of the event in s or ns; traffic `action` accept/deny; web filter
+# `hostname` + `url`; VPN `status` success / *_error). Lines arrive as `<PRI>` + payload.
+def forti_epoch(v):
+    secs, frac = (v[:10], v[10:]) if len(v) > 10 else (v, "")
+    s = iso(dt.datetime.fromtimestamp(int(secs), dt.timezone.utc))
+    frac = frac.rstrip("0")
+    return s[:-1] + ("." + frac if frac else "") + "Z"
+
+for line in lines("beats-fortinet-firewall-selected.log"):
+    body = re.sub(r"^<\d+>", "", line)
+    kv = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', body)); kv = {k: v.strip('"') for k, v in kv.items()}
+    if "tz" in kv:
+        tz = kv["tz"]; off = dt.timezone(dt.timedelta(hours=int(tz[:3]), minutes=int(tz[0] + tz[3:])))
+        ts = iso(dt.datetime.strptime(kv["date"] + " " + kv["time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=off))
+    elif "eventtime" in kv:
+        ts = forti_epoch(kv["eventtime"])
+    else:  # neither: the unit's local time, read in the agent zone (UTC in this table)
+        ts = iso(dt.datetime.strptime(kv["date"] + " " + kv["time"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.timezone.utc))
+    e = {"@timestamp": ts, "event.code": kv["logid"]}
+    if "devname" in kv: e["host.name"] = kv["devname"]
+    for k, fld in (("srcip", "source.ip"), ("remip", "source.ip"), ("dstip", "destination.ip")):
+        if k in kv: e[fld] = kv[k]
+    for k, fld in (("srcport", "source.port"), ("dstport", "destination.port")):
+        if k in kv: e[fld] = int(kv[k])
+    if kv.get("user", "N/A") != "N/A": e["user.name"] = kv["user"]
+    if kv["type"] == "traffic" and kv["action"] in ("accept", "deny"):
+        e["event.action"] = {"accept": "allow", "deny": "deny"}[kv["action"]]
+        e["rule.id"] = kv["policyid"]
+    if kv.get("subtype") == "webfilter":
+        e["event.action"] = kv["action"]; e["url.original"] = kv["hostname"] + kv["url"]
+    if kv.get("subtype") == "vpn" and kv.get("status") in ("success", "negotiate_error"):
+        e["event.outcome"] = "success" if kv["status"] == "success" else "failure"
+    if kv.get("tunnelip", "N/A") != "N/A": e["fortinet.tunnelip"] = kv["tunnelip"]
+    add("fortigate", line, e)
+
 ASA_EP = r"(?:[\w-]+:)?(\d+\.\d+\.\d+\.\d+)(?:/(\d+))?"
 for line in lines("wazuh-ruletest-cisco-asa.log"):
     m = re.match(r"%ASA-\d-(\d{6}):? (.*)", line)
@@ -200,6 +245,19 @@ for line in lines("evtxrs-selected.xml"):
     if sysmon and eid == 1:
         e["process.command_line"] = d["CommandLine"].replace("&quot;", '"').replace("&amp;", "&")
     add("windows.sysmon" if sysmon else "windows.security", line, e)
+
+# --- OpenSMTPD (smtp_session.c log_info formats, "smtp-in: ...") -----------------------------------
+for line in lines("wazuh-ruletest-opensmtpd.log"):
+    m, ts = syslog_head(line)
+    if not m or m["prog"] != "smtpd":
+        continue
+    e = {"@timestamp": ts, "host.name": m["host"]}
+    a = re.match(r"smtp-in: Accepted message ([0-9a-f]{8}) on session [0-9a-f]{16}: from=<([^>]*)>, to=<([^>]*)>", m["msg"])
+    if a:
+        e.update({"email.from.address": a[2], "email.to.address": a[3]})
+    if m["msg"].startswith("smtp-in: Failed command"):
+        e["event.outcome"] = "failure"
+    add("opensmtpd", line, e)
 
 def jtime(j):
     t = j.get("@timestamp") or j["TimeCreated"]
