@@ -207,7 +207,10 @@ mod tests {
             let framed = crate::payload::compress(body, 1).unwrap();
             let mut scratch = Vec::new();
             assert!(crate::payload::decode_payload(&framed, 1 << 20, &mut scratch).is_err());
-            assert!(super::scan_payload(&framed, 1 << 20, 0).is_err(), "{body:?}");
+            assert!(
+                super::scan_payload(&framed, 1 << 20, 0).is_err(),
+                "{body:?}"
+            );
         }
     }
 
