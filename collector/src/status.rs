@@ -73,42 +73,51 @@ type AgentMap = serde_json::Map<String, serde_json::Value>;
 
 /// Writes the status file until `shutdown`, and once more at the end.
 pub async fn run(path: PathBuf, sources: Sources, shutdown: CancellationToken) {
-    let normalize = sources.normalize.clone().unwrap_or_default();
-    let started = jiff::Timestamp::now();
-    let mut known = previous_agents(&path);
+    let mut writer = StatusWriter {
+        normalize: sources.normalize.clone().unwrap_or_default(),
+        started: jiff::Timestamp::now(),
+        known: previous_agents(&path),
+        path,
+        sources,
+    };
     loop {
-        let doc = document(
-            started,
-            &sources.writer,
-            &normalize,
-            &sources.heartbeats,
-            &mut known,
-        );
-        let doc = with_guards_and_disk(&path, &sources, doc);
-        if let Err(error) = write(&path, &doc) {
-            tracing::warn!(%error, path = %path.display(), "Writing the status file failed.");
-        }
-        if let Err(error) = sources.guards.instances.persist_if_changed() {
-            tracing::warn!(%error, "Writing the instance book failed.");
-        }
+        writer.write_once();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(INTERVAL) => {}
         }
     }
-    let doc = document(
-        started,
-        &sources.writer,
-        &normalize,
-        &sources.heartbeats,
-        &mut known,
-    );
-    let doc = with_guards_and_disk(&path, &sources, doc);
-    if let Err(error) = write(&path, &doc) {
-        tracing::warn!(%error, path = %path.display(), "Writing the final status file failed.");
-    }
-    if let Err(error) = sources.guards.instances.persist_if_changed() {
-        tracing::warn!(%error, "Writing the instance book failed.");
+    writer.write_once();
+}
+
+/// State carried between two writes of the status file.
+struct StatusWriter {
+    path: PathBuf,
+    sources: Sources,
+    normalize: Arc<NormalizeStats>,
+    started: jiff::Timestamp,
+    /// Every agent ever seen (carried over from the previous file at start).
+    known: AgentMap,
+}
+
+impl StatusWriter {
+    /// Rewrites the status file and persists the instance book; failures are logged.
+    fn write_once(&mut self) {
+        let s = &self.sources;
+        let doc = document(
+            self.started,
+            &s.writer,
+            &self.normalize,
+            &s.heartbeats,
+            &mut self.known,
+        );
+        let doc = with_guards_and_disk(&self.path, s, doc);
+        if let Err(error) = write(&self.path, &doc) {
+            tracing::warn!(%error, path = %self.path.display(), "Writing the status file failed.");
+        }
+        if let Err(error) = s.guards.instances.persist_if_changed() {
+            tracing::warn!(%error, "Writing the instance book failed.");
+        }
     }
 }
 
