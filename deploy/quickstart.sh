@@ -88,9 +88,11 @@ done
 
 search() { "$collector_bin" search --data-dir "$work/collector" "$@"; }
 echo "==> stored records: $(search --count)"
-search --since -1h >"$work/last-hour.jsonl"
-echo "==> the 10 newest-read lines from the last hour:"
-tail -n 10 "$work/last-hour.jsonl"
+search --since -1h --json >"$work/last-hour.jsonl"
+search --since -1h --format table >"$work/last-hour.txt"
+echo "==> the 10 newest-read lines from the last hour (all of them: $work/last-hour.jsonl):"
+sed -n '1p' "$work/last-hour.txt"
+tail -n +2 "$work/last-hour.txt" | tail -n 10
 echo "==> per file:"
 grep -o '"path":"[^"]*"' "$work/last-hour.jsonl" | sort | uniq -c | sort -rn | sed -n '1,15p'
 
@@ -105,13 +107,13 @@ if [ "$sshd" = 0 ] && [ "$sudo" = 0 ]; then
   fi
 else
   echo "$sshd sshd and $sudo sudo lines; failures found by the parsers (at most 5):"
-  search --where event.outcome=failure --limit 5 >"$work/failures.jsonl"
-  if [ -s "$work/failures.jsonl" ]; then cat "$work/failures.jsonl"; else echo "none."; fi
+  search --where event.outcome=failure --limit 5 --format table >"$work/failures.txt"
+  if [ "$(wc -l <"$work/failures.txt")" -gt 1 ]; then cat "$work/failures.txt"; else echo "none."; fi
 fi
 
 echo "==> hash chain check:"
 verified=0
-"$collector_bin" verify --data-dir "$work/collector" >"$work/verify.json" || verified=$?
-sed -n '1,8p' "$work/verify.json"
-[ "$verified" = 0 ] || fail "verify found problems (exit $verified)" "$work/verify.json"
+"$collector_bin" verify --data-dir "$work/collector" --format table >"$work/verify.txt" || verified=$?
+cat "$work/verify.txt"
+[ "$verified" = 0 ] || fail "verify found problems (exit $verified)" "$work/verify.txt"
 echo "work folder: $work (collector.log, agent.log, collector/, agent/)"
