@@ -58,7 +58,7 @@
 //!   inserted blocks and truncation of any sealed segment (the next segment's first
 //!   `prev_hash` no longer matches). Removing whole blocks from the *end* of the last segment
 //!   leaves a valid shorter chain that the data alone cannot distinguish; signed chain heads
-//!   sent off-box (a later feature, DESIGN.md §3.6) cover that case.
+//!   sent off-box (a later feature) cover that case.
 
 mod block;
 mod fuzz;
