@@ -10,7 +10,6 @@ pub mod cli;
 pub mod config;
 pub mod heartbeat;
 pub mod instance;
-pub mod logging;
 pub mod memory;
 pub mod run;
 pub mod shipper;

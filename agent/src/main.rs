@@ -20,7 +20,7 @@ const EXIT_CONFIG: u8 = 64;
 fn main() -> ExitCode {
     logship_agent::memory::limit_arenas();
     let cli = Cli::parse();
-    logship_agent::logging::init(&cli.log_level);
+    logship_logging::init(&cli.log_level);
     match try_main(cli) {
         Ok(code) => code,
         Err(error) => {

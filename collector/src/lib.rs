@@ -10,7 +10,6 @@ pub mod cli;
 pub mod config;
 pub mod drain;
 pub mod ingest;
-pub mod logging;
 pub mod normalize;
 pub mod output;
 pub mod pki;

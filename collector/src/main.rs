@@ -21,7 +21,7 @@ const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logship_collector::logging::init(&cli.log_level);
+    logship_logging::init(&cli.log_level);
     match try_main(cli) {
         Ok(code) => code,
         Err(error) if output::is_closed_pipe(&error) => ExitCode::SUCCESS,

@@ -86,13 +86,7 @@ fn full_spool_disk_blocks_inputs_until_space_returns_and_loses_nothing() {
             .map_err(|_| anyhow::anyhow!("writer panicked"))??;
         let total = written.load(Ordering::SeqCst);
         ensure!(total > before_free, "no line written after space returned");
-        wait_until(Duration::from_secs(120), "all lines stored", || {
-            agent.check_alive()?;
-            Ok(collector.count()? >= total)
-        })?;
-        ensure!(collector.count()? == total, "more records than lines");
-        check_exactly_once(&collector.store(), "app", total)?;
-        eprintln!("{total} lines written, each stored exactly once");
+        all_stored_exactly_once(&mut agent, &collector, total, Duration::from_secs(120))?;
         check_logged_once(&agent.log_text()?)?;
         agent.stop()?;
         drop(fault);
@@ -143,13 +137,7 @@ fn spool_filling_its_own_disk_recovers_when_acks_free_space() {
             .join()
             .map_err(|_| anyhow::anyhow!("writer panicked"))??;
         let total = written.load(Ordering::SeqCst);
-        wait_until(Duration::from_secs(120), "all lines stored", || {
-            agent.check_alive()?;
-            Ok(collector.count()? >= total)
-        })?;
-        ensure!(collector.count()? == total, "more records than lines");
-        check_exactly_once(&collector.store(), "app", total)?;
-        eprintln!("{total} lines written, each stored exactly once");
+        all_stored_exactly_once(&mut agent, &collector, total, Duration::from_secs(120))?;
         agent.stop()?;
         Ok(())
     });
@@ -193,17 +181,29 @@ fn agent_stopped_while_its_spool_is_blocked_exits_and_resumes_exactly_once() {
             .join()
             .map_err(|_| anyhow::anyhow!("writer panicked"))??;
         let total = written.load(Ordering::SeqCst);
-        wait_until(Duration::from_secs(60), "all lines stored", || {
-            agent.check_alive()?;
-            Ok(collector.count()? >= total)
-        })?;
-        ensure!(collector.count()? == total, "more records than lines");
-        check_exactly_once(&collector.store(), "app", total)?;
-        eprintln!("{total} lines written, each stored exactly once");
+        all_stored_exactly_once(&mut agent, &collector, total, Duration::from_secs(60))?;
         agent.stop()?;
         drop(fault);
         Ok(())
     });
+}
+
+/// Waits up to `deadline` for `total` records, then checks lines `0..total` of input "app"
+/// are each stored exactly once.
+fn all_stored_exactly_once(
+    agent: &mut Agent,
+    collector: &Collector,
+    total: u64,
+    deadline: Duration,
+) -> Result<()> {
+    wait_until(deadline, "all lines stored", || {
+        agent.check_alive()?;
+        Ok(collector.count()? >= total)
+    })?;
+    ensure!(collector.count()? == total, "more records than lines");
+    check_exactly_once(&collector.store(), "app", total)?;
+    eprintln!("{total} lines written, each stored exactly once");
+    Ok(())
 }
 
 /// `agents.agent1.spool_blocked_reason` of status.json ("" when absent).

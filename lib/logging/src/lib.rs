@@ -1,4 +1,5 @@
-//! Logging setup: tracing to stderr, the filter from `--log-level` / `LOGSHIP_LOG`.
+//! Logging setup shared by `logship-agent` and `logship-collector`: tracing to stderr, the
+//! filter from `--log-level` / `LOGSHIP_LOG`.
 //!
 //! Invariants:
 //! - Colour (ANSI escapes) only when stderr is a terminal and `NO_COLOR` is unset or empty
