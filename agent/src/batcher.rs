@@ -19,9 +19,16 @@
 //! ```text
 //! buffer = { 0x1A len Record }*  then  0x0A host, { 0x12 len Source }*, 0x22 agent_tz,
 //!          0x28 first observed_ns
-//! Record = 0x08 source, [0x10 observed_ns], 0x1A raw, [0x20 truncated_from], [0x28 kind]
+//! Record = 0x08 source, [0x10 observed_ns], 0x1A raw, [0x20 truncated_from], [0x28 kind],
+//!          [0x30 event_ns], { 0x3A len (0x0A key, 0x12 value) }*, [0x42 original]
 //!          observed_ns only when it differs from the record before (0 = same as before)
 //! ```
+//!
+//! Inputs other than files (journald, syslog, event log) and re-encoded files add a
+//! [`RecordExtra`] (event time, attributes, original bytes) with [`Batcher::push_event`], and
+//! persist their position with [`Batcher::set_position`]: a position whose `path` is the
+//! input's own resume token (a journald cursor, an event-log bookmark), stored in the same
+//! spool append as the record it follows, exactly like a file offset.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -76,6 +83,37 @@ struct Source {
     in_batch: Option<u32>,
     /// Offset to persist with the current batch, if it moved.
     pending_offset: Option<u64>,
+    /// Resume token persisted in the position's `path` instead of `path` (journald cursor).
+    pending_token: Option<String>,
+}
+
+/// What a record carries besides its raw bytes (proto `Record` fields 6 to 8).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RecordExtra<'a> {
+    /// Event time the input knows, Unix nanoseconds; 0 = unknown.
+    pub event_ns: i64,
+    /// Name/value attributes (journald fields, the syslog sender), in the order given.
+    pub attributes: &'a [(&'a str, &'a str)],
+    /// The bytes as read, when `raw` is a re-encoding of them. Dropped only if the record has
+    /// to be cut to fit a batch; `truncated_from` then gives their length.
+    pub original: Option<&'a [u8]>,
+}
+
+impl RecordExtra<'_> {
+    /// Encoded bytes of the extra fields.
+    fn encoded_len(&self) -> usize {
+        let mut len = 0;
+        if self.event_ns != 0 {
+            len += 1 + encoded_len_varint(self.event_ns as u64);
+        }
+        for (k, v) in self.attributes {
+            len += field_len(field_len(k.len()) + field_len(v.len()));
+        }
+        if let Some(o) = self.original {
+            len += field_len(o.len());
+        }
+        len
+    }
 }
 
 /// Frames lines of one input into compressed batches on the spool.
@@ -225,14 +263,46 @@ impl Batcher {
         self.append(&batch)
     }
 
+    /// One record of a non-file input (or a re-encoded line) with its extra fields. The
+    /// batch closes first if the record would not fit it; a record too large for an empty
+    /// batch is cut (its `original` dropped) with `truncated_from` set.
+    pub fn push_event(
+        &mut self,
+        source: SourceId,
+        raw: &[u8],
+        truncated_from: u64,
+        extra: &RecordExtra<'_>,
+    ) -> Result<(), SinkClosed> {
+        self.push_record_with(source, raw, truncated_from, 0, extra)
+    }
+
+    /// Sets the position persisted with the current batch for `source`: `offset`, and `token`
+    /// in the position's `path` (None keeps the source's path). Call it after the record(s) it
+    /// follows, as the file input does with offsets.
+    pub fn set_position(&mut self, source: SourceId, token: Option<String>, offset: u64) {
+        let s = &mut self.sources[source.0 as usize];
+        s.pending_offset = Some(offset);
+        s.pending_token = token;
+    }
+
+    /// Appends a gap record (kind gap) for `source`, e.g. a jump in a journal or event log.
+    pub fn push_gap(&mut self, source: SourceId, message: &str) -> Result<(), SinkClosed> {
+        self.push_record(source, message.as_bytes(), 0, KIND_GAP)?;
+        self.stats
+            .gaps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
     fn take_positions(&mut self) -> Vec<Position> {
         let mut out = Vec::new();
         for s in &mut self.sources {
             s.in_batch = None;
             if let Some(offset) = s.pending_offset.take() {
+                let path = s.pending_token.take().unwrap_or_else(|| s.path.clone());
                 out.push(Position {
                     key: s.key.clone(),
-                    path: s.path.clone(),
+                    path,
                     offset,
                 });
             }
@@ -276,8 +346,8 @@ impl Batcher {
 
     /// `raw` cut so the record fits the current batch under `max_bytes`, and the
     /// `truncated_from` to record (the original length when cut here).
-    fn fit<'r>(&self, raw: &'r [u8], truncated_from: u64) -> (&'r [u8], u64) {
-        let used = self.buf.len() + self.header_len + RECORD_OVERHEAD;
+    fn fit<'r>(&self, raw: &'r [u8], truncated_from: u64, extra_len: usize) -> (&'r [u8], u64) {
+        let used = self.buf.len() + self.header_len + RECORD_OVERHEAD + extra_len;
         let room = self.limits.max_bytes.saturating_sub(used);
         if raw.len() <= room {
             return (raw, truncated_from);
@@ -297,10 +367,23 @@ impl Batcher {
         truncated_from: u64,
         kind: u64,
     ) -> Result<(), SinkClosed> {
+        self.push_record_with(source, raw, truncated_from, kind, &RecordExtra::default())
+    }
+
+    fn push_record_with(
+        &mut self,
+        source: SourceId,
+        raw: &[u8],
+        truncated_from: u64,
+        kind: u64,
+        extra: &RecordExtra<'_>,
+    ) -> Result<(), SinkClosed> {
+        let mut extra = *extra;
         let projected = self.buf.len()
             + self.header_len
             + self.source_header_len(source)
             + raw.len()
+            + extra.encoded_len()
             + RECORD_OVERHEAD;
         if self.count > 0
             && (self.count >= self.limits.max_records || projected > self.limits.max_bytes)
@@ -310,7 +393,20 @@ impl Batcher {
         self.tick_clock();
         let index = self.batch_index(source);
         // Alone in its batch and still too large: cut it (the batch closes right after it).
-        let (raw, truncated_from) = self.fit(raw, truncated_from);
+        let (mut cut, mut cut_from) = self.fit(raw, truncated_from, extra.encoded_len());
+        if let Some(original) = extra.original.filter(|_| cut.len() < raw.len()) {
+            // No room for both: keep the (cut) text, drop the original bytes, and say so with
+            // `truncated_from` = their length (the stored record is not all that was read).
+            extra.original = None;
+            let from = if truncated_from > 0 {
+                truncated_from
+            } else {
+                original.len() as u64
+            };
+            (cut, cut_from) = self.fit(raw, from, extra.encoded_len());
+        }
+        let (raw, truncated_from) = (cut, cut_from);
+        let extra_len = extra.encoded_len();
         if self.count == 0 {
             self.batch_first_ns = self.now_ns;
             self.last_ns = self.now_ns;
@@ -333,6 +429,7 @@ impl Batcher {
         if kind != 0 {
             len += 1 + encoded_len_varint(kind);
         }
+        len += extra_len;
         let buf = &mut self.buf;
         put_key_len(buf, 3, len);
         put_varint_field(buf, 1, u64::from(index));
@@ -345,6 +442,9 @@ impl Batcher {
         }
         if kind != 0 {
             put_varint_field(buf, 5, kind);
+        }
+        if extra_len > 0 {
+            put_extra(buf, &extra);
         }
         self.count += 1;
         self.opened_at.get_or_insert_with(Instant::now);
@@ -403,6 +503,21 @@ fn wall_clock_ns() -> i64 {
         .as_nanos()
         .try_into()
         .unwrap_or(i64::MAX)
+}
+
+/// Appends the extra fields of a record (see the layout in the module doc).
+fn put_extra(buf: &mut Vec<u8>, extra: &RecordExtra<'_>) {
+    if extra.event_ns != 0 {
+        put_varint_field(buf, 6, extra.event_ns as u64);
+    }
+    for (k, v) in extra.attributes {
+        put_key_len(buf, 7, field_len(k.len()) + field_len(v.len()));
+        put_bytes(buf, 1, k.as_bytes());
+        put_bytes(buf, 2, v.as_bytes());
+    }
+    if let Some(o) = extra.original {
+        put_bytes(buf, 8, o);
+    }
 }
 
 /// Header bytes of a batch with no source: host, time zone and the first observed time.

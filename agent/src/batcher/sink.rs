@@ -28,6 +28,7 @@ impl LineSink for Batcher {
             path,
             in_batch: None,
             pending_offset: None,
+            pending_token: None,
         });
         Ok(SourceId(self.sources.len() as u32 - 1))
     }
@@ -40,7 +41,7 @@ impl LineSink for Batcher {
         offset_after: u64,
     ) -> Result<(), SinkClosed> {
         self.push_record(source, raw, truncated_from, 0)?;
-        self.sources[source.0 as usize].pending_offset = Some(offset_after);
+        self.set_position(source, None, offset_after);
         Ok(())
     }
 

@@ -281,3 +281,89 @@ fn a_failing_append_keeps_the_batch_and_retries_until_it_succeeds() {
         .collect();
     assert_eq!(raws, [&b"one"[..], &b"two"[..]]);
 }
+
+#[test]
+fn events_carry_time_attributes_original_bytes_and_a_resume_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool_handle = spool(dir.path());
+    let mut b = Batcher::new(
+        spool_handle.clone(),
+        limits(100),
+        "journal".into(),
+        "h".into(),
+        "UTC".into(),
+    )
+    .unwrap();
+    let j = b.open_source("cursor", Path::new("journal")).unwrap();
+    let attrs = [("_SYSTEMD_UNIT", "ssh.service"), ("_PID", "42")];
+    let extra = RecordExtra {
+        event_ns: 1_700_000_000_123_456_789,
+        attributes: &attrs,
+        original: Some(&[0x83, 0x8d, 0x83, 0x4f]),
+    };
+    b.push_event(j, "ログ".as_bytes(), 0, &extra).unwrap();
+    b.set_position(j, Some("s=abc;i=1f".into()), 31);
+    b.push_event(j, b"plain", 0, &RecordExtra::default())
+        .unwrap();
+    b.flush().unwrap();
+    let got = batches(&spool_handle);
+    let r = &got[0].1.records;
+    assert_eq!(r[0].event_unix_nanos, 1_700_000_000_123_456_789);
+    assert_eq!(r[0].attributes["_SYSTEMD_UNIT"], "ssh.service");
+    assert_eq!(r[0].attributes["_PID"], "42");
+    assert_eq!(&r[0].original[..], &[0x83, 0x8d, 0x83, 0x4f]);
+    assert_eq!(r[0].raw.as_ref(), "ログ".as_bytes());
+    assert_eq!((r[1].event_unix_nanos, r[1].attributes.len()), (0, 0));
+    assert!(r[1].original.is_empty());
+    drop(b);
+    spool_handle.close();
+    drop(spool_handle);
+    let (_, recovered) = Spool::open(SpoolConfig {
+        dir: dir.path().to_path_buf(),
+        ..SpoolConfig::default()
+    })
+    .unwrap();
+    let p = &recovered.positions[0];
+    assert_eq!(
+        (p.key.as_str(), p.path.as_str(), p.offset),
+        ("journal|cursor", "s=abc;i=1f", 31)
+    );
+}
+
+#[test]
+fn an_event_too_large_for_a_batch_is_cut_and_loses_only_its_original_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool_handle = spool(dir.path());
+    let mut small = limits(100);
+    small.max_bytes = 4096;
+    let mut b = Batcher::new(
+        spool_handle.clone(),
+        small,
+        "in".into(),
+        "h".into(),
+        "UTC".into(),
+    )
+    .unwrap();
+    let s = b.open_source("k", Path::new("/f")).unwrap();
+    let text = vec![b'a'; 3000];
+    let original = vec![b'b'; 3000];
+    let attrs = [("sender", "192.0.2.1:514")];
+    let extra = RecordExtra {
+        event_ns: 0,
+        attributes: &attrs,
+        original: Some(&original),
+    };
+    b.push_event(s, &text, 0, &extra).unwrap();
+    b.flush().unwrap();
+    let got = batches(&spool_handle);
+    let r = &got[0].1.records[0];
+    assert!(r.original.is_empty());
+    assert_eq!(r.raw.len(), 3000, "the text alone fits");
+    assert_eq!(
+        r.truncated_from, 3000,
+        "the dropped original bytes are flagged"
+    );
+    assert_eq!(r.attributes["sender"], "192.0.2.1:514");
+    let (_, list) = &got[0];
+    assert!(prost::Message::encoded_len(list) <= 4096);
+}

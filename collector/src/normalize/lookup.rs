@@ -153,6 +153,8 @@ mod tests {
         b"Feb 12 14:10:21 sd-126005 sshd[16378]: Invalid user pascal from 35.188.49.176 port 53502";
 
     fn view<'a>(seq: u64, raw: &'a [u8], kind: i32) -> RecordView<'a> {
+        static NO_ATTRIBUTES: std::sync::LazyLock<std::collections::HashMap<String, String>> =
+            std::sync::LazyLock::new(Default::default);
         RecordView {
             event_id: "e",
             agent: "a",
@@ -165,6 +167,8 @@ mod tests {
             event_ns: 0,
             raw,
             truncated_from: 0,
+            attributes: &NO_ATTRIBUTES,
+            original: &[],
             kind,
             agent_tz: "UTC",
             fields: None,

@@ -3,7 +3,9 @@
 //! JSON lines, one object per record: `event_id`, `agent`, `host`, `input`, `path`,
 //! `observed_time` (RFC 3339), `seq`, and `raw` when the bytes are UTF-8, else `raw_b64`
 //! (standard base64, lossless); plus `truncated_from` for cut lines, `kind: "gap"` for gap
-//! records and `fields` when normalized.
+//! records, `event_time` when the input knew it, `attributes` (sorted by name) from inputs that
+//! carry them (journald fields, the syslog sender), `original_b64` with the bytes as read when
+//! `raw` is a re-encoding of them (a Shift_JIS file), and `fields` when normalized.
 //!
 //! Table, one line per record, never wider than the terminal: time (UTC, to the second), host,
 //! input, dataset, a few key fields, and the raw line cut to what is left of the width. The
@@ -180,6 +182,19 @@ pub fn record_json(r: &RecordView<'_>, fields: Option<&Map<String, Value>>) -> V
     }
     if r.kind == 1 {
         m.insert("kind".into(), json!("gap"));
+    }
+    if r.event_ns != 0 {
+        m.insert("event_time".into(), json!(format_ns(r.event_ns)));
+    }
+    if !r.attributes.is_empty() {
+        let sorted: std::collections::BTreeMap<_, _> = r.attributes.iter().collect();
+        m.insert("attributes".into(), json!(sorted));
+    }
+    if !r.original.is_empty() {
+        m.insert(
+            "original_b64".into(),
+            json!(base64::engine::general_purpose::STANDARD.encode(r.original)),
+        );
     }
     if let Some(fields) = fields {
         m.insert("fields".into(), Value::Object(fields.clone()));

@@ -6,6 +6,7 @@
 //! The last segment may end in a block still being written: it is treated as the end of data,
 //! not as damage, so a concurrent search sees a consistent prefix of the store.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use logship_proto::payload;
@@ -51,6 +52,10 @@ pub struct RecordView<'a> {
     pub event_ns: i64,
     pub raw: &'a [u8],
     pub truncated_from: u64,
+    /// Input attributes (journald fields, the syslog sender); empty for file lines.
+    pub attributes: &'a HashMap<String, String>,
+    /// The bytes as read when `raw` is a re-encoding of them (empty: `raw` is original).
+    pub original: &'a [u8],
     /// 0 line, 1 gap.
     pub kind: i32,
     /// The agent's time zone, for timestamps without one (from the batch).
@@ -329,6 +334,8 @@ impl Searcher<'_, '_, '_> {
             event_ns: rec.event_unix_nanos,
             raw: &rec.raw,
             truncated_from: rec.truncated_from,
+            attributes: &rec.attributes,
+            original: &rec.original,
             kind: rec.kind,
             agent_tz: &list.agent_tz,
             fields,
