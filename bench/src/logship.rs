@@ -45,7 +45,7 @@ pub(crate) struct OrderCheck {
 }
 
 /// Where this run's programs and files are.
-struct Layout {
+pub(crate) struct Layout {
     agent_bin: PathBuf,
     collector_bin: PathBuf,
     /// `<work>/logship`: program logs.
@@ -119,7 +119,7 @@ pub(crate) fn run(
 
 impl Layout {
     /// Checks the binaries and clears `<work>/logship`.
-    fn prepare(work: &Path, bins: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn prepare(work: &Path, bins: &Path) -> anyhow::Result<Self> {
         let (agent_bin, collector_bin) =
             (bins.join("logship-agent"), bins.join("logship-collector"));
         for bin in [&agent_bin, &collector_bin] {
@@ -147,7 +147,7 @@ impl Layout {
 
     /// `init`, `issue-agent-cert` pointing the agent at the relay, then the example input
     /// removed from `agent.toml`.
-    fn setup(&self, relay: SocketAddr) -> anyhow::Result<()> {
+    pub(crate) fn setup(&self, relay: SocketAddr) -> anyhow::Result<()> {
         run_ok(
             Command::new(&self.collector_bin)
                 .arg("init")
@@ -173,7 +173,7 @@ impl Layout {
         Ok(())
     }
 
-    fn start_collector(&self, port: u16) -> anyhow::Result<ChildGuard> {
+    pub(crate) fn start_collector(&self, port: u16) -> anyhow::Result<ChildGuard> {
         let mut collector = spawn_logged(
             &self.dir,
             "collector",
@@ -186,6 +186,28 @@ impl Layout {
         )?;
         wait_listening(port, &mut collector, LISTEN_TIMEOUT)?;
         Ok(collector)
+    }
+
+    /// The agent's folder (agent.toml, certificates, spool).
+    pub(crate) fn agent_dir(&self) -> &Path {
+        &self.agent_dir
+    }
+
+    /// The collector's data dir.
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// The agent with only the inputs of its `agent.toml`.
+    pub(crate) fn start_agent_with_config_only(&self) -> anyhow::Result<ChildGuard> {
+        spawn_logged(
+            &self.dir,
+            "agent",
+            Command::new(&self.agent_bin)
+                .arg("run")
+                .arg("--config")
+                .arg(self.agent_dir.join("agent.toml")),
+        )
     }
 
     fn start_agent(&self, input: &Path) -> anyhow::Result<ChildGuard> {
@@ -276,7 +298,7 @@ fn drop_file_inputs(toml: &str) -> String {
 }
 
 /// `records_stored` from the collector's status file; 0 while it is missing or unreadable.
-fn records_stored(path: &Path) -> u64 {
+pub(crate) fn records_stored(path: &Path) -> u64 {
     fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Status>(&b).ok())

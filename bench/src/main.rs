@@ -12,6 +12,7 @@ mod measure;
 mod relay;
 mod report;
 mod rsyslog;
+mod syslog;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -52,6 +53,22 @@ struct Cli {
     /// Give up on a pipeline that makes no progress for this long.
     #[arg(long, default_value_t = 60)]
     stall_secs: u64,
+    /// What to measure: `file` (a log file shipped; the default) or `syslog` (syslog messages
+    /// received over the network and stored; see `--messages`, `--transports`).
+    #[arg(long, value_enum, default_value = "file")]
+    mode: Mode,
+    /// Syslog mode: messages sent to each receiver.
+    #[arg(long, default_value_t = 500_000)]
+    messages: u64,
+    /// Syslog mode: transports, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "udp,tcp")]
+    transports: Vec<syslog::Transport>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    File,
+    Syslog,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,6 +95,9 @@ fn main() -> ExitCode {
 
 fn try_main(cli: &Cli) -> anyhow::Result<ExitCode> {
     let out = out_dir(cli.out.clone())?;
+    if cli.mode == Mode::Syslog {
+        return syslog_main(cli, &out);
+    }
     let file = generate(&out, cli.size_mib, cli.seed)?;
     let stall = Duration::from_secs(cli.stall_secs);
     let (mut systems, mut errors) = (Vec::new(), Vec::new());
@@ -106,6 +126,23 @@ fn try_main(cli: &Cli) -> anyhow::Result<ExitCode> {
     let json = report.write_json(&out)?;
     println!("{}", json.display());
     Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `--mode syslog`: rsyslog and logship receiving the same messages over each transport.
+fn syslog_main(cli: &Cli, out: &Path) -> anyhow::Result<ExitCode> {
+    let bins = logship::bin_dir(cli.bin_dir.clone())?;
+    let stall = Duration::from_secs(cli.stall_secs);
+    let (results, errors) = syslog::run(out, &bins, cli.messages, &cli.transports, stall)?;
+    print!("{}", syslog::render(&results));
+    for error in &errors {
+        println!("error: {error}");
+    }
+    println!("{}", syslog::write_json(out, &results)?.display());
+    Ok(if errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

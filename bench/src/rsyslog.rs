@@ -26,10 +26,11 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long rsyslogd may take to stop on SIGTERM.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
 /// Queue sizing shared by both instances: large in-memory queues, large batches.
-const QUEUE: &str = r#"queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="4096""#;
+pub(crate) const QUEUE: &str =
+    r#"queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="4096""#;
 
 /// Counts newlines of a file that is still growing, reading only what is new.
-struct LineCounter {
+pub(crate) struct LineCounter {
     path: PathBuf,
     file: Option<File>,
     lines: u64,
@@ -120,7 +121,7 @@ action(type="omfile" file="{out}" template="bench_msg" ioBufferSize="256k" flush
     )
 }
 
-fn find_rsyslogd() -> anyhow::Result<PathBuf> {
+pub(crate) fn find_rsyslogd() -> anyhow::Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let dirs = std::env::split_paths(&path).chain(["/usr/sbin".into(), "/sbin".into()]);
     for dir in dirs {
@@ -133,7 +134,7 @@ fn find_rsyslogd() -> anyhow::Result<PathBuf> {
 }
 
 /// One rsyslogd's files: `<dir>/<name>.conf`, `<dir>/<name>.pid`, `<dir>/<name>/`, `<dir>/<name>.stderr`.
-struct Instance {
+pub(crate) struct Instance {
     name: &'static str,
     conf: PathBuf,
     pid: PathBuf,
@@ -143,7 +144,7 @@ struct Instance {
 // === impl Instance ===
 
 impl Instance {
-    fn prepare(dir: &Path, name: &'static str, conf_text: &str) -> anyhow::Result<Self> {
+    pub(crate) fn prepare(dir: &Path, name: &'static str, conf_text: &str) -> anyhow::Result<Self> {
         fs::create_dir_all(dir.join(name))?;
         let conf = dir.join(format!("{name}.conf"));
         fs::write(&conf, conf_text)?;
@@ -156,7 +157,7 @@ impl Instance {
     }
 
     /// `rsyslogd -N1`: a config error is reported with rsyslog's own words.
-    fn check(&self, rsyslogd: &Path) -> anyhow::Result<()> {
+    pub(crate) fn check(&self, rsyslogd: &Path) -> anyhow::Result<()> {
         let out = Command::new(rsyslogd)
             .arg("-N1")
             .arg("-f")
@@ -173,7 +174,7 @@ impl Instance {
         Ok(())
     }
 
-    fn start(&self, rsyslogd: &Path) -> anyhow::Result<ChildGuard> {
+    pub(crate) fn start(&self, rsyslogd: &Path) -> anyhow::Result<ChildGuard> {
         let log = File::create(&self.log)?;
         let mut cmd = Command::new(rsyslogd);
         cmd.arg("-n")
@@ -198,7 +199,7 @@ impl Instance {
 // === impl LineCounter ===
 
 impl LineCounter {
-    fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf) -> Self {
         Self {
             path,
             file: None,
@@ -208,7 +209,7 @@ impl LineCounter {
     }
 
     /// Newlines so far; 0 while the file does not exist.
-    fn poll(&mut self) -> anyhow::Result<u64> {
+    pub(crate) fn poll(&mut self) -> anyhow::Result<u64> {
         if self.file.is_none() {
             match File::open(&self.path) {
                 Ok(f) => self.file = Some(f),
