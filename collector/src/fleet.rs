@@ -73,9 +73,16 @@ impl StaleWatch {
     }
 }
 
+/// Inputs listed by name in a lag summary; the positions of any further inputs are summed
+/// under [`MORE_INPUTS`], so a heartbeat naming thousands of inputs cannot bloat status.json.
+pub const MAX_INPUTS: usize = 64;
+
+/// The summary entry for inputs past [`MAX_INPUTS`] (not a valid input name).
+pub const MORE_INPUTS: &str = "(more inputs)";
+
 /// Per input: how many positions it reported and how far they are behind in total, as
 /// `{"input": {"files": n, "lag_bytes": b, "lag_entries": e, "unknown": u}}`; `lag_bytes` and
-/// `lag_entries` appear only when some position reported them.
+/// `lag_entries` appear only when some position reported them. At most [`MAX_INPUTS`] names.
 pub fn input_lag(positions: &[InputPosition]) -> Value {
     #[derive(Default)]
     struct Sum {
@@ -86,7 +93,12 @@ pub fn input_lag(positions: &[InputPosition]) -> Value {
     }
     let mut by_input: BTreeMap<&str, Sum> = BTreeMap::new();
     for p in positions {
-        let s = by_input.entry(p.input.as_str()).or_default();
+        let name = if by_input.len() < MAX_INPUTS || by_input.contains_key(p.input.as_str()) {
+            p.input.as_str()
+        } else {
+            MORE_INPUTS
+        };
+        let s = by_input.entry(name).or_default();
         s.files += 1;
         if let Some(b) = p.lag_bytes {
             s.bytes = Some(s.bytes.unwrap_or(0).saturating_add(b));
@@ -189,5 +201,14 @@ mod tests {
             })
         );
         assert_eq!(input_lag(&[]), json!({}));
+        let many: Vec<InputPosition> = (0..1000)
+            .map(|i| pos(&format!("in{i}"), Some(1), None))
+            .collect();
+        let lag = input_lag(&many);
+        let map = lag.as_object().unwrap();
+        assert_eq!(map.len(), MAX_INPUTS + 1);
+        assert_eq!(lag[MORE_INPUTS]["files"], 1000 - MAX_INPUTS as u64);
+        let total: u64 = map.values().map(|v| v["lag_bytes"].as_u64().unwrap()).sum();
+        assert_eq!(total, 1000, "every position still counted");
     }
 }

@@ -225,7 +225,9 @@ fn document(
                 })).collect::<Vec<_>>(),
                 "input_lag": input_lag(&beat.positions),
                 "kernel_version": facts.kernel_version,
-                "ip_addresses": facts.ip_addresses.iter().take(32).collect::<Vec<_>>(),
+                "ip_addresses": facts.ip_addresses.iter()
+                    .filter(|a| a.parse::<std::net::IpAddr>().is_ok())
+                    .take(32).collect::<Vec<_>>(),
                 "peer_addr": peer.addr.to_string(),
                 "cert_not_after": jiff::Timestamp::from_second(peer.cert_not_after)
                     .map(|t| t.to_string()).unwrap_or_default(),

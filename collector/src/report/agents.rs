@@ -84,6 +84,7 @@ pub fn rows(doc: &Value, now_ns: i64, stale_ns: i64) -> Vec<Value> {
                 })
             };
             let (lag_bytes, lag_entries) = lag_totals(&a["input_lag"]);
+            let stale = is_stale(last, now_ns, stale_ns);
             json!({
                 "agent": name,
                 "cert_not_after": a["cert_not_after"],
@@ -98,9 +99,11 @@ pub fn rows(doc: &Value, now_ns: i64, stale_ns: i64) -> Vec<Value> {
                 "peer_addr": a["peer_addr"],
                 "last_heartbeat": crate::timearg::format_ns(last),
                 "silent_secs": silent_ns / 1_000_000_000,
-                // The file may be old (collector stopped): a heartbeat must also be recent.
-                "online": a["online"].as_bool().unwrap_or(false) && silent_ns < online_ns,
-                "stale": is_stale(last, now_ns, stale_ns),
+                // The file may be old (collector stopped): a heartbeat must also be recent,
+                // and a stale agent is not online whatever the stale time.
+                "online": a["online"].as_bool().unwrap_or(false) && silent_ns < online_ns
+                    && !stale,
+                "stale": stale,
                 "stale_after_secs": stale_ns / 1_000_000_000,
                 "spool_records": a["spool_records"],
                 "spool_bytes": a["spool_bytes"],
@@ -279,29 +282,36 @@ pub fn write_table(
     Ok(())
 }
 
-/// The address the collector saw, then the other addresses the agent claims (loopback left
-/// out), e.g. `192.0.2.10 +fe80::1`.
+/// The address the collector saw, then the first other address the agent claims and how many
+/// more (loopback and link-local left out): `192.0.2.10 / 198.51.100.7 +1`.
 fn addresses(r: &Value) -> String {
+    use std::net::IpAddr;
     let peer = r["peer_addr"]
         .as_str()
         .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
         .map(|a| a.ip());
-    let claimed: Vec<std::net::IpAddr> = r["ip_addresses"]
+    let others: Vec<IpAddr> = r["ip_addresses"]
         .as_array()
         .map(|l| l.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
         .unwrap_or_default();
-    let mut parts: Vec<String> = peer.iter().map(ToString::to_string).collect();
-    parts.extend(
-        claimed
-            .iter()
-            .filter(|ip| !ip.is_loopback() && Some(**ip) != peer)
-            .map(|ip| format!("+{ip}")),
-    );
-    if parts.is_empty() {
-        "-".to_owned()
-    } else {
-        parts.join(" ")
+    let others: Vec<IpAddr> = others
+        .into_iter()
+        .filter(|ip| {
+            let link_local = match ip {
+                IpAddr::V4(v4) => v4.is_link_local(),
+                IpAddr::V6(v6) => v6.is_unicast_link_local(),
+            };
+            !ip.is_loopback() && !link_local && Some(*ip) != peer
+        })
+        .collect();
+    let mut text = peer.map_or("-".to_owned(), |ip| ip.to_string());
+    if let Some(first) = others.first() {
+        text.push_str(&format!(" / {first}"));
+        if others.len() > 1 {
+            text.push_str(&format!(" +{}", others.len() - 1));
+        }
     }
+    text
 }
 
 /// Per input, how far it is behind: `app 1.2 KiB, journal 7 entries`; positions whose lag is
@@ -399,6 +409,7 @@ mod tests {
         assert_eq!(r["peer_addr"], "192.0.2.10:50000");
         assert_eq!(r["positions"][0]["lag_bytes"], 1536);
         assert_eq!(rows[1]["stale"], true, "silent 3 s + 1 ns");
+        assert_eq!(rows[1]["online"], false, "stale is never online");
         assert_eq!(rows[2]["stale"], false, "silent exactly 3 s");
         assert_eq!(
             rows[1]["lag_bytes"],
@@ -414,9 +425,13 @@ mod tests {
         let cells = row_cells(&rows[0]);
         assert_eq!(cells[1], "online");
         assert_eq!(
-            cells[4], "192.0.2.10 +fe80::1",
-            "peer first, loopback left out"
+            cells[4], "192.0.2.10",
+            "peer first; loopback and link-local left out"
         );
+        let more = json!({"peer_addr": "127.0.0.1:1", "ip_addresses":
+            ["192.0.2.2", "fd00::2", "fe80::fc:ff:fe00:1", "127.0.0.1", "::1"]});
+        assert_eq!(addresses(&more), "127.0.0.1 / 192.0.2.2 +1");
+        assert_eq!(addresses(&json!({})), "-");
         assert_eq!(cells[7], "2027-12-01");
         assert_eq!(cells[8], "12 rec 3.0 MiB");
         assert_eq!(cells[11], "app 1.5 KiB +1?, journal 7 entries");
