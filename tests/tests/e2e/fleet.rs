@@ -2,7 +2,9 @@
 //! three agents with their own certificates (each with its own expiry) and spools, all
 //! shipping; one is stopped. `logship-collector agents` then lists the two running agents with
 //! host facts, IP addresses, certificate expiry and per-input lag, and the stopped one as stale;
-//! the collector logs the stale agent exactly once, and once more when it is heard again.
+//! the collector logs the stale agent exactly once, and once more when it is heard again. A
+//! hostile heartbeat (thousands of inputs, junk addresses, a host name with a newline) stays
+//! bounded in status.json and cannot forge a row or what the collector itself saw.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -10,9 +12,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use logship_e2e::raw;
 use logship_e2e::{
     Agent, AgentOpts, Collector, CollectorOpts, FileInput, Sandbox, bin, run_test, wait_until,
 };
+use logship_proto::v1::{HeartbeatRequest, HostFacts, InputPosition};
 use serde_json::Value;
 
 use crate::support::{append_numbered, rfc3339_in};
@@ -286,6 +290,110 @@ fn agents_lists_running_agents_and_marks_a_stopped_one_stale() {
         for agent in &mut fleet {
             agent.stop()?;
         }
+        collector.stop()?;
+        Ok(())
+    });
+}
+
+/// Sends one heartbeat as the agent whose certificate is in `dir`.
+fn send_heartbeat(endpoint: &str, dir: &Path, beat: HeartbeatRequest) -> Result<()> {
+    let tls = raw::agent_tls(dir)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut client = raw::connect(endpoint, tls).await?;
+        client.heartbeat(beat).await?;
+        Ok(())
+    })
+}
+
+#[test]
+fn a_hostile_heartbeat_cannot_bloat_or_forge_the_fleet_view() {
+    run_test(|sb| {
+        let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
+        collector.start()?;
+        let dir = sb.path().join("liar");
+        let not_before = rfc3339_in(-3600)?;
+        let not_after = "2030-06-07T08:09:10Z";
+        collector.issue_agent_cert(
+            "liar",
+            &dir,
+            &["--not-before", &not_before, "--not-after", not_after],
+        )?;
+        // 20,000 inputs, two of them claiming u64::MAX bytes behind; junk and 1,000 real
+        // addresses; a host name that tries to start a table row of its own.
+        let mut positions: Vec<InputPosition> = (0..20_000)
+            .map(|i| InputPosition {
+                input: format!("in{i}"),
+                path: format!("/var/log/{i}.log"),
+                offset: 1,
+                size: Some(2),
+                lag_bytes: Some(1),
+                lag_entries: None,
+            })
+            .collect();
+        for p in positions.iter_mut().take(2) {
+            p.input = "huge".into();
+            p.lag_bytes = Some(u64::MAX);
+        }
+        let mut ips = vec!["not-an-ip".to_owned(), "\u{1b}[31m10.9.9.9".to_owned()];
+        ips.extend((0..1000).map(|i| format!("10.0.{}.{}", i / 250, i % 250 + 1)));
+        let beat = HeartbeatRequest {
+            agent_version: "0.1.0".into(),
+            host: Some(HostFacts {
+                host_name: "evil\nfleet-z  online".into(),
+                ip_addresses: ips,
+                ..Default::default()
+            }),
+            positions,
+            ..Default::default()
+        };
+        send_heartbeat(&collector.endpoint(), &dir, beat)?;
+        wait_until(WAIT, "the heartbeat in status.json", || {
+            Ok(collector
+                .status()?
+                .is_some_and(|s| s["agents"]["liar"].is_object()))
+        })?;
+        let status = collector.status()?.context("status.json")?;
+        let liar = &status["agents"]["liar"];
+        let lag = liar["input_lag"].as_object().context("input_lag")?;
+        ensure!(
+            lag.len() == 65,
+            "64 inputs by name and one for the rest: {}",
+            lag.len()
+        );
+        ensure!(
+            lag["huge"]["lag_bytes"] == u64::MAX,
+            "saturated, not wrapped: {:?}",
+            lag["huge"]
+        );
+        let listed: u64 = lag.values().filter_map(|v| v["files"].as_u64()).sum();
+        ensure!(listed == 20_000, "every position counted: {listed}");
+        ensure!(
+            liar["positions"].as_array().map(Vec::len) == Some(64),
+            "{liar}"
+        );
+        let ips = liar["ip_addresses"].as_array().context("ip_addresses")?;
+        ensure!(ips.len() == 32, "at most 32 addresses: {}", ips.len());
+        for ip in ips {
+            let text = ip.as_str().context("an address")?;
+            ensure!(
+                text.parse::<std::net::IpAddr>().is_ok(),
+                "only addresses kept: {text:?}"
+            );
+        }
+        // What the collector saw cannot be claimed away.
+        ensure!(liar["cert_not_after"] == not_after, "{liar}");
+        let peer: std::net::SocketAddr =
+            liar["peer_addr"].as_str().context("peer_addr")?.parse()?;
+        ensure!(peer.ip().is_loopback(), "{peer}");
+
+        let rows = agents_json(&collector)?;
+        ensure!(rows["liar"]["lag_bytes"] == u64::MAX, "{:?}", rows["liar"]);
+        let table = agents(&collector, &["--format", "table"])?;
+        ensure!(table.lines().count() == 2, "one agent, one row: {table}");
+        ensure!(!table.contains('\u{1b}'), "{table}");
         collector.stop()?;
         Ok(())
     });
