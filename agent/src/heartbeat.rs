@@ -169,3 +169,57 @@ fn ip_addresses() -> Vec<String> {
     addrs.dedup();
     addrs.iter().map(ToString::to_string).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_this_hosts_once_each_loopback_last() {
+        let addrs: Vec<std::net::IpAddr> = ip_addresses()
+            .iter()
+            .map(|a| a.parse().expect("an IP address"))
+            .collect();
+        // Every Linux host has its loopback interface up: 127.0.0.1 is listed.
+        assert!(
+            addrs.contains(&std::net::Ipv4Addr::LOCALHOST.into()),
+            "{addrs:?}"
+        );
+        let first_loopback = addrs.iter().position(|a| a.is_loopback()).unwrap();
+        assert!(
+            addrs[first_loopback..].iter().all(|a| a.is_loopback()),
+            "{addrs:?}"
+        );
+        let mut unique = addrs.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), addrs.len(), "{addrs:?}");
+    }
+
+    #[test]
+    fn positions_report_how_far_each_file_is_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, b"one\ntwo\nthr").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let key = format!("{}:{}:3:00000000", meta.dev(), meta.ino());
+        let at = |offset| {
+            let c = logship_tail::Checkpoint {
+                key: key.clone(),
+                path: path.display().to_string(),
+                offset,
+            };
+            read_positions(vec![("app".into(), c)]).remove(0)
+        };
+        let p = at(8);
+        assert_eq!(
+            (p.input.as_str(), p.offset, p.size, p.lag_bytes),
+            ("app", 8, Some(11), Some(3))
+        );
+        assert_eq!(p.lag_entries, None);
+        std::fs::remove_file(&path).unwrap();
+        let gone = at(8);
+        assert_eq!((gone.size, gone.lag_bytes), (None, None), "unknown, not 0");
+    }
+}

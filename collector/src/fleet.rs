@@ -52,8 +52,9 @@ impl StaleWatch {
         self.after_ns / 1_000_000_000
     }
 
-    /// Sets `"stale"` on every agent of `agents` (status.json's `agents` object) and logs the
-    /// agents that crossed since the last call.
+    /// Sets `"stale"` on every agent of `agents` (status.json's `agents` object; a stale agent
+    /// is never `"online"`, whatever the stale time) and logs the agents that crossed since the
+    /// last call.
     pub fn mark(&mut self, agents: &mut Map<String, Value>, now_ns: i64) {
         for (name, agent) in agents.iter_mut() {
             let last = agent["last_heartbeat_unix_ns"].as_i64().unwrap_or(i64::MIN);
@@ -68,6 +69,9 @@ impl StaleWatch {
             }
             if let Some(obj) = agent.as_object_mut() {
                 obj.insert("stale".into(), json!(stale));
+                if stale {
+                    obj.insert("online".into(), json!(false));
+                }
             }
         }
     }
@@ -147,7 +151,10 @@ mod tests {
     #[test]
     fn each_crossing_is_marked_and_reported_once_each_way() {
         let mut agents = Map::new();
-        agents.insert("a".into(), json!({"last_heartbeat_unix_ns": 100 * S}));
+        agents.insert(
+            "a".into(),
+            json!({"last_heartbeat_unix_ns": 100 * S, "online": true}),
+        );
         agents.insert("b".into(), json!({"last_heartbeat_unix_ns": 100 * S}));
         let mut previous = Map::new();
         previous.insert("b".into(), json!({"stale": true}));
@@ -162,6 +169,7 @@ mod tests {
         );
         watch.mark(&mut agents, 104 * S);
         assert_eq!(agents["a"]["stale"], true);
+        assert_eq!(agents["a"]["online"], false, "stale is never online");
         assert!(watch.reported.contains("a"));
         watch.mark(&mut agents, 105 * S);
         assert_eq!(watch.reported.len(), 2);
