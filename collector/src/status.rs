@@ -225,7 +225,7 @@ fn document(
                 })).collect::<Vec<_>>(),
                 "input_lag": input_lag(&beat.positions),
                 "kernel_version": facts.kernel_version,
-                "ip_addresses": facts.ip_addresses.iter()
+                "ip_addresses": facts.ip_addresses.iter().take(256)
                     .filter(|a| a.parse::<std::net::IpAddr>().is_ok())
                     .take(32).collect::<Vec<_>>(),
                 "peer_addr": peer.addr.to_string(),
