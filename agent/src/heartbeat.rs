@@ -1,5 +1,7 @@
-//! Heartbeats: host facts (sysinfo) and the agent's own health, sent to the collector
-//! periodically over the shipper's channel. sysinfo refreshes run on a blocking thread.
+//! Heartbeats: host facts (sysinfo: names, versions, IP addresses) and the agent's own health
+//! (spool depth, drops, read positions with how far each file input is behind), sent to the
+//! collector periodically over the shipper's channel. sysinfo refreshes and the `stat`s behind
+//! the lag figures run on a blocking thread.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -8,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use logship_proto::v1::ingest_client::IngestClient;
 use logship_proto::v1::{HeartbeatRequest, HostFacts, InputPosition};
 use logship_spool::Spool;
-use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+use sysinfo::{Networks, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -58,10 +60,11 @@ impl Heartbeat {
     }
 
     async fn collect(&self, system: System) -> Option<(HeartbeatRequest, System)> {
-        let (facts, system) = tokio::task::spawn_blocking(move || {
+        let checkpoints = self.checkpoints();
+        let (facts, positions, system) = tokio::task::spawn_blocking(move || {
             let mut system = system;
             let facts = host_facts(&mut system);
-            (facts, system)
+            (facts, read_positions(checkpoints), system)
         })
         .await
         .ok()?;
@@ -83,7 +86,7 @@ impl Heartbeat {
             host: Some(facts),
             spool_bytes: stats.bytes,
             spool_records: stats.records,
-            positions: self.read_positions(),
+            positions,
             drops,
             stream_id: self.stream_id.clone(),
             spool_blocked_reason: self.spool_blocked.reason(),
@@ -93,22 +96,36 @@ impl Heartbeat {
 }
 
 impl Heartbeat {
-    fn read_positions(&self) -> Vec<InputPosition> {
+    /// The live read positions of every file input, by input name.
+    fn checkpoints(&self) -> Vec<(String, logship_tail::Checkpoint)> {
         let handles = self
             .positions
             .lock()
             .expect("positions lock is never poisoned");
         handles
             .iter()
-            .flat_map(|(input, handle)| {
-                handle.get().into_iter().map(move |c| InputPosition {
-                    input: input.clone(),
-                    path: c.path,
-                    offset: c.offset,
-                })
-            })
+            .flat_map(|(input, handle)| handle.get().into_iter().map(|c| (input.clone(), c)))
             .collect()
     }
+}
+
+/// The positions with how far each is behind its file (one `stat` each: run off the async
+/// workers). A file no longer at its path reports no lag rather than a wrong one.
+fn read_positions(checkpoints: Vec<(String, logship_tail::Checkpoint)>) -> Vec<InputPosition> {
+    checkpoints
+        .into_iter()
+        .map(|(input, c)| {
+            let behind = c.behind();
+            InputPosition {
+                input,
+                path: c.path,
+                offset: c.offset,
+                size: behind.map(|b| b.size),
+                lag_bytes: behind.map(|b| b.bytes),
+                lag_entries: None,
+            }
+        })
+        .collect()
 }
 
 /// Reads host facts and this process's resource use.
@@ -136,5 +153,73 @@ pub fn host_facts(system: &mut System) -> HostFacts {
         uptime_secs: System::uptime(),
         agent_rss_bytes: rss,
         agent_cpu_percent: cpu,
+        ip_addresses: ip_addresses(),
+    }
+}
+
+/// Every address of the host's interfaces, non-loopback ones first, each once.
+fn ip_addresses() -> Vec<String> {
+    let networks = Networks::new_with_refreshed_list();
+    let mut addrs: Vec<std::net::IpAddr> = networks
+        .list()
+        .values()
+        .flat_map(|n| n.ip_networks().iter().map(|ip| ip.addr))
+        .collect();
+    addrs.sort_by_key(|a| (a.is_loopback(), a.is_ipv6(), *a));
+    addrs.dedup();
+    addrs.iter().map(ToString::to_string).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_this_hosts_once_each_loopback_last() {
+        let addrs: Vec<std::net::IpAddr> = ip_addresses()
+            .iter()
+            .map(|a| a.parse().expect("an IP address"))
+            .collect();
+        // Every Linux host has its loopback interface up: 127.0.0.1 is listed.
+        assert!(
+            addrs.contains(&std::net::Ipv4Addr::LOCALHOST.into()),
+            "{addrs:?}"
+        );
+        let first_loopback = addrs.iter().position(|a| a.is_loopback()).unwrap();
+        assert!(
+            addrs[first_loopback..].iter().all(|a| a.is_loopback()),
+            "{addrs:?}"
+        );
+        let mut unique = addrs.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), addrs.len(), "{addrs:?}");
+    }
+
+    #[test]
+    fn positions_report_how_far_each_file_is_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, b"one\ntwo\nthr").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let key = format!("{}:{}:3:00000000", meta.dev(), meta.ino());
+        let at = |offset| {
+            let c = logship_tail::Checkpoint {
+                key: key.clone(),
+                path: path.display().to_string(),
+                offset,
+            };
+            read_positions(vec![("app".into(), c)]).remove(0)
+        };
+        let p = at(8);
+        assert_eq!(
+            (p.input.as_str(), p.offset, p.size, p.lag_bytes),
+            ("app", 8, Some(11), Some(3))
+        );
+        assert_eq!(p.lag_entries, None);
+        std::fs::remove_file(&path).unwrap();
+        let gone = at(8);
+        assert_eq!((gone.size, gone.lag_bytes), (None, None), "unknown, not 0");
     }
 }

@@ -75,14 +75,16 @@ pub enum Command {
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
-    /// List every agent that has sent a heartbeat, with its last report and whether it is stale.
+    /// List every agent that has sent a heartbeat (the fleet view): certificate, host facts,
+    /// addresses, last seen, spool, drops, gaps, lag per input, and whether it is stale.
     Agents {
         /// The collector's data directory.
         #[arg(long)]
         data_dir: PathBuf,
-        /// An agent silent for longer than this is stale (30s, 10m, 2h, 1d).
-        #[arg(long, default_value = "10m")]
-        stale: String,
+        /// An agent silent for longer than this is stale (30s, 10m, 2h, 1d). Default: the
+        /// collector's `[agents] stale_after` (as recorded in status.json), else 10m.
+        #[arg(long)]
+        stale: Option<String>,
         /// Output format (default: table on a terminal, JSON lines otherwise).
         #[arg(long, value_enum)]
         format: Option<Format>,

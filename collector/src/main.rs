@@ -69,7 +69,7 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
             format,
         } => {
             let format = Format::choose(format, false);
-            report::agents::run(&data_dir, &stale, format, &mut output::stdout())?;
+            report::agents::run(&data_dir, stale.as_deref(), format, &mut output::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Fields { format } => {

@@ -72,6 +72,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
             heartbeats: heartbeats.clone(),
             guards: guards.clone(),
             tls: tls_stats.clone(),
+            stale_after: config.stale_after,
         },
         shutdown.clone(),
     ));

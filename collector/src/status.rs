@@ -6,6 +6,8 @@
 //! - Every agent that ever sent a heartbeat stays listed: agents of the previous file are
 //!   carried over at start, so a stopped agent is still there (with `online: false`): `online`
 //!   means a heartbeat reached this collector process within [`ONLINE_WITHIN`].
+//! - `stale` per agent follows [`crate::fleet`]'s rule for `[agents] stale_after`
+//!   (`agents_stale_after_secs`); each crossing is logged once.
 //! - Times are RFC 3339 (`started_at`, `written_at`, per agent `last_heartbeat`; the older
 //!   `last_heartbeat_unix_ns` stays for programs). `counter_scope` lists the counters that count
 //!   all time (the whole store), since this collector started, or since the agent started.
@@ -19,6 +21,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::fleet::{StaleWatch, input_lag};
 use crate::ingest::{Guards, HeartbeatBook};
 use crate::normalize::NormalizeStats;
 use crate::tls::TlsStats;
@@ -36,6 +39,8 @@ pub struct Sources {
     pub guards: Guards,
     /// Connection counters.
     pub tls: Arc<TlsStats>,
+    /// Silence after which an agent is stale (`[agents] stale_after`).
+    pub stale_after: Duration,
 }
 
 /// How often the file is rewritten.
@@ -73,10 +78,12 @@ type AgentMap = serde_json::Map<String, serde_json::Value>;
 
 /// Writes the status file until `shutdown`, and once more at the end.
 pub async fn run(path: PathBuf, sources: Sources, shutdown: CancellationToken) {
+    let known = previous_agents(&path);
     let mut writer = StatusWriter {
         normalize: sources.normalize.clone().unwrap_or_default(),
         started: jiff::Timestamp::now(),
-        known: previous_agents(&path),
+        stale: StaleWatch::new(sources.stale_after, &known),
+        known,
         path,
         sources,
     };
@@ -98,6 +105,8 @@ struct StatusWriter {
     started: jiff::Timestamp,
     /// Every agent ever seen (carried over from the previous file at start).
     known: AgentMap,
+    /// Which agents are stale, each crossing logged once.
+    stale: StaleWatch,
 }
 
 impl StatusWriter {
@@ -111,7 +120,12 @@ impl StatusWriter {
             &s.heartbeats,
             &mut self.known,
         );
-        let doc = with_guards_and_disk(&self.path, s, doc);
+        let mut doc = with_guards_and_disk(&self.path, s, doc);
+        if let Some(agents) = doc["agents"].as_object_mut() {
+            self.stale
+                .mark(agents, jiff::Timestamp::now().as_nanosecond() as i64);
+        }
+        doc["agents_stale_after_secs"] = json!(self.stale.after_secs());
         if let Err(error) = write(&self.path, &doc) {
             tracing::warn!(%error, path = %self.path.display(), "Writing the status file failed.");
         }
@@ -191,7 +205,7 @@ fn document(
         .lock()
         .expect("heartbeat book lock is never poisoned")
         .iter()
-        .map(|(agent, (at, beat))| {
+        .map(|(agent, (at, beat, peer))| {
             let facts = beat.host.clone().unwrap_or_default();
             let v = json!({
                 "last_heartbeat_unix_ns": at,
@@ -207,7 +221,17 @@ fn document(
                 "files": beat.positions.len(),
                 "positions": beat.positions.iter().take(64).map(|p| json!({
                     "input": p.input, "path": p.path, "offset": p.offset,
+                    "size": p.size, "lag_bytes": p.lag_bytes, "lag_entries": p.lag_entries,
                 })).collect::<Vec<_>>(),
+                "input_lag": input_lag(&beat.positions),
+                "kernel_version": facts.kernel_version,
+                "ip_addresses": facts.ip_addresses.iter().take(256)
+                    .filter(|a| a.parse::<std::net::IpAddr>().is_ok())
+                    .take(32).collect::<Vec<_>>(),
+                "peer_addr": peer.addr.to_string(),
+                "cert_not_after": jiff::Timestamp::from_second(peer.cert_not_after)
+                    .map(|t| t.to_string()).unwrap_or_default(),
+                "cert_not_after_unix": peer.cert_not_after,
             });
             (agent.clone(), v)
         })

@@ -36,6 +36,8 @@ pub struct PeerIdentity {
     pub agent: String,
     /// Remote address.
     pub addr: SocketAddr,
+    /// End of the client certificate's validity (`notAfter`), in Unix seconds.
+    pub cert_not_after: i64,
     /// Ship streams open on this connection (shared by its requests).
     pub ship_streams: Arc<AtomicUsize>,
 }
@@ -237,8 +239,8 @@ impl Gate {
                 return None;
             }
         };
-        let agent = match peer_name(&stream) {
-            Ok(agent) => agent,
+        let (agent, cert_not_after) = match peer_name(&stream) {
+            Ok(named) => named,
             Err(error) => {
                 self.stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%addr, error = %format!("{error:#}"), "TLS handshake refused.");
@@ -258,6 +260,7 @@ impl Gate {
             identity: PeerIdentity {
                 agent,
                 addr,
+                cert_not_after,
                 ship_streams: Arc::default(),
             },
             _permit: ConnPermit::new(permit, self.stats.clone()),
@@ -305,14 +308,15 @@ impl Drop for ConnPermit {
     }
 }
 
-/// The agent name of a finished handshake: the CN of its verified client certificate.
-fn peer_name(stream: &TlsStream<TcpStream>) -> Result<String> {
+/// The agent name of a finished handshake (the CN of its verified client certificate) and the
+/// end of that certificate's validity in Unix seconds.
+fn peer_name(stream: &TlsStream<TcpStream>) -> Result<(String, i64)> {
     let (_, session) = stream.get_ref();
     let cert = session
         .peer_certificates()
         .and_then(|c| c.first())
         .ok_or_else(|| anyhow!("no client certificate"))?;
-    common_name(cert)
+    Ok((common_name(cert)?, not_after(cert)?))
 }
 
 /// The subject common name of a DER certificate.
@@ -327,6 +331,13 @@ pub fn common_name(cert: &CertificateDer<'_>) -> Result<String> {
         .ok_or_else(|| anyhow!("client certificate has no subject CN"))?;
     crate::pki::validate_agent_name(cn)?;
     Ok(cn.to_string())
+}
+
+/// The end of a DER certificate's validity (`notAfter`), in Unix seconds.
+pub fn not_after(cert: &CertificateDer<'_>) -> Result<i64> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|e| anyhow!("parsing the client certificate: {e}"))?;
+    Ok(parsed.validity().not_after.timestamp())
 }
 
 // === impl AgentConn ===

@@ -39,6 +39,8 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 3000;
 pub const DEFAULT_SEGMENT_MAX_BYTES: u64 = 256 << 20;
 /// Default segment age before rolling (time partition).
 pub const DEFAULT_SEGMENT_MAX_AGE_SECS: u64 = 3600;
+/// Default silence after which an agent is stale: ten minutes.
+pub const DEFAULT_STALE_AFTER: &str = "10m";
 
 /// The file as written by people. Versioned so old files keep loading.
 #[derive(Debug, Deserialize)]
@@ -63,6 +65,27 @@ pub struct RawConfig {
     /// Normalization of records at ingest.
     #[serde(default)]
     pub normalize: RawNormalize,
+    /// Watching the fleet of agents.
+    #[serde(default)]
+    pub agents: RawAgents,
+}
+
+/// Watching the fleet of agents.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgents {
+    /// An agent silent (no heartbeat) for longer than this is stale: marked `"stale": true` in
+    /// status.json and logged once when it crosses, once when it comes back. `30s`, `10m`, `2h`.
+    #[serde(default = "default_stale_after")]
+    pub stale_after: String,
+}
+
+impl Default for RawAgents {
+    fn default() -> Self {
+        RawAgents {
+            stale_after: default_stale_after(),
+        }
+    }
 }
 
 /// TLS material of the ingest server.
@@ -172,6 +195,8 @@ pub struct Config {
     pub segment_max_age_secs: u64,
     /// Normalize at ingest.
     pub normalize: bool,
+    /// Silence after which an agent is stale.
+    pub stale_after: std::time::Duration,
 }
 
 // === impl RawConfig ===
@@ -268,8 +293,19 @@ impl RawConfig {
             "store.segment_max_age_secs",
             self.store.segment_max_age_secs,
         );
-        match (problems.is_empty(), listen) {
-            (true, Some(listen)) => Ok(Config {
+        let stale_after = match crate::timearg::parse_age(&self.agents.stale_after) {
+            Ok(ns) if ns > 0 => Some(std::time::Duration::from_nanos(ns as u64)),
+            Ok(_) => {
+                problems.push("agents.stale_after must be greater than 0".into());
+                None
+            }
+            Err(e) => {
+                problems.push(format!("agents.stale_after: {e:#}"));
+                None
+            }
+        };
+        match (problems.is_empty(), listen, stale_after) {
+            (true, Some(listen), Some(stale_after)) => Ok(Config {
                 data_dir,
                 listen,
                 ca_cert,
@@ -287,6 +323,7 @@ impl RawConfig {
                 segment_max_bytes: self.store.segment_max_bytes,
                 segment_max_age_secs: self.store.segment_max_age_secs,
                 normalize: self.normalize.enabled,
+                stale_after,
             }),
             _ => Err(problems),
         }
@@ -307,6 +344,9 @@ fn positive(problems: &mut Vec<String>, name: &str, value: u64) {
     }
 }
 
+fn default_stale_after() -> String {
+    DEFAULT_STALE_AFTER.to_string()
+}
 fn default_listen() -> String {
     DEFAULT_LISTEN.to_string()
 }
@@ -440,6 +480,12 @@ segment_max_age_secs = {sma}
 [normalize]
 # Parse records into ECS fields at ingest; raw bytes are always kept.
 enabled = true
+
+[agents]
+# An agent silent (no heartbeat) for longer than this is stale: "stale": true in status.json,
+# STALE in `logship-collector agents`, and one warning in this collector's log when it crosses
+# (one more when it is heard again). 30s, 10m, 2h.
+stale_after = "{stale}"
 "#,
         data_dir = data_dir.display(),
         mmb = DEFAULT_MAX_MESSAGE_BYTES,
@@ -453,6 +499,7 @@ enabled = true
         hto = DEFAULT_HANDSHAKE_TIMEOUT_MS,
         smb = DEFAULT_SEGMENT_MAX_BYTES,
         sma = DEFAULT_SEGMENT_MAX_AGE_SECS,
+        stale = DEFAULT_STALE_AFTER,
     )
 }
 

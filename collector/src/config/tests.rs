@@ -24,6 +24,7 @@ fn the_example_config_validates() {
     assert_eq!(config.listen.port(), 7443);
     assert_eq!(config.max_decompressed_bytes, 64 << 20);
     assert!(config.normalize);
+    assert_eq!(config.stale_after, std::time::Duration::from_secs(600));
 }
 
 #[test]
@@ -49,6 +50,8 @@ max_handshakes_per_source = 0
 decode_budget_bytes = 1048576
 [store]
 segment_max_bytes = 10
+[agents]
+stale_after = "10 minutes"
 "#;
     let problems = RawConfig::parse(text)
         .unwrap()
@@ -64,10 +67,37 @@ segment_max_bytes = 10
         "max_handshakes_per_source",
         "decode_budget_bytes must be at least",
         "segment_max_bytes",
+        "agents.stale_after",
     ] {
         assert!(
             joined.contains(needle),
             "{needle:?} missing from:\n{joined}"
         );
     }
+}
+
+#[test]
+fn stale_after_defaults_to_ten_minutes_and_must_be_positive() {
+    let dir = data_dir_with_certs();
+    let base = format!(
+        "version = 1\ndata_dir = {:?}\n",
+        dir.path().display().to_string()
+    );
+    let parse = |extra: &str| {
+        RawConfig::parse(&format!("{base}{extra}"))
+            .unwrap()
+            .validate(dir.path())
+    };
+    assert_eq!(
+        parse("").unwrap().stale_after,
+        std::time::Duration::from_secs(600)
+    );
+    let short = parse("[agents]\nstale_after = \"3s\"\n").unwrap();
+    assert_eq!(short.stale_after, std::time::Duration::from_secs(3));
+    let zero = parse("[agents]\nstale_after = \"0s\"\n").unwrap_err();
+    assert!(
+        zero.join(" ")
+            .contains("agents.stale_after must be greater than 0"),
+        "{zero:?}"
+    );
 }

@@ -20,8 +20,9 @@ use crate::writer::{Reply, WriterHandle};
 /// Ship streams allowed at once on one connection (an agent needs one).
 const MAX_SHIP_STREAMS_PER_CONNECTION: usize = 1;
 
-/// Latest heartbeat per agent, for the status file.
-pub type HeartbeatBook = Arc<Mutex<HashMap<String, (i64, HeartbeatRequest)>>>;
+/// Latest heartbeat per agent, for the status file: when it arrived (Unix ns), what it said,
+/// and the connection it came on (peer address, certificate expiry).
+pub type HeartbeatBook = Arc<Mutex<HashMap<String, (i64, HeartbeatRequest, PeerIdentity)>>>;
 
 /// The ingest service shared by all connections.
 #[derive(Clone)]
@@ -174,7 +175,7 @@ impl Ingest for IngestService {
         self.heartbeats
             .lock()
             .expect("heartbeat book lock is never poisoned: no code panics while holding it")
-            .insert(peer.agent, (now, beat));
+            .insert(peer.agent.clone(), (now, beat, peer));
         Ok(Response::new(HeartbeatResponse {}))
     }
 }

@@ -23,8 +23,8 @@ pub fn run(data_dir: &Path, format: Format, out: &mut dyn Write) -> Result<()> {
             counters(&doc).write(out, width)?;
             out.write_all(b"\n")?;
             let now = jiff::Timestamp::now().as_nanosecond() as i64;
-            let stale = super::agents::DEFAULT_STALE_NS;
-            super::agents::table(&doc, now, stale).write(out, width)?;
+            let stale = super::agents::recorded_stale_ns(&doc);
+            super::agents::write_table(&doc, now, stale, width, out)?;
         }
     }
     out.flush()?;

@@ -92,6 +92,34 @@ pub struct Checkpoint {
     pub offset: u64,
 }
 
+/// How far a read position is behind its file (see [`Checkpoint::behind`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Behind {
+    /// The file's current size in bytes.
+    pub size: u64,
+    /// Bytes past the read offset: `size - offset` (0 when the file shrank below the offset).
+    pub bytes: u64,
+}
+
+// === impl Checkpoint ===
+
+impl Checkpoint {
+    /// How far this position is behind the file now at `path`, when that file is still the one
+    /// it reads (same device and inode as the key); `None` when it is not (rotated away,
+    /// replaced, deleted, a copytruncate copy) or cannot be examined. One `stat`, no open.
+    pub fn behind(&self) -> Option<Behind> {
+        let (id, _) = identity::parse_key(&self.key)?;
+        let meta = std::fs::metadata(&self.path).ok()?;
+        if !meta.is_file() || identity::FileId::of(&meta) != id {
+            return None;
+        }
+        Some(Behind {
+            size: meta.len(),
+            bytes: meta.len().saturating_sub(self.offset),
+        })
+    }
+}
+
 /// Index of a source registered with the sink.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SourceId(pub u32);
@@ -138,4 +166,54 @@ pub enum TailError {
     /// The configuration has problems; all of them are listed.
     #[error("invalid tail config: {}", .0.join("; "))]
     Config(Vec<String>),
+}
+
+#[cfg(test)]
+mod behind_tests {
+    use super::*;
+    use identity::{FileId, Fingerprint, make_key};
+
+    fn checkpoint_of(path: &Path, offset: u64) -> Checkpoint {
+        let meta = std::fs::metadata(path).expect("stat");
+        let fp = Fingerprint { len: 1, crc: 0 };
+        Checkpoint {
+            key: make_key(FileId::of(&meta), fp),
+            path: path.display().to_string(),
+            offset,
+        }
+    }
+
+    #[test]
+    fn behind_is_size_minus_offset_of_the_same_file_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, vec![b'x'; 100]).expect("write");
+        let cp = checkpoint_of(&path, 40);
+        assert_eq!(
+            cp.behind(),
+            Some(Behind {
+                size: 100,
+                bytes: 60
+            })
+        );
+        let done = Checkpoint {
+            offset: 100,
+            ..cp.clone()
+        };
+        assert_eq!(done.behind().map(|b| b.bytes), Some(0));
+        // Truncated below the offset: nothing behind, never a negative or wrapped figure.
+        std::fs::write(&path, b"short").expect("truncate");
+        assert_eq!(cp.behind(), Some(Behind { size: 5, bytes: 0 }));
+        // Rotated away: the file now at the path is another one, so the lag is unknown.
+        std::fs::rename(&path, dir.path().join("app.log.1")).expect("rename");
+        std::fs::write(&path, vec![b'y'; 10]).expect("new file");
+        assert_eq!(cp.behind(), None);
+        std::fs::remove_file(&path).expect("delete");
+        assert_eq!(cp.behind(), None);
+        let bad = Checkpoint {
+            key: "journald".into(),
+            ..cp
+        };
+        assert_eq!(bad.behind(), None);
+    }
 }

@@ -8,6 +8,7 @@ mod delivery;
 mod disk_full;
 mod exactly_once;
 mod fields;
+mod fleet;
 mod for_people;
 mod hardening;
 mod hostile;
