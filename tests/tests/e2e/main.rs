@@ -11,6 +11,7 @@ mod fields;
 mod for_people;
 mod hardening;
 mod hostile;
+mod journald;
 mod outage;
 mod quickstart;
 mod read_commands;
