@@ -174,11 +174,8 @@ impl JournalInput {
                 delay = FIRST_RETRY;
             }
             match f.next(TICK) {
-                Some(Event::Entry(entry)) => {
-                    if self.push(&entry).is_err() {
-                        return;
-                    }
-                }
+                Some(Event::Entry(entry)) if self.push(&entry).is_err() => return,
+                Some(Event::Entry(_)) => {}
                 Some(Event::Ended(error)) => {
                     let (f, _) = follower.take().expect("matched above");
                     let how = f.finish();
