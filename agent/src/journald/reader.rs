@@ -174,6 +174,30 @@ pub fn newest_cursor(input: &JournaldInput) -> Result<Option<String>, String> {
     }
 }
 
+/// What `check-config` warns about on this machine: no journalctl on `PATH`, a journal
+/// directory that does not exist (the input reports and retries either way).
+pub fn check(input: &JournaldInput) -> Vec<String> {
+    let mut out = Vec::new();
+    let who = format!("journald {:?}", input.name);
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|d| d.join(JOURNALCTL).is_file())
+    });
+    if !on_path {
+        out.push(format!(
+            "{who}: {JOURNALCTL} is not on PATH (install systemd; the input retries until it is)"
+        ));
+    }
+    if let Some(dir) = &input.directory
+        && !dir.is_dir()
+    {
+        out.push(format!(
+            "{who}: directory {} does not exist now (it is read once it does)",
+            dir.display()
+        ));
+    }
+    out
+}
+
 /// journalctl with the input's journal and filters, export output, no pager, quiet.
 fn command(input: &JournaldInput) -> Command {
     let mut cmd = Command::new(JOURNALCTL);
