@@ -160,7 +160,14 @@ impl JournalInput {
                     continue;
                 }
                 match self.start_follower() {
-                    Ok(f) => follower = Some((f, Instant::now())),
+                    Ok(f) => {
+                        let from = match &self.start {
+                            Some(Start::AfterCursor(c)) => c.as_str(),
+                            _ => "the beginning",
+                        };
+                        tracing::info!(input = %name, from, "Following the journal.");
+                        follower = Some((f, Instant::now()));
+                    }
                     Err(message) => {
                         self.errors.set(&name, &message);
                         retry_at = Instant::now() + delay;

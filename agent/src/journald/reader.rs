@@ -179,9 +179,8 @@ pub fn newest_cursor(input: &JournaldInput) -> Result<Option<String>, String> {
 pub fn check(input: &JournaldInput) -> Vec<String> {
     let mut out = Vec::new();
     let who = format!("journald {:?}", input.name);
-    let on_path = std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|d| d.join(JOURNALCTL).is_file())
-    });
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(JOURNALCTL).is_file()));
     if !on_path {
         out.push(format!(
             "{who}: {JOURNALCTL} is not on PATH (install systemd; the input retries until it is)"

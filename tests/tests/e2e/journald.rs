@@ -48,11 +48,33 @@ fn journald_entries_arrive_once_across_agent_kills() {
         let kill_after: Vec<u64> = (0..AGENT_KILLS as u64).map(|k| 4 + 5 * k).collect();
         let mut rng = rand::rng();
         let mut fed_early = None;
+        // journalctl itself is killed (SIGKILL) just after these chunks are written: the agent
+        // restarts it after the last entry it read.
+        let journalctl_kills = [2, 12];
         for c in 0..chunks {
             if fed_early.take() != Some(c) {
                 let mut entries = Vec::new();
                 chunk(&mut entries, c * per_chunk..(c + 1) * per_chunk);
                 feed(&dir, &entries)?;
+            }
+            if journalctl_kills.contains(&c) {
+                std::thread::sleep(Duration::from_millis(rng.random_range(0..200)));
+                let mut pids = Vec::new();
+                wait_until(
+                    Duration::from_secs(60),
+                    "a journalctl following the journal",
+                    || {
+                        pids = journalctl_pids(&dir.display().to_string())?;
+                        Ok(!pids.is_empty())
+                    },
+                )?;
+                for pid in pids {
+                    let status = Command::new("kill")
+                        .args(["-9", &pid.to_string()])
+                        .status()?;
+                    ensure!(status.success(), "kill -9 {pid} failed");
+                }
+                eprintln!("journalctl killed after chunk {c}");
             }
             if kill_after.contains(&c) {
                 std::thread::sleep(Duration::from_millis(rng.random_range(0..400)));
@@ -85,6 +107,52 @@ fn journald_entries_arrive_once_across_agent_kills() {
         ensure!(r["path"] == dir.display().to_string(), "{r}");
         agent.stop()?;
         no_journalctl_left(&dir)?;
+        Ok(())
+    });
+}
+
+#[test]
+fn journald_start_at_end_reads_only_new_entries() {
+    run_test(|sb| {
+        let dir = sb.path().join("journal");
+        std::fs::create_dir(&dir)?;
+        let mut old = Vec::new();
+        chunk(&mut old, 0..100);
+        feed(&dir, &old)?;
+        let (collector, mut agent) = start(sb, &dir, "start_at = \"end\"\n", Vec::new())?;
+        wait_until(ARRIVAL, "the agent following the journal", || {
+            agent.check_alive()?;
+            Ok(agent.log_text()?.contains("Following the journal."))
+        })?;
+        let mut new = Vec::new();
+        chunk(&mut new, 100..150);
+        feed(&dir, &new)?;
+        let store = collector.store();
+        wait_until(ARRIVAL, "the 50 new entries", || {
+            Ok(store.count(&["--input", "journal"])? >= 50)
+        })?;
+        // The start point was spooled: a kill -9 and restart neither re-decides nor re-reads.
+        agent.kill9()?;
+        let mut newer = Vec::new();
+        chunk(&mut newer, 150..160);
+        feed(&dir, &newer)?;
+        agent.start()?;
+        wait_until(
+            ARRIVAL,
+            "the 10 entries written while the agent was down",
+            || Ok(store.count(&["--input", "journal"])? >= 60),
+        )?;
+        std::thread::sleep(Duration::from_secs(2));
+        let mut numbers = Vec::new();
+        store.search_each(&["--input", "journal"], |r| {
+            numbers.extend(logship_e2e::line_number(r["raw"].as_str().unwrap_or("")));
+            Ok(())
+        })?;
+        numbers.sort_unstable();
+        ensure!(
+            numbers == (100..160).collect::<Vec<u64>>(),
+            "stored {numbers:?}"
+        );
         Ok(())
     });
 }
