@@ -345,6 +345,69 @@ mod tests {
         assert!(matches!(err, Some(ExportError::Truncated)), "{err:?}");
     }
 
+    fn encode(entries: &[Vec<(String, Vec<u8>)>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for e in entries {
+            for (name, value) in e {
+                if value.contains(&b'\n') || value.first() == Some(&0) {
+                    out.extend(binary(name, value));
+                } else {
+                    out.extend_from_slice(name.as_bytes());
+                    out.push(b'=');
+                    out.extend_from_slice(value);
+                    out.push(b'\n');
+                }
+            }
+            out.push(b'\n');
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Any entries, written either way, read back as the kept fields cut to their caps.
+        #[test]
+        fn round_trip(entries in proptest::collection::vec(
+            proptest::collection::vec(
+                (proptest::sample::select(vec!["MESSAGE", "__CURSOR", "_PID", "OTHER"]),
+                 proptest::collection::vec(proptest::num::u8::ANY, 0..40)),
+                1..6),
+            0..5)) {
+            let entries: Vec<Vec<(String, Vec<u8>)>> = entries
+                .into_iter()
+                .map(|e| e.into_iter().map(|(n, v)| (n.to_string(), v)).collect())
+                .collect();
+            let (got, err) = read_all(&encode(&entries));
+            proptest::prop_assert!(err.is_none(), "{:?}", err);
+            proptest::prop_assert_eq!(got.len(), entries.len());
+            for (g, e) in got.iter().zip(&entries) {
+                let mut want: Vec<Field> = Vec::new();
+                for (name, value) in e {
+                    let Some(cap) = keep_some(name) else { continue };
+                    if want.iter().any(|f| &f.name == name) {
+                        continue;
+                    }
+                    want.push(Field {
+                        name: name.clone(),
+                        value: value[..value.len().min(cap)].to_vec(),
+                        len: value.len() as u64,
+                    });
+                }
+                proptest::prop_assert_eq!(&g.fields, &want);
+            }
+        }
+
+        /// Arbitrary bytes: an error or entries, never a panic, and nothing over its cap.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let (got, _) = read_all(&bytes);
+            for e in got {
+                for f in e.fields {
+                    proptest::prop_assert!(f.value.len() <= keep_some(&f.name).unwrap_or(0));
+                }
+            }
+        }
+    }
+
     #[test]
     fn blank_lines_between_entries_and_clean_end() {
         let (entries, err) = read_all(b"\n\nMESSAGE=a\n\n\nMESSAGE=b\n\n");

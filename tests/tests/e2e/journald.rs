@@ -4,7 +4,10 @@
 //! `journalctl`. No mock: if journal-remote is missing the tests fail.
 //!
 //! - 100,000 numbered entries arrive exactly once while the agent is killed with SIGKILL three
-//!   times in the middle, and no journalctl outlives a killed agent.
+//!   times in the middle (the next chunk written while it is down) and journalctl itself twice;
+//!   no journalctl outlives a killed or stopped agent.
+//! - `start_at = "end"` reads only entries written after the input's first start, and that
+//!   start point survives a kill -9.
 //! - sshd entries from journald get the same ECS fields as the same line from `auth.log`; a
 //!   binary `MESSAGE` arrives byte for byte; identifier and priority filters hold; a journal
 //!   directory that does not exist yet is reported in status.json and retried until it does.
