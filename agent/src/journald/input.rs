@@ -9,8 +9,8 @@
 //! - With no stored position, `start_at` decides once: "beginning", or "end" = after the newest
 //!   entry at that moment; the decision is spooled at once (an empty token means "from the
 //!   beginning"), so a restart never decides again.
-//! - Backoff between journalctl starts: [`FIRST_RETRY`] doubling to [`MAX_RETRY`]; reset once a
-//!   start has run for [`HEALTHY_AFTER`] or delivered an entry.
+//! - Backoff between journalctl starts: [`FIRST_RETRY`] doubling to [`MAX_RETRY`]; reset (and
+//!   the input's error cleared) once a start has run for [`HEALTHY_AFTER`].
 
 use std::path::Path;
 use std::sync::Arc;
