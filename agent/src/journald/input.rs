@@ -9,8 +9,10 @@
 //! - With no stored position, `start_at` decides once: "beginning", or "end" = after the newest
 //!   entry at that moment; the decision is spooled at once (an empty token means "from the
 //!   beginning"), so a restart never decides again.
-//! - Backoff between journalctl starts: [`FIRST_RETRY`] doubling to [`MAX_RETRY`]; reset (and
-//!   the input's error cleared) once a start has run for [`HEALTHY_AFTER`].
+//! - Backoff between journalctl starts: [`FIRST_RETRY`] doubling to [`MAX_RETRY`]; reset once a
+//!   start has run for [`HEALTHY_AFTER`]. From then on, every [`LOOK_EVERY`], the input's error
+//!   is cleared, or set to "no journal files" when there are none (journalctl then waits
+//!   silently for journald to write some).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -34,6 +36,8 @@ pub const FIRST_RETRY: Duration = Duration::from_millis(500);
 pub const MAX_RETRY: Duration = Duration::from_secs(10);
 /// A start that has run this long without ending counts as healthy.
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(2);
+/// How often a running input looks whether any journal file exists.
+const LOOK_EVERY: Duration = Duration::from_secs(5);
 /// How often the batcher's clock and age flush run, and the stop flag is looked at.
 const TICK: Duration = Duration::from_millis(100);
 /// Cap on an attribute value (the journal's own values for these fields are short).
@@ -146,6 +150,7 @@ impl JournalInput {
         let mut retry_at = Instant::now();
         let mut delay = FIRST_RETRY;
         let mut last_tick = Instant::now();
+        let mut last_look = Instant::now() - LOOK_EVERY;
         while !stop.load(Ordering::SeqCst) {
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
@@ -176,9 +181,14 @@ impl JournalInput {
                 }
                 continue;
             };
-            if started.elapsed() >= HEALTHY_AFTER {
-                self.errors.clear(&name);
+            if started.elapsed() >= HEALTHY_AFTER && last_look.elapsed() >= LOOK_EVERY {
+                // journalctl runs; it waits quietly where there is no journal at all, so say so.
+                last_look = Instant::now();
                 delay = FIRST_RETRY;
+                match super::reader::missing_journal(&self.config) {
+                    Some(message) => self.errors.set(&name, &message),
+                    None => self.errors.clear(&name),
+                }
             }
             match f.next(TICK) {
                 Some(Event::Entry(entry)) if self.push(&entry).is_err() => return,

@@ -14,6 +14,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -198,6 +199,48 @@ pub fn check(input: &JournaldInput) -> Vec<String> {
     out
 }
 
+/// Where the system journal lives (persistent, then volatile).
+const SYSTEM_JOURNALS: [&str; 2] = ["/var/log/journal", "/run/log/journal"];
+
+/// A message when the input's journal has no journal file at all (in its directory or one
+/// level below, where journald keeps one folder per machine id), else `None`.
+pub fn missing_journal(input: &JournaldInput) -> Option<String> {
+    let dirs: Vec<PathBuf> = match &input.directory {
+        Some(d) => vec![d.clone()],
+        None => SYSTEM_JOURNALS.iter().map(PathBuf::from).collect(),
+    };
+    let is_journal = |p: &Path| {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        name.ends_with(".journal") || name.ends_with(".journal~")
+    };
+    let found = dirs.iter().any(|d| {
+        std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                let p = e.path();
+                is_journal(&p)
+                    || (p.is_dir()
+                        && std::fs::read_dir(&p)
+                            .into_iter()
+                            .flatten()
+                            .flatten()
+                            .any(|e| is_journal(&e.path())))
+            })
+    });
+    (!found).then(|| {
+        let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        format!(
+            "no journal files in {} (is systemd-journald running?); waiting for them",
+            list.join(" or ")
+        )
+    })
+}
+
 /// journalctl with the input's journal and filters, export output, no pager, quiet.
 fn command(input: &JournaldInput) -> Command {
     let mut cmd = Command::new(JOURNALCTL);
@@ -288,5 +331,37 @@ fn collect_stderr(pipe: impl Read, input: &str, last: &Mutex<String>) {
                 *last.lock().unwrap_or_else(PoisonError::into_inner) = text;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::JournalStart;
+
+    fn input(dir: &Path) -> JournaldInput {
+        JournaldInput {
+            name: "j".into(),
+            directory: Some(dir.to_path_buf()),
+            units: Vec::new(),
+            identifiers: Vec::new(),
+            priority: None,
+            start_at: JournalStart::Beginning,
+            max_message_bytes: 1024,
+        }
+    }
+
+    #[test]
+    fn journal_files_are_looked_for_one_level_deep() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = missing_journal(&input(&dir.path().join("nope"))).unwrap();
+        assert!(missing.contains("no journal files"), "{missing}");
+        assert!(missing_journal(&input(dir.path())).is_some());
+        let machine = dir.path().join("0123456789abcdef");
+        std::fs::create_dir(&machine).unwrap();
+        std::fs::write(machine.join("other.txt"), "").unwrap();
+        assert!(missing_journal(&input(dir.path())).is_some());
+        std::fs::write(machine.join("system.journal"), "").unwrap();
+        assert!(missing_journal(&input(dir.path())).is_none());
     }
 }

@@ -9,8 +9,10 @@
 //! - `start_at = "end"` reads only entries written after the input's first start, and that
 //!   start point survives a kill -9.
 //! - sshd entries from journald get the same ECS fields as the same line from `auth.log`; a
-//!   binary `MESSAGE` arrives byte for byte; identifier and priority filters hold; a journal
-//!   directory that does not exist yet is reported in status.json and retried until it does.
+//!   binary `MESSAGE` arrives byte for byte, an oversize one is cut with its length kept;
+//!   identifier and priority filters hold; a journal directory that does not exist yet, then one
+//!   without journal files, is reported in status.json (`input_errors`) and retried until
+//!   entries flow, and the error is cleared.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -184,6 +186,18 @@ fn journald_sshd_fields_binary_messages_filters_and_a_missing_journal() {
             },
         )?;
         std::fs::create_dir(&dir)?;
+        // Now journalctl runs but finds no journal file: that is said too.
+        wait_until(
+            ARRIVAL,
+            "\"no journal files\" in status.json input_errors",
+            || {
+                let status = collector.status()?;
+                Ok(status
+                    .as_ref()
+                    .and_then(|s| s["agents"]["agent1"]["input_errors"]["journal"].as_str())
+                    .is_some_and(|e| e.contains("no journal files")))
+            },
+        )?;
         let binary: &[u8] = b"bin\0ary \xff\xfe\nsecond line";
         let mut entries = Vec::new();
         let sshd = |msg: &'static str, prio: &'static [u8]| {
