@@ -150,7 +150,7 @@ impl JournalInput {
         let mut retry_at = Instant::now();
         let mut delay = FIRST_RETRY;
         let mut last_tick = Instant::now();
-        let mut last_look = Instant::now() - LOOK_EVERY;
+        let mut last_look: Option<Instant> = None;
         while !stop.load(Ordering::SeqCst) {
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
@@ -181,9 +181,11 @@ impl JournalInput {
                 }
                 continue;
             };
-            if started.elapsed() >= HEALTHY_AFTER && last_look.elapsed() >= LOOK_EVERY {
+            if started.elapsed() >= HEALTHY_AFTER
+                && last_look.is_none_or(|t| t.elapsed() >= LOOK_EVERY)
+            {
                 // journalctl runs; it waits quietly where there is no journal at all, so say so.
-                last_look = Instant::now();
+                last_look = Some(Instant::now());
                 delay = FIRST_RETRY;
                 match super::reader::missing_journal(&self.config) {
                     Some(message) => self.errors.set(&name, &message),
