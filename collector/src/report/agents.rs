@@ -72,6 +72,7 @@ pub fn rows(doc: &Value, now_ns: i64, stale_ns: i64) -> Vec<Value> {
                 "drops": count(false),
                 "gaps": count(true),
                 "positions": a["positions"],
+                "input_errors": a["input_errors"],
             })
         })
         .collect()
