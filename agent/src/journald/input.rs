@@ -151,6 +151,7 @@ impl JournalInput {
         let mut delay = FIRST_RETRY;
         let mut last_tick = Instant::now();
         let mut last_look: Option<Instant> = None;
+        let mut starts = 0u64;
         while !stop.load(Ordering::SeqCst) {
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
@@ -170,7 +171,13 @@ impl JournalInput {
                             Some(Start::AfterCursor(c)) => c.as_str(),
                             _ => "the beginning",
                         };
-                        tracing::info!(input = %name, from, "Following the journal.");
+                        // Restarts are told by the error state (`InputErrors`), once per change.
+                        if starts == 0 {
+                            tracing::info!(input = %name, from, "Following the journal.");
+                        } else {
+                            tracing::debug!(input = %name, from, "Following the journal again.");
+                        }
+                        starts += 1;
                         follower = Some((f, Instant::now()));
                     }
                     Err(message) => {
