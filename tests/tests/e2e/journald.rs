@@ -10,7 +10,7 @@
 //!   start point survives a kill -9.
 //! - sshd entries from journald get the same ECS fields as the same line from `auth.log`; a
 //!   binary `MESSAGE` arrives byte for byte, an oversize one is cut with its length kept;
-//!   identifier and priority filters hold; a journal directory that does not exist yet, then one
+//!   unit, identifier and priority filters hold; a journal directory that does not exist yet, then one
 //!   without journal files, is reported in status.json (`input_errors`) and retried until
 //!   entries flow, and the error is cleared.
 
@@ -158,6 +158,60 @@ fn journald_start_at_end_reads_only_new_entries() {
             numbers == (100..160).collect::<Vec<u64>>(),
             "stored {numbers:?}"
         );
+        Ok(())
+    });
+}
+
+#[test]
+fn journald_unit_filter_keeps_only_listed_units() {
+    run_test(|sb| {
+        let dir = sb.path().join("journal");
+        std::fs::create_dir(&dir)?;
+        let units = "units = [\"ssh.service\", \"cron.service\"]\n";
+        let (collector, mut agent) = start(sb, &dir, units, Vec::new())?;
+        let mut entries = Vec::new();
+        for (i, unit) in [
+            "ssh.service",
+            "nginx.service",
+            "cron.service",
+            "ssh.service",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let message = format!("unit {unit} entry {i}");
+            entry(
+                &mut entries,
+                i as u64,
+                &[
+                    ("_SYSTEMD_UNIT", unit.as_bytes()),
+                    ("PRIORITY", b"6"),
+                    ("MESSAGE", message.as_bytes()),
+                ],
+            );
+        }
+        feed(&dir, &entries)?;
+        let store = collector.store();
+        wait_until(ARRIVAL, "the ssh and cron entries", || {
+            agent.check_alive()?;
+            Ok(store.count(&["--input", "journal"])? >= 3)
+        })?;
+        std::thread::sleep(Duration::from_secs(2));
+        let mut raws: Vec<String> = store
+            .search(&["--input", "journal"])?
+            .iter()
+            .map(|r| r["raw"].as_str().unwrap_or_default().to_string())
+            .collect();
+        raws.sort();
+        ensure!(
+            raws == [
+                "unit cron.service entry 2",
+                "unit ssh.service entry 0",
+                "unit ssh.service entry 3"
+            ],
+            "stored {raws:?}"
+        );
+        agent.stop()?;
         Ok(())
     });
 }
