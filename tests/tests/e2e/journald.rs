@@ -10,9 +10,9 @@
 //!   start point survives a kill -9.
 //! - sshd entries from journald get the same ECS fields as the same line from `auth.log`; a
 //!   binary `MESSAGE` arrives byte for byte, an oversize one is cut with its length kept;
-//!   unit, identifier and priority filters hold; a journal directory that does not exist yet, then one
-//!   without journal files, is reported in status.json (`input_errors`) and retried until
-//!   entries flow, and the error is cleared.
+//!   identifier and priority filters hold (and the unit filter, in its own test); a journal
+//!   directory that does not exist yet, then one without journal files, is reported in
+//!   status.json (`input_errors`) and retried until entries flow, and the error is cleared.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
