@@ -29,6 +29,8 @@ use crate::config::JournaldInput;
 pub const CHANNEL_ENTRIES: usize = 64;
 /// Bytes of journalctl's last stderr line kept for error reports.
 const STDERR_KEEP: usize = 512;
+/// How long a journalctl whose output ended gets to exit by itself before it is killed.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
 /// The program run; found on `PATH`.
 pub const JOURNALCTL: &str = "journalctl";
 
@@ -100,7 +102,8 @@ impl Follower {
 
     /// Stops journalctl (if still running), reaps it and describes how it ended.
     pub fn finish(mut self) -> String {
-        let status = self.stop();
+        // Its output ended: give it a moment to exit by itself, so its own status is reported.
+        let status = self.stop(EXIT_GRACE);
         let last = self
             .stderr
             .lock()
@@ -113,8 +116,14 @@ impl Follower {
         }
     }
 
-    fn stop(&mut self) -> Option<ExitStatus> {
-        let status = match self.child.try_wait() {
+    fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
+        let deadline = std::time::Instant::now() + grace;
+        let mut exited = self.child.try_wait();
+        while matches!(exited, Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            exited = self.child.try_wait();
+        }
+        let status = match exited {
             Ok(Some(s)) => Some(s),
             _ => {
                 // Ignore "already exited": wait() below reaps it either way.
@@ -140,7 +149,7 @@ impl Follower {
 impl Drop for Follower {
     fn drop(&mut self) {
         if !self.threads.is_empty() {
-            self.stop();
+            self.stop(Duration::ZERO);
         }
     }
 }
