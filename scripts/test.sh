@@ -15,6 +15,7 @@ command -v script >/dev/null || need_pkgs+=(bsdutils)  # a pty for the terminal-
 command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || need_pkgs+=(rsyslog)
 command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
 command -v strip >/dev/null || need_pkgs+=(binutils)
+[ -x /lib/systemd/systemd-journal-remote ] || need_pkgs+=(systemd-journal-remote)  # journald input tests
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "==> installing ${need_pkgs[*]}"
   # Packages must not start services here (a system rsyslog would compete with the tests' own

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use crate::batcher::BatcherStats;
+use crate::input_errors::InputErrors;
 use crate::spool_blocked::SpoolBlocked;
 
 /// What a heartbeat reports, shared by the tasks that produce it.
@@ -34,6 +35,8 @@ pub struct Heartbeat {
     pub positions: Arc<Mutex<Vec<(String, logship_tail::PositionsHandle)>>>,
     /// Inputs whose spool appends fail (disk full, I/O errors).
     pub spool_blocked: SpoolBlocked,
+    /// Inputs that cannot read their source (journalctl failing).
+    pub input_errors: InputErrors,
 }
 
 // === impl Heartbeat ===
@@ -90,6 +93,7 @@ impl Heartbeat {
             drops,
             stream_id: self.stream_id.clone(),
             spool_blocked_reason: self.spool_blocked.reason(),
+            input_errors: self.input_errors.snapshot().into_iter().collect(),
         };
         Some((request, system))
     }

@@ -1,4 +1,4 @@
-//! logship agent: reads logs (file inputs), frames and compresses them once into batches on a
+//! logship agent: reads logs (file and journald inputs), frames and compresses them once into batches on a
 //! crash-safe spool, and ships the spooled batches to the collector over mutual TLS.
 //!
 //! Data flow: input thread ([`logship_tail::Tailer`] → [`batcher::Batcher`]) → spool
@@ -9,7 +9,9 @@ pub mod cert;
 pub mod cli;
 pub mod config;
 pub mod heartbeat;
+pub mod input_errors;
 pub mod instance;
+pub mod journald;
 pub mod memory;
 pub mod run;
 pub mod shipper;

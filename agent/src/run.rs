@@ -1,4 +1,5 @@
-//! Wiring of a running agent: spool recovery, one thread per input (tailer + batcher), the
+//! Wiring of a running agent: spool recovery, one thread per input (tailer + batcher, or
+//! journalctl follower + batcher), the
 //! gap reporter, the shipper, and an orderly, deadline-bounded shutdown (STYLE.md habit 10).
 //!
 //! Read positions are namespaced per input in the spool (`"{input}|{file key}"`), so two inputs
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::batcher::{Batcher, lost_range_gap};
 use crate::config::{Config, FileInput};
 use crate::heartbeat::Heartbeat;
+use crate::input_errors::InputErrors;
 use crate::shipper::Shipper;
 use crate::spool_blocked::SpoolBlocked;
 use crate::tls;
@@ -84,6 +86,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
             stop.clone(),
         )?);
     }
+    let input_errors = InputErrors::default();
+    for input in &config.journald {
+        let stored =
+            crate::journald::input::stored(&checkpoints_for(&input.name, &recovered.positions));
+        let batcher = ctx.batcher(&input.name)?;
+        input_stats
+            .lock()
+            .expect("input stats lock is never poisoned")
+            .insert(input.name.clone(), batcher.stats());
+        threads.push(crate::journald::spawn(
+            input.clone(),
+            stored,
+            batcher,
+            input_errors.clone(),
+            stop.clone(),
+        )?);
+    }
     let heartbeat = Heartbeat {
         spool: spool.clone(),
         stream_id: recovered.stream_id.clone(),
@@ -92,6 +111,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         spool_lost_records: lost_records,
         positions,
         spool_blocked: ctx.blocked.clone(),
+        input_errors,
     };
     let shipper = Shipper {
         spool: spool.clone(),

@@ -218,6 +218,7 @@ fn document(
                 "spool_records": beat.spool_records,
                 "drops": beat.drops,
                 "spool_blocked_reason": beat.spool_blocked_reason,
+                "input_errors": beat.input_errors,
                 "files": beat.positions.len(),
                 "positions": beat.positions.iter().take(64).map(|p| json!({
                     "input": p.input, "path": p.path, "offset": p.offset,

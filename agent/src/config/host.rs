@@ -45,6 +45,11 @@ pub fn check_host(cfg: &Config, now: i64) -> HostReport {
             }
         }
     }
+    for input in &cfg.journald {
+        report
+            .warnings
+            .extend(crate::journald::reader::check(input));
+    }
     report
 }
 

@@ -4,12 +4,14 @@
 //! [`RawConfig::validate`] resolves paths relative to the file and returns every problem at once.
 
 mod host;
+mod journald;
 mod raw;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use host::{HostReport, check_host, writable_dir};
+pub use journald::{JournalStart, JournaldInput, RawJournald};
 pub use raw::{MAX_BATCH_BYTES, RawBatch, RawCollector, RawConfig, RawFile, RawShipper, RawSpool};
 
 /// A validated file input.
@@ -38,6 +40,8 @@ pub struct Config {
     pub shipper: ShipperConfig,
     /// File inputs.
     pub files: Vec<FileInput>,
+    /// journald inputs.
+    pub journald: Vec<JournaldInput>,
 }
 
 /// Bounds of one batch: whichever is reached first closes it.
@@ -129,8 +133,15 @@ impl RawConfig {
             let raw = RawFile::from_tail(format!("tail{}", i + 1), glob.clone());
             files.extend(raw.build(&mut p));
         }
-        if files.is_empty() {
-            p.push("no inputs: add a [[file]] table or --tail GLOB".into());
+        let mut journald = Vec::new();
+        for j in self.journald {
+            if !names.insert(j.name.clone()) {
+                p.push(format!("input name {:?} is used twice", j.name));
+            }
+            journald.extend(j.build(base, batch.max_bytes, &mut p));
+        }
+        if files.is_empty() && journald.is_empty() {
+            p.push("no inputs: add a [[file]] or [[journald]] table or --tail GLOB".into());
         }
         if !p.is_empty() {
             return Err(p);
@@ -145,6 +156,7 @@ impl RawConfig {
             batch,
             shipper,
             files,
+            journald,
         })
     }
 }

@@ -28,6 +28,9 @@ pub struct RawConfig {
     /// File inputs.
     #[serde(default)]
     pub file: Vec<RawFile>,
+    /// journald inputs.
+    #[serde(default)]
+    pub journald: Vec<super::journald::RawJournald>,
 }
 
 /// `[collector]`.

@@ -22,6 +22,38 @@ fn the_example_config_parses_and_validates() {
     assert_eq!(config.files.len(), 2);
     assert_eq!(config.files[1].tail.start_at, logship_tail::StartAt::End);
     assert_eq!(config.spool.max_bytes, 256 << 20);
+    let j = &config.journald[0];
+    assert_eq!(
+        (j.name.as_str(), j.start_at),
+        ("journal", JournalStart::End)
+    );
+    assert_eq!(j.identifiers, ["sshd", "sudo", "su"]);
+    assert_eq!(j.priority.as_deref(), Some("info"));
+}
+
+#[test]
+fn a_journald_input_alone_is_enough_and_names_are_unique() {
+    let head = "version = 1\n[collector]\nendpoints = [\"c:1\"]\nca_cert = \"ca.pem\"\n\
+                cert = \"agent.pem\"\nkey = \"agent.key\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    with_certs(dir.path());
+    let alone = format!("{head}[[journald]]\nname = \"journal\"\n");
+    let config = RawConfig::parse(&alone)
+        .unwrap()
+        .validate(dir.path(), &[])
+        .unwrap();
+    assert_eq!(config.journald.len(), 1);
+    assert!(config.journald[0].directory.is_none());
+    let twice =
+        format!("{head}[[file]]\nname = \"j\"\ninclude = [\"/x\"]\n[[journald]]\nname = \"j\"\n");
+    let problems = RawConfig::parse(&twice)
+        .unwrap()
+        .validate(dir.path(), &[])
+        .unwrap_err();
+    assert!(
+        problems.iter().any(|p| p.contains("used twice")),
+        "{problems:?}"
+    );
 }
 
 #[test]

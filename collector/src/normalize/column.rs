@@ -2,7 +2,7 @@
 //! order (`{}` for gap records).
 
 use anyhow::Result;
-use logship_normalize::{Context, Normalizer};
+use logship_normalize::{Context, Normalizer, Origin};
 use logship_proto::v1::RecordList;
 
 /// zstd level of the fields column.
@@ -32,7 +32,8 @@ pub(crate) fn fields_column(
             },
             observed_unix_nanos: r.observed_unix_nanos,
         };
-        let event = normalizer.normalize(&r.raw, &ctx);
+        let origin = Origin::from_journal(&r.attributes, r.event_unix_nanos);
+        let event = normalizer.normalize_from(&r.raw, &ctx, origin.as_ref());
         serde_json::to_writer(&mut *out, &event.fields)?;
         out.push(b'\n');
     }

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
-use logship_normalize::{Context, Normalizer};
+use logship_normalize::{Context, Normalizer, Origin};
 use logship_store::RecordView;
 use serde_json::{Map, Value};
 
@@ -92,7 +92,10 @@ impl FieldsLookup {
             },
             observed_unix_nanos: r.observed_ns,
         };
-        self.computed = normalizer.normalize(r.raw, &ctx).fields;
+        let origin = Origin::from_journal(r.attributes, r.event_ns);
+        self.computed = normalizer
+            .normalize_from(r.raw, &ctx, origin.as_ref())
+            .fields;
         Some(with_agent(&mut self.computed, r.agent))
     }
 

@@ -115,6 +115,7 @@ pub fn rows(doc: &Value, now_ns: i64, stale_ns: i64) -> Vec<Value> {
                 "lag_entries": lag_entries,
                 "input_lag": a["input_lag"],
                 "positions": a["positions"],
+                "input_errors": a["input_errors"],
             })
         })
         .collect()

@@ -1,6 +1,7 @@
 //! Format detection: whole-line formats first (Windows XML/JSON, auditd, FortiGate, ASA, squid,
 //! web access, OpenVPN native, Proxmox firewall), then syslog framing and dispatch by program name,
-//! then by message content. The chosen parser may still decline → `unparsed`.
+//! then by message content. The chosen parser may still decline → `unparsed`. A record whose
+//! input told its [`Origin`] (journald) skips header parsing: the origin is its frame.
 
 use jiff::tz::TimeZone;
 
@@ -9,7 +10,7 @@ use crate::parsers::{
     State, asa, auditd, firewall, opensmtpd, openvpn, postfix, sshd, sudo, web, windows,
 };
 use crate::syslog::{self, Frame};
-use crate::{Context, Event, UNPARSED, time};
+use crate::{Context, Event, Origin, UNPARSED, time};
 
 /// Normalizes one record; `force` restricts to one dataset.
 pub(crate) fn run(
@@ -18,11 +19,15 @@ pub(crate) fn run(
     raw: &[u8],
     ctx: &Context<'_>,
     force: Option<&'static str>,
+    origin: Option<&Origin<'_>>,
 ) -> Event {
     let text = String::from_utf8_lossy(raw);
     let line = text.trim_matches(|c: char| c.is_ascii_whitespace());
     let obs = time::observed(ctx.observed_unix_nanos);
-    let frame = syslog::parse(line, tz, obs);
+    let frame = match origin {
+        Some(o) => Some(told(line, o)),
+        None => syslog::parse(line, tz, obs),
+    };
     let got = whole(st, tz, line, force).or_else(|| framed(st, tz, frame.as_ref()?, force));
     let (dataset, mut f) = got.unwrap_or((UNPARSED, Fields::new()));
     if dataset == UNPARSED {
@@ -58,6 +63,18 @@ pub(crate) fn run(
     Event {
         dataset,
         fields: f.0,
+    }
+}
+
+/// The frame an input told (journald fields) around a bare message.
+fn told<'a>(msg: &'a str, o: &Origin<'a>) -> Frame<'a> {
+    Frame {
+        ts: (o.event_unix_nanos != 0).then(|| time::observed(o.event_unix_nanos)),
+        host: o.host,
+        program: o.program,
+        pid: o.pid,
+        msg,
+        repeat: 0,
     }
 }
 

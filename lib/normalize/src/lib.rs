@@ -16,6 +16,7 @@ mod dispatch;
 mod fields;
 mod filter;
 mod kv;
+mod origin;
 mod parsers;
 mod syslog;
 mod time;
@@ -24,6 +25,7 @@ pub mod accuracy;
 
 pub use catalog::{FieldInfo, is_known_field, known_fields};
 pub use filter::{FieldFilter, FilterError};
+pub use origin::Origin;
 
 use serde_json::{Map, Value};
 
@@ -94,7 +96,19 @@ impl Normalizer {
     /// Auto-detects the format. Unknown → dataset "unparsed" with @timestamp (arrival) and host.name.
     pub fn normalize(&mut self, raw: &[u8], ctx: &Context<'_>) -> Event {
         let tz = self.tz_cache.get(ctx.agent_tz);
-        dispatch::run(&mut self.state, &tz, raw, ctx, None)
+        dispatch::run(&mut self.state, &tz, raw, ctx, None, None)
+    }
+
+    /// Like [`Normalizer::normalize`], for a record whose input told its [`Origin`] (journald):
+    /// parsed as the syslog line with that header would be. `None` = [`Normalizer::normalize`].
+    pub fn normalize_from(
+        &mut self,
+        raw: &[u8],
+        ctx: &Context<'_>,
+        origin: Option<&Origin<'_>>,
+    ) -> Event {
+        let tz = self.tz_cache.get(ctx.agent_tz);
+        dispatch::run(&mut self.state, &tz, raw, ctx, None, origin)
     }
 
     /// Forces one parser by dataset name; a line it does not recognize → "unparsed".
@@ -108,7 +122,14 @@ impl Normalizer {
             return Err(UnknownDataset(dataset.to_owned()));
         };
         let tz = self.tz_cache.get(ctx.agent_tz);
-        Ok(dispatch::run(&mut self.state, &tz, raw, ctx, Some(name)))
+        Ok(dispatch::run(
+            &mut self.state,
+            &tz,
+            raw,
+            ctx,
+            Some(name),
+            None,
+        ))
     }
 }
 

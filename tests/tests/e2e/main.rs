@@ -12,6 +12,7 @@ mod fleet;
 mod for_people;
 mod hardening;
 mod hostile;
+mod journald;
 mod outage;
 mod quickstart;
 mod read_commands;
