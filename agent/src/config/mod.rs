@@ -38,6 +38,8 @@ pub struct Config {
     pub shipper: ShipperConfig,
     /// File inputs.
     pub files: Vec<FileInput>,
+    /// Syslog receivers.
+    pub syslog: Vec<crate::syslog::SyslogInput>,
 }
 
 /// Bounds of one batch: whichever is reached first closes it.
@@ -129,8 +131,15 @@ impl RawConfig {
             let raw = RawFile::from_tail(format!("tail{}", i + 1), glob.clone());
             files.extend(raw.build(&mut p));
         }
-        if files.is_empty() {
-            p.push("no inputs: add a [[file]] table or --tail GLOB".into());
+        let mut syslog = Vec::new();
+        for s in self.syslog {
+            if !names.insert(s.name.clone()) {
+                p.push(format!("input name {:?} is used twice", s.name));
+            }
+            syslog.extend(s.build(base, batch.max_bytes, &mut p));
+        }
+        if files.is_empty() && syslog.is_empty() {
+            p.push("no inputs: add a [[file]] or [[syslog]] table or --tail GLOB".into());
         }
         if !p.is_empty() {
             return Err(p);
@@ -145,6 +154,7 @@ impl RawConfig {
             batch,
             shipper,
             files,
+            syslog,
         })
     }
 }

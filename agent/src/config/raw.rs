@@ -28,6 +28,9 @@ pub struct RawConfig {
     /// File inputs.
     #[serde(default)]
     pub file: Vec<RawFile>,
+    /// Syslog receivers.
+    #[serde(default)]
+    pub syslog: Vec<crate::syslog::RawSyslog>,
 }
 
 /// `[collector]`.
