@@ -91,7 +91,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
             .expect("input stats lock is never poisoned")
             .insert(input.name.clone(), batcher.stats());
         threads.push(
-            crate::syslog::start(input.clone(), batcher, stop.clone(), shutdown.clone()).await?,
+            crate::syslog::start(
+                input.clone(),
+                batcher,
+                crate::syslog::SpoolFull {
+                    spool: spool.clone(),
+                    blocked: ctx.blocked.clone(),
+                },
+                stop.clone(),
+                shutdown.clone(),
+            )
+            .await?,
         );
     }
     let heartbeat = Heartbeat {

@@ -2,7 +2,7 @@
 //! records of one input, as the file input's lines do.
 //!
 //! ```text
-//! udp listener  ─┐  try_send (full: udp_dropped += 1)
+//! udp listener  ─┐  channel full and spool full: udp_dropped += 1; channel full only: wait
 //! tcp listener  ─┼─► bounded channel (per input) ─► batcher thread ─► spool
 //! tls listener  ─┘  send().await (full: stop reading; TCP flow control slows the sender)
 //! ```
@@ -15,7 +15,8 @@
 //!   and `transport` (`udp`, `tcp` or `tls`); its source path is the listener's URL.
 //! - Syslog has no acknowledgement, so the spool's back-pressure is all there is: while the
 //!   spool is full the batcher blocks, the channel fills, stream connections stop being read,
-//!   and UDP datagrams are dropped and counted. `udp_dropped` (heartbeat `drops`, then
+//!   and UDP datagrams are dropped and counted (only then: a channel full because the batcher
+//!   is behind makes the UDP task wait, and the kernel's receive buffer holds the burst). `udp_dropped` (heartbeat `drops`, then
 //!   `status.json` `agents.<agent>.drops.udp_dropped`) = datagrams refused by the full channel +
 //!   datagrams the kernel dropped on the socket (`udp`), so received + `udp_dropped` = sent.
 //! - Every buffer is bounded: the channel by [`channel_capacity`] messages of at most
@@ -44,6 +45,7 @@ use crate::batcher::{Batcher, RecordExtra};
 
 pub use config::{Listener, RawSyslog, SyslogInput, TlsFiles, Transport};
 pub use framing::{FrameError, FrameReader, Framing};
+pub use udp::SpoolFull;
 
 /// Bytes of messages the channel of one input may hold (at `max_message_bytes` each).
 const CHANNEL_BYTES: usize = 32 << 20;
@@ -73,6 +75,7 @@ pub fn channel_capacity(input: &SyslogInput) -> usize {
 pub async fn start(
     input: SyslogInput,
     batcher: Batcher,
+    full: SpoolFull,
     stop: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<()>> {
@@ -100,7 +103,7 @@ pub async fn start(
         match l.transport {
             Transport::Udp => {
                 let socket = udp::bind(l.addr).with_context(what)?;
-                udp_sockets.push(udp::spawn(socket, ctx)?);
+                udp_sockets.push(udp::spawn(socket, ctx, full.clone())?);
             }
             Transport::Tcp | Transport::Tls => {
                 let listener = tokio::net::TcpListener::bind(l.addr)

@@ -2,14 +2,16 @@
 //!
 //! Invariants:
 //! - A datagram is either sent to the input's channel or counted as dropped, never both, never
-//!   neither: `try_send` refusing it (channel full, i.e. the spool is full) counts it in this
-//!   socket's user-space drops.
+//!   neither. It is dropped (user-space drops) only when the channel is full *and* the spool is
+//!   full ([`SpoolFull`]: an append waits for space, or appends fail); a channel that is full
+//!   because the batcher is behind is waited for, the kernel buffering what arrives meanwhile.
 //! - Datagrams the kernel drops before we read them (receive buffer overflow) are counted too:
 //!   [`count_drops`] reads the socket's own drop counter (`drops` column of
 //!   `/proc/self/net/udp{,6}`, the kernel's `sk_drops`, found by the socket's inode) and adds it,
 //!   so `udp_dropped` = user-space drops + kernel drops of every UDP socket of the input.
-//! - The receive buffer is asked to be large ([`RECV_BUF`]; the kernel caps it at
-//!   `net.core.rmem_max`), so bursts wait in the kernel rather than being dropped.
+//! - The receive buffer is asked to be large ([`RECV_BUF`]): with CAP_NET_ADMIN (root) by
+//!   `SO_RCVBUFFORCE`, else by `SO_RCVBUF`, which the kernel caps at `net.core.rmem_max`; so
+//!   bursts wait in the kernel rather than being dropped.
 //! - Trailing `\n`, `\r\n` and NUL bytes are framing (some senders add them) and are removed;
 //!   the rest of the datagram is kept verbatim, cut at `max_message_bytes` with its length.
 
@@ -28,13 +30,32 @@ use tokio_util::sync::CancellationToken;
 use super::Message;
 use super::stream::Conn;
 use crate::batcher::BatcherStats;
+use crate::spool_blocked::SpoolBlocked;
+use logship_spool::Spool;
 
 /// Receive buffer asked for each UDP socket.
 const RECV_BUF: usize = 32 << 20;
 /// Largest datagram read whole (IPv4 UDP payloads are at most 65,507 bytes).
 const DATAGRAM_BUF: usize = 64 << 10;
+/// While a datagram waits for room in the channel, how often the spool is checked for being full.
+const RECHECK_FULL: Duration = Duration::from_millis(50);
 /// How often the kernel's drop counters are read.
 const DROPS_EVERY: Duration = Duration::from_millis(250);
+
+/// Whether the spool is full: an append waits for space, or appends fail (disk full).
+#[derive(Clone)]
+pub struct SpoolFull {
+    /// The agent's spool.
+    pub spool: Spool,
+    /// Inputs whose appends fail.
+    pub blocked: SpoolBlocked,
+}
+
+impl SpoolFull {
+    fn is_full(&self) -> bool {
+        self.spool.stats().waiting_appends > 0 || !self.blocked.reason().is_empty()
+    }
+}
 
 /// One running UDP listener's counters.
 pub(super) struct UdpHandle {
@@ -47,16 +68,46 @@ pub(super) struct UdpHandle {
 /// A non-blocking UDP socket bound to `addr` with a large receive buffer.
 pub(super) fn bind(addr: SocketAddr) -> Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if let Err(error) = socket.set_recv_buffer_size(RECV_BUF) {
+    // Beyond net.core.rmem_max only with CAP_NET_ADMIN (SO_RCVBUFFORCE); else up to the cap.
+    if force_recv_buffer(&socket, RECV_BUF).is_err()
+        && let Err(error) = socket.set_recv_buffer_size(RECV_BUF)
+    {
         tracing::warn!(%error, "Could not enlarge the UDP receive buffer.");
     }
+    tracing::debug!(
+        bytes = socket.recv_buffer_size().unwrap_or(0),
+        "UDP receive buffer."
+    );
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     Ok(UdpSocket::from_std(socket.into())?)
 }
 
+/// `SO_RCVBUFFORCE`: a receive buffer of `bytes` regardless of `net.core.rmem_max`; fails
+/// without CAP_NET_ADMIN (the caller then asks within the cap).
+#[allow(unsafe_code)]
+fn force_recv_buffer(socket: &Socket, bytes: usize) -> std::io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a pointer to a live local c_int;
+    // the fd is owned by `socket`, open for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Starts the receive task of `socket`.
-pub(super) fn spawn(socket: UdpSocket, conn: Conn) -> Result<UdpHandle> {
+pub(super) fn spawn(socket: UdpSocket, conn: Conn, full: SpoolFull) -> Result<UdpHandle> {
     let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd()))
         .context("reading the UDP socket's inode")?;
     let inode = socket_inode(&link.to_string_lossy())
@@ -88,12 +139,30 @@ pub(super) fn spawn(socket: UdpSocket, conn: Conn) -> Result<UdpHandle> {
                 sender: peer,
                 listener: conn.listener,
             };
-            match conn.tx.try_send(message) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    drops.fetch_add(1, Ordering::Relaxed);
-                }
+            let message = match conn.tx.try_send(message) {
+                Ok(()) => continue,
+                Err(TrySendError::Full(m)) => m,
                 Err(TrySendError::Closed(_)) => return,
+            };
+            // The channel is full: drop only if the spool is full; if the batcher is merely
+            // behind, wait (the kernel's receive buffer holds the burst meanwhile).
+            loop {
+                if full.is_full() {
+                    drops.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                let reserved = tokio::select! {
+                    _ = conn.shutdown.cancelled() => return,
+                    r = tokio::time::timeout(RECHECK_FULL, conn.tx.reserve()) => r,
+                };
+                match reserved {
+                    Ok(Ok(permit)) => {
+                        permit.send(message);
+                        break;
+                    }
+                    Ok(Err(_)) => return,
+                    Err(_) => {}
+                }
             }
         }
     });

@@ -461,7 +461,18 @@ fn udp_flood_of_200000_datagrams_is_received_or_counted_exactly() {
         let socket = UdpSocket::bind("127.0.0.1:0")?;
         let mut sent = 0u64;
         let mut msg = Vec::with_capacity(64);
+        let pid = agent.pid().context("agent pid")?.to_string();
+        let signal = |sig: &str| -> Result<()> {
+            let st = Command::new("kill").args([sig, &pid]).status()?;
+            ensure!(st.success(), "kill {sig} {pid} failed with {st}");
+            Ok(())
+        };
         while sent < SENT {
+            // The second half goes to a stopped agent: its socket buffer overflows and the
+            // kernel drops datagrams, which must be counted too.
+            if sent == SENT / 2 {
+                signal("-STOP")?;
+            }
             msg.clear();
             write!(msg, "<134>flood datagram n={sent:06}")?;
             match socket.send_to(&msg, ("127.0.0.1", port)) {
@@ -471,6 +482,7 @@ fn udp_flood_of_200000_datagrams_is_received_or_counted_exactly() {
                 Err(e) => return Err(e.into()),
             }
         }
+        signal("-CONT")?;
         let store = collector.store();
         let mut last = (0, 0);
         wait_until(ARRIVAL, "received + udp_dropped == 200000", || {
@@ -492,31 +504,42 @@ fn udp_flood_of_200000_datagrams_is_received_or_counted_exactly() {
             "distinct {distinct} != received {}",
             last.0
         );
+        let kernel: u64 = udp_socket_column(port, 12)?
+            .context("the agent's UDP socket")?
+            .parse()?;
+        ensure!(
+            kernel > 0,
+            "the stopped agent's socket dropped nothing: the test proves less"
+        );
         eprintln!(
-            "udp flood: sent {SENT}, received {}, udp_dropped {}",
+            "udp flood: sent {SENT}, received {}, udp_dropped {} (kernel drops {kernel})",
             last.0, last.1
         );
         Ok(())
     });
 }
 
-/// Bytes waiting in the receive queue of the UDP socket bound to 127.0.0.1:`port`
-/// (`/proc/net/udp`: `local_address` and `tx_queue:rx_queue`, hexadecimal).
-fn udp_rx_queue(port: u16) -> Result<Option<u64>> {
+/// Column `col` of the `/proc/net/udp` line of the socket bound to 127.0.0.1:`port`.
+fn udp_socket_column(port: u16, col: usize) -> Result<Option<String>> {
     let table = std::fs::read_to_string("/proc/net/udp")?;
     let local = format!("0100007F:{port:04X}");
     for line in table.lines().skip(1) {
         let cols: Vec<&str> = line.split_whitespace().collect();
         if cols.get(1) == Some(&local.as_str()) {
-            let rx = cols
-                .get(4)
-                .and_then(|q| q.split_once(':'))
-                .context("queue column")?
-                .1;
-            return Ok(Some(u64::from_str_radix(rx, 16)?));
+            return Ok(cols.get(col).map(|c| c.to_string()));
         }
     }
     Ok(None)
+}
+
+/// Bytes waiting in the receive queue of the UDP socket bound to 127.0.0.1:`port`
+/// (`tx_queue:rx_queue`, hexadecimal).
+fn udp_rx_queue(port: u16) -> Result<Option<u64>> {
+    let Some(queues) = udp_socket_column(port, 4)? else {
+        return Ok(None);
+    };
+    let rx = queues.split_once(':').context("queue column")?.1;
+    Ok(Some(u64::from_str_radix(rx, 16)?))
 }
 
 /// Writes newline-framed numbered messages until a write has been blocked for `stall`;
