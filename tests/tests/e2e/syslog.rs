@@ -657,3 +657,125 @@ fn a_full_spool_drops_udp_with_a_count_and_holds_tcp_senders_until_it_drains() {
         Ok(())
     });
 }
+
+/// Reads until the peer closes (Ok(true)) or 30 s pass (Ok(false)).
+fn closed_by_peer(s: &mut TcpStream) -> Result<bool> {
+    use std::io::Read as _;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut buf = [0u8; 16];
+    match s.read(&mut buf) {
+        Ok(0) => Ok(true),
+        Ok(_) => bail!("the agent sent bytes on a syslog connection"),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(true),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[test]
+fn hostile_senders_are_cut_or_closed_and_the_listeners_go_on() {
+    run_test(|sb| {
+        let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
+        collector.start()?;
+        let mut agent = syslog_agent(sb, &collector, "relay", 64 << 20)?;
+        let (udp, tcp) = (free_port(), free_port());
+        add_syslog(
+            &agent,
+            &format!(
+                "name = \"hostile\"\nlisten = [\"udp://127.0.0.1:{udp}\", \"tcp://127.0.0.1:{tcp}\"]\n\
+                 max_message_bytes = 1024\nmax_connections_per_sender = 2\n"
+            ),
+        )?;
+        agent.start()?;
+        wait_listening(&mut agent, &format!("tcp://127.0.0.1:{tcp}"))?;
+        let connect = || TcpStream::connect(("127.0.0.1", tcp));
+
+        // A malformed octet-counting length closes that connection (after the good frame).
+        let mut bad = connect()?;
+        bad.write_all(b"16 <13>good-frame-112x <13>never")?;
+        ensure!(
+            closed_by_peer(&mut bad)?,
+            "a malformed length left the connection open"
+        );
+        // Too long: newline framing and octet counting are cut at 1024 and flagged; so is UDP.
+        let mut long = connect()?;
+        let big_line = format!("<13>long-line {}\n", "x".repeat(200_000));
+        long.write_all(big_line.as_bytes())?;
+        drop(long);
+        // (Framing is chosen per connection: the octet-counted one gets its own.)
+        let mut counted = connect()?;
+        let big_frame = format!("<13>long-frame {}", "y".repeat(100_000));
+        counted.write_all(format!("{} {big_frame}", big_frame.len()).as_bytes())?;
+        drop(counted);
+        let big_datagram = format!("<13>long-datagram {}", "z".repeat(60_000));
+        UdpSocket::bind("127.0.0.1:0")?.send_to(big_datagram.as_bytes(), ("127.0.0.1", udp))?;
+        let store = collector.store();
+        // Those connections are done (their records are stored) before the cap is tried.
+        wait_until(ARRIVAL, "the good frame and the 3 long messages", || {
+            Ok(store.count(&["--input", "hostile"])? >= 4)
+        })?;
+        // A third connection from the same address is refused; the first two still work.
+        let mut a = connect()?;
+        let mut b = connect()?;
+        let mut c = connect()?;
+        ensure!(
+            closed_by_peer(&mut c)?,
+            "a third connection from one sender was kept"
+        );
+        a.write_all(b"<13>from-connection-a\n")?;
+        b.write_all(b"<13>from-connection-b\n")?;
+        drop((a, b));
+
+        wait_until(ARRIVAL, "6 records", || {
+            Ok(store.count(&["--input", "hostile"])? >= 6)
+        })?;
+        ensure!(
+            containing(&store, "never")?.is_empty(),
+            "bytes after a bad length were kept"
+        );
+        ensure!(
+            containing(&store, "good-frame-1")?.len() == 1,
+            "the good frame was lost"
+        );
+        for (needle, full) in [
+            ("long-line", big_line.trim_end().len()),
+            ("long-frame", big_frame.len()),
+            ("long-datagram", big_datagram.len()),
+        ] {
+            let r = containing(&store, needle)?;
+            ensure!(r.len() == 1, "{needle}: {} records", r.len());
+            let raw = r[0]["raw"].as_str().unwrap_or("");
+            ensure!(raw.len() == 1024, "{needle}: stored {} bytes", raw.len());
+            ensure!(
+                r[0]["truncated_from"].as_u64() == Some(full as u64),
+                "{needle}: truncated_from {} != {full}",
+                r[0]["truncated_from"]
+            );
+        }
+        for needle in ["from-connection-a", "from-connection-b"] {
+            ensure!(containing(&store, needle)?.len() == 1, "{needle} lost");
+        }
+        ensure!(
+            store.count(&["--input", "hostile"])? == 6,
+            "unexpected records"
+        );
+        let log = agent.log_text()?;
+        ensure!(
+            log.contains("malformed octet-counting length"),
+            "no reason logged"
+        );
+        ensure!(
+            log.contains("max_connections_per_sender"),
+            "refusal not logged"
+        );
+        agent.check_alive()?;
+        Ok(())
+    });
+}
