@@ -13,6 +13,8 @@ command -v zstd >/dev/null || need_pkgs+=(zstd)
 command -v mount >/dev/null || need_pkgs+=(mount)   # tmpfs for the disk-full tests
 command -v script >/dev/null || need_pkgs+=(bsdutils)  # a pty for the terminal-output tests
 command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || need_pkgs+=(rsyslog)
+command -v logger >/dev/null || need_pkgs+=(bsdutils)   # a real syslog sender (e2e syslog tests)
+dpkg -s rsyslog-gnutls >/dev/null 2>&1 || need_pkgs+=(rsyslog-gnutls)  # rsyslog forwarding over TLS
 command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
 command -v strip >/dev/null || need_pkgs+=(binutils)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
