@@ -48,7 +48,7 @@ pub use framing::{FrameError, FrameReader, Framing};
 pub use udp::SpoolFull;
 
 /// Bytes of messages the channel of one input may hold (at `max_message_bytes` each).
-const CHANNEL_BYTES: usize = 32 << 20;
+const CHANNEL_BYTES: usize = 4 << 20;
 /// How often the batcher thread wakes up without messages (batch age, stop flag).
 const TICK: Duration = Duration::from_millis(100);
 /// Messages taken from the channel between two clock ticks.
@@ -64,9 +64,9 @@ struct Message {
     listener: usize,
 }
 
-/// Messages the channel of `input` holds: bounded in bytes, at least 256.
+/// Messages the channel of `input` holds: about 4 MiB of messages at their largest, 16..=4096.
 pub fn channel_capacity(input: &SyslogInput) -> usize {
-    (CHANNEL_BYTES / input.max_message_bytes).clamp(256, 16_384)
+    (CHANNEL_BYTES / input.max_message_bytes).clamp(16, 4096)
 }
 
 /// Binds every listener of `input` (an error names the one that failed), starts their tasks on
@@ -127,8 +127,17 @@ pub async fn start(
     let thread = std::thread::Builder::new()
         .name(format!("input-{name}"))
         .spawn(move || {
-            if let Err(error) = batch_loop(&input, batcher, rx, &runtime, &stop) {
-                tracing::error!(input = %name, %error, "Syslog input stopped.");
+            let mut rx = rx;
+            if let Err(error) = batch_loop(&input, batcher, &mut rx, &runtime, &stop) {
+                // The spool was closed under a blocked batcher (stop with the spool full):
+                // what is still queued cannot be spooled; syslog cannot ask for it again.
+                rx.close();
+                let mut queued = 0u64;
+                while rx.try_recv().is_ok() {
+                    queued += 1;
+                }
+                tracing::error!(input = %name, %error, queued_messages_lost = queued,
+                    "Syslog input stopped: its open batch and the queued messages were not spooled.");
             }
         })?;
     Ok(thread)
@@ -139,7 +148,7 @@ pub async fn start(
 fn batch_loop(
     input: &SyslogInput,
     mut batcher: Batcher,
-    mut rx: mpsc::Receiver<Message>,
+    rx: &mut mpsc::Receiver<Message>,
     runtime: &tokio::runtime::Handle,
     stop: &AtomicBool,
 ) -> Result<()> {
