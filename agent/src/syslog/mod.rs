@@ -12,7 +12,8 @@
 //!   removed (`framing`). A message longer than `max_message_bytes` is cut and carries its
 //!   original length (`truncated_from`); none is dropped silently.
 //! - Each record carries the attributes `sender` (`IP:PORT` of the peer, `[v6]:PORT` for IPv6)
-//!   and `transport` (`udp`, `tcp` or `tls`); its source path is the listener's URL.
+//!   and `transport` (`udp`, `tcp` or `tls`), and `tls_client` (the subject CN of the verified
+//!   client certificate) when `tls_client_ca` is set; its source path is the listener's URL.
 //! - Syslog has no acknowledgement, so the spool's back-pressure is all there is: while the
 //!   spool is full the batcher blocks, the channel fills, stream connections stop being read,
 //!   and UDP datagrams are dropped and counted (only then: a channel full because the batcher
@@ -62,6 +63,8 @@ struct Message {
     sender: SocketAddr,
     /// Index of the listener in the input's list.
     listener: usize,
+    /// Subject CN of the sender's verified TLS client certificate.
+    client: Option<Arc<str>>,
 }
 
 /// Messages the channel of `input` holds: about 4 MiB of messages at their largest, 16..=4096.
@@ -184,9 +187,11 @@ fn batch_loop(
             let attributes = [
                 ("sender", sender.as_str()),
                 ("transport", transports[m.listener]),
+                ("tls_client", m.client.as_deref().unwrap_or("")),
             ];
+            let n_attr = if m.client.is_some() { 3 } else { 2 };
             let extra = RecordExtra {
-                attributes: &attributes,
+                attributes: &attributes[..n_attr],
                 ..RecordExtra::default()
             };
             batcher

@@ -6,6 +6,8 @@
 //!   sender IP; a connection over a cap is closed at once and logged, the listener goes on.
 //! - A connection task waits on the input's channel while it is full and reads nothing
 //!   meanwhile, so the kernel's TCP flow control slows the sender (nothing is dropped).
+//! - With `tls_client_ca`, the verified client certificate's subject CN is kept with each
+//!   message of the connection (attribute `tls_client`): unlike the address, it cannot be forged.
 //! - A handshake that takes longer than [`HANDSHAKE_TIMEOUT`], a connection silent for the idle
 //!   timeout, a malformed frame or a failed read closes that connection only, with a log line
 //!   naming the sender and the reason.
@@ -144,6 +146,13 @@ pub(super) fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// The subject CN of a verified client certificate (the `tls_client` attribute).
+fn subject_cn(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let cn = parsed.subject().iter_common_name().next()?.as_str().ok()?;
+    Some(cn.to_string())
+}
+
 /// Accepts connections until shutdown.
 pub(super) async fn accept_loop(
     listener: TcpListener,
@@ -183,14 +192,22 @@ pub(super) async fn accept_loop(
 
 async fn serve(stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, conn: Conn) {
     let reason = match tls {
-        None => read_messages(stream, peer, &conn).await,
+        None => read_messages(stream, peer, None, &conn).await,
         Some(acceptor) => {
             let handshake = tokio::select! {
                 _ = conn.shutdown.cancelled() => return,
                 h = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => h,
             };
             match handshake {
-                Ok(Ok(tls)) => read_messages(tls, peer, &conn).await,
+                Ok(Ok(tls)) => {
+                    let client = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(|c| subject_cn(c));
+                    read_messages(tls, peer, client.map(Arc::from), &conn).await
+                }
                 Ok(Err(error)) => Err(format!("TLS handshake failed: {error}")),
                 Err(_) => Err(format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}")),
             }
@@ -207,6 +224,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, co
 async fn read_messages(
     stream: impl AsyncRead + Unpin,
     peer: SocketAddr,
+    client: Option<Arc<str>>,
     conn: &Conn,
 ) -> Result<(), String> {
     let mut frames = FrameReader::new(BufReader::with_capacity(READ_BUF, stream), conn.max);
@@ -232,6 +250,7 @@ async fn read_messages(
             truncated_from,
             sender: peer,
             listener: conn.listener,
+            client: client.clone(),
         };
         // Full channel = full spool downstream: wait here, reading nothing (flow control).
         let permit = tokio::select! {

@@ -138,6 +138,7 @@ pub(super) fn spawn(socket: UdpSocket, conn: Conn, full: SpoolFull) -> Result<Ud
                 truncated_from: if len > take { len as u64 } else { 0 },
                 sender: peer,
                 listener: conn.listener,
+                client: None,
             };
             let message = match conn.tx.try_send(message) {
                 Ok(()) => continue,

@@ -302,6 +302,11 @@ fn real_senders_arrive_once_with_their_address_and_device_lines_are_verbatim_and
             ensure!(recs.len() == 1, "{text}: {} records: {recs:?}", recs.len());
             ensure!(attr(&recs[0], "transport") == "tls", "{}", recs[0]);
             ensure!(
+                attr(&recs[0], "tls_client") == "rsyslog-relay",
+                "{}",
+                recs[0]
+            );
+            ensure!(
                 attr(&recs[0], "sender").starts_with("127.0.0.1:"),
                 "{}",
                 recs[0]
