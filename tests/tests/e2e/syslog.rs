@@ -690,7 +690,13 @@ fn hostile_senders_are_cut_or_closed_and_the_listeners_go_on() {
         let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
         collector.start()?;
         let mut agent = syslog_agent(sb, &collector, "relay", 64 << 20)?;
-        let (udp, tcp) = (free_port(), free_port());
+        let (udp, tcp, idle_port) = (free_port(), free_port(), free_port());
+        add_syslog(
+            &agent,
+            &format!(
+                "name = \"idle\"\nlisten = [\"tcp://127.0.0.1:{idle_port}\"]\nidle_timeout_secs = 1\n"
+            ),
+        )?;
         add_syslog(
             &agent,
             &format!(
@@ -771,15 +777,23 @@ fn hostile_senders_are_cut_or_closed_and_the_listeners_go_on() {
             store.count(&["--input", "hostile"])? == 6,
             "unexpected records"
         );
-        let log = agent.log_text()?;
+        // A silent connection is closed after idle_timeout_secs (the other input's setting).
+        let mut silent = TcpStream::connect(("127.0.0.1", idle_port))?;
         ensure!(
-            log.contains("malformed octet-counting length"),
-            "no reason logged"
+            closed_by_peer(&mut silent)?,
+            "a silent connection was kept open"
         );
-        ensure!(
-            log.contains("max_connections_per_sender"),
-            "refusal not logged"
-        );
+        // (A connection is closed before its reason is logged: wait for the lines.)
+        wait_until(
+            ARRIVAL,
+            "the idle close, the bad length and the refusal logged",
+            || {
+                let log = agent.log_text()?;
+                Ok(log.contains("idle for 1s")
+                    && log.contains("malformed octet-counting length")
+                    && log.contains("max_connections_per_sender"))
+            },
+        )?;
         agent.check_alive()?;
         Ok(())
     });
