@@ -11,7 +11,9 @@
 //!   `max` is read through and cut, never buffered whole; its record carries the original
 //!   length (`truncated_from`).
 //! - A malformed length prefix is an error ([`FrameError::BadLength`]): the caller closes that
-//!   connection and logs why. A connection that ends inside a message yields the bytes it had,
+//!   connection and logs why. Except on a connection's first message: a digit there may start a
+//!   newline-framed message (no `<PRI>`, e.g. `2026-11-29 ...`), so the connection falls back
+//!   to newline framing, with the bytes already read kept at the start of that message. A connection that ends inside a message yields the bytes it had,
 //!   flagged with the length they should have had (octet counting) so nothing is lost silently.
 //! - Empty lines (newline framing) are not messages.
 
@@ -46,6 +48,10 @@ pub struct FrameReader<R> {
     reader: R,
     framing: Option<Framing>,
     max: usize,
+    /// Messages returned so far.
+    frames: u64,
+    /// Bytes of the length prefix being read (at most [`MAX_LEN_DIGITS`] + 1).
+    prefix: Vec<u8>,
 }
 
 impl<R: AsyncBufRead + Unpin> FrameReader<R> {
@@ -55,6 +61,8 @@ impl<R: AsyncBufRead + Unpin> FrameReader<R> {
             reader,
             framing: None,
             max,
+            frames: 0,
+            prefix: Vec::new(),
         }
     }
 
@@ -83,17 +91,40 @@ impl<R: AsyncBufRead + Unpin> FrameReader<R> {
                 f
             }
         };
-        match framing {
-            Framing::Newline => self.next_line(out).await,
-            Framing::OctetCounted => self.next_counted(out).await,
+        let next = match framing {
+            Framing::Newline => self.next_line(out, 0, false).await,
+            Framing::OctetCounted => match self.next_counted(out).await {
+                Err(FrameError::BadLength(_)) if self.frames == 0 => {
+                    // The connection's first "length" was not one: a newline-framed sender
+                    // whose first message starts with a digit. Read it, and the rest, as lines.
+                    self.framing = Some(Framing::Newline);
+                    let mut prefix = std::mem::take(&mut self.prefix);
+                    let ended = prefix.last() == Some(&b'\n');
+                    if ended {
+                        prefix.pop();
+                    }
+                    out.clear();
+                    out.extend_from_slice(&prefix[..prefix.len().min(self.max)]);
+                    self.next_line(out, prefix.len() as u64, ended).await
+                }
+                other => other,
+            },
+        };
+        if let Ok(Some(_)) = next {
+            self.frames += 1;
         }
+        next
     }
 
-    async fn next_line(&mut self, out: &mut Vec<u8>) -> Result<Option<u64>, FrameError> {
+    /// The next line; `out` may already hold its first `total` bytes (`ended`: all of it).
+    async fn next_line(
+        &mut self,
+        out: &mut Vec<u8>,
+        mut total: u64,
+        mut ended: bool,
+    ) -> Result<Option<u64>, FrameError> {
         loop {
-            let mut total: u64 = 0;
-            let mut ended = false;
-            loop {
+            while !ended {
                 let buf = self.reader.fill_buf().await?;
                 if buf.is_empty() {
                     break;
@@ -121,6 +152,7 @@ impl<R: AsyncBufRead + Unpin> FrameReader<R> {
             }
             if total == 0 {
                 if ended {
+                    ended = false;
                     continue;
                 }
                 return Ok(None);
@@ -153,6 +185,7 @@ impl<R: AsyncBufRead + Unpin> FrameReader<R> {
     /// `DIGITS SP`, after any `\r`/`\n` between frames; None at a clean end of stream.
     async fn read_length(&mut self) -> Result<Option<u64>, FrameError> {
         let mut digits = String::new();
+        self.prefix.clear();
         loop {
             let buf = self.reader.fill_buf().await?;
             let Some(&b) = buf.first() else {
@@ -164,6 +197,7 @@ impl<R: AsyncBufRead + Unpin> FrameReader<R> {
                 )));
             };
             self.reader.consume(1);
+            self.prefix.push(b);
             match b {
                 b'\n' | b'\r' if digits.is_empty() => {}
                 b'0'..=b'9' if digits.len() < MAX_LEN_DIGITS => digits.push(char::from(b)),
@@ -252,10 +286,25 @@ mod tests {
         let (got, err) = all(b"5 <13>a12x <13>b", 100).await;
         assert_eq!(msgs(&got), [("<13>a".into(), 0)]);
         assert!(err.unwrap().contains("malformed"));
-        let (_, err) = all(b"1234567890 x", 100).await;
-        assert!(err.is_some());
-        let (_, err) = all(b"0 x", 100).await;
-        assert!(err.is_some());
+        let (_, err) = all(b"3 <1>1234567890 x", 100).await;
+        assert!(err.unwrap().contains("malformed"), "too many digits");
+        let (_, err) = all(b"3 <1>0 x", 100).await;
+        assert!(err.unwrap().contains("length 0"));
+    }
+
+    #[tokio::test]
+    async fn a_first_message_starting_with_a_digit_falls_back_to_newline_framing() {
+        let (got, err) = all(b"2026-11-29 app started\n<13>next\n", 100).await;
+        assert_eq!(err, None);
+        assert_eq!(
+            msgs(&got),
+            [("2026-11-29 app started".into(), 0), ("<13>next".into(), 0)]
+        );
+        let (got, err) = all(b"42\n7\r\n", 100).await;
+        assert_eq!(err, None);
+        assert_eq!(msgs(&got), [("42".into(), 0), ("7".into(), 0)]);
+        let (got, _) = all(b"123456x", 4).await;
+        assert_eq!(msgs(&got), [("1234".into(), 7)]);
     }
 
     #[tokio::test]

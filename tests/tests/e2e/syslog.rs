@@ -690,7 +690,8 @@ fn hostile_senders_are_cut_or_closed_and_the_listeners_go_on() {
         let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
         collector.start()?;
         let mut agent = syslog_agent(sb, &collector, "relay", 64 << 20)?;
-        let (udp, tcp, idle_port) = (free_port(), free_port(), free_port());
+        let (udp, tcp) = (free_port(), free_port());
+        let (idle_port, cap_port) = (free_port(), free_port());
         add_syslog(
             &agent,
             &format!(
@@ -700,8 +701,15 @@ fn hostile_senders_are_cut_or_closed_and_the_listeners_go_on() {
         add_syslog(
             &agent,
             &format!(
+                "name = \"capped\"\nlisten = [\"tcp://127.0.0.1:{cap_port}\"]\n\
+                 max_connections_per_sender = 2\n"
+            ),
+        )?;
+        add_syslog(
+            &agent,
+            &format!(
                 "name = \"hostile\"\nlisten = [\"udp://127.0.0.1:{udp}\", \"tcp://127.0.0.1:{tcp}\"]\n\
-                 max_message_bytes = 1024\nmax_connections_per_sender = 2\n"
+                 max_message_bytes = 1024\n"
             ),
         )?;
         agent.start()?;
@@ -715,6 +723,11 @@ fn hostile_senders_are_cut_or_closed_and_the_listeners_go_on() {
             closed_by_peer(&mut bad)?,
             "a malformed length left the connection open"
         );
+        // A newline-framed sender whose first message starts with a digit (no <PRI>) is read
+        // as lines, not refused as a bad octet count.
+        let mut digit = connect()?;
+        digit.write_all(b"2026-11-29T10:00:00Z gw app: digit-first-line\n")?;
+        drop(digit);
         // Too long: newline framing and octet counting are cut at 1024 and flagged; so is UDP.
         let mut long = connect()?;
         let big_line = format!("<13>long-line {}\n", "x".repeat(200_000));
@@ -728,14 +741,16 @@ fn hostile_senders_are_cut_or_closed_and_the_listeners_go_on() {
         let big_datagram = format!("<13>long-datagram {}", "z".repeat(60_000));
         UdpSocket::bind("127.0.0.1:0")?.send_to(big_datagram.as_bytes(), ("127.0.0.1", udp))?;
         let store = collector.store();
-        // Those connections are done (their records are stored) before the cap is tried.
-        wait_until(ARRIVAL, "the good frame and the 3 long messages", || {
-            Ok(store.count(&["--input", "hostile"])? >= 4)
-        })?;
+        wait_until(
+            ARRIVAL,
+            "the good frame, the digit-first line, the 3 long messages",
+            || Ok(store.count(&["--input", "hostile"])? >= 5),
+        )?;
         // A third connection from the same address is refused; the first two still work.
-        let mut a = connect()?;
-        let mut b = connect()?;
-        let mut c = connect()?;
+        let capped = || TcpStream::connect(("127.0.0.1", cap_port));
+        let mut a = capped()?;
+        let mut b = capped()?;
+        let mut c = capped()?;
         ensure!(
             closed_by_peer(&mut c)?,
             "a third connection from one sender was kept"
@@ -744,9 +759,14 @@ fn hostile_senders_are_cut_or_closed_and_the_listeners_go_on() {
         b.write_all(b"<13>from-connection-b\n")?;
         drop((a, b));
 
-        wait_until(ARRIVAL, "6 records", || {
-            Ok(store.count(&["--input", "hostile"])? >= 6)
+        wait_until(ARRIVAL, "both messages of the capped input", || {
+            Ok(store.count(&["--input", "capped"])? >= 2)
         })?;
+        let digit = containing(&store, "digit-first-line")?;
+        ensure!(
+            digit.len() == 1 && digit[0]["raw"] == "2026-11-29T10:00:00Z gw app: digit-first-line",
+            "{digit:?}"
+        );
         ensure!(
             containing(&store, "never")?.is_empty(),
             "bytes after a bad length were kept"
@@ -774,7 +794,7 @@ fn hostile_senders_are_cut_or_closed_and_the_listeners_go_on() {
             ensure!(containing(&store, needle)?.len() == 1, "{needle} lost");
         }
         ensure!(
-            store.count(&["--input", "hostile"])? == 6,
+            store.count(&["--input", "hostile"])? == 5 && store.count(&["--input", "capped"])? == 2,
             "unexpected records"
         );
         // A silent connection is closed after idle_timeout_secs (the other input's setting).
