@@ -39,6 +39,8 @@ const RECV_BUF: usize = 32 << 20;
 const DATAGRAM_BUF: usize = 64 << 10;
 /// While a datagram waits for room in the channel, how often the spool is checked for being full.
 const RECHECK_FULL: Duration = Duration::from_millis(50);
+/// Pause after a failed receive.
+const RECV_ERROR_PAUSE: Duration = Duration::from_millis(10);
 /// How often the kernel's drop counters are read.
 const DROPS_EVERY: Duration = Duration::from_millis(250);
 
@@ -125,6 +127,8 @@ pub(super) fn spawn(socket: UdpSocket, conn: Conn, full: SpoolFull) -> Result<Ud
                 Ok(r) => r,
                 Err(error) => {
                     tracing::warn!(input = %conn.input, %error, "Receiving a syslog datagram failed.");
+                    // Not a busy loop if the error persists.
+                    tokio::time::sleep(RECV_ERROR_PAUSE).await;
                     continue;
                 }
             };
@@ -153,7 +157,11 @@ pub(super) fn spawn(socket: UdpSocket, conn: Conn, full: SpoolFull) -> Result<Ud
                     break;
                 }
                 let reserved = tokio::select! {
-                    _ = conn.shutdown.cancelled() => return,
+                    _ = conn.shutdown.cancelled() => {
+                        tracing::warn!(input = %conn.input, sender = %peer,
+                            "Agent stopping while its batcher is behind: one received datagram not spooled.");
+                        return;
+                    }
                     r = tokio::time::timeout(RECHECK_FULL, conn.tx.reserve()) => r,
                 };
                 match reserved {
