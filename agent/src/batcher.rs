@@ -74,6 +74,8 @@ pub enum BatchError {
 pub struct BatcherStats {
     /// Gap records emitted.
     pub gaps: AtomicU64,
+    /// Syslog UDP datagrams dropped (full spool, or the kernel's receive buffer).
+    pub udp_dropped: AtomicU64,
 }
 
 struct Source {

@@ -75,6 +75,7 @@ impl Heartbeat {
         let mut drops = HashMap::new();
         drops.insert("spool_corruption".to_string(), self.spool_lost_records);
         let mut gaps = 0;
+        let mut udp_dropped = 0;
         for s in self
             .inputs
             .lock()
@@ -82,8 +83,10 @@ impl Heartbeat {
             .values()
         {
             gaps += s.gaps.load(Ordering::Relaxed);
+            udp_dropped += s.udp_dropped.load(Ordering::Relaxed);
         }
         drops.insert("gaps".to_string(), gaps);
+        drops.insert("udp_dropped".to_string(), udp_dropped);
         let request = HeartbeatRequest {
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             host: Some(facts),

@@ -16,6 +16,7 @@ pub mod memory;
 pub mod run;
 pub mod shipper;
 pub mod spool_blocked;
+pub mod syslog;
 pub mod tls;
 
 /// This machine's host name, or "localhost" when it cannot be read.

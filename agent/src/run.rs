@@ -103,6 +103,26 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
             stop.clone(),
         )?);
     }
+    for input in &config.syslog {
+        let batcher = ctx.batcher(&input.name)?;
+        input_stats
+            .lock()
+            .expect("input stats lock is never poisoned")
+            .insert(input.name.clone(), batcher.stats());
+        threads.push(
+            crate::syslog::start(
+                input.clone(),
+                batcher,
+                crate::syslog::SpoolFull {
+                    spool: spool.clone(),
+                    blocked: ctx.blocked.clone(),
+                },
+                stop.clone(),
+                shutdown.clone(),
+            )
+            .await?,
+        );
+    }
     let heartbeat = Heartbeat {
         spool: spool.clone(),
         stream_id: recovered.stream_id.clone(),

@@ -172,6 +172,11 @@ impl Agent {
         Ok(())
     }
 
+    /// Process id of the running agent.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(Proc::pid)
+    }
+
     /// Peak resident memory (VmHWM) of the running agent, in KiB.
     pub fn peak_rss_kib(&self) -> Result<u64> {
         match self.proc.as_ref() {

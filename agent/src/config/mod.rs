@@ -42,6 +42,8 @@ pub struct Config {
     pub files: Vec<FileInput>,
     /// journald inputs.
     pub journald: Vec<JournaldInput>,
+    /// Syslog receivers.
+    pub syslog: Vec<crate::syslog::SyslogInput>,
 }
 
 /// Bounds of one batch: whichever is reached first closes it.
@@ -140,8 +142,18 @@ impl RawConfig {
             }
             journald.extend(j.build(base, batch.max_bytes, &mut p));
         }
-        if files.is_empty() && journald.is_empty() {
-            p.push("no inputs: add a [[file]] or [[journald]] table or --tail GLOB".into());
+        let mut syslog = Vec::new();
+        for s in self.syslog {
+            if !names.insert(s.name.clone()) {
+                p.push(format!("input name {:?} is used twice", s.name));
+            }
+            syslog.extend(s.build(base, batch.max_bytes, &mut p));
+        }
+        if files.is_empty() && journald.is_empty() && syslog.is_empty() {
+            p.push(
+                "no inputs: add a [[file]], [[journald]] or [[syslog]] table or --tail GLOB"
+                    .into(),
+            );
         }
         if !p.is_empty() {
             return Err(p);
@@ -157,6 +169,7 @@ impl RawConfig {
             shipper,
             files,
             journald,
+            syslog,
         })
     }
 }

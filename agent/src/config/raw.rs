@@ -31,6 +31,9 @@ pub struct RawConfig {
     /// journald inputs.
     #[serde(default)]
     pub journald: Vec<super::journald::RawJournald>,
+    /// Syslog receivers.
+    #[serde(default)]
+    pub syslog: Vec<crate::syslog::RawSyslog>,
 }
 
 /// `[collector]`.

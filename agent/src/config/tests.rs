@@ -170,3 +170,62 @@ fn the_systemd_unit_allows_the_tailers_open_files() {
         "LimitNOFILE={limit}"
     );
 }
+
+#[test]
+fn the_syslog_relay_example_parses_and_validates() {
+    let text = include_str!("../../../deploy/config/agent.syslog-relay.example.toml");
+    let dir = tempfile::tempdir().unwrap();
+    with_certs(dir.path());
+    for f in ["syslog.pem", "syslog.key", "devices-ca.pem"] {
+        std::fs::write(dir.path().join(f), "x").unwrap();
+    }
+    let config = RawConfig::parse(text)
+        .unwrap()
+        .validate(dir.path(), &[])
+        .unwrap();
+    assert!(config.files.is_empty());
+    let s = &config.syslog[0];
+    assert_eq!(s.name, "network");
+    let urls: Vec<String> = s.listeners.iter().map(|l| l.url()).collect();
+    assert_eq!(
+        urls,
+        [
+            "udp://0.0.0.0:514",
+            "tcp://0.0.0.0:514",
+            "tls://0.0.0.0:6514"
+        ]
+    );
+    let tls = s.tls.as_ref().unwrap();
+    assert_eq!(tls.client_ca, Some(dir.path().join("devices-ca.pem")));
+    assert_eq!(s.max_message_bytes, 65536);
+}
+
+#[test]
+fn a_syslog_input_name_may_not_repeat_a_file_input_name() {
+    let dir = tempfile::tempdir().unwrap();
+    with_certs(dir.path());
+    let text = r#"
+version = 1
+[collector]
+endpoints = ["127.0.0.1:7443"]
+ca_cert = "ca.pem"
+cert = "agent.pem"
+key = "agent.key"
+[[file]]
+name = "a"
+include = ["/var/log/*.log"]
+[[syslog]]
+name = "a"
+listen = ["udp://127.0.0.1:5514"]
+tls_cert = "x.pem"
+"#;
+    let p = RawConfig::parse(text)
+        .unwrap()
+        .validate(dir.path(), &[])
+        .unwrap_err();
+    assert!(p.iter().any(|m| m.contains("used twice")), "{p:?}");
+    assert!(
+        p.iter().any(|m| m.contains("need a tls:// listener")),
+        "{p:?}"
+    );
+}

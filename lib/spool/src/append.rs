@@ -43,6 +43,9 @@ impl Core {
         let mut blocked = false;
         loop {
             if st.closed {
+                if blocked {
+                    st.waiting_appends -= 1;
+                }
                 return Err(SpoolError::Closed);
             }
             let header = if self.needs_roll(&st, frame_len) {
@@ -51,11 +54,15 @@ impl Core {
                 0
             };
             if st.bytes + frame_len + header <= self.config.max_bytes {
+                if blocked {
+                    st.waiting_appends -= 1;
+                }
                 return Ok(st);
             }
             if !blocked {
                 blocked = true;
                 st.blocked_appends += 1;
+                st.waiting_appends += 1;
                 debug!(
                     bytes = st.bytes,
                     frame_len, "Spool full; append waiting for acks."

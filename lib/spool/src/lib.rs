@@ -189,4 +189,6 @@ pub struct SpoolStats {
     pub quarantined_segments: u64,
     /// Appends that had to wait for space.
     pub blocked_appends: u64,
+    /// Appends waiting for space right now: > 0 means the spool is full.
+    pub waiting_appends: u64,
 }

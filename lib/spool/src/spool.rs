@@ -171,6 +171,7 @@ impl Spool {
             acked_through: st.acked_through,
             quarantined_segments: st.quarantined_segments,
             blocked_appends: st.blocked_appends,
+            waiting_appends: st.waiting_appends,
         }
     }
 

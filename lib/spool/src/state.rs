@@ -105,6 +105,8 @@ pub(crate) struct State {
     /// The last handle is gone: the fsync thread exits.
     pub(crate) stop: bool,
     pub(crate) blocked_appends: u64,
+    /// Appends waiting for space right now (the spool is full while > 0).
+    pub(crate) waiting_appends: u64,
     pub(crate) quarantined_segments: u64,
 }
 

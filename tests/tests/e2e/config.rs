@@ -99,7 +99,21 @@ fn in_place(sb: &Sandbox, pki: &Collector, file: &Path, binary: &str) -> Result<
         return Ok(copy);
     }
     let dir = sb.path().join(format!("agent-{}", name.to_string_lossy()));
-    pki.issue_agent_cert("example", &dir, &[])?;
+    // One certificate name per example file (a name is issued once).
+    let agent: String = name
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    pki.issue_agent_cert(&agent, &dir, &[])?;
+    // The syslog relay example names its TLS files: stand-ins from the same PKI.
+    for (from, to) in [
+        ("agent.pem", "syslog.pem"),
+        ("agent.key", "syslog.key"),
+        ("ca.pem", "devices-ca.pem"),
+    ] {
+        std::fs::copy(dir.join(from), dir.join(to))?;
+    }
     let copy = dir.join(name);
     std::fs::write(&copy, text)?;
     Ok(copy)

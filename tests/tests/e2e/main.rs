@@ -20,4 +20,5 @@ mod security;
 mod stop;
 mod store_damage;
 mod support;
+mod syslog;
 mod writer;

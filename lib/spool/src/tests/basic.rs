@@ -171,12 +171,18 @@ fn append_blocks_when_full_until_an_ack_frees_space() {
     };
     wait_until("the append to block", || spool.stats().blocked_appends == 1);
     assert_eq!(
+        spool.stats().waiting_appends,
+        1,
+        "the spool says it is full"
+    );
+    assert_eq!(
         spool.stats().next_seq,
         3,
         "the blocked append must not have written"
     );
     spool.ack(1).expect("ack");
     assert_eq!(appender.join().expect("thread").expect("append"), 3);
+    assert_eq!(spool.stats().waiting_appends, 0, "no longer full");
     assert!(spool.stats().bytes <= full_config(dir.path()).max_bytes);
     assert_eq!(
         spool.read_from(2).expect("read").expect("batch").first_seq,

@@ -1,0 +1,209 @@
+//! The syslog receiver (`[[syslog]]`): UDP, TCP and TLS listeners whose messages become
+//! records of one input, as the file input's lines do.
+//!
+//! ```text
+//! udp listener  ─┐  channel full and spool full: udp_dropped += 1; channel full only: wait
+//! tcp listener  ─┼─► bounded channel (per input) ─► batcher thread ─► spool
+//! tls listener  ─┘  send().await (full: stop reading; TCP flow control slows the sender)
+//! ```
+//!
+//! Invariants:
+//! - Every message is a record with its bytes verbatim (`<PRI>` included); only framing is
+//!   removed (`framing`). A message longer than `max_message_bytes` is cut and carries its
+//!   original length (`truncated_from`); none is dropped silently.
+//! - Each record carries the attributes `sender` (`IP:PORT` of the peer, `[v6]:PORT` for IPv6)
+//!   and `transport` (`udp`, `tcp` or `tls`), and `tls_client` (the subject CN of the verified
+//!   client certificate) when `tls_client_ca` is set; its source path is the listener's URL.
+//! - Syslog has no acknowledgement, so the spool's back-pressure is all there is: while the
+//!   spool is full the batcher blocks, the channel fills, stream connections stop being read,
+//!   and UDP datagrams are dropped and counted (only then: a channel full because the batcher
+//!   is behind makes the UDP task wait, and the kernel's receive buffer holds the burst). `udp_dropped` (heartbeat `drops`, then
+//!   `status.json` `agents.<agent>.drops.udp_dropped`) = datagrams refused by the full channel +
+//!   datagrams the kernel dropped on the socket (`udp`), so received + `udp_dropped` = sent.
+//! - Every buffer is bounded: the channel by [`channel_capacity`] messages of at most
+//!   `max_message_bytes`, each connection by its read buffer plus one message, connections by
+//!   `max_connections` and `max_connections_per_sender`.
+//! - No positions are persisted: a live network stream cannot be re-read after a restart.
+
+mod config;
+mod framing;
+mod stream;
+mod udp;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use logship_tail::LineSink;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::batcher::{Batcher, RecordExtra};
+
+pub use config::{Listener, RawSyslog, SyslogInput, TlsFiles, Transport};
+pub use framing::{FrameError, FrameReader, Framing};
+pub use udp::SpoolFull;
+
+/// Bytes of messages the channel of one input may hold (at `max_message_bytes` each).
+const CHANNEL_BYTES: usize = 4 << 20;
+/// How often the batcher thread wakes up without messages (batch age, stop flag).
+const TICK: Duration = Duration::from_millis(100);
+/// Messages taken from the channel between two clock ticks.
+const DRAIN_BATCH: usize = 4096;
+
+/// One received message on its way to the batcher.
+#[derive(Debug)]
+struct Message {
+    raw: Vec<u8>,
+    truncated_from: u64,
+    sender: SocketAddr,
+    /// Index of the listener in the input's list.
+    listener: usize,
+    /// Subject CN of the sender's verified TLS client certificate.
+    client: Option<Arc<str>>,
+}
+
+/// Messages the channel of `input` holds: about 4 MiB of messages at their largest, 16..=4096.
+pub fn channel_capacity(input: &SyslogInput) -> usize {
+    (CHANNEL_BYTES / input.max_message_bytes).clamp(16, 4096)
+}
+
+/// Binds every listener of `input` (an error names the one that failed), starts their tasks on
+/// the current runtime and the batcher thread. The thread ends once every listener has stopped
+/// (after `shutdown`) and the channel is drained, or when `stop` is set and nothing arrives.
+pub async fn start(
+    input: SyslogInput,
+    batcher: Batcher,
+    full: SpoolFull,
+    stop: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+) -> Result<JoinHandle<()>> {
+    let (tx, rx) = mpsc::channel(channel_capacity(&input));
+    let stats = batcher.stats();
+    let limits = stream::Limits::new(&input);
+    let tls = match &input.tls {
+        Some(files) => Some(
+            stream::acceptor(files)
+                .with_context(|| format!("syslog input {:?}: loading its TLS files", input.name))?,
+        ),
+        None => None,
+    };
+    let mut udp_sockets = Vec::new();
+    for (index, l) in input.listeners.iter().enumerate() {
+        let what = || format!("syslog input {:?}: listening on {}", input.name, l.url());
+        let ctx = stream::Conn {
+            input: input.name.clone(),
+            listener: index,
+            tx: tx.clone(),
+            max: input.max_message_bytes,
+            idle: input.idle_timeout,
+            shutdown: shutdown.clone(),
+        };
+        match l.transport {
+            Transport::Udp => {
+                let socket = udp::bind(l.addr).with_context(what)?;
+                udp_sockets.push(udp::spawn(socket, ctx, full.clone())?);
+            }
+            Transport::Tcp | Transport::Tls => {
+                let listener = tokio::net::TcpListener::bind(l.addr)
+                    .await
+                    .with_context(what)?;
+                let acceptor = match l.transport {
+                    Transport::Tls => tls.clone(),
+                    _ => None,
+                };
+                tokio::spawn(stream::accept_loop(listener, acceptor, limits.clone(), ctx));
+            }
+        }
+        tracing::info!(input = %input.name, listener = %l.url(), "Syslog listener started.");
+    }
+    drop(tx);
+    if !udp_sockets.is_empty() {
+        tokio::spawn(udp::count_drops(udp_sockets, stats, shutdown.clone()));
+    }
+    let runtime = tokio::runtime::Handle::current();
+    let name = input.name.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("input-{name}"))
+        .spawn(move || {
+            let mut rx = rx;
+            if let Err(error) = batch_loop(&input, batcher, &mut rx, &runtime, &stop) {
+                // The spool was closed under a blocked batcher (stop with the spool full):
+                // what is still queued cannot be spooled; syslog cannot ask for it again.
+                rx.close();
+                let mut queued = 0u64;
+                while rx.try_recv().is_ok() {
+                    queued += 1;
+                }
+                tracing::error!(input = %name, %error, queued_messages_lost = queued,
+                    "Syslog input stopped: its open batch and the queued messages were not spooled.");
+            }
+        })?;
+    Ok(thread)
+}
+
+/// Moves messages from the channel into the batcher until the channel closes (or `stop` with
+/// nothing left to read), then flushes.
+fn batch_loop(
+    input: &SyslogInput,
+    mut batcher: Batcher,
+    rx: &mut mpsc::Receiver<Message>,
+    runtime: &tokio::runtime::Handle,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let mut sources = Vec::new();
+    for l in &input.listeners {
+        let url = l.url();
+        sources.push(
+            batcher
+                .open_source(&url, Path::new(&url))
+                .map_err(|_| anyhow::anyhow!("the spool is closed"))?,
+        );
+    }
+    let transports: Vec<&str> = input
+        .listeners
+        .iter()
+        .map(|l| l.transport.as_str())
+        .collect();
+    let mut sender = String::new();
+    let closed = || anyhow::anyhow!("the spool is closed");
+    loop {
+        let first = runtime.block_on(async { tokio::time::timeout(TICK, rx.recv()).await });
+        let mut next = match first {
+            Ok(Some(m)) => Some(m),
+            Ok(None) => break,
+            Err(_) if stop.load(Ordering::SeqCst) => break,
+            Err(_) => None,
+        };
+        let mut n = 0;
+        while let Some(m) = next.take() {
+            sender.clear();
+            use std::fmt::Write as _;
+            write!(sender, "{}", m.sender).expect("writing to a String cannot fail");
+            let attributes = [
+                ("sender", sender.as_str()),
+                ("transport", transports[m.listener]),
+                ("tls_client", m.client.as_deref().unwrap_or("")),
+            ];
+            let n_attr = if m.client.is_some() { 3 } else { 2 };
+            let extra = RecordExtra {
+                attributes: &attributes[..n_attr],
+                ..RecordExtra::default()
+            };
+            batcher
+                .push_event(sources[m.listener], &m.raw, m.truncated_from, &extra)
+                .map_err(|_| closed())?;
+            n += 1;
+            if n < DRAIN_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        batcher.tick().map_err(|_| closed())?;
+    }
+    batcher.flush().context("last batch not spooled")?;
+    Ok(())
+}

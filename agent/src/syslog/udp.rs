@@ -1,0 +1,277 @@
+//! UDP listeners: one datagram is one message; drops are counted exactly.
+//!
+//! Invariants:
+//! - A datagram is either sent to the input's channel or counted as dropped, never both, never
+//!   neither. It is dropped (user-space drops) only when the channel is full *and* the spool is
+//!   full ([`SpoolFull`]: an append waits for space, or appends fail); a channel that is full
+//!   because the batcher is behind is waited for, the kernel buffering what arrives meanwhile.
+//! - Datagrams the kernel drops before we read them (receive buffer overflow) are counted too:
+//!   [`count_drops`] reads the socket's own drop counter (`drops` column of
+//!   `/proc/self/net/udp{,6}`, the kernel's `sk_drops`, found by the socket's inode) and adds it,
+//!   so `udp_dropped` = user-space drops + kernel drops of every UDP socket of the input.
+//! - The receive buffer is asked to be large ([`RECV_BUF`]): with CAP_NET_ADMIN (root) by
+//!   `SO_RCVBUFFORCE`, else by `SO_RCVBUF`, which the kernel caps at `net.core.rmem_max`; so
+//!   bursts wait in the kernel rather than being dropped.
+//! - Trailing `\n`, `\r\n` and NUL bytes are framing (some senders add them) and are removed;
+//!   the rest of the datagram is kept verbatim, cut at `max_message_bytes` with its length.
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio_util::sync::CancellationToken;
+
+use super::Message;
+use super::stream::Conn;
+use crate::batcher::BatcherStats;
+use crate::spool_blocked::SpoolBlocked;
+use logship_spool::Spool;
+
+/// Receive buffer asked for each UDP socket.
+const RECV_BUF: usize = 32 << 20;
+/// Largest datagram read whole (IPv4 UDP payloads are at most 65,507 bytes).
+const DATAGRAM_BUF: usize = 64 << 10;
+/// While a datagram waits for room in the channel, how often the spool is checked for being full.
+const RECHECK_FULL: Duration = Duration::from_millis(50);
+/// Pause after a failed receive.
+const RECV_ERROR_PAUSE: Duration = Duration::from_millis(10);
+/// How often the kernel's drop counters are read.
+const DROPS_EVERY: Duration = Duration::from_millis(250);
+
+/// Whether the spool is full: an append waits for space, or appends fail (disk full).
+#[derive(Clone)]
+pub struct SpoolFull {
+    /// The agent's spool.
+    pub spool: Spool,
+    /// Inputs whose appends fail.
+    pub blocked: SpoolBlocked,
+}
+
+impl SpoolFull {
+    fn is_full(&self) -> bool {
+        self.spool.stats().waiting_appends > 0 || !self.blocked.reason().is_empty()
+    }
+}
+
+/// One running UDP listener's counters.
+pub(super) struct UdpHandle {
+    /// Inode of the socket (its line in `/proc/self/net/udp`).
+    inode: u64,
+    /// Datagrams refused by the full channel.
+    user_drops: Arc<AtomicU64>,
+}
+
+/// A non-blocking UDP socket bound to `addr` with a large receive buffer.
+pub(super) fn bind(addr: SocketAddr) -> Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Beyond net.core.rmem_max only with CAP_NET_ADMIN (SO_RCVBUFFORCE); else up to the cap.
+    if force_recv_buffer(&socket, RECV_BUF).is_err()
+        && let Err(error) = socket.set_recv_buffer_size(RECV_BUF)
+    {
+        tracing::warn!(%error, "Could not enlarge the UDP receive buffer.");
+    }
+    tracing::debug!(
+        bytes = socket.recv_buffer_size().unwrap_or(0),
+        "UDP receive buffer."
+    );
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(UdpSocket::from_std(socket.into())?)
+}
+
+/// `SO_RCVBUFFORCE`: a receive buffer of `bytes` regardless of `net.core.rmem_max`; fails
+/// without CAP_NET_ADMIN (the caller then asks within the cap).
+#[allow(unsafe_code)]
+fn force_recv_buffer(socket: &Socket, bytes: usize) -> std::io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a pointer to a live local c_int;
+    // the fd is owned by `socket`, open for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Starts the receive task of `socket`.
+pub(super) fn spawn(socket: UdpSocket, conn: Conn, full: SpoolFull) -> Result<UdpHandle> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd()))
+        .context("reading the UDP socket's inode")?;
+    let inode = socket_inode(&link.to_string_lossy())
+        .with_context(|| format!("{} is not a socket link", link.display()))?;
+    let user_drops = Arc::new(AtomicU64::new(0));
+    let drops = user_drops.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; DATAGRAM_BUF];
+        loop {
+            let received = tokio::select! {
+                _ = conn.shutdown.cancelled() => return,
+                r = socket.recv_from(&mut buf) => r,
+            };
+            let (n, peer) = match received {
+                Ok(r) => r,
+                Err(error) => {
+                    tracing::warn!(input = %conn.input, %error, "Receiving a syslog datagram failed.");
+                    // Not a busy loop if the error persists.
+                    tokio::time::sleep(RECV_ERROR_PAUSE).await;
+                    continue;
+                }
+            };
+            let len = unframed_len(&buf[..n]);
+            if len == 0 {
+                continue;
+            }
+            let take = len.min(conn.max);
+            let message = Message {
+                raw: buf[..take].to_vec(),
+                truncated_from: if len > take { len as u64 } else { 0 },
+                sender: peer,
+                listener: conn.listener,
+                client: None,
+            };
+            let message = match conn.tx.try_send(message) {
+                Ok(()) => continue,
+                Err(TrySendError::Full(m)) => m,
+                Err(TrySendError::Closed(_)) => return,
+            };
+            // The channel is full: drop only if the spool is full; if the batcher is merely
+            // behind, wait (the kernel's receive buffer holds the burst meanwhile).
+            loop {
+                if full.is_full() {
+                    drops.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                let reserved = tokio::select! {
+                    _ = conn.shutdown.cancelled() => {
+                        tracing::warn!(input = %conn.input, sender = %peer,
+                            "Agent stopping while its batcher is behind: one received datagram not spooled.");
+                        return;
+                    }
+                    r = tokio::time::timeout(RECHECK_FULL, conn.tx.reserve()) => r,
+                };
+                match reserved {
+                    Ok(Ok(permit)) => {
+                        permit.send(message);
+                        break;
+                    }
+                    Ok(Err(_)) => return,
+                    Err(_) => {}
+                }
+            }
+        }
+    });
+    Ok(UdpHandle { inode, user_drops })
+}
+
+/// Keeps `stats.udp_dropped` = user-space + kernel drops of `sockets` until shutdown.
+pub(super) async fn count_drops(
+    sockets: Vec<UdpHandle>,
+    stats: Arc<BatcherStats>,
+    shutdown: CancellationToken,
+) {
+    let mut warned = false;
+    loop {
+        let kernel = match kernel_drops(&sockets) {
+            Ok(k) => k,
+            Err(error) => {
+                if !warned {
+                    tracing::warn!(%error, "Kernel UDP drop counters unreadable; udp_dropped counts only the agent's own drops.");
+                    warned = true;
+                }
+                0
+            }
+        };
+        let user: u64 = sockets
+            .iter()
+            .map(|s| s.user_drops.load(Ordering::Relaxed))
+            .sum();
+        stats.udp_dropped.store(user + kernel, Ordering::Relaxed);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(DROPS_EVERY) => {}
+        }
+    }
+}
+
+/// Sum of the kernel's drop counters of `sockets` (`/proc/self/net/udp` and `udp6`).
+fn kernel_drops(sockets: &[UdpHandle]) -> std::io::Result<u64> {
+    let mut total = 0;
+    for table in ["/proc/self/net/udp", "/proc/self/net/udp6"] {
+        let text = match std::fs::read_to_string(table) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        total += drops_in_table(&text, sockets.iter().map(|s| s.inode));
+    }
+    Ok(total)
+}
+
+/// Drops of the given inodes in one `/proc/net/udp` table (inode = column 10, drops = 13).
+fn drops_in_table(text: &str, inodes: impl Iterator<Item = u64> + Clone) -> u64 {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let inode: u64 = cols.get(9)?.parse().ok()?;
+            let drops: u64 = cols.get(12)?.parse().ok()?;
+            inodes.clone().any(|i| i == inode).then_some(drops)
+        })
+        .sum()
+}
+
+/// `socket:[12345]` → 12345.
+fn socket_inode(link: &str) -> Option<u64> {
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// Length of `datagram` without trailing `\n`, `\r` and NUL bytes.
+fn unframed_len(datagram: &[u8]) -> usize {
+    let mut len = datagram.len();
+    while len > 0 && matches!(datagram[len - 1], b'\n' | b'\r' | 0) {
+        len -= 1;
+    }
+    len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_are_read_for_our_inodes_only() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+  1: 0100007F:0202 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 17\n\
+  2: 0100007F:0203 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4243 2 0000000000000000 5\n";
+        assert_eq!(drops_in_table(table, [4242u64].into_iter()), 17);
+        assert_eq!(drops_in_table(table, [4242u64, 4243].into_iter()), 22);
+        assert_eq!(drops_in_table(table, [1u64].into_iter()), 0);
+        assert_eq!(socket_inode("socket:[4242]"), Some(4242));
+        assert_eq!(socket_inode("/dev/null"), None);
+    }
+
+    #[test]
+    fn only_trailing_framing_is_removed() {
+        assert_eq!(unframed_len(b"<13>a\r\n\0"), 5);
+        assert_eq!(unframed_len(b"<13>a\nb"), 7);
+        assert_eq!(unframed_len(b"\n"), 0);
+    }
+}
