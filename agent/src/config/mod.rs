@@ -151,8 +151,7 @@ impl RawConfig {
         }
         if files.is_empty() && journald.is_empty() && syslog.is_empty() {
             p.push(
-                "no inputs: add a [[file]], [[journald]] or [[syslog]] table or --tail GLOB"
-                    .into(),
+                "no inputs: add a [[file]], [[journald]] or [[syslog]] table or --tail GLOB".into(),
             );
         }
         if !p.is_empty() {
