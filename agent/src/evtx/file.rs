@@ -20,6 +20,7 @@
 //!   error; reading goes on with the next record or chunk.
 
 use std::io::Read;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -34,6 +35,8 @@ use crate::batcher::Batcher;
 /// Records between two batcher ticks (a batch older than `max_wait` is closed on a tick, so the
 /// shipper sees a large file's first events while the rest is read).
 const TICK_EVERY: u64 = 64;
+/// The gap message's reason when the parser panics.
+const PANICKED: &str = "the evtx parser failed (panic); the rest of the file is not read";
 
 /// Why a file could not be imported at all.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +118,18 @@ pub struct FileReport {
     pub progress: Progress,
 }
 
+/// An error and its sources, `: `-separated (the `evtx` crate's errors say little on their own).
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// The identity of a file: `sha256:` and the hex SHA-256 of its content.
 pub fn identify(path: &Path) -> Result<String, FileError> {
     let io = |source| FileError::Io {
@@ -177,7 +192,16 @@ pub fn import_file(
     };
     let mut max_id = 0u64;
     let mut seen = 0u64;
-    for item in parser.records() {
+    let mut records = parser.records();
+    loop {
+        // A parser panic (a file shaped in a way the crate does not expect) ends this file like
+        // an unreadable part: the rest of the file is one gap, the next file is read.
+        let (item, panicked) = match catch_unwind(AssertUnwindSafe(|| records.next())) {
+            Ok(Some(Ok(rec))) => (Ok(rec), false),
+            Ok(Some(Err(error))) => (Err(describe(&error)), false),
+            Ok(None) => break,
+            Err(_) => (Err(PANICKED.to_string()), true),
+        };
         if stop.load(Ordering::SeqCst) {
             report.interrupted = true;
             return Ok(report);
@@ -218,17 +242,19 @@ pub fn import_file(
             }
             Err(error) => {
                 report.unreadable += 1;
-                if report.unreadable <= done.unreadable {
-                    continue;
+                if report.unreadable > done.unreadable {
+                    p.unreadable = report.unreadable;
+                    let message = format!(
+                        "import-evtx: {shown}: unreadable part after record id {max_id}: {error}"
+                    );
+                    tracing::error!(file = %shown, after_record_id = max_id, %error,
+                        "Part of the file is unreadable; recording a gap.");
+                    batcher.push_gap(source, &message)?;
+                    batcher.set_position(source, Some(p.token()), p.last_record_id);
                 }
-                p.unreadable = report.unreadable;
-                let message = format!(
-                    "import-evtx: {shown}: unreadable part after record id {max_id}: {error}"
-                );
-                tracing::error!(file = %shown, after_record_id = max_id, %error,
-                    "Part of the file is unreadable; recording a gap.");
-                batcher.push_gap(source, &message)?;
-                batcher.set_position(source, Some(p.token()), p.last_record_id);
+                if panicked {
+                    break;
+                }
             }
         }
     }
@@ -317,6 +343,135 @@ mod tests {
             .expect("every event has a time");
         let t: jiff::Timestamp = t.as_str().expect("a string").parse().expect("RFC 3339");
         (e, t.as_nanosecond())
+    }
+
+    /// The 636-event fixture with its chunks 1 and 2 swapped (so the 99 records of chunk 1 come
+    /// after higher ids: late records) and chunk 4's header destroyed (one unreadable part).
+    fn shuffled(dir: &Path) -> std::path::PathBuf {
+        const CHUNK: usize = 65536;
+        let mut b = std::fs::read(format!("{FIXTURES}evtxrs-Security_with_size_t.evtx")).unwrap();
+        let at = |n: usize| 4096 + n * CHUNK;
+        let one = b[at(1)..at(2)].to_vec();
+        b.copy_within(at(2)..at(3), at(1));
+        b[at(2)..at(3)].copy_from_slice(&one);
+        b[at(4)..at(4) + 7].copy_from_slice(b"garbage");
+        let path = dir.join("shuffled.evtx");
+        std::fs::write(&path, b).unwrap();
+        path
+    }
+
+    fn spool_config(dir: &Path, max_bytes: u64) -> logship_spool::SpoolConfig {
+        logship_spool::SpoolConfig {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            segment_max_bytes: 16 << 10,
+            fsync_interval_ms: 0,
+            ..logship_spool::SpoolConfig::default()
+        }
+    }
+
+    fn batcher(spool: &logship_spool::Spool) -> Batcher {
+        let limits = crate::config::BatchLimits {
+            max_records: 1,
+            max_bytes: 1 << 20,
+            max_wait: std::time::Duration::from_secs(60),
+            zstd_level: 1,
+        };
+        Batcher::new(
+            spool.clone(),
+            limits,
+            super::super::IMPORT_INPUT.into(),
+            "h".into(),
+            "UTC".into(),
+        )
+        .unwrap()
+    }
+
+    /// What the spool holds from `seq` on: record ids, `gap` for gap records.
+    fn items(spool: &logship_spool::Spool, mut seq: u64) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut scratch = Vec::new();
+        while let Some(b) = spool.read_from(seq).unwrap() {
+            let list =
+                logship_proto::payload::decode_payload(&b.payload, 1 << 24, &mut scratch).unwrap();
+            for r in list.records {
+                out.push(match r.kind {
+                    1 => "gap".to_string(),
+                    _ => r.attributes["record_id"].clone(),
+                });
+            }
+            seq = b.first_seq + u64::from(b.count);
+        }
+        out
+    }
+
+    /// Stopped at several points (a full spool, closed under the import), then resumed from the
+    /// position the spool recovered: every record, late record and gap is spooled exactly once
+    /// and in the order of a run that was never stopped.
+    #[test]
+    fn a_run_stopped_anywhere_resumes_with_each_record_and_gap_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = shuffled(tmp.path());
+        let id = identify(&file).unwrap();
+        let stop = AtomicBool::new(false);
+        let whole = {
+            let dir = tmp.path().join("whole");
+            let (spool, _) = logship_spool::Spool::open(spool_config(&dir, 64 << 20)).unwrap();
+            let mut b = batcher(&spool);
+            let r = import_file(&mut b, &file, &id, &Progress::default(), &stop).unwrap();
+            b.flush().unwrap();
+            assert_eq!((r.late, r.unreadable), (99, 1), "{r:?}");
+            items(&spool, 1)
+        };
+        assert_eq!(whole.iter().filter(|i| *i == "gap").count(), 1);
+        let mut cuts = Vec::new();
+        for max_bytes in [24u64 << 10, 128 << 10, 256 << 10, 360 << 10, 480 << 10] {
+            let dir = tmp.path().join(format!("cut-{max_bytes}"));
+            let (spool, _) = logship_spool::Spool::open(spool_config(&dir, max_bytes)).unwrap();
+            let reader = {
+                let (mut b, file, id) = (batcher(&spool), file.clone(), id.clone());
+                std::thread::spawn(move || {
+                    let stop = AtomicBool::new(false);
+                    import_file(&mut b, &file, &id, &Progress::default(), &stop).map(|_| ())
+                })
+            };
+            while spool.stats().blocked_appends == 0 {
+                assert!(
+                    !reader.is_finished(),
+                    "the whole file fit in {max_bytes} bytes"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            spool.close();
+            assert!(matches!(reader.join().unwrap(), Err(FileError::Closed)));
+            let first = items(&spool, 1);
+            drop(spool);
+
+            let (spool, rec) = logship_spool::Spool::open(spool_config(&dir, 64 << 20)).unwrap();
+            let key = format!("{}|{id}", super::super::IMPORT_INPUT);
+            let pos = rec
+                .positions
+                .iter()
+                .find(|p| p.key == key)
+                .expect("a position");
+            let done = Progress::from_position(pos.offset, &pos.path);
+            let mut b = batcher(&spool);
+            import_file(&mut b, &file, &id, &done, &stop).unwrap();
+            b.flush().unwrap();
+            let second = items(&spool, rec.next_seq);
+            cuts.push(first.len());
+            assert_eq!([first, second].concat(), whole, "cut at {max_bytes} bytes");
+        }
+        // The cuts fall before, among and after the late records and the gap.
+        eprintln!("cuts after {cuts:?} of {} spooled items", whole.len());
+        let late_from = whole.iter().position(|i| i == "115").unwrap();
+        let gap_at = whole.iter().position(|i| i == "gap").unwrap();
+        assert!(cuts.iter().any(|&c| c < late_from), "cuts {cuts:?}");
+        assert!(
+            cuts.iter().any(|&c| c > late_from && c < gap_at),
+            "cuts {cuts:?}"
+        );
+        assert!(cuts.iter().any(|&c| c > gap_at), "cuts {cuts:?}");
     }
 
     #[test]

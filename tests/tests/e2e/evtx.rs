@@ -285,7 +285,7 @@ fn import_evtx_stores_every_event_once_with_the_fields_of_its_xml() {
         // A copy under another name is the same file.
         let copy = sb.path().join("copy of security.evtx");
         std::fs::copy(&big, &copy)?;
-        let (code, out) = import(sb, &agent, "import-3", &[copy.clone()])?;
+        let (code, out) = import(sb, &agent, "import-3", std::slice::from_ref(&copy))?;
         ensure!(
             code == 0 && summary(&out, &copy)?.0 == 0,
             "copy imported again: {out}"
@@ -327,7 +327,7 @@ fn import_evtx_interrupted_and_killed_then_rerun_stores_the_rest_exactly_once() 
         ensure!(out.contains("run the same command again"), "{out}");
 
         // SIGKILL while blocked in the middle of the file.
-        let mut p = start_import(sb, &agent, "import-kill", std::slice::from_ref(&big))?;
+        let p = start_import(sb, &agent, "import-kill", std::slice::from_ref(&big))?;
         wait_until(
             IMPORT_DEADLINE,
             "the import blocked on a full spool",
@@ -370,4 +370,58 @@ fn ns(v: &Option<Value>) -> Result<i128> {
         .context("a time that is not a string")?;
     let t: jiff::Timestamp = s.parse().with_context(|| format!("time {s:?}"))?;
     Ok(t.as_nanosecond())
+}
+
+/// A chunk whose header is destroyed: every other event is stored, the lost chunk is one gap
+/// record naming the file, the exit status says so (65), and a rerun adds nothing.
+#[test]
+fn import_evtx_damaged_chunk_becomes_one_gap_and_the_rest_is_stored() {
+    run_test(|sb| {
+        let (mut collector, agent) = setup(sb, false)?;
+        collector.start()?;
+        let damaged = sb.path().join("damaged.evtx");
+        let mut bytes = std::fs::read(fixture(BIG, "evtx"))?;
+        // The third 64 KiB chunk after the 4 KiB file header loses its "ElfChnk" magic.
+        let chunk = 4096 + 2 * 65536;
+        ensure!(&bytes[chunk..chunk + 7] == b"ElfChnk", "fixture layout");
+        bytes[chunk..chunk + 7].copy_from_slice(b"garbage");
+        std::fs::write(&damaged, bytes)?;
+        let mut parser = ::evtx::EvtxParser::from_path(&damaged)?;
+        let (mut good, mut bad) = (0u64, 0u64);
+        for r in parser.records() {
+            match r {
+                Ok(_) => good += 1,
+                Err(_) => bad += 1,
+            }
+        }
+        ensure!(
+            bad > 0 && good > 0,
+            "the damage must cost some events: {good} {bad}"
+        );
+
+        for run in ["import-damaged-1", "import-damaged-2"] {
+            let (code, out) = import(sb, &agent, run, std::slice::from_ref(&damaged))?;
+            ensure!(code == 65, "{run} exited {code}: {out}");
+            ensure!(out.contains("could not be read"), "{out}");
+            let all = collector.store().search(&["--input", "import-evtx"])?;
+            let gaps: Vec<&Value> = all.iter().filter(|r| r["kind"] == "gap").collect();
+            let events = all.len() - gaps.len();
+            ensure!(
+                events as u64 == good,
+                "{run}: {events} events stored, {good} readable"
+            );
+            ensure!(
+                gaps.len() as u64 == bad,
+                "{run}: {} gap records",
+                gaps.len()
+            );
+            ensure!(
+                gaps.iter().all(|g| g["raw"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("damaged.evtx") && t.contains("unreadable"))),
+                "gap records: {gaps:?}"
+            );
+        }
+        Ok(())
+    });
 }
