@@ -25,7 +25,7 @@ const EXIT_UNFINISHED: u8 = 75;
 fn main() -> ExitCode {
     logship_agent::memory::limit_arenas();
     let cli = Cli::parse();
-    logship_logging::init(&cli.log_level);
+    logship_logging::init(&quiet_evtx(&cli.log_level));
     match try_main(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -60,6 +60,16 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
         logship_agent::run::run(cfg, shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `filter` with the `evtx` crate's own logging (a line per chunk at info) at warn, unless the
+/// filter names that crate.
+fn quiet_evtx(filter: &str) -> String {
+    if filter.contains("evtx") {
+        filter.to_string()
+    } else {
+        format!("{filter},evtx=warn")
+    }
 }
 
 /// Installs the rustls provider and builds the agent's runtime.

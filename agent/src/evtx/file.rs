@@ -51,13 +51,12 @@ pub enum FileError {
         source: std::io::Error,
     },
     /// The file is not an EVTX file (or its header is damaged beyond use).
-    #[error("{path} is not a readable .evtx file: {source}")]
+    #[error("{path} is not a readable .evtx file: {reason}")]
     NotEvtx {
         /// The file.
         path: String,
-        /// The parser's error.
-        #[source]
-        source: evtx::err::EvtxError,
+        /// The parser's error and its causes.
+        reason: String,
     },
     /// The spool was closed (the agent is stopping).
     #[error("the spool was closed")]
@@ -120,14 +119,17 @@ pub struct FileReport {
 
 /// An error and its sources, `: `-separated (the `evtx` crate's errors say little on their own).
 fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
+    let mut parts = vec![error.to_string()];
     let mut source = error.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        parts.push(s.to_string());
         source = s.source();
     }
-    text
+    parts
+        .iter()
+        .map(|p| p.trim_end_matches('.'))
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// The identity of a file: `sha256:` and the hex SHA-256 of its content.
@@ -177,9 +179,9 @@ pub fn import_file(
 ) -> Result<FileReport, FileError> {
     let shown = path.display().to_string();
     let mut parser = EvtxParser::from_path(path)
-        .map_err(|source| FileError::NotEvtx {
+        .map_err(|error| FileError::NotEvtx {
             path: shown.clone(),
-            source,
+            reason: describe(&error),
         })?
         .with_configuration(settings());
     let source = batcher.open_source(id, path)?;

@@ -422,6 +422,21 @@ fn import_evtx_damaged_chunk_becomes_one_gap_and_the_rest_is_stored() {
                 "gap records: {gaps:?}"
             );
         }
+
+        // Not an .evtx file, and no file at all: clear errors, exit 65, the other file still read.
+        let text = sb.path().join("notes.txt");
+        std::fs::write(&text, "not an event log\n")?;
+        let missing = sb.path().join("missing.evtx");
+        let short = fixture(SHORT, "evtx");
+        let (code, out) = import(sb, &agent, "import-bad", &[text, missing, short.clone()])?;
+        eprintln!("{out}");
+        ensure!(code == 65, "import of bad files exited {code}: {out}");
+        ensure!(
+            out.contains("notes.txt is not a readable .evtx file"),
+            "{out}"
+        );
+        ensure!(out.contains("missing.evtx"), "{out}");
+        check_exactly_once(&collector, &short, &record_ids(&short)?)?;
         Ok(())
     });
 }
