@@ -17,7 +17,10 @@
 //!   in-order records with an id up to `offset`, the first `late` late records and the first
 //!   `unreadable` unreadable parts.
 //! - An unreadable record or chunk becomes one gap record (kind gap) naming the file and the
-//!   error; reading goes on with the next record or chunk.
+//!   error; reading goes on with the next record or chunk. A panic of the parser is caught and
+//!   ends the file the same way (one gap for the rest of it); the next file is read.
+//! - The offset is never `u64::MAX` (the spool's "forgotten" marker): a record with that id (a
+//!   damaged header) counts as late.
 
 use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};

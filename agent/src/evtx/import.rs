@@ -82,8 +82,8 @@ pub async fn import(
         .await?
         .with_context(|| {
             format!(
-                "opening the spool {} (an agent running with this config holds it: stop it, or \
-                 import with a config whose [spool] dir is another folder)",
+                "opening the spool {} (if an agent running with this config holds it: stop it, \
+                 or import with a config whose [spool] dir is another folder)",
                 dir.display()
             )
         })?;
