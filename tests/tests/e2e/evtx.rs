@@ -1,7 +1,7 @@
 //! `logship-agent import-evtx` (issue 8 items 4 and 5) on real exported Security logs
 //! (`tests/fixtures/evtx`, see SOURCES.md there): every event stored once with the fields of the
 //! same event read from its XML export, nothing new on a rerun, and exactly once across a stop
-//! signal, a SIGKILL while the import is blocked on a full spool, and a SIGKILL while shipping.
+//! signal, a SIGKILL while the import is blocked on a full spool, and SIGKILLs while shipping.
 //!
 //! Expected counts come from the files themselves (the `evtx` crate and the XML export), never
 //! from numbers written here.
@@ -16,6 +16,7 @@ use logship_e2e::{
     Agent, AgentOpts, Collector, CollectorOpts, Proc, Sandbox, bin, run_test, wait_until,
 };
 use logship_normalize::{Context as NormContext, Normalizer};
+use rand::Rng;
 use serde_json::Value;
 
 /// The 636-event file with an XML export of the same events.
@@ -335,7 +336,8 @@ fn import_evtx_interrupted_and_killed_then_rerun_stores_the_rest_exactly_once() 
         )?;
         p.kill9()?;
 
-        // With the collector up: a run SIGKILLed as soon as anything is stored...
+        // With the collector up: a run SIGKILLed as soon as anything is stored, then runs
+        // SIGKILLed at random moments...
         collector.start()?;
         let mut p = start_import(sb, &agent, "import-kill-2", std::slice::from_ref(&big))?;
         wait_until(
@@ -344,7 +346,13 @@ fn import_evtx_interrupted_and_killed_then_rerun_stores_the_rest_exactly_once() 
             || Ok(collector.count()? > 0 || p.exited()?.is_some()),
         )?;
         p.kill9()?;
-
+        let mut rng = rand::rng();
+        for i in 0..3 {
+            let name = format!("import-kill-random-{i}");
+            let p = start_import(sb, &agent, &name, std::slice::from_ref(&big))?;
+            std::thread::sleep(Duration::from_millis(rng.random_range(0..400)));
+            p.kill9()?;
+        }
         // ...then a run to the end stores the rest exactly once.
         let (code, out) = import(sb, &agent, "import-rest", std::slice::from_ref(&big))?;
         ensure!(code == 0, "import-evtx exited {code}: {out}");
