@@ -37,4 +37,15 @@ pub enum Command {
         #[arg(long = "tail")]
         tails: Vec<String>,
     },
+    /// Import exported Windows event logs (.evtx) through the spool and the collector; exits 0
+    /// once the collector has acked every event. The config's inputs are not started. A rerun
+    /// (after an interruption, or of the same files) stores nothing twice.
+    ImportEvtx {
+        /// agent.toml (collector, certificates, spool).
+        #[arg(long)]
+        config: PathBuf,
+        /// .evtx files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }

@@ -8,6 +8,7 @@ pub mod batcher;
 pub mod cert;
 pub mod cli;
 pub mod config;
+pub mod evtx;
 pub mod heartbeat;
 pub mod input_errors;
 pub mod instance;

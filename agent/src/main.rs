@@ -16,11 +16,16 @@ use tokio_util::sync::CancellationToken;
 
 /// Exit code for a bad configuration.
 const EXIT_CONFIG: u8 = 64;
+/// `import-evtx`: every event that could be read is stored, but a file or part of one could
+/// not be read (gap records say where).
+const EXIT_UNREADABLE: u8 = 65;
+/// `import-evtx`: stopped before the collector acked everything; run the same command again.
+const EXIT_UNFINISHED: u8 = 75;
 
 fn main() -> ExitCode {
     logship_agent::memory::limit_arenas();
     let cli = Cli::parse();
-    logship_logging::init(&cli.log_level);
+    logship_logging::init(&quiet_evtx(&cli.log_level));
     match try_main(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -34,6 +39,7 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
     let (path, tails, check_only) = match cli.command {
         Command::Run { config, tails } => (config, tails, false),
         Command::CheckConfig { config, tails } => (config, tails, true),
+        Command::ImportEvtx { config, files } => return import_evtx(&config, files),
     };
     let cfg = match config::load(&path, &tails) {
         Ok(c) => c,
@@ -47,19 +53,82 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
     if check_only {
         return Ok(report_host_checks(&path, &cfg));
     }
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .map_err(|_| anyhow::anyhow!("a rustls crypto provider was already installed"))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .max_blocking_threads(4)
-        .enable_all()
-        .build()?;
+    let runtime = runtime()?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         logship_agent::run::run(cfg, shutdown).await
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `filter` with the `evtx` crate's own logging (a line per chunk at info) at warn, unless the
+/// filter names that crate.
+fn quiet_evtx(filter: &str) -> String {
+    if filter.contains("evtx") {
+        filter.to_string()
+    } else {
+        format!("{filter},evtx=warn")
+    }
+}
+
+/// Installs the rustls provider and builds the agent's runtime.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .map_err(|_| anyhow::anyhow!("a rustls crypto provider was already installed"))?;
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()?)
+}
+
+/// `import-evtx`: one summary line per file on stdout, problems on stderr.
+fn import_evtx(path: &std::path::Path, files: Vec<std::path::PathBuf>) -> Result<ExitCode> {
+    let cfg = match config::load_for_import(path) {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{}: {p}", path.display());
+            }
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let outcome = runtime()?.block_on(async move {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        logship_agent::evtx::import(cfg, files, shutdown).await
+    })?;
+    for f in &outcome.files {
+        match &f.result {
+            Ok(r) => print_line(&format!(
+                "{}: {} events imported, {} already imported, {} unreadable parts{}",
+                f.path.display(),
+                r.imported,
+                r.already,
+                r.unreadable,
+                if r.interrupted { " (interrupted)" } else { "" }
+            ))?,
+            Err(error) => eprintln!("error: {error}"),
+        }
+    }
+    if !outcome.all_acked {
+        eprintln!(
+            "error: stopped before the collector acked every event ({} records unacked); run \
+             the same command again to finish (nothing is stored twice)",
+            outcome.unacked
+        );
+        return Ok(ExitCode::from(EXIT_UNFINISHED));
+    }
+    if outcome.some_unreadable() {
+        eprintln!(
+            "error: some files or parts of files could not be read (see above); every event \
+             that could be read is stored, with a gap record for each unreadable part"
+        );
+        return Ok(ExitCode::from(EXIT_UNREADABLE));
+    }
+    print_line("every event is stored: the collector acked them all")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -82,6 +82,17 @@ impl RawConfig {
 
     /// Checks every rule; `base` is the directory of the config file.
     pub fn validate(self, base: &Path, extra_tails: &[String]) -> Result<Config, Vec<String>> {
+        self.check(base, extra_tails, true)
+    }
+
+    /// [`RawConfig::validate`]; `require_inputs` = false accepts a config without inputs (for
+    /// `import-evtx`, which does not start them).
+    fn check(
+        self,
+        base: &Path,
+        extra_tails: &[String],
+        require_inputs: bool,
+    ) -> Result<Config, Vec<String>> {
         let mut p = Vec::new();
         if self.version != 1 {
             p.push(format!(
@@ -149,7 +160,7 @@ impl RawConfig {
             }
             syslog.extend(s.build(base, batch.max_bytes, &mut p));
         }
-        if files.is_empty() && journald.is_empty() && syslog.is_empty() {
+        if require_inputs && files.is_empty() && journald.is_empty() && syslog.is_empty() {
             p.push(
                 "no inputs: add a [[file]], [[journald]] or [[syslog]] table or --tail GLOB".into(),
             );
@@ -179,6 +190,14 @@ pub fn load(path: &Path, extra_tails: &[String]) -> Result<Config, Vec<String>> 
         .map_err(|e| vec![format!("reading {}: {e}", path.display())])?;
     let base = path.parent().unwrap_or(Path::new("."));
     RawConfig::parse(&text)?.validate(base, extra_tails)
+}
+
+/// [`load`] for `import-evtx`: the config's inputs are checked but not required.
+pub fn load_for_import(path: &Path) -> Result<Config, Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![format!("reading {}: {e}", path.display())])?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    RawConfig::parse(&text)?.check(base, &[], false)
 }
 
 fn valid_endpoint(e: &str) -> bool {

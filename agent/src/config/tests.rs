@@ -229,3 +229,23 @@ tls_cert = "x.pem"
         "{p:?}"
     );
 }
+
+#[test]
+fn import_needs_no_inputs_but_run_does() {
+    let dir = tempfile::tempdir().unwrap();
+    with_certs(dir.path());
+    let text = "version = 1\n[collector]\nendpoints = [\"c:7443\"]\nca_cert = \"ca.pem\"\n\
+                cert = \"agent.pem\"\nkey = \"agent.key\"\n";
+    let path = dir.path().join("agent.toml");
+    std::fs::write(&path, text).unwrap();
+    let problems = load(&path, &[]).unwrap_err();
+    assert!(
+        problems.iter().any(|p| p.contains("no inputs")),
+        "{problems:?}"
+    );
+    let config = load_for_import(&path).unwrap();
+    assert!(config.files.is_empty());
+    // Everything else is still checked.
+    std::fs::write(&path, text.replace("c:7443", "nohost")).unwrap();
+    assert!(load_for_import(&path).is_err());
+}

@@ -1,7 +1,8 @@
-//! Format detection: whole-line formats first (Windows XML/JSON, auditd, FortiGate, ASA, squid,
-//! web access, OpenVPN native, Proxmox firewall), then syslog framing and dispatch by program name,
-//! then by message content. The chosen parser may still decline → `unparsed`. A record whose
-//! input told its [`Origin`] (journald) skips header parsing: the origin is its frame.
+//! Format detection: whole-line formats first (Windows XML, with or without an XML declaration,
+//! Windows JSON, auditd, FortiGate, ASA, squid, web access, OpenVPN native, Proxmox firewall), then
+//! syslog framing and dispatch by program name, then by message content. The chosen parser may
+//! still decline → `unparsed`. A record whose input told its [`Origin`] (journald) skips header
+//! parsing: the origin is its frame.
 
 use jiff::tz::TimeZone;
 
@@ -90,6 +91,15 @@ fn whole(st: &mut State, tz: &TimeZone, line: &str, force: Option<&str>) -> Hit 
         b'<' if line.starts_with("<Event") => {
             let r = windows::from_xml(line)?;
             return win(&r, force);
+        }
+        // An event rendered as a whole XML document (the `evtx` crate's output).
+        b'<' if line.starts_with("<?xml") => {
+            let body = line[line.find("?>")? + 2..].trim_start();
+            return body
+                .starts_with("<Event")
+                .then(|| windows::from_xml(body))
+                .flatten()
+                .and_then(|r| win(&r, force));
         }
         b'{' => return win(&windows::from_json(line)?, force),
         _ => {}

@@ -162,6 +162,10 @@ fn proxy_web_vpn_windows() {
         (e.dataset, s(&e, "event.outcome")),
         ("windows.security", "failure")
     );
+    // The same event as a whole XML document (how the `evtx` crate renders it) is the same event.
+    let xml = line_of("evtxrs-selected.xml", ">4625<");
+    let doc = format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n{xml}");
+    assert_eq!(norm(&doc), norm(&xml));
     let e = norm(&line_of("otrf-selected.json", "\"EventID\":1,"));
     assert_eq!(e.dataset, "windows.sysmon");
     assert!(!s(&e, "process.command_line").is_empty());

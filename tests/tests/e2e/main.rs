@@ -6,6 +6,7 @@ mod config;
 mod corruption;
 mod delivery;
 mod disk_full;
+mod evtx;
 mod exactly_once;
 mod fields;
 mod fleet;
