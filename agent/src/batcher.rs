@@ -74,6 +74,10 @@ pub enum BatchError {
 pub struct BatcherStats {
     /// Gap records emitted.
     pub gaps: AtomicU64,
+    /// Malformed byte sequences replaced by U+FFFD while decoding a file input's lines.
+    pub decode_errors: AtomicU64,
+    /// Multiline records cut at `multiline.max_bytes` (their remaining lines skipped).
+    pub multiline_truncated: AtomicU64,
 }
 
 struct Source {

@@ -68,7 +68,7 @@ impl Heartbeat {
         let stats = self.spool.stats();
         let mut drops = HashMap::new();
         drops.insert("spool_corruption".to_string(), self.spool_lost_records);
-        let mut gaps = 0;
+        let (mut gaps, mut decode_errors, mut multiline_truncated) = (0, 0, 0);
         for s in self
             .inputs
             .lock()
@@ -76,8 +76,12 @@ impl Heartbeat {
             .values()
         {
             gaps += s.gaps.load(Ordering::Relaxed);
+            decode_errors += s.decode_errors.load(Ordering::Relaxed);
+            multiline_truncated += s.multiline_truncated.load(Ordering::Relaxed);
         }
         drops.insert("gaps".to_string(), gaps);
+        drops.insert("decode_errors".to_string(), decode_errors);
+        drops.insert("multiline_truncated".to_string(), multiline_truncated);
         let request = HeartbeatRequest {
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             host: Some(facts),

@@ -8,6 +8,7 @@ pub mod batcher;
 pub mod cert;
 pub mod cli;
 pub mod config;
+pub mod file_input;
 pub mod heartbeat;
 pub mod instance;
 pub mod memory;

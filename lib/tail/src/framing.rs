@@ -78,7 +78,7 @@ impl Framing {
                 return Some((j, j > 0 && chunk[j - 1] == b'\r'));
             }
             let i = j.checked_sub(nl_at)?;
-            let aligned = (start + i as u64) % 2 == 0;
+            let aligned = (start + i as u64).is_multiple_of(2);
             if !aligned || chunk.get(i..i + 2)? != nl {
                 return None;
             }
