@@ -15,6 +15,8 @@ command -v script >/dev/null || need_pkgs+=(bsdutils)  # a pty for the terminal-
 command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || need_pkgs+=(rsyslog)
 command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
 command -v strip >/dev/null || need_pkgs+=(binutils)
+command -v iconv >/dev/null || need_pkgs+=(libc-bin)   # Shift_JIS/UTF-16 files for the encoding tests
+command -v java >/dev/null || need_pkgs+=(default-jdk-headless)  # real Java stack traces (multiline tests)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "==> installing ${need_pkgs[*]}"
   # Packages must not start services here (a system rsyslog would compete with the tests' own
