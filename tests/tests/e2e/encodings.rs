@@ -104,7 +104,10 @@ fn shift_jis_file_arrives_as_utf8_with_its_original_bytes_and_counts_invalid_byt
         // encoding_rs's "shift_jis" decodes it, as the WHATWG standard says.
         let mut bytes = iconv(&format!("{}\n", TEXT.join("\n")), "CP932")?;
         // 「ロ」 is 83 8D in Shift_JIS: iconv really wrote Shift_JIS, not UTF-8.
-        ensure!(bytes.starts_with(b"2026-11-29 09:00:01 \x83\x8D"), "{bytes:02x?}");
+        ensure!(
+            bytes.starts_with(b"2026-11-29 09:00:01 \x83\x8D"),
+            "{bytes:02x?}"
+        );
         let encoded = split_encoded(&bytes, b"\n", b"\r");
         // Then a line with a lead byte followed by no trail byte: one invalid sequence.
         bytes.extend_from_slice(b"broken \x81\n");

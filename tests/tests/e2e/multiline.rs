@@ -35,10 +35,13 @@ fn multiline_input(name: &str, log: &Path, timeout_ms: u64) -> FileInput {
 fn starts_record(line: &str) -> bool {
     let b = line.as_bytes();
     b.len() > 11
-        && b[..10]
-            .iter()
-            .enumerate()
-            .all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() })
+        && b[..10].iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
         && b[10] == b' '
 }
 
@@ -105,7 +108,11 @@ fn java_stack_traces_arrive_as_one_record_per_event() {
         for (i, raw) in raws.iter().enumerate() {
             let want: &[&str] = match i % 4 {
                 0 => &[],
-                1 => &["\nCaused by: java.sql.SQLException", "\nCaused by: java.io.IOException", " more"],
+                1 => &[
+                    "\nCaused by: java.sql.SQLException",
+                    "\nCaused by: java.io.IOException",
+                    " more",
+                ],
                 2 => &["\n\tSuppressed: java.io.IOException: close failed"],
                 _ => &["\njava.lang.NullPointerException", "\n\tat "],
             };
@@ -114,7 +121,10 @@ fn java_stack_traces_arrive_as_one_record_per_event() {
             }
         }
         let failures = collector.store().count(&["--contains", "ログイン失敗"])?;
-        ensure!(failures == events / 4, "--contains ログイン失敗: {failures}");
+        ensure!(
+            failures == events / 4,
+            "--contains ログイン失敗: {failures}"
+        );
         Ok(())
     });
 }
@@ -124,8 +134,10 @@ fn java_stack_traces_arrive_as_one_record_per_event() {
 fn generated_record(i: u64) -> String {
     let (min, sec, ms) = ((i / 60_000) % 60, (i / 1000) % 60, i % 1000);
     let mut s = String::new();
-    if i % 5 == 0 {
-        s += &format!("2026-11-29 10:{min:02}:{sec:02}.{ms:03} INFO  [main] c.e.Job - event={i:09} ok\n");
+    if i.is_multiple_of(5) {
+        s += &format!(
+            "2026-11-29 10:{min:02}:{sec:02}.{ms:03} INFO  [main] c.e.Job - event={i:09} ok\n"
+        );
         return s;
     }
     s += &format!(
@@ -134,9 +146,12 @@ fn generated_record(i: u64) -> String {
     );
     s += &format!("java.lang.IllegalStateException: job event={i:09}\n");
     for j in 0..1 + i % 6 {
-        s += &format!("\tat com.example.Job.step{j}(Job.java:{}) event={i:09}\n", 100 + j);
+        s += &format!(
+            "\tat com.example.Job.step{j}(Job.java:{}) event={i:09}\n",
+            100 + j
+        );
     }
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         s += &format!("Caused by: java.io.IOException: disk full event={i:09}\n\t... 3 more\n");
     }
     s
@@ -164,7 +179,9 @@ fn multiline_records_survive_agent_kills_exactly_once_and_whole() {
         };
         let agent_log = sb.log_path("agent1");
         let mut rng = rand::rng();
-        let mut kills: Vec<u64> = (0..5).map(|_| rng.random_range(n / 20..=n * 19 / 20)).collect();
+        let mut kills: Vec<u64> = (0..5)
+            .map(|_| rng.random_range(n / 20..=n * 19 / 20))
+            .collect();
         kills.sort_unstable();
         for at in kills {
             while progress.load(Ordering::SeqCst) < at && !writer.is_finished() {
@@ -187,12 +204,17 @@ fn multiline_records_survive_agent_kills_exactly_once_and_whole() {
             Ok(result) => result.context("writer")?,
             Err(_) => bail!("writer thread panicked"),
         }
-        wait_until(Duration::from_secs(600), &format!("{n} records stored"), || {
-            agent.check_alive()?;
-            let stored = collector.count()?;
-            ensure!(stored <= n, "{stored} records stored for {n} written");
-            Ok(stored == n)
-        })?;
+        // On a timeout the check below still runs, to say which records are missing.
+        let arrived = wait_until(
+            Duration::from_secs(300),
+            &format!("{n} records stored"),
+            || {
+                agent.check_alive()?;
+                let stored = collector.count()?;
+                ensure!(stored <= n, "{stored} records stored for {n} written");
+                Ok(stored == n)
+            },
+        );
         let mut seen = vec![0u8; usize::try_from(n)?];
         let mut bad = Vec::new();
         collector.store().search_each(&["--input", "jobs"], |r| {
@@ -210,8 +232,11 @@ fn multiline_records_survive_agent_kills_exactly_once_and_whole() {
         let twice = seen.iter().filter(|&&c| c > 1).count();
         ensure!(
             missing == 0 && twice == 0 && bad.is_empty(),
-            "{missing} records missing, {twice} duplicated, incomplete or foreign: {bad:?}"
+            "{missing} records missing (first {:?}), {twice} duplicated, incomplete or \
+             foreign: {bad:?}",
+            seen.iter().position(|&c| c == 0)
         );
+        arrived?;
         eprintln!("{n} multiline records exactly once and whole across 5 agent kills");
         Ok(())
     });

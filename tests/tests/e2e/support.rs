@@ -12,10 +12,7 @@ pub(crate) fn pair(sandbox: &Sandbox, input: FileInput) -> Result<(Collector, Ag
 }
 
 /// A running collector and a running agent named "agent1" with these inputs.
-pub(crate) fn pair_inputs(
-    sandbox: &Sandbox,
-    inputs: Vec<FileInput>,
-) -> Result<(Collector, Agent)> {
+pub(crate) fn pair_inputs(sandbox: &Sandbox, inputs: Vec<FileInput>) -> Result<(Collector, Agent)> {
     let mut collector = Collector::init(sandbox, "collector", &CollectorOpts::default())?;
     collector.start()?;
     let opts = AgentOpts::new(&collector, inputs);
