@@ -31,6 +31,14 @@ pub(crate) enum ReadError {
 /// Receives one line: raw bytes, `truncated_from`, `offset_after`.
 pub(crate) type Emit<'a> = dyn FnMut(&[u8], u64, u64) -> Result<(), SinkClosed> + 'a;
 
+/// Where and how long lines are: the terminator, and the length past which a line is cut
+/// (rounded down to whole code units).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cut {
+    pub(crate) framing: Framing,
+    pub(crate) max: usize,
+}
+
 /// Read position of one file.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct LineState {
@@ -74,22 +82,21 @@ impl LineState {
     }
 
     /// Emits every complete line of `chunk`, which holds the file's bytes from `start`
-    /// (`start == self.read_start()`), cut at `framing`'s terminators. `line_buf` holds at
-    /// least `max` bytes.
-    #[allow(clippy::too_many_arguments)]
+    /// (`start == self.read_start()`), at `cut.framing`'s terminators. `line_buf` holds at
+    /// least `cut.max` bytes.
     pub(crate) fn split(
         &mut self,
         chunk: &[u8],
         start: u64,
-        max: usize,
-        framing: Framing,
+        cut: Cut,
         file: &File,
         line_buf: &mut [u8],
         emit: &mut Emit<'_>,
     ) -> Result<(), ReadError> {
         debug_assert_eq!(start, self.read_start(), "chunks are read at read_start");
+        let framing = cut.framing;
         let unit = framing.unit() as u64;
-        let max = framing.floor(max as u64);
+        let max = framing.floor(cut.max as u64);
         for (i, cr_before) in framing.terminators(chunk, start) {
             let nl = start + i as u64;
             let mut len = nl - self.offset;
@@ -122,13 +129,12 @@ impl LineState {
         Ok(())
     }
 
-    /// Emits the bytes after the last newline, up to `size`, as a line (cut at `max`).
+    /// Emits the bytes after the last newline, up to `size`, as a line (cut at `cut.max`).
     /// Returns whether a line was emitted.
     pub(crate) fn flush_partial(
         &mut self,
         size: u64,
-        max: usize,
-        framing: Framing,
+        cut: Cut,
         file: &File,
         line_buf: &mut [u8],
         emit: &mut Emit<'_>,
@@ -137,7 +143,7 @@ impl LineState {
             return Ok(false);
         }
         let len = size - self.offset;
-        let max = framing.floor(max as u64);
+        let max = cut.framing.floor(cut.max as u64);
         let take = len.min(max) as usize;
         file.read_exact_at(&mut line_buf[..take], self.offset)?;
         let truncated_from = if len > max { len } else { 0 };
@@ -192,8 +198,7 @@ mod tests {
                 .split(
                     &chunk[..n],
                     start,
-                    max,
-                    framing,
+                    Cut { framing, max },
                     file,
                     &mut line_buf,
                     &mut emit,

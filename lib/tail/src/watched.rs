@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::config::TailConfig;
 use crate::framing::{Bom, Framing, Sniffed, sniff};
 use crate::identity::{FileId, Fingerprint, PrefixCheck, make_key};
-use crate::lines::{LineState, ReadError};
+use crate::lines::{Cut, LineState, ReadError};
 use crate::{LineSink, SourceId};
 
 /// Maximum chunks read from one file per pass, so one busy file cannot starve the others.
@@ -214,9 +214,12 @@ impl Watched {
         let mut emit = |raw: &[u8], t: u64, o: u64| sink.line(source, raw, t, o);
         let max = cx.cfg.max_line_bytes;
         let end = self.lines.read_end;
-        let framing = self.framing.unwrap_or_default();
+        let cut = Cut {
+            framing: self.framing.unwrap_or_default(),
+            max,
+        };
         self.lines
-            .flush_partial(end, max, framing, &self.file, &mut cx.bufs.line, &mut emit)
+            .flush_partial(end, cut, &self.file, &mut cx.bufs.line, &mut emit)
     }
 
     /// Registers the file with the sink (keying it and deciding its framing first if needed).
@@ -292,10 +295,13 @@ impl Watched {
         let sink = &mut *cx.sink;
         let mut emit = |raw: &[u8], t: u64, o: u64| sink.line(source, raw, t, o);
         let max = cx.cfg.max_line_bytes;
-        let framing = self.framing.unwrap_or_default();
+        let cut = Cut {
+            framing: self.framing.unwrap_or_default(),
+            max,
+        };
         let (chunk, line) = (&cx.bufs.chunk[..n], &mut cx.bufs.line);
         self.lines
-            .split(chunk, start, max, framing, &self.file, line, &mut emit)?;
+            .split(chunk, start, cut, &self.file, line, &mut emit)?;
         Ok(true)
     }
 
