@@ -135,6 +135,18 @@ fn shift_jis_file_arrives_as_utf8_with_its_original_bytes_and_counts_invalid_byt
             let status = collector.status()?.unwrap_or_default();
             Ok(status["agents"]["agent1"]["drops"]["decode_errors"] == 1)
         })?;
+        // The replaced bytes were kept, so `agents` does not count them as dropped.
+        let out = Command::new(logship_e2e::bin("logship-collector"))
+            .args(["agents", "--format", "json", "--data-dir"])
+            .arg(collector.data_dir())
+            .output()?;
+        ensure!(out.status.success(), "agents failed: {}", out.status);
+        let agents = String::from_utf8(out.stdout)?;
+        let row: Value = serde_json::from_str(agents.lines().next().context("an agent row")?)?;
+        ensure!(
+            row["drops"] == 0,
+            "agents counts decode errors as drops: {row}"
+        );
         Ok(())
     });
 }
