@@ -1,9 +1,9 @@
 //! Multiline records (issue 9, item 4): a real JVM's java.util.logging output arrives as one
 //! record per event, its stack trace ("Caused by:", "Suppressed:", "... N more") joined with
-//! "\n"; and a generated multiline file written in pieces that split records arrives with every
-//! record exactly once and complete while the agent is killed with SIGKILL 5 times (each kill
-//! lands while the agent holds an unfinished record: the last record read is always open until
-//! the next one starts).
+//! "\n"; and a generated multiline file (UTF-8, and UTF-16LE) written in pieces that end
+//! anywhere arrives with every record exactly once and complete while the agent is killed with
+//! SIGKILL 5 times (each kill lands while the agent holds an unfinished record: the last record
+//! read is always open until the next one starts).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use base64::Engine as _;
 use logship_e2e::{FileInput, env_u64, run_test, wait_until};
 use rand::Rng;
 
@@ -163,111 +164,154 @@ fn event_of(raw: &str) -> Option<u64> {
     raw.get(at..at + 9)?.parse().ok()
 }
 
-#[test]
-fn multiline_records_survive_agent_kills_exactly_once_and_whole() {
-    run_test(|sb| {
-        let n = env_u64("LOGSHIP_E2E_RECORDS", 20_000);
-        let log = sb.path().join("jobs.log");
-        std::fs::write(&log, "")?;
-        // A long timeout: only the next start line (or the end of the test) closes a record,
-        // so a slow writer on a busy machine cannot split one.
-        let (collector, mut agent) = pair(sb, multiline_input("jobs", &log, 10_000))?;
-        let progress = Arc::new(AtomicU64::new(0));
-        let writer = {
-            let (log, progress) = (log.clone(), progress.clone());
-            std::thread::spawn(move || write_generated(&log, n, &progress))
-        };
-        let agent_log = sb.log_path("agent1");
-        let mut rng = rand::rng();
-        let mut kills: Vec<u64> = (0..5)
-            .map(|_| rng.random_range(n / 20..=n * 19 / 20))
-            .collect();
-        kills.sort_unstable();
-        for at in kills {
-            while progress.load(Ordering::SeqCst) < at && !writer.is_finished() {
-                agent.check_alive()?;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let resumed = |log: &Path| -> Result<usize> {
-                Ok(log_count(log, "Resuming file.")? + log_count(log, "Tailing new file.")?)
-            };
-            let before = resumed(&agent_log)?;
-            agent.kill9()?;
-            std::thread::sleep(Duration::from_millis(rand::rng().random_range(0..300)));
-            agent.start()?;
-            wait_until(Duration::from_secs(60), "agent resumed its file", || {
-                agent.check_alive()?;
-                Ok(resumed(&agent_log)? > before)
-            })?;
-        }
-        match writer.join() {
-            Ok(result) => result.context("writer")?,
-            Err(_) => bail!("writer thread panicked"),
-        }
-        // On a timeout the check below still runs, to say which records are missing.
-        let arrived = wait_until(
-            Duration::from_secs(300),
-            &format!("{n} records stored"),
-            || {
-                agent.check_alive()?;
-                let stored = collector.count()?;
-                ensure!(stored <= n, "{stored} records stored for {n} written");
-                Ok(stored == n)
-            },
-        );
-        let mut seen = vec![0u8; usize::try_from(n)?];
-        let mut bad = Vec::new();
-        collector.store().search_each(&["--input", "jobs"], |r| {
-            let raw = r["raw"].as_str().unwrap_or_default();
-            match event_of(raw).filter(|&i| i < n) {
-                Some(i) if generated_record(i).trim_end_matches('\n') == raw => {
-                    seen[usize::try_from(i)?] += 1;
-                }
-                _ if bad.len() < 5 => bad.push(r.to_string()),
-                _ => {}
-            }
-            Ok(())
-        })?;
-        let missing = seen.iter().filter(|&&c| c == 0).count();
-        let twice = seen.iter().filter(|&&c| c > 1).count();
-        ensure!(
-            missing == 0 && twice == 0 && bad.is_empty(),
-            "{missing} records missing (first {:?}), {twice} duplicated, incomplete or \
-             foreign: {bad:?}",
-            seen.iter().position(|&c| c == 0)
-        );
-        arrived?;
-        eprintln!("{n} multiline records exactly once and whole across 5 agent kills");
-        Ok(())
-    });
+/// How the generated file is encoded.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Encoding {
+    Utf8,
+    Utf16Le,
 }
 
-/// Appends records `0..n` to `log` in writes of a few records each, every write ending at a
-/// random line inside a record (the rest follows a moment later), about 2,000 records/s.
-fn write_generated(log: &Path, n: u64, progress: &AtomicU64) -> Result<()> {
+impl Encoding {
+    fn encode(self, text: &str) -> Vec<u8> {
+        match self {
+            Encoding::Utf8 => text.as_bytes().to_vec(),
+            Encoding::Utf16Le => text.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+        }
+    }
+}
+
+#[test]
+fn multiline_records_survive_agent_kills_exactly_once_and_whole() {
+    let n = env_u64("LOGSHIP_E2E_RECORDS", 20_000);
+    run_test(|sb| kills_scenario(sb, n, Encoding::Utf8));
+}
+
+#[test]
+fn utf16_multiline_records_survive_agent_kills_exactly_once_and_whole() {
+    let n = env_u64("LOGSHIP_E2E_RECORDS", 20_000) / 4;
+    run_test(|sb| kills_scenario(sb, n, Encoding::Utf16Le));
+}
+
+/// Writes `n` generated records in pieces that end anywhere (inside lines, inside UTF-16 code
+/// units), kills the agent 5 times meanwhile, then checks every record arrived once and whole
+/// (and, for UTF-16, that its original bytes are the record as written).
+fn kills_scenario(sb: &logship_e2e::Sandbox, n: u64, encoding: Encoding) -> Result<()> {
+    let log = sb.path().join("jobs.log");
+    std::fs::write(&log, "")?;
+    // A long timeout: only the next start line (or the end of the test) closes a record, so a
+    // slow writer on a busy machine cannot split one; likewise no pause inside a line may
+    // pass for a finished last line (idle flush).
+    let mut input = multiline_input("jobs", &log, 10_000);
+    input.idle_flush_ms = 60_000;
+    if encoding == Encoding::Utf16Le {
+        input.extra.push("encoding = \"utf-16le\"".into());
+    }
+    let (collector, mut agent) = pair(sb, input)?;
+    let progress = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (log, progress) = (log.clone(), progress.clone());
+        std::thread::spawn(move || write_generated(&log, n, encoding, &progress))
+    };
+    let agent_log = sb.log_path("agent1");
+    let mut rng = rand::rng();
+    let mut kills: Vec<u64> = (0..5)
+        .map(|_| rng.random_range(n / 20..=n * 19 / 20))
+        .collect();
+    kills.sort_unstable();
+    for at in kills {
+        while progress.load(Ordering::SeqCst) < at && !writer.is_finished() {
+            agent.check_alive()?;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let resumed = |log: &Path| -> Result<usize> {
+            Ok(log_count(log, "Resuming file.")? + log_count(log, "Tailing new file.")?)
+        };
+        let before = resumed(&agent_log)?;
+        agent.kill9()?;
+        std::thread::sleep(Duration::from_millis(rand::rng().random_range(0..300)));
+        agent.start()?;
+        wait_until(Duration::from_secs(60), "agent resumed its file", || {
+            agent.check_alive()?;
+            Ok(resumed(&agent_log)? > before)
+        })?;
+    }
+    match writer.join() {
+        Ok(result) => result.context("writer")?,
+        Err(_) => bail!("writer thread panicked"),
+    }
+    // On a timeout the check below still runs, to say which records are missing.
+    let arrived = wait_until(
+        Duration::from_secs(300),
+        &format!("{n} records stored"),
+        || {
+            agent.check_alive()?;
+            let stored = collector.count()?;
+            ensure!(stored <= n, "{stored} records stored for {n} written");
+            Ok(stored == n)
+        },
+    );
+    let mut seen = vec![0u8; usize::try_from(n)?];
+    let mut bad = Vec::new();
+    collector.store().search_each(&["--input", "jobs"], |r| {
+        let raw = r["raw"].as_str().unwrap_or_default();
+        let whole = |i: u64| -> Result<bool> {
+            let want = generated_record(i);
+            let want = want.trim_end_matches('\n');
+            if want != raw {
+                return Ok(false);
+            }
+            Ok(match (encoding, r["original_b64"].as_str()) {
+                (Encoding::Utf8, None) => true,
+                (Encoding::Utf16Le, Some(b64)) => {
+                    base64::engine::general_purpose::STANDARD.decode(b64)? == encoding.encode(want)
+                }
+                _ => false,
+            })
+        };
+        match event_of(raw).filter(|&i| i < n) {
+            Some(i) if whole(i)? => seen[usize::try_from(i)?] += 1,
+            _ if bad.len() < 5 => bad.push(r.to_string()),
+            _ => {}
+        }
+        Ok(())
+    })?;
+    let missing = seen.iter().filter(|&&c| c == 0).count();
+    let twice = seen.iter().filter(|&&c| c > 1).count();
+    ensure!(
+        missing == 0 && twice == 0 && bad.is_empty(),
+        "{missing} records missing (first {:?}), {twice} duplicated, incomplete or \
+         foreign: {bad:?}",
+        seen.iter().position(|&c| c == 0)
+    );
+    arrived?;
+    eprintln!("{encoding:?}: {n} multiline records exactly once and whole across 5 agent kills");
+    Ok(())
+}
+
+/// Appends records `0..n` to `log`, encoded, in writes of a few records each that end at a
+/// random byte (inside a line, a character or a UTF-16 code unit; the rest follows a moment
+/// later), about 2,000 records/s.
+fn write_generated(log: &Path, n: u64, encoding: Encoding, progress: &AtomicU64) -> Result<()> {
     let mut file = std::fs::OpenOptions::new().append(true).open(log)?;
     let mut rng = rand::rng();
-    let mut pending = String::new();
+    let mut pending: Vec<u8> = Vec::new();
     let mut i = 0;
     while i < n {
         let upto = (i + rng.random_range(1..40)).min(n);
         while i < upto {
-            pending += &generated_record(i);
+            pending.extend(encoding.encode(&generated_record(i)));
             i += 1;
         }
-        // Keep back the lines after a random line of the last record: a record split
-        // across writes (whole lines only; the tailer's idle flush owns partial lines).
         let keep = if i < n {
-            let newlines: Vec<usize> = pending.match_indices('\n').map(|(at, _)| at + 1).collect();
-            newlines[rng.random_range(0..newlines.len())]
+            rng.random_range(1..=pending.len())
         } else {
             pending.len()
         };
-        file.write_all(&pending.as_bytes()[..keep])?;
+        file.write_all(&pending[..keep])?;
         pending.drain(..keep);
         progress.store(i, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(rng.random_range(1..20)));
     }
-    file.write_all(pending.as_bytes())?;
+    file.write_all(&pending)?;
     Ok(())
 }
