@@ -1,7 +1,8 @@
 //! logship agent: reads logs (file inputs), frames and compresses them once into batches on a
 //! crash-safe spool, and ships the spooled batches to the collector over mutual TLS.
 //!
-//! Data flow: input thread ([`logship_tail::Tailer`] → [`batcher::Batcher`]) → spool
+//! Data flow: input thread ([`logship_tail::Tailer`] → [`file_input::FileInputSink`] (decoding,
+//! multiline) → [`batcher::Batcher`]) → spool
 //! ([`logship_spool::Spool`]) → [`shipper::Shipper`] → collector; acks free the spool.
 
 pub mod batcher;

@@ -247,3 +247,43 @@ fn buffered_records_of_many_files_stay_under_the_input_cap() {
     // each file past that pushed the largest buffered record out early.
     assert_eq!(r.records().len(), 4);
 }
+
+#[test]
+fn continue_patterns_join_dotnet_traces_and_postgresql_statements() {
+    // .NET: continuation lines are indented ("   at ...", "   --- End of ..."); PostgreSQL
+    // (log_line_prefix '%m [%p] '): a multi-line statement continues with a tab.
+    let mut r = rig(TextConfig {
+        encoding: UTF_8,
+        multiline: Some(Multiline {
+            boundary: Boundary::Continue(Regex::new(r"^\s").unwrap()),
+            max_bytes: 1 << 20,
+            timeout: Duration::from_secs(60),
+        }),
+    });
+    let a = r.sink.open_source("k", Path::new("/app.log")).unwrap();
+    let lines = [
+        "System.InvalidOperationException: Login failed for user 'sa'.",
+        "   at Erp.Auth.Login(String user) in C:\\src\\Auth.cs:line 42",
+        "   --- End of inner exception stack trace ---",
+        "   at Erp.Program.Main(String[] args) in C:\\src\\Program.cs:line 7",
+        "2026-11-29 10:00:00.123 JST [4242] LOG:  statement: SELECT id",
+        "\tFROM users",
+        "\tWHERE name = 'yamada';",
+        "2026-11-29 10:00:01.001 JST [4242] LOG:  disconnection",
+    ];
+    let mut end = 0;
+    for line in lines {
+        end += line.len() as u64 + 1;
+        r.sink.line(a, line.as_bytes(), 0, end).unwrap();
+    }
+    r.sink.close_source(a).unwrap();
+    r.sink.flush().unwrap();
+    assert_eq!(
+        texts(&r.records()),
+        vec![
+            lines[..4].join("\n"),
+            lines[4..7].join("\n"),
+            lines[7].to_owned()
+        ]
+    );
+}

@@ -8,6 +8,9 @@
 //! - UTF-16 terminators are only looked for at even offsets from the start of the file (a BOM
 //!   is two bytes, so that is also even from the start of the text); a line never ends inside a
 //!   code unit, and a line cut at `max_line_bytes` is cut at a code-unit boundary.
+//! - A line that starts at an odd offset (`StartAt::End` at an odd size, or an idle flush after
+//!   a torn write that ended inside a code unit) begins with half a unit: that one line decodes
+//!   with a replacement character, and the next line is aligned again.
 //! - The mark is read from the file's first bytes, which its identity key fingerprints, so a
 //!   file keeps its framing for as long as it keeps its key (also across restarts).
 
