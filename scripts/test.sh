@@ -18,6 +18,8 @@ dpkg -s rsyslog-gnutls >/dev/null 2>&1 || need_pkgs+=(rsyslog-gnutls)  # rsyslog
 command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
 command -v strip >/dev/null || need_pkgs+=(binutils)
 [ -x /lib/systemd/systemd-journal-remote ] || need_pkgs+=(systemd-journal-remote)  # journald input tests
+command -v iconv >/dev/null || need_pkgs+=(libc-bin)   # Shift_JIS/UTF-16 files for the encoding tests
+command -v java >/dev/null || need_pkgs+=(default-jdk-headless)  # real Java stack traces (multiline tests)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "==> installing ${need_pkgs[*]}"
   # Packages must not start services here (a system rsyslog would compete with the tests' own

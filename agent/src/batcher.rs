@@ -76,6 +76,10 @@ pub struct BatcherStats {
     pub gaps: AtomicU64,
     /// Syslog UDP datagrams dropped (full spool, or the kernel's receive buffer).
     pub udp_dropped: AtomicU64,
+    /// Malformed byte sequences replaced by U+FFFD while decoding a file input's lines.
+    pub decode_errors: AtomicU64,
+    /// Multiline records cut at `multiline.max_bytes` (their remaining lines skipped).
+    pub multiline_truncated: AtomicU64,
 }
 
 struct Source {

@@ -74,8 +74,8 @@ impl Heartbeat {
         let stats = self.spool.stats();
         let mut drops = HashMap::new();
         drops.insert("spool_corruption".to_string(), self.spool_lost_records);
-        let mut gaps = 0;
-        let mut udp_dropped = 0;
+        let (mut gaps, mut udp_dropped) = (0, 0);
+        let (mut decode_errors, mut multiline_truncated) = (0, 0);
         for s in self
             .inputs
             .lock()
@@ -84,9 +84,13 @@ impl Heartbeat {
         {
             gaps += s.gaps.load(Ordering::Relaxed);
             udp_dropped += s.udp_dropped.load(Ordering::Relaxed);
+            decode_errors += s.decode_errors.load(Ordering::Relaxed);
+            multiline_truncated += s.multiline_truncated.load(Ordering::Relaxed);
         }
         drops.insert("gaps".to_string(), gaps);
         drops.insert("udp_dropped".to_string(), udp_dropped);
+        drops.insert("decode_errors".to_string(), decode_errors);
+        drops.insert("multiline_truncated".to_string(), multiline_truncated);
         let request = HeartbeatRequest {
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             host: Some(facts),

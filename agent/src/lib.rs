@@ -1,7 +1,8 @@
 //! logship agent: reads logs (file and journald inputs), frames and compresses them once into batches on a
 //! crash-safe spool, and ships the spooled batches to the collector over mutual TLS.
 //!
-//! Data flow: input thread ([`logship_tail::Tailer`] → [`batcher::Batcher`]) → spool
+//! Data flow: input thread ([`logship_tail::Tailer`] → [`file_input::FileInputSink`] (decoding,
+//! multiline) → [`batcher::Batcher`]) → spool
 //! ([`logship_spool::Spool`]) → [`shipper::Shipper`] → collector; acks free the spool.
 
 pub mod batcher;
@@ -9,6 +10,7 @@ pub mod cert;
 pub mod cli;
 pub mod config;
 pub mod evtx;
+pub mod file_input;
 pub mod heartbeat;
 pub mod input_errors;
 pub mod instance;

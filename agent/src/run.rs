@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batcher::{Batcher, lost_range_gap};
 use crate::config::{Config, FileInput};
+use crate::file_input::FileInputSink;
 use crate::heartbeat::Heartbeat;
 use crate::input_errors::InputErrors;
 use crate::shipper::Shipper;
@@ -230,10 +231,11 @@ fn spawn_file_input(
                 tracing::warn!(input = %name, %error, "Initial positions not spooled.");
             }
         }
-        if let Err(error) = tailer.run(&mut batcher, &stop) {
+        let mut sink = FileInputSink::new(batcher, input.text);
+        if let Err(error) = tailer.run(&mut sink, &stop) {
             tracing::error!(input = %name, %error, "File input failed.");
         }
-        if let Err(error) = batcher.flush() {
+        if let Err(error) = sink.flush() {
             tracing::warn!(input = %name, %error, "Last batch not spooled; it will be read again.");
         }
     })?;

@@ -24,6 +24,8 @@ pub struct FileInput {
     pub max_line_bytes: usize,
     /// Last line without newline is sent after this idle time.
     pub idle_flush_ms: u64,
+    /// More `key = value` lines of the `[[file]]` table (e.g. `encoding = "shift_jis"`).
+    pub extra: Vec<String>,
 }
 
 /// Settings written into agent.toml.
@@ -57,6 +59,7 @@ impl FileInput {
             include: vec![glob.display().to_string()],
             max_line_bytes: 64 << 10,
             idle_flush_ms: 300,
+            extra: Vec::new(),
         }
     }
 }
@@ -99,6 +102,10 @@ impl AgentOpts {
                 i.idle_flush_ms
             )
             .expect("writing to a String cannot fail");
+            for line in &i.extra {
+                s.push_str(line);
+                s.push('\n');
+            }
         }
         s
     }

@@ -12,13 +12,17 @@ use std::time::Duration;
 
 pub use host::{HostReport, check_host, writable_dir};
 pub use journald::{JournalStart, JournaldInput, RawJournald};
-pub use raw::{MAX_BATCH_BYTES, RawBatch, RawCollector, RawConfig, RawFile, RawShipper, RawSpool};
+pub use raw::{
+    MAX_BATCH_BYTES, RawBatch, RawCollector, RawConfig, RawFile, RawMultiline, RawShipper, RawSpool,
+};
 
 /// A validated file input.
 #[derive(Debug, Clone)]
 pub struct FileInput {
     /// Tailer settings.
     pub tail: logship_tail::TailConfig,
+    /// Encoding and multiline joining.
+    pub text: crate::file_input::TextConfig,
 }
 
 /// The validated configuration the agent runs with.
@@ -138,6 +142,17 @@ impl RawConfig {
                     "file {:?}: max_line_bytes ({}) must not exceed batch.max_bytes ({}): \
                      a line must fit in one batch",
                     f.name, f.max_line_bytes, batch.max_bytes
+                ));
+            }
+            if let Some(m) = f
+                .multiline
+                .as_ref()
+                .filter(|m| m.max_bytes > batch.max_bytes)
+            {
+                p.push(format!(
+                    "file {:?}: multiline.max_bytes ({}) must not exceed batch.max_bytes ({}): \
+                     a record must fit in one batch",
+                    f.name, m.max_bytes, batch.max_bytes
                 ));
             }
             files.extend(f.build(&mut p));

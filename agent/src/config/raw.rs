@@ -7,6 +7,7 @@ use logship_tail::{StartAt, TailConfig};
 use serde::Deserialize;
 
 use super::{BatchLimits, FileInput, ShipperConfig};
+use crate::file_input::{Boundary, Multiline, TextConfig, encoding_for_label, framing_of};
 
 /// Top level of agent.toml.
 #[derive(Debug, Deserialize)]
@@ -114,6 +115,32 @@ pub struct RawFile {
     /// A last line without newline is sent after the file was idle this long.
     #[serde(default = "default_idle_flush_ms")]
     pub idle_flush_ms: u64,
+    /// Character encoding of the files, a WHATWG label ("utf-8", "shift_jis", "euc-jp",
+    /// "utf-16le", "utf-16be", "windows-1252"...). A byte-order mark in a file wins.
+    #[serde(default = "default_encoding")]
+    pub encoding: String,
+    /// Joins continuation lines (stack traces) into one record.
+    #[serde(default)]
+    pub multiline: Option<RawMultiline>,
+}
+
+/// `multiline = { start = '...' | continue = '...', max_bytes, timeout_ms }` of a `[[file]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMultiline {
+    /// Regex: a line matching it starts a record (other lines continue the current one).
+    #[serde(default)]
+    pub start: Option<String>,
+    /// Regex: a line matching it continues the current record (other lines start one).
+    #[serde(default, rename = "continue")]
+    pub continue_: Option<String>,
+    /// Most bytes of the file one record holds; the rest of a longer record is skipped and
+    /// the record keeps its whole length in `truncated_from`.
+    #[serde(default = "default_multiline_max_bytes")]
+    pub max_bytes: usize,
+    /// A record is sent once no line was added to it for this long.
+    #[serde(default = "default_multiline_timeout_ms")]
+    pub timeout_ms: u64,
 }
 
 /// Upper bound of `batch.max_bytes`: a batch that does not compress at all (zstd adds at most
@@ -127,6 +154,15 @@ const fn default_max_line_bytes() -> usize {
     64 * 1024
 }
 const fn default_idle_flush_ms() -> u64 {
+    1000
+}
+fn default_encoding() -> String {
+    "utf-8".to_owned()
+}
+const fn default_multiline_max_bytes() -> usize {
+    1 << 20
+}
+const fn default_multiline_timeout_ms() -> u64 {
     1000
 }
 
@@ -245,6 +281,8 @@ impl RawFile {
             start_at: default_start_at(),
             max_line_bytes: default_max_line_bytes(),
             idle_flush_ms: default_idle_flush_ms(),
+            encoding: default_encoding(),
+            multiline: None,
         }
     }
 
@@ -270,9 +308,21 @@ impl RawFile {
                 self.name
             ));
         }
+        let encoding = encoding_for_label(&self.encoding);
+        if encoding.is_none() {
+            p.push(format!(
+                "file {:?}: unknown encoding {:?} (use a label such as utf-8, shift_jis, \
+                 euc-jp, utf-16le, utf-16be, windows-1252)",
+                self.name, self.encoding
+            ));
+        }
+        let multiline = self
+            .multiline
+            .and_then(|m| m.build(&self.name, self.max_line_bytes, p));
         if p.len() > before {
             return None;
         }
+        let encoding = encoding.expect("checked above");
         let tail = TailConfig {
             input: self.name,
             include: self.include,
@@ -280,8 +330,63 @@ impl RawFile {
             start_at: self.start_at,
             max_line_bytes: self.max_line_bytes,
             idle_flush_ms: self.idle_flush_ms,
+            framing: framing_of(encoding),
             ..TailConfig::default()
         };
-        Some(FileInput { tail })
+        let text = TextConfig {
+            encoding,
+            multiline,
+        };
+        Some(FileInput { tail, text })
+    }
+}
+
+// === impl RawMultiline ===
+
+impl RawMultiline {
+    fn build(self, input: &str, max_line_bytes: usize, p: &mut Vec<String>) -> Option<Multiline> {
+        let before = p.len();
+        let boundary = match (self.start, self.continue_) {
+            (Some(re), None) => regex(input, "start", &re, p).map(Boundary::Start),
+            (None, Some(re)) => regex(input, "continue", &re, p).map(Boundary::Continue),
+            _ => {
+                p.push(format!(
+                    "file {input:?}: multiline needs exactly one of start or continue"
+                ));
+                None
+            }
+        };
+        if self.max_bytes < max_line_bytes {
+            p.push(format!(
+                "file {input:?}: multiline.max_bytes ({}) must be at least max_line_bytes ({max_line_bytes})",
+                self.max_bytes
+            ));
+        }
+        if self.timeout_ms == 0 {
+            p.push(format!(
+                "file {input:?}: multiline.timeout_ms must be at least 1"
+            ));
+        }
+        if p.len() > before {
+            return None;
+        }
+        Some(Multiline {
+            boundary: boundary?,
+            max_bytes: self.max_bytes,
+            timeout: Duration::from_millis(self.timeout_ms),
+        })
+    }
+}
+
+/// Compiles a multiline pattern, or records why it is not one.
+fn regex(input: &str, key: &str, pattern: &str, p: &mut Vec<String>) -> Option<regex::Regex> {
+    match regex::Regex::new(pattern) {
+        Ok(re) => Some(re),
+        Err(e) => {
+            p.push(format!(
+                "file {input:?}: multiline.{key} {pattern:?} is not a valid regex: {e}"
+            ));
+            None
+        }
     }
 }

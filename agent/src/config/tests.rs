@@ -19,8 +19,10 @@ fn the_example_config_parses_and_validates() {
         .validate(dir.path(), &[])
         .unwrap();
     assert_eq!(config.endpoints.len(), 2);
-    assert_eq!(config.files.len(), 2);
+    assert_eq!(config.files.len(), 4);
     assert_eq!(config.files[1].tail.start_at, logship_tail::StartAt::End);
+    assert_eq!(config.files[2].text.encoding, encoding_rs::SHIFT_JIS);
+    assert!(config.files[3].text.multiline.is_some());
     assert_eq!(config.spool.max_bytes, 256 << 20);
     let j = &config.journald[0];
     assert_eq!(
@@ -248,4 +250,71 @@ fn import_needs_no_inputs_but_run_does() {
     // Everything else is still checked.
     std::fs::write(&path, text.replace("c:7443", "nohost")).unwrap();
     assert!(load_for_import(&path).is_err());
+}
+
+#[test]
+fn encodings_and_multiline_are_checked_and_named_by_input() {
+    let dir = tempfile::tempdir().unwrap();
+    with_certs(dir.path());
+    let base = EXAMPLE.split("[[file]]").next().unwrap().to_owned();
+    let check = |files: &str| {
+        RawConfig::parse(&format!("{base}{files}"))
+            .unwrap()
+            .validate(dir.path(), &[])
+    };
+    let ok = check(
+        r#"[[file]]
+name = "w"
+include = ["/x/*.log"]
+encoding = "UTF-16LE"
+multiline = { continue = '^\s' }
+"#,
+    )
+    .unwrap();
+    let f = &ok.files[0];
+    assert_eq!(f.tail.framing, logship_tail::Framing::Utf16Le);
+    let m = f.text.multiline.as_ref().unwrap();
+    assert_eq!(
+        (m.max_bytes, m.timeout),
+        (1 << 20, std::time::Duration::from_secs(1))
+    );
+    let problems = check(
+        r#"[[file]]
+name = "sjis"
+include = ["/x/*.log"]
+encoding = "shift-jis-ish"
+[[file]]
+name = "both"
+include = ["/x/*.log"]
+multiline = { start = 'a', continue = 'b' }
+[[file]]
+name = "badre"
+include = ["/x/*.log"]
+multiline = { start = '(unclosed', max_bytes = 1024, timeout_ms = 0 }
+[[file]]
+name = "huge"
+include = ["/x/*.log"]
+multiline = { start = 'a', max_bytes = 9000000 }
+"#,
+    )
+    .unwrap_err()
+    .join("\n");
+    for needle in [
+        "file \"sjis\": unknown encoding \"shift-jis-ish\"",
+        "file \"both\": multiline needs exactly one of start or continue",
+        "file \"badre\": multiline.start \"(unclosed\" is not a valid regex",
+        "file \"badre\": multiline.max_bytes (1024) must be at least max_line_bytes (65536)",
+        "file \"badre\": multiline.timeout_ms must be at least 1",
+        "file \"huge\": multiline.max_bytes (9000000) must not exceed batch.max_bytes",
+    ] {
+        assert!(
+            problems.contains(needle),
+            "{needle:?} missing from:\n{problems}"
+        );
+    }
+    let err = RawConfig::parse(&format!(
+        "{base}[[file]]\nname = \"x\"\ninclude = [\"/x\"]\nmultiline = {{ begin = 'a' }}\n"
+    ))
+    .unwrap_err();
+    assert!(err[0].contains("begin"), "{err:?}");
 }

@@ -75,9 +75,12 @@ pub fn rows(doc: &Value, now_ns: i64, stale_ns: i64) -> Vec<Value> {
             let last = a["last_heartbeat_unix_ns"].as_i64().unwrap_or(0);
             let silent_ns = now_ns.saturating_sub(last).max(0);
             let drops = a["drops"].as_object();
+            // `decode_errors` counts replaced byte sequences whose original bytes were kept:
+            // not a loss, so not in DROPS (status.json has it).
             let count = |want_gaps: bool| -> u64 {
                 drops.map_or(0, |d| {
                     d.iter()
+                        .filter(|(k, _)| k.as_str() != "decode_errors")
                         .filter(|(k, _)| (k.as_str() == "gaps") == want_gaps)
                         .filter_map(|(_, v)| v.as_u64())
                         .sum()

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::TailError;
+use crate::framing::Framing;
 
 /// Default maximum line length in bytes; longer lines are cut.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
@@ -40,6 +41,9 @@ pub struct TailConfig {
     pub fingerprint_bytes: usize,
     /// Size of the reusable read buffer.
     pub read_buf_bytes: usize,
+    /// Where lines end: at byte 0x0A (default) or at the UTF-16 code unit 0x000A. A file's
+    /// byte-order mark overrides it (see [`Framing`]).
+    pub framing: Framing,
 }
 
 /// Where to start reading a file seen for the first time on the very first run.
@@ -67,6 +71,7 @@ impl Default for TailConfig {
             glob_interval_ms: DEFAULT_GLOB_INTERVAL_MS,
             fingerprint_bytes: DEFAULT_FINGERPRINT_BYTES,
             read_buf_bytes: DEFAULT_READ_BUF_BYTES,
+            framing: Framing::Bytes,
         }
     }
 }

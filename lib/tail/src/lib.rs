@@ -27,6 +27,8 @@
 //! Semantics worth knowing:
 //! - A last line without a newline is emitted after the file stayed unchanged for `idle_flush_ms`
 //!   (or when the file is released); bytes appended later to that same line start a new line.
+//! - Lines end at the byte 0x0A, or at the UTF-16 code unit 0x000A when the input's framing or
+//!   the file's byte-order mark says UTF-16 (`framing.rs`); a mark is never part of a line.
 //! - Lines longer than `max_line_bytes` are cut; the rest up to the newline is skipped and the line
 //!   reports its full original length in `truncated_from`.
 //! - `StartAt::End` on a first run starts at the current size of each file found by the first scan,
@@ -57,6 +59,7 @@
 
 mod config;
 mod discover;
+mod framing;
 mod identity;
 mod lines;
 mod recover;
@@ -69,6 +72,7 @@ pub use config::{
     DEFAULT_FINGERPRINT_BYTES, DEFAULT_GLOB_INTERVAL_MS, DEFAULT_IDLE_FLUSH_MS,
     DEFAULT_MAX_LINE_BYTES, DEFAULT_POLL_INTERVAL_MS, DEFAULT_READ_BUF_BYTES, StartAt, TailConfig,
 };
+pub use framing::{Bom, Framing};
 pub use tailer::{MAX_OPEN_FILES, PositionsHandle, Tailer};
 
 /// The regular files matching `include` minus `exclude` right now, found as the tailer finds
@@ -147,6 +151,13 @@ pub trait LineSink {
     /// gap record.
     fn gap(&mut self, source: SourceId, message: &str, offset_after: u64)
     -> Result<(), SinkClosed>;
+    /// The file starts with this byte-order mark (called after each `open_source` of such a
+    /// file, before its lines). Lines never include the mark, and UTF-16 marks switch the file
+    /// to UTF-16 framing whatever the configured [`Framing`]. Sinks that decode text use it.
+    fn byte_order_mark(&mut self, source: SourceId, bom: Bom) -> Result<(), SinkClosed> {
+        let _ = (source, bom);
+        Ok(())
+    }
     /// The file is gone and fully read: its checkpoint can be forgotten.
     fn close_source(&mut self, source: SourceId) -> Result<(), SinkClosed>;
     /// Called at least every poll interval (also when idle), so the batcher can flush on time.

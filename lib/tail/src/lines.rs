@@ -1,12 +1,12 @@
-//! Line framing over positional reads: splits chunks at '\n' with memchr, cuts long lines, flushes a
-//! last line without newline. Lines are slices of the caller's buffers (no per-line allocation).
+//! Line framing over positional reads: splits chunks at '\n' (or the UTF-16 code unit 0x000A, see
+//! `framing.rs`) with memchr, cuts long lines, flushes a last line without newline. Lines are slices of the caller's buffers (no per-line allocation).
 //!
 //! ```text
 //! file:   ... | line | line | partial ........................ |
 //!                           ^offset (committed)      read_end ^
 //! normal mode:    next read starts at `offset` (the partial is re-read, it is ≤ max_line_bytes)
 //! long-line mode: the partial is longer than max_line_bytes; next read starts at `scan`
-//!                 (= last byte already examined, never a '\n'); when the newline is found the
+//!                 (= last unit already examined, never a terminator); when the newline is found the
 //!                 first max_line_bytes are re-read from `offset` into the line buffer
 //! ```
 
@@ -15,6 +15,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 use crate::SinkClosed;
+use crate::framing::Framing;
 
 /// Why reading a file stopped early.
 #[derive(Debug)]
@@ -29,6 +30,14 @@ pub(crate) enum ReadError {
 
 /// Receives one line: raw bytes, `truncated_from`, `offset_after`.
 pub(crate) type Emit<'a> = dyn FnMut(&[u8], u64, u64) -> Result<(), SinkClosed> + 'a;
+
+/// Where and how long lines are: the terminator, and the length past which a line is cut
+/// (rounded down to whole code units).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cut {
+    pub(crate) framing: Framing,
+    pub(crate) max: usize,
+}
 
 /// Read position of one file.
 #[derive(Clone, Copy, Debug, Default)]
@@ -73,53 +82,59 @@ impl LineState {
     }
 
     /// Emits every complete line of `chunk`, which holds the file's bytes from `start`
-    /// (`start == self.read_start()`). `line_buf` holds at least `max` bytes.
+    /// (`start == self.read_start()`), at `cut.framing`'s terminators. `line_buf` holds at
+    /// least `cut.max` bytes.
     pub(crate) fn split(
         &mut self,
         chunk: &[u8],
         start: u64,
-        max: usize,
+        cut: Cut,
         file: &File,
         line_buf: &mut [u8],
         emit: &mut Emit<'_>,
     ) -> Result<(), ReadError> {
         debug_assert_eq!(start, self.read_start(), "chunks are read at read_start");
-        for i in memchr::memchr_iter(b'\n', chunk) {
+        let framing = cut.framing;
+        let unit = framing.unit() as u64;
+        let max = framing.floor(cut.max as u64);
+        for (i, cr_before) in framing.terminators(chunk, start) {
             let nl = start + i as u64;
             let mut len = nl - self.offset;
-            if len > 0 && i > 0 && chunk[i - 1] == b'\r' {
-                len -= 1;
+            if len > 0 && cr_before {
+                len -= unit;
             }
-            let take = len.min(max as u64) as usize;
-            let truncated_from = if len > max as u64 { len } else { 0 };
+            let take = len.min(max) as usize;
+            let truncated_from = if len > max { len } else { 0 };
             match self.offset.checked_sub(start) {
                 Some(at) => {
                     let at = at as usize;
-                    emit(&chunk[at..at + take], truncated_from, nl + 1)?;
+                    emit(&chunk[at..at + take], truncated_from, nl + unit)?;
                 }
                 None => {
                     file.read_exact_at(&mut line_buf[..take], self.offset)?;
-                    emit(&line_buf[..take], truncated_from, nl + 1)?;
+                    emit(&line_buf[..take], truncated_from, nl + unit)?;
                 }
             }
-            self.offset = nl + 1;
+            self.offset = nl + unit;
         }
         let end = start + chunk.len() as u64;
         self.read_end = end;
-        self.scan = if end - self.offset > max as u64 {
-            end - 1
+        // Long-line mode resumes at the last whole unit examined (never a terminator), so a
+        // terminator split across two reads is still seen whole.
+        self.scan = if end - self.offset > max {
+            framing.floor(end) - unit
         } else {
             self.offset
         };
         Ok(())
     }
 
-    /// Emits the bytes after the last newline, up to `size`, as a line (cut at `max`).
+    /// Emits the bytes after the last newline, up to `size`, as a line (cut at `cut.max`).
     /// Returns whether a line was emitted.
     pub(crate) fn flush_partial(
         &mut self,
         size: u64,
-        max: usize,
+        cut: Cut,
         file: &File,
         line_buf: &mut [u8],
         emit: &mut Emit<'_>,
@@ -128,9 +143,10 @@ impl LineState {
             return Ok(false);
         }
         let len = size - self.offset;
-        let take = len.min(max as u64) as usize;
+        let max = cut.framing.floor(cut.max as u64);
+        let take = len.min(max) as usize;
         file.read_exact_at(&mut line_buf[..take], self.offset)?;
-        let truncated_from = if len > max as u64 { len } else { 0 };
+        let truncated_from = if len > max { len } else { 0 };
         emit(&line_buf[..take], truncated_from, size)?;
         *self = LineState::at(size);
         Ok(true)
@@ -152,6 +168,15 @@ mod tests {
 
     /// Feeds the file through `split` with a tiny chunk size to exercise chunk boundaries.
     fn split_all(content: &[u8], chunk_len: usize, max: usize) -> (Vec<Line>, LineState) {
+        split_framed(content, chunk_len, max, Framing::Bytes)
+    }
+
+    fn split_framed(
+        content: &[u8],
+        chunk_len: usize,
+        max: usize,
+        framing: Framing,
+    ) -> (Vec<Line>, LineState) {
         let mut tmp = tempfile::NamedTempFile::new().expect("temp file");
         tmp.write_all(content).expect("write");
         let file = tmp.as_file();
@@ -170,7 +195,14 @@ mod tests {
                 Ok(())
             };
             state
-                .split(&chunk[..n], start, max, file, &mut line_buf, &mut emit)
+                .split(
+                    &chunk[..n],
+                    start,
+                    Cut { framing, max },
+                    file,
+                    &mut line_buf,
+                    &mut emit,
+                )
                 .expect("split");
         }
         (out, state)
@@ -206,5 +238,60 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert_eq!(state.offset, 70);
         assert!(!state.has_partial());
+    }
+
+    fn utf16le(text: &str) -> Vec<u8> {
+        text.encode_utf16().flat_map(u16::to_le_bytes).collect()
+    }
+
+    fn utf16be(text: &str) -> Vec<u8> {
+        text.encode_utf16().flat_map(u16::to_be_bytes).collect()
+    }
+
+    #[test]
+    fn utf16_lines_split_at_code_units_across_every_chunk_size() {
+        // 「ン」 is U+30F3 and 「\u{0A0A}」 holds 0x0A bytes that are not line ends.
+        let text = "ログイン失敗\r\n\n\u{0A0A}\u{0A00}x\r\nlast\npartial";
+        for (framing, bytes) in [
+            (Framing::Utf16Le, utf16le(text)),
+            (Framing::Utf16Be, utf16be(text)),
+        ] {
+            let encode = |s: &str| match framing {
+                Framing::Utf16Le => utf16le(s),
+                _ => utf16be(s),
+            };
+            // A chunk holds a maximal line plus its terminator (as `chunk_bytes` ensures).
+            for chunk_len in 21..=bytes.len() {
+                let (lines, state) = split_framed(&bytes, chunk_len, 16, framing);
+                let raws: Vec<_> = lines.iter().map(|l| l.0.clone()).collect();
+                let want: Vec<Vec<u8>> = ["ログイン失敗", "", "\u{0A0A}\u{0A00}x", "last"]
+                    .iter()
+                    .map(|s| encode(s))
+                    .collect();
+                assert_eq!(raws, want, "{framing:?} chunk {chunk_len}");
+                let ends: Vec<u64> = lines.iter().map(|l| l.2).collect();
+                assert_eq!(ends, vec![16, 18, 28, 38], "{framing:?} chunk {chunk_len}");
+                assert_eq!(state.offset, 38);
+                assert!(state.has_partial());
+            }
+        }
+    }
+
+    #[test]
+    fn long_utf16_lines_are_cut_at_a_code_unit_even_when_a_terminator_straddles_reads() {
+        let mut content = utf16le(&"あ".repeat(30));
+        content.extend(utf16le("\nok\n"));
+        // Odd max and odd chunk sizes: cut at 10 bytes (5 units), terminators across reads.
+        for chunk_len in [15, 17, 21, 33] {
+            let (lines, state) = split_framed(&content, chunk_len, 11, Framing::Utf16Le);
+            assert_eq!(
+                lines[0],
+                (utf16le(&"あ".repeat(5)), 60, 62),
+                "chunk {chunk_len}"
+            );
+            assert_eq!(lines[1], (utf16le("ok"), 0, 68), "chunk {chunk_len}");
+            assert_eq!(lines.len(), 2);
+            assert_eq!(state.offset, 68);
+        }
     }
 }

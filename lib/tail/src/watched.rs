@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::config::TailConfig;
+use crate::framing::{Bom, Framing, Sniffed, sniff};
 use crate::identity::{FileId, Fingerprint, PrefixCheck, make_key};
-use crate::lines::{LineState, ReadError};
+use crate::lines::{Cut, LineState, ReadError};
 use crate::{LineSink, SourceId};
 
 /// Maximum chunks read from one file per pass, so one busy file cannot starve the others.
@@ -54,6 +55,11 @@ pub(crate) struct Watched {
     /// Fingerprint used for matching; grows up to `fingerprint_bytes` (the key does not change).
     pub(crate) fp: Fingerprint,
     pub(crate) lines: LineState,
+    /// Where lines end, decided from the configured framing and the file's byte-order mark
+    /// before the first line is read; `None` until then (see `framing.rs`).
+    framing: Option<Framing>,
+    /// The byte-order mark the file starts with, told to the sink after each `open_source`.
+    bom: Option<Bom>,
     /// Largest size seen; a smaller size means truncation.
     pub(crate) seen_size: u64,
     /// When the file last grew (or was opened).
@@ -95,6 +101,8 @@ impl Watched {
             source: None,
             fp: Fingerprint { len: 0, crc: 0 },
             lines: LineState::at(0),
+            framing: None,
+            bom: None,
             seen_size: 0,
             last_change: now,
             last_verify: now,
@@ -206,11 +214,16 @@ impl Watched {
         let mut emit = |raw: &[u8], t: u64, o: u64| sink.line(source, raw, t, o);
         let max = cx.cfg.max_line_bytes;
         let end = self.lines.read_end;
+        let cut = Cut {
+            framing: self.framing.unwrap_or_default(),
+            max,
+        };
         self.lines
-            .flush_partial(end, max, &self.file, &mut cx.bufs.line, &mut emit)
+            .flush_partial(end, cut, &self.file, &mut cx.bufs.line, &mut emit)
     }
 
-    /// Registers the file with the sink (keying it first if needed). `None`: the file is empty.
+    /// Registers the file with the sink (keying it and deciding its framing first if needed).
+    /// `None`: the file is empty, or its first bytes may still become a byte-order mark.
     pub(crate) fn ensure_source(
         &mut self,
         cx: &mut PollCx<'_>,
@@ -230,10 +243,37 @@ impl Watched {
             self.fp = fp;
             self.key = Some(make_key(self.id, fp));
         }
+        if self.framing.is_none() && !self.decide_framing(cx)? {
+            return Ok(None);
+        }
         let key = self.key.as_deref().expect("keyed just above");
         let source = cx.sink.open_source(key, &self.path)?;
+        if let Some(bom) = self.bom {
+            cx.sink.byte_order_mark(source, bom)?;
+        }
         self.source = Some(source);
         Ok(Some(source))
+    }
+
+    /// Reads the first bytes for a byte-order mark; a fresh file's first line starts after it.
+    /// False while the bytes so far are only the start of a mark and the file is not idle.
+    fn decide_framing(&mut self, cx: &mut PollCx<'_>) -> Result<bool, ReadError> {
+        let mut head = [0u8; 3];
+        let n = self.seen_size.min(head.len() as u64) as usize;
+        self.file.read_exact_at(&mut head[..n], 0)?;
+        let idle = cx.now.saturating_duration_since(self.last_change);
+        let final_look = idle >= Duration::from_millis(cx.cfg.idle_flush_ms);
+        let Sniffed::Known(framing, bom) = sniff(&head[..n], cx.cfg.framing, final_look) else {
+            return Ok(false);
+        };
+        self.framing = Some(framing);
+        self.bom = bom;
+        if let Some(bom) = bom
+            && self.lines.offset < bom.bytes()
+        {
+            self.lines = LineState::at(bom.bytes());
+        }
+        Ok(true)
     }
 
     /// Reads one chunk at the read position and emits its lines. False at EOF.
@@ -255,9 +295,13 @@ impl Watched {
         let sink = &mut *cx.sink;
         let mut emit = |raw: &[u8], t: u64, o: u64| sink.line(source, raw, t, o);
         let max = cx.cfg.max_line_bytes;
+        let cut = Cut {
+            framing: self.framing.unwrap_or_default(),
+            max,
+        };
         let (chunk, line) = (&cx.bufs.chunk[..n], &mut cx.bufs.line);
         self.lines
-            .split(chunk, start, max, &self.file, line, &mut emit)?;
+            .split(chunk, start, cut, &self.file, line, &mut emit)?;
         Ok(true)
     }
 
@@ -295,6 +339,7 @@ impl Watched {
         self.shadow_of = None;
         self.seen_size = 0;
         self.lines = LineState::at(0);
+        self.framing = None;
         self.last_change = now;
         true
     }

@@ -183,7 +183,11 @@ fn check_hostile(by_path: &HashMap<String, Vec<Value>>) -> Result<()> {
     );
     let kept = huge[0]["raw"].as_str().context("huge.log raw")?.len();
     ensure!(kept == 64 << 10, "huge.log record kept {kept} bytes");
+    // Bytes as read: the original when the text is a decoding of them (U+FFFD replaced).
     let raw_bytes = |r: &Value| -> Vec<u8> {
+        if let Some(b64) = r["original_b64"].as_str() {
+            return base64_decode(b64);
+        }
         match r["raw"].as_str() {
             Some(s) => s.as_bytes().to_vec(),
             None => base64_decode(r["raw_b64"].as_str().unwrap_or_default()),

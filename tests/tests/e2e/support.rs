@@ -8,9 +8,14 @@ use logship_e2e::{Agent, AgentOpts, Collector, CollectorOpts, FileInput, Sandbox
 
 /// A running collector and a running agent named "agent1" with input `input` on `glob`.
 pub(crate) fn pair(sandbox: &Sandbox, input: FileInput) -> Result<(Collector, Agent)> {
+    pair_inputs(sandbox, vec![input])
+}
+
+/// A running collector and a running agent named "agent1" with these inputs.
+pub(crate) fn pair_inputs(sandbox: &Sandbox, inputs: Vec<FileInput>) -> Result<(Collector, Agent)> {
     let mut collector = Collector::init(sandbox, "collector", &CollectorOpts::default())?;
     collector.start()?;
-    let opts = AgentOpts::new(&collector, vec![input]);
+    let opts = AgentOpts::new(&collector, inputs);
     let mut agent = Agent::enroll(sandbox, &collector, "agent1", &opts)?;
     agent.start()?;
     Ok((collector, agent))

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use logship_tail::{Checkpoint, LineSink, SinkClosed, SourceId, TailConfig, Tailer};
+use logship_tail::{Bom, Checkpoint, LineSink, SinkClosed, SourceId, TailConfig, Tailer};
 
 /// How long any condition may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -50,6 +50,8 @@ pub(crate) struct SeenLine {
 pub(crate) struct Record {
     pub(crate) events: Vec<Event>,
     pub(crate) sources: Vec<(String, PathBuf)>,
+    /// Byte-order marks reported, with the source id.
+    pub(crate) boms: Vec<(u32, Bom)>,
 }
 
 /// Shared controls of a [`CollectSink`].
@@ -225,6 +227,12 @@ impl LineSink for CollectSink {
             offset_after,
         };
         self.record.lock().expect("record lock").events.push(event);
+        Ok(())
+    }
+
+    fn byte_order_mark(&mut self, source: SourceId, bom: Bom) -> Result<(), SinkClosed> {
+        let mut record = self.record.lock().expect("record lock");
+        record.boms.push((source.0, bom));
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use logship_tail::{StartAt, TailConfig};
+use logship_tail::{Bom, Checkpoint, Framing, StartAt, TailConfig};
 
 use crate::harness::{Event, Running, append, config, numbered};
 
@@ -213,4 +213,93 @@ fn positions_handle_is_readable_while_running_and_tailer_is_send() {
     });
     let (tailer, _) = run.stop();
     assert_eq!(tailer.positions(), handle.get());
+}
+
+fn utf16le(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+#[test]
+fn utf16_byte_order_mark_wins_over_byte_framing_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("app.log");
+    let mut content = vec![0xFF, 0xFE];
+    content.extend(utf16le("ログイン失敗\r\nuser=\u{0A0A}\n"));
+    let cfg = config(dir.path(), "*.log");
+    assert_eq!(cfg.framing, Framing::Bytes);
+    // The first byte alone could be the start of a mark: nothing is read until more comes.
+    append(&path, &content[..1]);
+    let run = Running::start(cfg.clone(), Vec::new(), true);
+    std::thread::sleep(Duration::from_millis(40));
+    // Then odd-sized pieces, so reads end inside code units and terminators.
+    for piece in content[1..].chunks(3) {
+        append(&path, piece);
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    run.wait_until("two lines", |r| r.lines().len() == 2);
+    let (tailer, record) = run.stop();
+    let got: Vec<_> = record
+        .lines()
+        .iter()
+        .map(|l| (l.raw.clone(), l.offset_after))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (utf16le("ログイン失敗"), 18),
+            (utf16le("user=\u{0A0A}"), 32)
+        ]
+    );
+    assert_eq!(record.boms, vec![(0, Bom::Utf16Le)]);
+    let checkpoints: Vec<Checkpoint> = tailer.positions();
+    assert_eq!(checkpoints[0].offset, 32);
+    // After a restart the file is still UTF-16 (the mark is read again, not re-skipped).
+    append(&path, &utf16le("再開\n"));
+    let run = Running::start(cfg, checkpoints, false);
+    run.wait_until("the appended line", |r| !r.lines().is_empty());
+    let (_, record) = run.stop();
+    let lines = record.lines();
+    assert_eq!(
+        (lines[0].raw.clone(), lines[0].offset_after),
+        (utf16le("再開"), 38)
+    );
+    assert_eq!(record.boms, vec![(0, Bom::Utf16Le)]);
+}
+
+#[test]
+fn utf8_byte_order_mark_is_skipped_and_utf16_framing_applies_without_a_mark() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    append(&dir.path().join("a.log"), b"\xEF\xBB\xBFfirst\nsecond\n");
+    let run = Running::start(config(dir.path(), "a.log"), Vec::new(), true);
+    run.wait_until("two lines", |r| r.lines().len() == 2);
+    let (_, record) = run.stop();
+    assert_eq!(record.texts(), vec!["first", "second"]);
+    assert_eq!(record.lines()[0].offset_after, 9);
+    assert_eq!(record.boms, vec![(0, Bom::Utf8)]);
+
+    let mut content = utf16le("一\n二\r\n");
+    content.extend(b"\x0A");
+    append(&dir.path().join("b.log"), &content);
+    let cfg = TailConfig {
+        framing: Framing::Utf16Le,
+        ..config(dir.path(), "b.log")
+    };
+    let run = Running::start(cfg, Vec::new(), true);
+    // The trailing half unit is flushed as a last line once the file is idle.
+    run.wait_until("three lines", |r| r.lines().len() == 3);
+    let (_, record) = run.stop();
+    let got: Vec<_> = record
+        .lines()
+        .iter()
+        .map(|l| (l.raw.clone(), l.offset_after))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (utf16le("一"), 4),
+            (utf16le("二"), 10),
+            (b"\x0A".to_vec(), 11)
+        ]
+    );
+    assert!(record.boms.is_empty());
 }
