@@ -126,6 +126,12 @@ pub(crate) fn logship(
     std::thread::sleep(Duration::from_millis(2500));
     let counted_drops = udp_dropped(&status);
     let (a, c) = (sa.update(), sc.update());
+    tracing::info!(
+        ?transport,
+        agent_cpu_s = a.cpu_s,
+        collector_cpu_s = c.cpu_s,
+        "logship CPU by process."
+    );
     let observed = Observed {
         stored,
         kernel_drops,
