@@ -11,6 +11,7 @@ pub mod config;
 pub mod heartbeat;
 pub mod instance;
 pub mod memory;
+pub mod paths;
 pub mod run;
 pub mod shipper;
 pub mod spool_blocked;
