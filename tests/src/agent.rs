@@ -146,6 +146,16 @@ impl Agent {
         Ok(())
     }
 
+    /// Starts this agent's config with another program, such as the Windows agent under Wine
+    /// (`cmd` gets no arguments added).
+    pub fn start_command(&mut self, cmd: Command) -> Result<()> {
+        if self.proc.is_some() {
+            bail!("{} is already running", self.name);
+        }
+        self.proc = Some(Proc::spawn(&self.name, cmd, &self.log)?);
+        Ok(())
+    }
+
     /// Stops the agent with SIGTERM (it must exit cleanly).
     pub fn stop(&mut self) -> Result<()> {
         match self.proc.take() {

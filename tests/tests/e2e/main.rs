@@ -18,4 +18,5 @@ mod security;
 mod stop;
 mod store_damage;
 mod support;
+mod windows;
 mod writer;
