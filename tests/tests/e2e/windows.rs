@@ -20,6 +20,8 @@ use logship_e2e::{
 use crate::support::append_numbered;
 
 const ARRIVAL: Duration = Duration::from_secs(120);
+/// Idle time after the last line arrived, before the exactly-once check (5 glob re-scans).
+const SETTLE: Duration = Duration::from_secs(5);
 /// Lines in all; the first `BEFORE_START` exist before the agent starts.
 const LINES: u64 = 6_000;
 const BEFORE_START: u64 = 1_000;
@@ -77,6 +79,9 @@ fn windows_agent_under_wine_ships_exactly_once_across_kill_and_rotation() {
             agent.check_alive()?;
             Ok(collector.count()? >= LINES)
         })?;
+        // Let the agent sit idle past several glob re-scans and release intervals: a file whose
+        // identity changed between scans would be released and read again from 0 now.
+        std::thread::sleep(SETTLE);
         check_exactly_once(&collector.store(), "app", LINES)?;
         agent.check_alive()?;
         let text = agent.log_text()?;

@@ -165,8 +165,11 @@ mod tests {
         assert!(!matches(u, "/var/log/*.log", "/var/log/old/app.log"));
         assert!(matches(u, r"/var/log/a\*.log", "/var/log/a*.log"));
         assert!(!matches(u, r"/var/log/a\*.log", "/var/log/ab.log"));
-        // A backslash is part of a Unix file name, never a separator.
-        assert!(matches(u, "/var/log/*.log", r"/var/log/x\y.log"));
+        // A backslash is part of a Unix file name, never a separator (globset itself turns `\`
+        // in paths into `/` when built for Windows, where the Unix style is never used).
+        if cfg!(unix) {
+            assert!(matches(u, "/var/log/*.log", r"/var/log/x\y.log"));
+        }
         assert_eq!(root(u, r"/logs\dir/*.log"), (r"/logs\dir".into(), Some(1)));
     }
 
