@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use globset::{GlobSet, GlobSetBuilder};
 use walkdir::WalkDir;
 
-pub(crate) use self::pattern::PathStyle;
+use self::pattern::PathStyle;
 use crate::TailError;
 use crate::identity::FileId;
 
@@ -34,14 +34,7 @@ pub(crate) struct Matcher {
 impl Matcher {
     /// Patterns in the platform's path style.
     pub(crate) fn new(include: &[String], exclude: &[String]) -> Result<Matcher, TailError> {
-        Matcher::with_style(include, exclude, PathStyle::NATIVE)
-    }
-
-    pub(crate) fn with_style(
-        include: &[String],
-        exclude: &[String],
-        style: PathStyle,
-    ) -> Result<Matcher, TailError> {
+        let style = PathStyle::NATIVE;
         let mut roots: Vec<(PathBuf, Option<usize>)> = Vec::new();
         for pattern in include {
             let root = style.literal_root(pattern);
@@ -84,7 +77,7 @@ impl Matcher {
                     continue;
                 }
                 match entry.metadata() {
-                    Ok(meta) if meta.is_file() => match FileId::of_path(path) {
+                    Ok(meta) if meta.is_file() => match FileId::of_found(path, &meta) {
                         Ok(id) => {
                             seen.insert(path.to_path_buf());
                             found.push(Found {

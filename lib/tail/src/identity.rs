@@ -51,6 +51,21 @@ impl FileId {
         Ok(FileId::of_meta(&std::fs::metadata(path)?))
     }
 
+    /// Identity of the file at `path` whose metadata (symlinks followed) was just read. Unix:
+    /// from the metadata, no further system call. Windows: [`FileId::of_path`].
+    pub(crate) fn of_found(path: &Path, meta: &std::fs::Metadata) -> io::Result<FileId> {
+        #[cfg(unix)]
+        {
+            let _ = path;
+            Ok(FileId::of_meta(meta))
+        }
+        #[cfg(windows)]
+        {
+            let _ = meta;
+            FileId::of_path(path)
+        }
+    }
+
     #[cfg(unix)]
     fn of_meta(meta: &std::fs::Metadata) -> FileId {
         use std::os::unix::fs::MetadataExt;
