@@ -164,6 +164,15 @@ impl Agent {
         }
     }
 
+    /// Stops the agent with SIGINT (Ctrl+C; Wine turns it into a console Ctrl+C event for the
+    /// Windows agent); it must exit cleanly.
+    pub fn interrupt(&mut self) -> Result<()> {
+        match self.proc.take() {
+            Some(p) => p.signal_and_wait("INT", STOP_TIMEOUT),
+            None => Ok(()),
+        }
+    }
+
     /// Kills the agent with SIGKILL.
     pub fn kill9(&mut self) -> Result<()> {
         match self.proc.take() {

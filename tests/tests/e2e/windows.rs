@@ -3,7 +3,8 @@
 //! of the Windows agent while lines are being written, and across a rotation done by a Windows
 //! program (`cmd /c move`) while the agent holds the file open (Windows sharing rules apply
 //! between Wine processes: the agent's `FILE_SHARE_DELETE` is what lets the move succeed).
-//! The include glob is written Windows-style: drive letter and backslashes.
+//! The include glob is written Windows-style: drive letter and backslashes. At the end Ctrl+C
+//! stops the agent cleanly.
 //!
 //! Needs wine64, mingw-w64 and the cross-built exe (`scripts/test.sh` installs and builds
 //! them); a missing one fails the test.
@@ -83,8 +84,13 @@ fn windows_agent_under_wine_ships_exactly_once_across_kill_and_rotation() {
         // identity changed between scans would be released and read again from 0 now.
         std::thread::sleep(SETTLE);
         check_exactly_once(&collector.store(), "app", LINES)?;
-        agent.check_alive()?;
+        // Ctrl+C (SIGINT, which Wine delivers as a console Ctrl+C event): drain and exit 0.
+        agent.interrupt()?;
         let text = agent.log_text()?;
+        ensure!(
+            text.contains("Stop signal received; draining.") && text.contains("Agent stopped."),
+            "the Windows agent did not stop cleanly on Ctrl+C:\n{text}"
+        );
         ensure!(
             !text.contains("panicked"),
             "the Windows agent panicked:\n{text}"
