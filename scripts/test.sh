@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it on a fresh machine: installs the system packages the tests
 # use, checks formatting and lints, builds the binaries the end-to-end tests run, runs every
 # test (unit, property, end-to-end against the real binaries), the parser accuracy gate, a
-# time-boxed fuzz run of the parser dispatcher, and the .deb install/upgrade/purge test in a
+# time-boxed fuzz run of the parser dispatcher, the Windows agent's clippy and cross-build (run
+# under Wine by an end-to-end test), and the .deb install/upgrade/purge test in a
 # throwaway Debian root (deploy/test/packages.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,9 @@ command -v strip >/dev/null || need_pkgs+=(binutils)
 [ -x /lib/systemd/systemd-journal-remote ] || need_pkgs+=(systemd-journal-remote)  # journald input tests
 command -v iconv >/dev/null || need_pkgs+=(libc-bin)   # Shift_JIS/UTF-16 files for the encoding tests
 command -v java >/dev/null || need_pkgs+=(default-jdk-headless)  # real Java stack traces (multiline tests)
+# The Windows agent: cross-linker (and the ProcessPrng DLL the Wine test builds), and Wine to run it.
+command -v x86_64-w64-mingw32-gcc >/dev/null || need_pkgs+=(mingw-w64)
+command -v wine64 >/dev/null || [ -x /usr/lib/wine/wine64 ] || need_pkgs+=(wine64)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "==> installing ${need_pkgs[*]}"
   # Packages must not start services here (a system rsyslog would compete with the tests' own
@@ -34,11 +38,15 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
+rustup target add x86_64-pc-windows-gnu >/dev/null   # idempotent; for the Windows agent
 
 echo "==> format"
 cargo fmt --all -- --check
 echo "==> clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> clippy for Windows (x86_64-pc-windows-gnu): the agent and the libraries it builds on"
+cargo clippy --target x86_64-pc-windows-gnu --quiet --all-targets \
+  -p logship-agent -p logship-tail -p logship-spool -p logship-proto -p logship-logging -- -D warnings
 echo "==> dependency guard: ring is the only TLS crypto provider, no OpenSSL"
 for banned in aws-lc-rs openssl-sys; do
   if cargo tree --quiet -i "$banned" --target all >/dev/null 2>&1; then
@@ -47,6 +55,8 @@ for banned in aws-lc-rs openssl-sys; do
 done
 echo "==> build binaries"
 cargo build --workspace --bins --quiet
+echo "==> cross-build the Windows agent (the Wine test runs it)"
+cargo build --target x86_64-pc-windows-gnu -p logship-agent --quiet
 echo "==> parser accuracy gate"
 target/debug/logship-collector parser-accuracy --table lib/normalize/tests/data/accuracy.jsonl | tail -n 3
 echo "==> fuzz the parser dispatcher (time-boxed)"

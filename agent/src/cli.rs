@@ -21,8 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the agent.
     Run {
-        /// agent.toml.
-        #[arg(long)]
+        /// agent.toml (default: /etc/logship/agent.toml; Windows:
+        /// %ProgramData%\logship\agent.toml).
+        #[arg(long, default_value_os_t = crate::paths::default_config())]
         config: PathBuf,
         /// Also tail files matching GLOB (repeatable); each becomes an input "tailN".
         #[arg(long = "tail")]
@@ -30,8 +31,8 @@ pub enum Command {
     },
     /// Check a config file and report every problem; exits non-zero on any.
     CheckConfig {
-        /// agent.toml.
-        #[arg(long)]
+        /// agent.toml (default as for `run`).
+        #[arg(long, default_value_os_t = crate::paths::default_config())]
         config: PathBuf,
         /// Globs as for `run --tail`.
         #[arg(long = "tail")]

@@ -8,8 +8,9 @@
 //! alongside or after the original does not, and is refused instead of having its records
 //! dropped as duplicates (docs/ARCHITECTURE.md, "Security model").
 //!
-//! Invariant: the file is replaced atomically (temp file, fsync, rename, directory fsync), so a
-//! crash leaves either the old or the new lineage, never a torn one.
+//! Invariant: the file is replaced atomically (temp file, fsync, rename, directory fsync; on
+//! Windows a flush of the renamed file instead of the directory fsync), so a crash leaves either
+//! the old or the new lineage, never a torn one.
 
 use std::path::Path;
 
@@ -69,8 +70,26 @@ fn write_atomic(dir: &Path, bytes: &[u8]) -> Result<()> {
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(FILE_NAME))?;
-    std::fs::File::open(dir)?.sync_all()?;
+    let path = dir.join(FILE_NAME);
+    std::fs::rename(&tmp, &path)?;
+    sync_renamed(dir, &path)
+}
+
+/// Makes the rename durable: the directory fsync on Unix. Windows cannot fsync a directory; there
+/// the renamed file itself is flushed, which on NTFS commits the metadata journal (rename
+/// included) up to that point.
+fn sync_renamed(dir: &Path, path: &Path) -> Result<()> {
+    #[cfg(windows)]
+    {
+        let _ = dir;
+        let file = std::fs::OpenOptions::new().write(true).open(path)?;
+        file.sync_all()?;
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = path;
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub mod input_errors;
 pub mod instance;
 pub mod journald;
 pub mod memory;
+pub mod paths;
 pub mod run;
 pub mod shipper;
 pub mod spool_blocked;

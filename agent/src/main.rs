@@ -1,6 +1,6 @@
 //! `logship-agent` binary: parse the CLI, set up logging, load and validate the config (exit 64
-//! on problems, before anything starts), install the rustls provider, run until SIGTERM/SIGINT,
-//! drain with a deadline.
+//! on problems, before anything starts), install the rustls provider, run until SIGTERM/SIGINT
+//! (Windows: Ctrl+C, Ctrl+Break, console close, shutdown), drain with a deadline.
 //!
 //! Output on stdout goes through [`print_line`]: a closed stdout (`| head`) is a normal end,
 //! status 0 and no message, as for `grep`.
@@ -161,14 +161,38 @@ fn print_line(text: &str) -> std::io::Result<()> {
     }
 }
 
+/// Cancels `shutdown` on the first stop request: SIGTERM or SIGINT on Unix; Ctrl+C, Ctrl+Break,
+/// closing the console window or a system shutdown on Windows (Windows gives a process about
+/// 5 s after a console close; the drain deadline is longer, and whatever is not drained by then
+/// is still in the spool).
 async fn stop_on_signal(shutdown: CancellationToken) {
+    wait_for_stop().await;
+    // Cancel first: the stop must not depend on logging.
+    shutdown.cancel();
+    tracing::info!("Stop signal received; draining.");
+}
+
+#[cfg(unix)]
+async fn wait_for_stop() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    // Cancel first: the stop must not depend on logging.
-    shutdown.cancel();
-    tracing::info!("Stop signal received; draining.");
+}
+
+#[cfg(windows)]
+async fn wait_for_stop() {
+    use tokio::signal::windows::{ctrl_break, ctrl_c, ctrl_close, ctrl_shutdown};
+    let mut c = ctrl_c().expect("installing a Ctrl+C handler");
+    let mut brk = ctrl_break().expect("installing a Ctrl+Break handler");
+    let mut close = ctrl_close().expect("installing a console close handler");
+    let mut down = ctrl_shutdown().expect("installing a shutdown handler");
+    tokio::select! {
+        _ = c.recv() => {}
+        _ = brk.recv() => {}
+        _ = close.recv() => {}
+        _ = down.recv() => {}
+    }
 }

@@ -57,6 +57,7 @@ pub fn release_free_memory() {
 pub fn release_free_memory() {}
 
 /// Arenas glibc may create (one per thread by default, each keeping its own free memory).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MAX_ARENAS: i32 = 2;
 
 /// Caps glibc's malloc arenas; call first thing in `main`, before threads start.

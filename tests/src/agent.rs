@@ -153,10 +153,29 @@ impl Agent {
         Ok(())
     }
 
+    /// Starts this agent's config with another program, such as the Windows agent under Wine
+    /// (`cmd` gets no arguments added).
+    pub fn start_command(&mut self, cmd: Command) -> Result<()> {
+        if self.proc.is_some() {
+            bail!("{} is already running", self.name);
+        }
+        self.proc = Some(Proc::spawn(&self.name, cmd, &self.log)?);
+        Ok(())
+    }
+
     /// Stops the agent with SIGTERM (it must exit cleanly).
     pub fn stop(&mut self) -> Result<()> {
         match self.proc.take() {
             Some(p) => p.terminate(STOP_TIMEOUT),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the agent with SIGINT (Ctrl+C; Wine turns it into a console Ctrl+C event for the
+    /// Windows agent); it must exit cleanly.
+    pub fn interrupt(&mut self) -> Result<()> {
+        match self.proc.take() {
+            Some(p) => p.signal_and_wait("INT", STOP_TIMEOUT),
             None => Ok(()),
         }
     }

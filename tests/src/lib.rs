@@ -14,6 +14,7 @@ mod numbered;
 mod proc;
 pub mod raw;
 mod tmpfs;
+mod wine;
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub use fsutil::{dir_bytes, files_with_ext, flip_bit_at, flip_bytes};
 pub use numbered::{check_exactly_once, line_number, numbered_line};
 pub use proc::Proc;
 pub use tmpfs::{Tmpfs, fill_until_full};
+pub use wine::{WINDOWS_TARGET, Wine, windows_agent_exe, windows_path};
 
 /// Bytes of each log printed when a test fails.
 const LOG_TAIL_BYTES: u64 = 6000;

@@ -77,25 +77,34 @@ impl Proc {
     }
 
     /// Sends SIGTERM and waits up to `deadline` for a clean exit (status 0).
-    pub fn terminate(mut self, deadline: Duration) -> Result<()> {
+    pub fn terminate(self, deadline: Duration) -> Result<()> {
+        self.signal_and_wait("TERM", deadline)
+    }
+
+    /// Sends `signal` (a `kill` name such as "INT") and waits up to `deadline` for a clean exit
+    /// (status 0).
+    pub fn signal_and_wait(mut self, signal: &str, deadline: Duration) -> Result<()> {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([&format!("-{signal}"), &self.pid().to_string()])
             .status()
-            .context("running kill -TERM")?;
+            .with_context(|| format!("running kill -{signal}"))?;
         if !status.success() {
-            bail!("kill -TERM {} failed", self.pid());
+            bail!("kill -{signal} {} failed", self.pid());
         }
         let start = Instant::now();
         while start.elapsed() < deadline {
             if let Some(status) = self.child.try_wait()? {
                 if !status.success() {
-                    bail!("{} exited with {status} after SIGTERM", self.name);
+                    bail!("{} exited with {status} after SIG{signal}", self.name);
                 }
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!("{} did not stop within {deadline:?} of SIGTERM", self.name)
+        bail!(
+            "{} did not stop within {deadline:?} of SIG{signal}",
+            self.name
+        )
     }
 }
 

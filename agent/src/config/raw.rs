@@ -298,7 +298,8 @@ impl RawFile {
             ));
         }
         for g in self.include.iter().chain(&self.exclude) {
-            if let Err(e) = globset::Glob::new(g) {
+            if let Err(e) = logship_tail::check_glob(g) {
+                let e = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
                 p.push(format!("file {:?}: bad glob {g:?}: {e}", self.name));
             }
         }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::io::fsync_dir;
+use crate::io::sync_renamed;
 use crate::state::Positions;
 use crate::{Position, SpoolError};
 
@@ -134,5 +134,5 @@ pub(crate) fn store(dir: &Path, ledger: &Ledger) -> Result<(), SpoolError> {
     drop(f);
     let path = ledger_path(dir);
     fs::rename(&tmp, &path).map_err(SpoolError::io("ledger rename", &path))?;
-    fsync_dir(dir)
+    sync_renamed(dir, &path)
 }

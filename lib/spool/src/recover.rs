@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tracing::{error, info, warn};
 
-use crate::io::{fsync_dir, parse_segment_name, quarantine};
+use crate::io::{fsync_dir, parse_segment_name, quarantine, sync_read_only};
 use crate::ledger::{self, Ledger, LoadError};
 use crate::record::HEADER_LEN;
 use crate::scan::{Scan, scan_segment};
@@ -284,9 +284,7 @@ fn finish_writer(
     dir: &Path,
 ) -> Result<(), SpoolError> {
     for seg in segments.iter() {
-        seg.file
-            .sync_all()
-            .map_err(SpoolError::io("fsync", &seg.path))?;
+        sync_read_only(&seg.file, &seg.path).map_err(SpoolError::io("fsync", &seg.path))?;
     }
     fsync_dir(dir)?;
     if let Some(last) = segments.back_mut().filter(|s| s.end_seq() == next_seq) {

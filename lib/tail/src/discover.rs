@@ -1,23 +1,28 @@
 //! Discovery: include/exclude globs compiled once, and a walk from each pattern's literal prefix
-//! that lists the regular files currently at matched paths (symlinks followed).
+//! that lists the regular files currently at matched paths (symlinks followed), each with its
+//! identity. Path styles (Unix, Windows drive letters and backslashes) are in `pattern.rs`.
+
+mod pattern;
 
 use std::collections::HashSet;
-use std::fs::Metadata;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::{GlobSet, GlobSetBuilder};
 use walkdir::WalkDir;
 
+use self::pattern::PathStyle;
 use crate::TailError;
+use crate::identity::FileId;
 
 /// A regular file at a matched path.
 pub(crate) struct Found {
     pub(crate) path: PathBuf,
-    pub(crate) meta: Metadata,
+    pub(crate) id: FileId,
 }
 
 /// Compiled include/exclude patterns and the directories to walk.
 pub(crate) struct Matcher {
+    style: PathStyle,
     include: GlobSet,
     exclude: GlobSet,
     /// Walk roots with their maximum depth (`None`: unbounded, the pattern has `**`).
@@ -27,23 +32,27 @@ pub(crate) struct Matcher {
 // === impl Matcher ===
 
 impl Matcher {
+    /// Patterns in the platform's path style.
     pub(crate) fn new(include: &[String], exclude: &[String]) -> Result<Matcher, TailError> {
+        let style = PathStyle::NATIVE;
         let mut roots: Vec<(PathBuf, Option<usize>)> = Vec::new();
         for pattern in include {
-            let root = literal_root(pattern);
+            let root = style.literal_root(pattern);
             if !roots.contains(&root) {
                 roots.push(root);
             }
         }
         Ok(Matcher {
-            include: build_set(include)?,
-            exclude: build_set(exclude)?,
+            style,
+            include: build_set(include, style)?,
+            exclude: build_set(exclude, style)?,
             roots,
         })
     }
 
     pub(crate) fn is_match(&self, path: &Path) -> bool {
-        self.include.is_match(path) && !self.exclude.is_match(path)
+        let path = self.style.match_form(path);
+        self.include.is_match(&path) && !self.exclude.is_match(&path)
     }
 
     /// Lists the regular files at matched paths, each path once.
@@ -68,13 +77,16 @@ impl Matcher {
                     continue;
                 }
                 match entry.metadata() {
-                    Ok(meta) if meta.is_file() => {
-                        seen.insert(path.to_path_buf());
-                        found.push(Found {
-                            path: path.to_path_buf(),
-                            meta,
-                        });
-                    }
+                    Ok(meta) if meta.is_file() => match FileId::of_found(path, &meta) {
+                        Ok(id) => {
+                            seen.insert(path.to_path_buf());
+                            found.push(Found {
+                                path: path.to_path_buf(),
+                                id,
+                            });
+                        }
+                        Err(error) => log_id_error(path, &error),
+                    },
                     Ok(_) => {}
                     Err(error) => log_walk_error(&error),
                 }
@@ -84,10 +96,15 @@ impl Matcher {
     }
 }
 
-fn build_set(patterns: &[String]) -> Result<GlobSet, TailError> {
+/// Checks that `pattern` compiles as the tailer compiles it (platform path style).
+pub(crate) fn check_glob(pattern: &str) -> Result<(), TailError> {
+    compile(pattern, PathStyle::NATIVE).map(drop)
+}
+
+fn build_set(patterns: &[String], style: PathStyle) -> Result<GlobSet, TailError> {
     let mut set = GlobSetBuilder::new();
     for pattern in patterns {
-        set.add(compile(pattern)?);
+        set.add(compile(pattern, style)?);
     }
     set.build().map_err(|source| TailError::Glob {
         pattern: patterns.join(","),
@@ -95,37 +112,11 @@ fn build_set(patterns: &[String]) -> Result<GlobSet, TailError> {
     })
 }
 
-fn compile(pattern: &str) -> Result<Glob, TailError> {
-    GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()
-        .map_err(|source| TailError::Glob {
-            pattern: pattern.to_owned(),
-            source,
-        })
-}
-
-/// The directory to walk for `pattern` (its components before the first glob metacharacter) and
-/// how deep to walk.
-fn literal_root(pattern: &str) -> (PathBuf, Option<usize>) {
-    let mut root = PathBuf::new();
-    let mut rest = Vec::new();
-    for component in Path::new(pattern).components() {
-        let text = component.as_os_str().to_string_lossy();
-        let is_glob = text.contains(['*', '?', '[', '{']);
-        if rest.is_empty() && !is_glob {
-            root.push(component);
-        } else {
-            rest.push(component);
-        }
-    }
-    if root.as_os_str().is_empty() {
-        root.push(Component::CurDir);
-    }
-    let unbounded = rest
-        .iter()
-        .any(|c| c.as_os_str().to_string_lossy().contains("**"));
-    (root, if unbounded { None } else { Some(rest.len()) })
+fn compile(pattern: &str, style: PathStyle) -> Result<globset::Glob, TailError> {
+    style.compile(pattern).map_err(|source| TailError::Glob {
+        pattern: pattern.to_owned(),
+        source,
+    })
 }
 
 fn log_walk_error(error: &walkdir::Error) {
@@ -139,29 +130,18 @@ fn log_walk_error(error: &walkdir::Error) {
     }
 }
 
+/// A file that vanished between listing and identifying is normal churn; anything else is not.
+fn log_id_error(path: &Path, error: &std::io::Error) {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        tracing::debug!(path = %path.display(), %error, "File vanished during scan.");
+    } else {
+        tracing::warn!(path = %path.display(), %error, "Cannot read the identity of a file.");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn literal_roots_and_depths() {
-        assert_eq!(
-            literal_root("/var/log/*.log"),
-            (PathBuf::from("/var/log"), Some(1))
-        );
-        assert_eq!(
-            literal_root("/var/log/**/*.log"),
-            (PathBuf::from("/var/log"), None)
-        );
-        assert_eq!(
-            literal_root("/var/*/app/*.log"),
-            (PathBuf::from("/var"), Some(3))
-        );
-        assert_eq!(
-            literal_root("/var/log/syslog"),
-            (PathBuf::from("/var/log/syslog"), Some(0))
-        );
-    }
 
     #[test]
     fn scan_honours_include_exclude_and_depth() {

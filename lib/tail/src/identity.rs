@@ -1,11 +1,19 @@
 //! File identity: (device, inode) plus a CRC-32C fingerprint of the file's first bytes, and the
 //! stable key derived from them when a file is first keyed (format in the crate docs).
+//!
+//! On Windows the pair is (volume serial number, file index) from `GetFileInformationByHandle`
+//! (through `winapi-util`), read on an open handle: std's `Metadata` has no stable accessor for
+//! them. Like (device, inode), the pair stays the same across renames within a volume and
+//! differs between two files that exist at the same time. The file index is 64 bits: unique on
+//! NTFS; on ReFS (128-bit ids) Windows documents it as possibly not unique.
 
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
 
-/// Device and inode of a file.
+use crate::platform::FileExt;
+
+/// Device and inode of a file (Windows: volume serial number and file index).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct FileId {
     pub(crate) dev: u64,
@@ -31,11 +39,63 @@ pub(crate) enum PrefixCheck {
 // === impl FileId ===
 
 impl FileId {
-    pub(crate) fn of(meta: &Metadata) -> FileId {
+    /// Identity of an open file.
+    #[cfg(unix)]
+    pub(crate) fn of_file(file: &File) -> io::Result<FileId> {
+        Ok(FileId::of_meta(&file.metadata()?))
+    }
+
+    /// Identity of the file at `path` (symlinks followed).
+    #[cfg(unix)]
+    pub(crate) fn of_path(path: &Path) -> io::Result<FileId> {
+        Ok(FileId::of_meta(&std::fs::metadata(path)?))
+    }
+
+    /// Identity of the file at `path` whose metadata (symlinks followed) was just read. Unix:
+    /// from the metadata, no further system call. Windows: [`FileId::of_path`].
+    pub(crate) fn of_found(path: &Path, meta: &std::fs::Metadata) -> io::Result<FileId> {
+        #[cfg(unix)]
+        {
+            let _ = path;
+            Ok(FileId::of_meta(meta))
+        }
+        #[cfg(windows)]
+        {
+            let _ = meta;
+            FileId::of_path(path)
+        }
+    }
+
+    #[cfg(unix)]
+    fn of_meta(meta: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
         FileId {
             dev: meta.dev(),
             ino: meta.ino(),
         }
+    }
+
+    /// Identity of an open file.
+    #[cfg(windows)]
+    pub(crate) fn of_file(file: &File) -> io::Result<FileId> {
+        let info = winapi_util::file::information(file)?;
+        Ok(FileId {
+            dev: info.volume_serial_number(),
+            ino: info.file_index(),
+        })
+    }
+
+    /// Identity of the file at `path` (symlinks followed). The handle asks for no data access
+    /// (as std's `fs::metadata` does), so it never conflicts with the share mode of the
+    /// application that writes the file.
+    #[cfg(windows)]
+    pub(crate) fn of_path(path: &Path) -> io::Result<FileId> {
+        use std::os::windows::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .access_mode(0)
+            .share_mode(crate::platform::SHARE_ALL)
+            .open(path)?;
+        FileId::of_file(&file)
     }
 }
 
@@ -136,6 +196,30 @@ mod tests {
         assert_eq!(parse_key(&key), Some((id, fp)));
         assert_eq!(parse_key("1:2:3"), None);
         assert_eq!(parse_key("1:2:0:00000000"), None);
+    }
+
+    #[test]
+    fn identity_follows_the_file_through_rename_not_the_name() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+        std::fs::write(&a, b"1\n").expect("write");
+        std::fs::write(&b, b"2\n").expect("write");
+        let id_a = FileId::of_path(&a).expect("id");
+        assert_ne!(id_a, FileId::of_path(&b).expect("id"));
+        let open = crate::platform::open_shared(&a).expect("open");
+        assert_eq!(FileId::of_file(&open).expect("id"), id_a);
+        let moved = dir.path().join("a.log.1");
+        std::fs::rename(&a, &moved).expect("rename");
+        assert_eq!(FileId::of_path(&moved).expect("id"), id_a);
+        // Wine reports volume serial 0 for a handle whose file was renamed after it was opened;
+        // the tailer reads an open handle's identity only right after opening it.
+        if !running_under_wine() {
+            assert_eq!(FileId::of_file(&open).expect("id"), id_a);
+        }
+    }
+
+    fn running_under_wine() -> bool {
+        cfg!(windows) && std::env::var_os("WINEPREFIX").is_some()
     }
 
     #[test]

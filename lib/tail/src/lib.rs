@@ -43,7 +43,10 @@
 //!   but not yet read, then `close_source`. An unreadable file logs a WARN and is retried; a read
 //!   error on an open file also emits one gap record per failure streak (no bytes skipped).
 //! - Restart recovery order is documented in `recover.rs`; an unresolvable checkpoint becomes a gap.
-//! - Unix only (device/inode identity, positional reads).
+//! - Unix and Windows. On Windows the identity is (volume serial number, file index), files are
+//!   opened with `FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE` so the writer can rotate
+//!   and delete them, and globs take drive letters and backslashes (`platform.rs`, `identity.rs`,
+//!   `discover/pattern.rs`).
 //!
 //! Known limits (inherent to polling, or documented trade-offs):
 //! - A file created and rotated away between two glob re-scans is never seen.
@@ -62,6 +65,7 @@ mod discover;
 mod framing;
 mod identity;
 mod lines;
+mod platform;
 mod recover;
 mod tailer;
 mod watched;
@@ -83,6 +87,12 @@ pub fn matching_files(
 ) -> Result<Vec<std::path::PathBuf>, TailError> {
     let matcher = discover::Matcher::new(include, exclude)?;
     Ok(matcher.scan().into_iter().map(|f| f.path).collect())
+}
+
+/// Checks that a glob compiles as the tailer compiles it: in the platform's path style (on
+/// Windows `\` is a separator, drive letters are literal and case is ignored).
+pub fn check_glob(pattern: &str) -> Result<(), TailError> {
+    discover::check_glob(pattern)
 }
 
 /// A read position as persisted by the agent (identical shape to the spool's Position).

@@ -10,9 +10,9 @@
 //!                 first max_line_bytes are re-read from `offset` into the line buffer
 //! ```
 
+use crate::platform::FileExt;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 
 use crate::SinkClosed;
 use crate::framing::Framing;

@@ -20,6 +20,7 @@ use std::time::{Instant, SystemTime};
 use crate::Checkpoint;
 use crate::discover::{Found, Matcher};
 use crate::identity::{FileId, Fingerprint, parse_key};
+use crate::platform;
 use crate::watched::Watched;
 
 /// A checkpoint whose file could not be found; reported to the sink as a gap.
@@ -91,10 +92,7 @@ fn locate(
     buf: &mut Vec<u8>,
 ) -> Option<Hit> {
     let same_inode = |hit_id: FileId| hit_id == id && !claimed.contains(&hit_id);
-    let matched = found
-        .iter()
-        .filter(|f| FileId::of(&f.meta) == id)
-        .map(|f| f.path.clone());
+    let matched = found.iter().filter(|f| f.id == id).map(|f| f.path.clone());
     for path in std::iter::once(PathBuf::from(&cp.path)).chain(matched) {
         if let Some(hit) = open_if(&path, &same_inode, fp, 0, buf) {
             return Some(hit);
@@ -169,12 +167,12 @@ fn open_if(
     buf: &mut Vec<u8>,
 ) -> Option<Hit> {
     let meta = fs::metadata(path).ok()?;
-    if !meta.is_file() || !accept(FileId::of(&meta)) || meta.len() < min_len {
+    if !meta.is_file() || meta.len() < min_len || !accept(FileId::of_path(path).ok()?) {
         return None;
     }
-    let file = File::open(path).ok()?;
+    let file = platform::open_shared(path).ok()?;
     let meta = file.metadata().ok()?;
-    let id = FileId::of(&meta);
+    let id = FileId::of_file(&file).ok()?;
     (accept(id) && fp.matches(&file, buf)).then(|| Hit {
         path: path.to_path_buf(),
         file,

@@ -2,7 +2,6 @@
 //! truncation and copytruncate handling, release of drained rotated files, adaptive idle backoff.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -11,6 +10,7 @@ use crate::config::{StartAt, TailConfig};
 use crate::discover::Matcher;
 use crate::identity::FileId;
 use crate::lines::ReadError;
+use crate::platform;
 use crate::recover::{self, Lost};
 use crate::watched::{Buffers, PollCx, Watched};
 use crate::{Checkpoint, LineSink, SinkClosed, TailError};
@@ -83,7 +83,7 @@ impl Tailer {
         }
         let at_end = first_run && tailer.cfg.start_at == StartAt::End;
         for f in found {
-            if !tailer.files.contains_key(&FileId::of(&f.meta)) {
+            if !tailer.files.contains_key(&f.id) {
                 tailer.add_new(f.path, at_end, now);
             }
         }
@@ -177,7 +177,7 @@ impl Tailer {
     fn scan(&mut self, now: Instant) {
         let mut by_id: HashMap<FileId, Vec<PathBuf>> = HashMap::new();
         for f in self.matcher.scan() {
-            by_id.entry(FileId::of(&f.meta)).or_default().push(f.path);
+            by_id.entry(f.id).or_default().push(f.path);
         }
         for w in self.files.values_mut() {
             let Some(paths) = by_id.get(&w.id) else {
@@ -208,8 +208,9 @@ impl Tailer {
             }
             return;
         }
-        let opened = File::open(&path).and_then(|file| Ok((file.metadata()?, file)));
-        let (meta, file) = match opened {
+        let opened = platform::open_shared(&path)
+            .and_then(|file| Ok((file.metadata()?, FileId::of_file(&file)?, file)));
+        let (meta, id, file) = match opened {
             Ok(opened) => opened,
             Err(error) => {
                 if warn_due(&mut self.warned, &path, now) {
@@ -218,7 +219,6 @@ impl Tailer {
                 return;
             }
         };
-        let id = FileId::of(&meta);
         if self.files.contains_key(&id) {
             return;
         }

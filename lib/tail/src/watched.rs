@@ -1,8 +1,8 @@
 //! One open file: its identity, key, read position, and the per-pass read step
 //! (grow check, chunked reads with a prefix check after each read, idle flush).
 
+use crate::platform::FileExt;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

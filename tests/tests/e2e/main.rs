@@ -24,4 +24,5 @@ mod stop;
 mod store_damage;
 mod support;
 mod syslog;
+mod windows;
 mod writer;

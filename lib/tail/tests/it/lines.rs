@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use logship_tail::{Bom, Checkpoint, Framing, StartAt, TailConfig};
 
-use crate::harness::{Event, Running, append, config, numbered};
+use crate::harness::{Running, append, config, numbered};
 
 #[test]
 fn reads_existing_and_appended_lines_with_offsets() {
@@ -156,40 +156,6 @@ fn start_at_end_applies_only_to_files_of_the_first_scan_of_a_first_run() {
     run.wait_until("all lines of both files", |r| r.lines().len() == 6);
     let (_, record) = run.stop();
     assert_eq!(record.lines().len(), 6);
-}
-
-#[test]
-fn unreadable_file_is_retried_until_it_can_be_read() {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let dir = tempfile::tempdir().expect("temp dir");
-    let target = dir.path().join("target.txt");
-    // A matched path that cannot be opened yet: a dangling symlink.
-    std::os::unix::fs::symlink(&target, dir.path().join("link.log")).expect("symlink");
-    let locked = dir.path().join("locked.log");
-    append(&locked, b"secret\n");
-    let is_root = std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(true);
-    if !is_root {
-        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).expect("chmod");
-    }
-    let run = Running::start(config(dir.path(), "*.log"), Vec::new(), true);
-    // Let several scans fail first (not a synchronisation: the test holds without it).
-    std::thread::sleep(Duration::from_millis(100));
-    assert!(run.record().lines().is_empty() || is_root);
-    append(&target, b"late\n");
-    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    run.wait_until("both files read", |r| r.lines().len() == 2);
-    let (_, record) = run.stop();
-    let mut texts = record.texts();
-    texts.sort();
-    assert_eq!(texts, vec!["late", "secret"]);
-    assert!(
-        record
-            .events
-            .iter()
-            .all(|e| !matches!(e, Event::Gap { .. }))
-    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Integration tests of the tailer with real files in temp dirs.
 
+mod discovery;
 mod harness;
 mod lines;
 mod restart;
