@@ -207,6 +207,7 @@ mod tests {
         assert_eq!(unique.len(), addrs.len(), "{addrs:?}");
     }
 
+    #[cfg(unix)]
     #[test]
     fn positions_report_how_far_each_file_is_behind() {
         let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,6 @@
 //!   learn a starting cursor) the newest entry.
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
@@ -283,8 +282,15 @@ fn spawn_child(mut cmd: Command) -> std::io::Result<Child> {
 }
 
 /// Makes the child get SIGKILL when the thread that spawned it (and so the agent) dies.
+/// Linux only (`PR_SET_PDEATHSIG`); elsewhere journalctl still ends when its stdout closes.
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
+
+/// Makes the child get SIGKILL when the thread that spawned it (and so the agent) dies.
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
     let parent = std::process::id();
     // SAFETY: the closure runs in the forked child before exec; it calls only prctl and
     // getppid, which are async-signal-safe, and allocates nothing (`last_os_error` and

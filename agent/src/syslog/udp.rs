@@ -20,7 +20,6 @@
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -91,10 +90,18 @@ pub(super) fn bind(addr: SocketAddr) -> Result<UdpSocket> {
     Ok(socket.into())
 }
 
+/// Elsewhere than Linux there is no `SO_RCVBUFFORCE`: the caller asks with `SO_RCVBUF`.
+#[cfg(not(target_os = "linux"))]
+fn force_recv_buffer(_socket: &Socket, _bytes: usize) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
 /// `SO_RCVBUFFORCE`: a receive buffer of `bytes` regardless of `net.core.rmem_max`; fails
 /// without CAP_NET_ADMIN (the caller then asks within the cap).
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn force_recv_buffer(socket: &Socket, bytes: usize) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
     let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
     // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a pointer to a live local c_int;
     // the fd is owned by `socket`, open for the duration of the call.
@@ -116,10 +123,7 @@ fn force_recv_buffer(socket: &Socket, bytes: usize) -> std::io::Result<()> {
 
 /// Starts the receive thread of `socket`.
 pub(super) fn spawn(socket: UdpSocket, conn: Conn, full: SpoolFull) -> Result<UdpHandle> {
-    let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd()))
-        .context("reading the UDP socket's inode")?;
-    let inode = socket_inode(&link.to_string_lossy())
-        .with_context(|| format!("{} is not a socket link", link.display()))?;
+    let inode = socket_inode_of(&socket)?;
     let user_drops = Arc::new(AtomicU64::new(0));
     let drops = user_drops.clone();
     std::thread::Builder::new()
@@ -127,6 +131,23 @@ pub(super) fn spawn(socket: UdpSocket, conn: Conn, full: SpoolFull) -> Result<Ud
         .spawn(move || receive_loop(&socket, &conn, &full, &drops))
         .context("starting a UDP receive thread")?;
     Ok(UdpHandle { inode, user_drops })
+}
+
+/// The socket's inode, which finds its line in `/proc/self/net/udp` (Linux).
+#[cfg(target_os = "linux")]
+fn socket_inode_of(socket: &UdpSocket) -> Result<u64> {
+    use std::os::fd::AsRawFd;
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd()))
+        .context("reading the UDP socket's inode")?;
+    socket_inode(&link.to_string_lossy())
+        .with_context(|| format!("{} is not a socket link", link.display()))
+}
+
+/// Elsewhere the kernel's drop counter is not readable: `udp_dropped` counts the agent's own
+/// drops only (inode 0 matches no line).
+#[cfg(not(target_os = "linux"))]
+fn socket_inode_of(_socket: &UdpSocket) -> Result<u64> {
+    Ok(0)
 }
 
 /// Receives until shutdown: every datagram goes to the channel or is counted in `drops`.
@@ -235,6 +256,7 @@ fn drops_in_table(text: &str, inodes: impl Iterator<Item = u64> + Clone) -> u64 
 }
 
 /// `socket:[12345]` → 12345.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn socket_inode(link: &str) -> Option<u64> {
     link.strip_prefix("socket:[")?
         .strip_suffix(']')?

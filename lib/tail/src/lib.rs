@@ -120,11 +120,13 @@ pub struct Behind {
 impl Checkpoint {
     /// How far this position is behind the file now at `path`, when that file is still the one
     /// it reads (same device and inode as the key); `None` when it is not (rotated away,
-    /// replaced, deleted, a copytruncate copy) or cannot be examined. One `stat`, no open.
+    /// replaced, deleted, a copytruncate copy) or cannot be examined. One `stat`, no open
+    /// (Windows: one metadata-only open for the volume serial and file index).
     pub fn behind(&self) -> Option<Behind> {
         let (id, _) = identity::parse_key(&self.key)?;
-        let meta = std::fs::metadata(&self.path).ok()?;
-        if !meta.is_file() || identity::FileId::of(&meta) != id {
+        let path = std::path::Path::new(&self.path);
+        let meta = std::fs::metadata(path).ok()?;
+        if !meta.is_file() || identity::FileId::of_found(path, &meta).ok()? != id {
             return None;
         }
         Some(Behind {
@@ -198,7 +200,7 @@ mod behind_tests {
         let meta = std::fs::metadata(path).expect("stat");
         let fp = Fingerprint { len: 1, crc: 0 };
         Checkpoint {
-            key: make_key(FileId::of(&meta), fp),
+            key: make_key(FileId::of_found(path, &meta).expect("identity"), fp),
             path: path.display().to_string(),
             offset,
         }
