@@ -45,7 +45,7 @@ use wire::{field_len, put_bytes, put_key_len, put_varint_field};
 mod sink;
 mod wire;
 
-pub use sink::lost_range_gap;
+pub use sink::{lost_range_gap, report_lost_ranges};
 
 /// Lines between two reads of the wall clock (lines read together share their observed time).
 const CLOCK_EVERY: u32 = 64;

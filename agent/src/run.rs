@@ -16,7 +16,7 @@ use logship_spool::{LostRange, Position, Spool};
 use logship_tail::{Checkpoint, Tailer};
 use tokio_util::sync::CancellationToken;
 
-use crate::batcher::{Batcher, lost_range_gap};
+use crate::batcher::{Batcher, report_lost_ranges};
 use crate::config::{Config, FileInput};
 use crate::file_input::FileInputSink;
 use crate::heartbeat::Heartbeat;
@@ -250,30 +250,21 @@ fn spawn_gap_reporter(
 ) -> Result<JoinHandle<()>> {
     let mut batcher = ctx.batcher(AGENT_INPUT)?;
     let spool = ctx.spool.clone();
-    let thread = std::thread::Builder::new().name("gap-reporter".into()).spawn(move || {
-        let mut lost = initial;
-        loop {
-            for l in lost.drain(..) {
-                let message = format!(
-                    "logship-agent: spool records {}..={} lost to corruption ({}); segment quarantined at {}",
-                    l.first_seq,
-                    l.last_seq,
-                    l.reason,
-                    l.segment.display()
-                );
-                tracing::error!(first_seq = l.first_seq, last_seq = l.last_seq, reason = %l.reason,
-                    "Spool records lost to corruption.");
-                if lost_range_gap(&mut batcher, &message).is_err() {
+    let thread = std::thread::Builder::new()
+        .name("gap-reporter".into())
+        .spawn(move || {
+            let mut lost = initial;
+            loop {
+                if !report_lost_ranges(&mut batcher, std::mem::take(&mut lost)) {
                     return;
                 }
+                if batcher.flush().is_err() || stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+                lost = spool.take_lost();
             }
-            if batcher.flush().is_err() || stop.load(Ordering::SeqCst) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-            lost = spool.take_lost();
-        }
-    })?;
+        })?;
     Ok(thread)
 }
 

@@ -79,6 +79,26 @@ impl LineSink for Batcher {
     }
 }
 
+/// Appends one gap record per spool range lost to corruption, each logged; false once the
+/// spool is closed.
+pub fn report_lost_ranges(batcher: &mut Batcher, lost: Vec<logship_spool::LostRange>) -> bool {
+    for l in lost {
+        let message = format!(
+            "logship-agent: spool records {}..={} lost to corruption ({}); segment quarantined at {}",
+            l.first_seq,
+            l.last_seq,
+            l.reason,
+            l.segment.display()
+        );
+        tracing::error!(first_seq = l.first_seq, last_seq = l.last_seq, reason = %l.reason,
+            "Spool records lost to corruption.");
+        if lost_range_gap(batcher, &message).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 /// Appends a gap record for a spool range lost to corruption (no file source).
 pub fn lost_range_gap(batcher: &mut Batcher, message: &str) -> Result<(), SinkClosed> {
     let id = batcher.open_source("spool", Path::new("spool"))?;

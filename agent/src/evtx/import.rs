@@ -18,11 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use logship_spool::{LostRange, Spool};
+use logship_spool::Spool;
 use tokio_util::sync::CancellationToken;
 
 use super::file::{FileError, FileReport, Progress, identify, import_file};
-use crate::batcher::{Batcher, lost_range_gap};
+use crate::batcher::{Batcher, report_lost_ranges};
 use crate::config::Config;
 use crate::heartbeat::Heartbeat;
 use crate::shipper::Shipper;
@@ -154,7 +154,7 @@ pub async fn import(
     let reader = {
         let stop = stop.clone();
         tokio::task::spawn_blocking(move || {
-            report_lost(&mut gaps, lost);
+            report_lost_ranges(&mut gaps, lost);
             let files = read_files(batcher, files, done, &stop);
             if let Err(error) = gaps.flush() {
                 tracing::warn!(%error, "Spool damage gap records not spooled.");
@@ -239,25 +239,6 @@ fn read_files(
     out
 }
 
-/// Gap records for spool ranges lost to corruption; false if the spool closed.
-fn report_lost(gaps: &mut Batcher, lost: Vec<LostRange>) -> bool {
-    for l in lost {
-        let message = format!(
-            "logship-agent: spool records {}..={} lost to corruption ({}); segment quarantined at {}",
-            l.first_seq,
-            l.last_seq,
-            l.reason,
-            l.segment.display()
-        );
-        tracing::error!(first_seq = l.first_seq, last_seq = l.last_seq, reason = %l.reason,
-            "Spool records lost to corruption.");
-        if lost_range_gap(gaps, &message).is_err() {
-            return false;
-        }
-    }
-    true
-}
-
 /// Waits until every record on the spool is acked (true) or `shutdown` (false). Damage found
 /// meanwhile becomes gap records, which are waited for too.
 async fn wait_acked(
@@ -278,7 +259,7 @@ async fn wait_acked(
         {
             let s = spool.clone();
             let back = tokio::task::spawn_blocking(move || {
-                let ok = report_lost(&mut b, lost) && b.flush().is_ok() && s.sync().is_ok();
+                let ok = report_lost_ranges(&mut b, lost) && b.flush().is_ok() && s.sync().is_ok();
                 (b, ok)
             })
             .await?;
