@@ -80,7 +80,7 @@ pub(crate) fn run(
     layout.setup(relay.addr())?;
     let mut collector = layout.start_collector(port)?;
     let start = Instant::now();
-    let mut agent = layout.start_agent(&file.path)?;
+    let mut agent = layout.start_agent(Some(&file.path))?;
     let (mut sa, mut sc) = (Sampler::new(agent.pid()), Sampler::new(collector.pid()));
     let status = layout.data.join("status.json");
     wait_for_progress(
@@ -198,29 +198,16 @@ impl Layout {
         &self.data
     }
 
-    /// The agent with only the inputs of its `agent.toml`.
-    pub(crate) fn start_agent_with_config_only(&self) -> anyhow::Result<ChildGuard> {
-        spawn_logged(
-            &self.dir,
-            "agent",
-            Command::new(&self.agent_bin)
-                .arg("run")
-                .arg("--config")
-                .arg(self.agent_dir.join("agent.toml")),
-        )
-    }
-
-    fn start_agent(&self, input: &Path) -> anyhow::Result<ChildGuard> {
-        spawn_logged(
-            &self.dir,
-            "agent",
-            Command::new(&self.agent_bin)
-                .arg("run")
-                .arg("--config")
-                .arg(self.agent_dir.join("agent.toml"))
-                .arg("--tail")
-                .arg(input),
-        )
+    /// The agent with the inputs of its `agent.toml`, plus `--tail tail` when given.
+    pub(crate) fn start_agent(&self, tail: Option<&Path>) -> anyhow::Result<ChildGuard> {
+        let mut cmd = Command::new(&self.agent_bin);
+        cmd.arg("run")
+            .arg("--config")
+            .arg(self.agent_dir.join("agent.toml"));
+        if let Some(input) = tail {
+            cmd.arg("--tail").arg(input);
+        }
+        spawn_logged(&self.dir, "agent", &mut cmd)
     }
 
     /// Streams `logship-collector search` and checks the file's line numbers.

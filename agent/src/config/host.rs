@@ -4,20 +4,11 @@
 //! - the agent certificate is valid now (error) and not about to expire (warning);
 //! - every include glob matches at least one file now (warning: files may appear later).
 
-use std::path::Path;
-
 use crate::cert::{Expiry, Validity};
 
-use super::Config;
+pub use logship_hostcheck::{HostReport, writable_dir};
 
-/// Problems (the config cannot run here) and warnings (it runs, but look).
-#[derive(Debug, Default)]
-pub struct HostReport {
-    /// Each makes `check-config` fail.
-    pub errors: Vec<String>,
-    /// Printed, but `check-config` succeeds.
-    pub warnings: Vec<String>,
-}
+use super::Config;
 
 /// Checks `cfg` against this machine at time `now` (Unix seconds).
 pub fn check_host(cfg: &Config, now: i64) -> HostReport {
@@ -51,54 +42,4 @@ pub fn check_host(cfg: &Config, now: i64) -> HostReport {
             .extend(crate::journald::reader::check(input));
     }
     report
-}
-
-/// Ok when `dir` exists and a file can be created in it, or when it does not exist yet and its
-/// nearest existing ancestor is a writable directory (the agent creates the rest).
-pub fn writable_dir(dir: &Path) -> Result<(), String> {
-    let existing = dir
-        .ancestors()
-        .find(|p| p.try_exists().unwrap_or(false))
-        .unwrap_or(Path::new("."));
-    if !existing.is_dir() {
-        return Err(format!("{} is not a directory", existing.display()));
-    }
-    let probe = existing.join(format!(".logship-write-check-{}", std::process::id()));
-    let created = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe);
-    match created {
-        Ok(_) => {
-            std::fs::remove_file(&probe).ok();
-            Ok(())
-        }
-        Err(e) if existing == dir => Err(format!("{} is not writable: {e}", dir.display())),
-        Err(e) => Err(format!(
-            "{} does not exist and cannot be created in {}: {e}",
-            dir.display(),
-            existing.display()
-        )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_missing_dir_under_a_writable_one_is_fine() {
-        let tmp = tempfile::tempdir().unwrap();
-        assert!(writable_dir(&tmp.path().join("a/b/spool")).is_ok());
-        assert!(writable_dir(tmp.path()).is_ok());
-    }
-
-    #[test]
-    fn a_file_in_the_way_is_an_error() {
-        let tmp = tempfile::tempdir().unwrap();
-        let file = tmp.path().join("file");
-        std::fs::write(&file, b"x").unwrap();
-        let error = writable_dir(&file.join("spool")).unwrap_err();
-        assert!(error.contains("is not a directory"), "{error}");
-    }
 }

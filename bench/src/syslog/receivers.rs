@@ -98,7 +98,7 @@ pub(crate) fn logship(
     );
     fs::write(&agent_toml, text)?;
     let mut collector = layout.start_collector(collector_port)?;
-    let mut agent = layout.start_agent_with_config_only()?;
+    let mut agent = layout.start_agent(None)?;
     wait_socket(transport, port, &mut agent)?;
     let (mut sa, mut sc) = (Sampler::new(agent.pid()), Sampler::new(collector.pid()));
     let status = layout.data_dir().join("status.json");

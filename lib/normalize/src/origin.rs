@@ -30,6 +30,10 @@ impl<'a> Origin<'a> {
         attributes: &'a HashMap<String, String>,
         event_unix_nanos: i64,
     ) -> Option<Self> {
+        // File lines carry no attributes: skip the five hashed lookups for them.
+        if attributes.is_empty() {
+            return None;
+        }
         let get = |k: &str| attributes.get(k).map(String::as_str);
         let program = get("SYSLOG_IDENTIFIER").or_else(|| get("_COMM"));
         let pid = get("_PID").or_else(|| get("SYSLOG_PID"));
