@@ -34,7 +34,11 @@ pub(crate) fn decode_line<'a>(
     // UTF-8 input: valid UTF-8 is its own text. Other ASCII-compatible encodings: pure ASCII is.
     let own_text = encoding == UTF_8
         || (encoding.is_ascii_compatible() && Encoding::ascii_valid_up_to(raw) == raw.len());
-    let as_is = own_text.then(|| std::str::from_utf8(raw).ok()).flatten();
+    // simdutf8 (SIMD validation) instead of std's: checking every line was 6 % of the agent's
+    // CPU on the benchmark's file with std::str::from_utf8.
+    let as_is = own_text
+        .then(|| simdutf8::basic::from_utf8(raw).ok())
+        .flatten();
     if let Some(text) = as_is {
         return Decoded {
             text,
