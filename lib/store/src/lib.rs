@@ -61,6 +61,7 @@
 //!   sent off-box (a later feature) cover that case.
 
 mod block;
+mod checkpoint;
 mod fuzz;
 mod index;
 mod progress;
@@ -69,6 +70,8 @@ mod read;
 mod recovery;
 mod search;
 mod segment;
+#[doc(hidden)]
+pub mod tamper;
 mod verify;
 mod writer;
 
@@ -79,13 +82,19 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+pub use checkpoint::{
+    CHECKPOINT_INPUT, CHECKPOINT_PREFIX, CHECKPOINT_STREAM, COLLECTOR_IDENTITY, Checkpoint,
+    CheckpointError, FoundCheckpoint, PublicKey, WitnessKey, find_checkpoints, store_id,
+};
 #[doc(hidden)]
 pub use fuzz::fuzz_segment;
 pub use progress::{Progress, Watch};
 pub use quarantine::{QuarantinedTail, quarantined};
 pub use read::read_block_payload;
 pub use search::{Query, RecordView, SearchStats, search, search_watched, search_with_cap};
-pub use verify::{VerifyReport, verify, verify_watched};
+pub use verify::{
+    CheckpointResult, VerifyReport, Witness, verify, verify_watched, verify_with_witness,
+};
 pub use writer::{BlockInput, BlockRef, Store, StoreStats};
 
 /// Default size at which a segment is sealed and a new one started.

@@ -3,6 +3,11 @@
 //! the sealed segments' sidecars against their data, and quarantined tails. Every problem is
 //! reported; none stops the walk. Seq ranges that the agent declared lost in an explicit gap
 //! record are reported apart, as recorded gaps, not as removed blocks.
+//!
+//! With a [`Witness`] (signed checkpoints kept off the box, and the public key), each
+//! checkpoint's signature is checked and the chain head recomputed at its block count must equal
+//! the one it states: this is what catches whole blocks cut from the end of the store and a
+//! store rewritten with a recomputed chain, which the data alone cannot show.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,6 +16,7 @@ use logship_proto::payload;
 use logship_proto::v1::{Record, RecordKind};
 
 use crate::block::{self, BlockHeader, GENESIS_HASH, HASH_LEN};
+use crate::checkpoint::{FoundCheckpoint, PublicKey};
 use crate::index::SegmentIndex;
 use crate::progress::{Progress, Watch};
 use crate::search::parse_fields;
@@ -58,6 +64,30 @@ pub struct VerifyReport {
     /// The watcher stopped the walk before the end (see [`verify_watched`]); the counts cover
     /// what was walked.
     pub interrupted: bool,
+    /// One result per checkpoint given with a [`Witness`], in input order.
+    pub checkpoints: Vec<CheckpointResult>,
+}
+
+/// Signed checkpoints (as kept off the box) and the key they must be signed with.
+#[derive(Debug, Clone)]
+pub struct Witness {
+    /// The collector's witness public key.
+    pub key: PublicKey,
+    /// Checkpoint texts to hold the store against (see [`crate::find_checkpoints`]).
+    pub checkpoints: Vec<FoundCheckpoint>,
+}
+
+/// What one checkpoint proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointResult {
+    /// Line of the checkpoint file it was found on.
+    pub line: u64,
+    /// Blocks it covers (None when its signature did not check out).
+    pub blocks: Option<u64>,
+    /// When it was signed, Unix ns (None when its signature did not check out).
+    pub time_ns: Option<i64>,
+    /// None: the store holds those blocks unchanged. Some: what is wrong (also a problem).
+    pub failure: Option<String>,
 }
 
 /// A seq range missing between two blocks of one stream.
@@ -84,6 +114,8 @@ struct Verifier<'w> {
     declared: HashMap<(String, String), Vec<(u64, u64)>>,
     frame: Vec<u8>,
     scratch: Vec<u8>,
+    /// Block counts some checkpoint covers -> the chain head recomputed there, once walked.
+    heads_at: HashMap<u64, Option<[u8; HASH_LEN]>>,
 }
 
 /// Verifies the whole store in `dir`; see the module documentation for what is checked.
@@ -94,6 +126,27 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, StoreError> {
 /// [`verify`] that reports its [`Progress`] to `watch` after every block; `watch` returning
 /// false stops the walk (`VerifyReport::interrupted`).
 pub fn verify_watched(dir: &Path, watch: Watch<'_>) -> Result<VerifyReport, StoreError> {
+    verify_with_witness(dir, None, watch)
+}
+
+/// [`verify_watched`] that also holds the store against signed checkpoints: each must carry a
+/// valid signature by `witness.key`, name this store, and equal the chain head recomputed after
+/// its block count. A failing checkpoint is a problem.
+pub fn verify_with_witness(
+    dir: &Path,
+    witness: Option<&Witness>,
+    watch: Watch<'_>,
+) -> Result<VerifyReport, StoreError> {
+    let opened: Vec<_> = witness.map_or_else(Vec::new, |w| {
+        w.checkpoints
+            .iter()
+            .map(|f| (f.line, w.key.open(&f.text)))
+            .collect()
+    });
+    let heads_at = opened
+        .iter()
+        .filter_map(|(_, cp)| cp.as_ref().ok().map(|cp| (cp.blocks, None)))
+        .collect();
     let segments = segment::list_segments(dir).map_err(StoreError::io(dir))?;
     let mut v = Verifier {
         watch,
@@ -108,7 +161,9 @@ pub fn verify_watched(dir: &Path, watch: Watch<'_>) -> Result<VerifyReport, Stor
         declared: HashMap::new(),
         frame: Vec::new(),
         scratch: Vec::new(),
+        heads_at,
     };
+    v.heads_at.insert(0, Some(GENESIS_HASH));
     let mut head = GENESIS_HASH;
     for (i, info) in segments.iter().enumerate() {
         if info.n != i as u64 {
@@ -131,6 +186,11 @@ pub fn verify_watched(dir: &Path, watch: Watch<'_>) -> Result<VerifyReport, Stor
     v.report.chain_head = hex::encode(head);
     v.label_missing();
     v.quarantine(dir)?;
+    let id = crate::checkpoint::store_id(dir);
+    for (line, opened) in opened {
+        let result = v.checkpoint(dir, id.as_deref(), line, opened);
+        v.report.checkpoints.push(result);
+    }
     Ok(v.report)
 }
 
@@ -156,6 +216,67 @@ impl VerifyReport {
 // === impl Verifier ===
 
 impl Verifier<'_> {
+    /// Holds the walked store against one opened checkpoint.
+    fn checkpoint(
+        &mut self,
+        dir: &Path,
+        store_id: Option<&str>,
+        line: u64,
+        opened: Result<crate::Checkpoint, crate::CheckpointError>,
+    ) -> CheckpointResult {
+        let cp = match opened {
+            Ok(cp) => cp,
+            Err(e) => {
+                let failure = format!("checkpoint on line {line}: {e}");
+                self.problem(dir, 0, failure.clone());
+                return CheckpointResult {
+                    line,
+                    blocks: None,
+                    time_ns: None,
+                    failure: Some(failure),
+                };
+            }
+        };
+        let walked = self.report.blocks;
+        let failure = if store_id != Some(cp.store.as_str()) {
+            Some(format!(
+                "checkpoint on line {line} is of store {}, this store is {}",
+                cp.store,
+                store_id.unwrap_or("(no store-id file)")
+            ))
+        } else if self.report.interrupted && cp.blocks > walked {
+            Some(format!(
+                "checkpoint on line {line} was not reached (interrupted)"
+            ))
+        } else {
+            match self.heads_at.get(&cp.blocks).copied().flatten() {
+                None => Some(format!(
+                    "checkpoint on line {line} covers {} blocks but the store holds only \
+                     {walked} (blocks cut from the end)",
+                    cp.blocks
+                )),
+                Some(h) if hex::encode(h) != cp.head => Some(format!(
+                    "checkpoint on line {line}: the chain head after block {} is {}, the signed \
+                     checkpoint says {} (blocks changed, or the store rewritten with a \
+                     recomputed chain)",
+                    cp.blocks,
+                    hex::encode(h),
+                    cp.head
+                )),
+                Some(_) => None,
+            }
+        };
+        if let Some(f) = &failure {
+            self.problem(dir, 0, f.clone());
+        }
+        CheckpointResult {
+            line,
+            blocks: Some(cp.blocks),
+            time_ns: Some(cp.time_ns),
+            failure,
+        }
+    }
+
     fn segment(
         &mut self,
         info: &SegmentInfo,
@@ -236,6 +357,11 @@ impl Verifier<'_> {
         let computed = block::block_hash(&header.prev_hash, parts.header_bytes, body);
         self.report.blocks += 1;
         self.report.records += u64::from(header.count);
+        if let Some(slot) = self.heads_at.get_mut(&self.report.blocks) {
+            // The recomputed hash: content that no longer matches its stored hash must not
+            // pass a checkpoint.
+            *slot = Some(computed);
+        }
         if !parts.crc_ok {
             self.problem(
                 seg,

@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::block::{self, BlockHeader, HASH_LEN};
+use crate::checkpoint::{self, CHECKPOINT_STREAM, COLLECTOR_IDENTITY, Checkpoint, WitnessKey};
 use crate::index::SegmentIndex;
 use crate::segment::{self, SEGMENT_HEADER_LEN, SEGMENTS_DIR};
 use crate::{RecoveryReport, StoreConfig, StoreError, recovery};
@@ -75,6 +76,8 @@ pub struct StoreStats {
 pub struct Store {
     config: StoreConfig,
     _lock: File,
+    /// The store's id (its `store-id` file), named by every checkpoint.
+    id: String,
     active: Option<Active>,
     next_n: u64,
     head: [u8; HASH_LEN],
@@ -115,6 +118,7 @@ impl Store {
         std::fs::create_dir_all(&segments_dir).map_err(StoreError::io(&segments_dir))?;
         let lock = take_lock(&dir)?;
         sync_dir(&dir)?;
+        let id = checkpoint::ensure_store_id(&dir)?;
         let rec = recovery::recover(&dir)?;
         let mut stats = rec.stats;
         stats.chain_head = hex::encode(rec.head);
@@ -129,6 +133,7 @@ impl Store {
         let store = Store {
             config,
             _lock: lock,
+            id,
             active: rec.active,
             next_n: rec.next_n,
             head: rec.head,
@@ -151,8 +156,52 @@ impl Store {
     }
 
     /// Appends one block (no fsync). Fails with [`StoreError::SeqNotAboveWatermark`] unless
-    /// `first_seq` is above the stream's watermark.
+    /// `first_seq` is above the stream's watermark, and refuses the collector's own identity
+    /// ([`COLLECTOR_IDENTITY`]): only [`Store::append_checkpoint`] writes under it.
     pub fn append(&mut self, block: BlockInput) -> Result<BlockRef, StoreError> {
+        if block.agent.starts_with('@') {
+            return Err(StoreError::InvalidBlock(
+                "agent names starting with @ are reserved for the collector",
+            ));
+        }
+        self.append_block(block)
+    }
+
+    /// Signs a checkpoint of the chain as it stands (every block appended so far, including
+    /// ones not yet synced) and appends it as a record of the collector's own (no fsync: the
+    /// caller commits it with [`Store::sync`] like any block). Returns where it landed, what
+    /// it states and its text.
+    pub fn append_checkpoint(
+        &mut self,
+        key: &WitnessKey,
+        host: &str,
+        reason: &str,
+    ) -> Result<(BlockRef, Checkpoint, String), StoreError> {
+        if self.poisoned {
+            self.heal()?;
+        }
+        let cp = Checkpoint {
+            v: 1,
+            store: self.id.clone(),
+            blocks: self.stats.blocks,
+            head: hex::encode(self.head),
+            time_ns: now_ns(),
+            key: key.public_key().id(),
+            reason: reason.to_string(),
+        };
+        let text = key.sign(&cp);
+        let seq = self.watermark(COLLECTOR_IDENTITY, CHECKPOINT_STREAM) + 1;
+        let block = checkpoint::record_block(&text, host, cp.time_ns, seq);
+        let at = self.append_block(block)?;
+        Ok((at, cp, text))
+    }
+
+    /// The store's id (named by its checkpoints).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn append_block(&mut self, block: BlockInput) -> Result<BlockRef, StoreError> {
         if self.poisoned {
             self.heal()?;
         }

@@ -5,6 +5,7 @@ mod corruption;
 mod recovery;
 mod roundtrip;
 mod verify;
+mod witness;
 
 use std::path::Path;
 
