@@ -54,7 +54,7 @@ pub fn rewrite_store_with_recomputed_chain(dir: &Path, from: &str, to: &str) -> 
         out.extend_from_slice(&frames);
         std::fs::write(&seg, out).expect("write segment");
         let sidecar = segment::sidecar_path(&seg);
-        if sidecar.exists() {
+        if sidecar.try_exists().expect("stat sidecar") {
             std::fs::remove_file(sidecar).expect("remove sidecar");
         }
     }
