@@ -60,6 +60,7 @@
 //!   leaves a valid shorter chain that the data alone cannot distinguish; signed chain heads
 //!   sent off-box (a later feature) cover that case.
 
+mod archive;
 mod block;
 mod checkpoint;
 mod fuzz;
@@ -82,11 +83,16 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+#[doc(hidden)]
+pub use archive::{
+    ARCHIVE_FORMAT, ArchiveError, ArchiveReport, BLOCKS_FILE, BlockSummary, CHECKPOINTS_FILE,
+    ExportReport, ExportRequest, FileSum, MANIFEST, Manifest, PUBLIC_KEY_FILE, README_FILE, export,
+    read_manifest, reseal_manifest, verify_archive,
+};
 pub use checkpoint::{
     CHECKPOINT_INPUT, CHECKPOINT_PREFIX, CHECKPOINT_STREAM, COLLECTOR_IDENTITY, Checkpoint,
     CheckpointError, FoundCheckpoint, PublicKey, WitnessKey, find_checkpoints, store_id,
 };
-#[doc(hidden)]
 pub use fuzz::fuzz_segment;
 pub use progress::{Progress, Watch};
 pub use quarantine::{QuarantinedTail, quarantined};

@@ -127,3 +127,21 @@ fn edit(list: &mut RecordList, from: &str, to: &str, changed: &mut usize) -> boo
     }
     any
 }
+
+/// [`rewrite_store_with_recomputed_chain`] for an evidence archive, then resealing its
+/// manifest (fresh SHA-256 sums) as a forger would. Returns how many records were changed.
+pub fn rewrite_archive_with_recomputed_chain(dir: &Path, from: &str, to: &str) -> usize {
+    let mut manifest = crate::read_manifest(dir).expect("manifest");
+    let prev: [u8; HASH_LEN] = hex::decode(&manifest.prev_hash)
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes");
+    let n = rewrite_frames_with_recomputed_chain(&dir.join(crate::BLOCKS_FILE), prev, from, to);
+    reseal_archive(dir, &mut manifest);
+    n
+}
+
+/// Recomputes an archive's manifest sums after its files were edited (what a forger does).
+pub fn reseal_archive(dir: &Path, manifest: &mut crate::Manifest) {
+    crate::reseal_manifest(dir, manifest).expect("reseal manifest");
+}

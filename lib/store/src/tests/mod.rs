@@ -1,5 +1,6 @@
 //! Store tests on real files in temp dirs, and the helpers they share.
 
+mod archive;
 mod concurrent;
 mod corruption;
 mod recovery;
