@@ -310,13 +310,14 @@ pub fn export(dir: &Path, req: ExportRequest<'_>) -> Result<ExportReport, Archiv
     let mut prev_hash = None;
     let mut expect = None;
     let mut records = 0u64;
-    let mut readers: HashMap<usize, SegmentReader> = HashMap::new();
+    let mut current: Option<(usize, SegmentReader)> = None;
     for loc in &locs {
         let path = &segments[loc.seg].path;
-        if !readers.contains_key(&loc.seg) {
-            readers.insert(loc.seg, SegmentReader::open(path).map_err(io(path))?);
+        if current.as_ref().is_none_or(|(si, _)| *si != loc.seg) {
+            current = Some((loc.seg, SegmentReader::open(path).map_err(io(path))?));
         }
-        readers[&loc.seg]
+        let (_, reader) = current.as_ref().expect("just opened");
+        reader
             .read_frame(loc.offset, loc.len, &mut frame)
             .map_err(io(path))?;
         let (header, hash) = check_frame(&frame, expect).map_err(|e| {
