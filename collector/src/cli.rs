@@ -125,15 +125,58 @@ pub enum Command {
         min_precision: f64,
     },
     /// Walk the whole store and check its hash chain; exits non-zero on any problem. Ctrl-C
-    /// stops it and prints what was checked so far.
-    Verify {
-        /// Data directory.
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// Output format (default: table on a terminal, JSON otherwise).
-        #[arg(long, value_enum)]
-        format: Option<Format>,
-    },
+    /// stops it and prints what was checked so far. With --checkpoint, also prove the store
+    /// still holds everything up to each signed checkpoint, unchanged. With --archive, check an
+    /// evidence archive made by `export` instead (no data directory needed).
+    Verify(VerifyArgs),
+    /// Write a self-verifying evidence archive of the blocks holding records from a time range
+    /// (and matching --where): the blocks in chain order, the checkpoints covering them, the
+    /// public key, a manifest with SHA-256 sums and a README saying how to verify it.
+    Export(ExportArgs),
+}
+
+/// Arguments of `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Data directory of the store to verify.
+    #[arg(long, required_unless_present = "archive", conflicts_with = "archive")]
+    pub data_dir: Option<PathBuf>,
+    /// File holding signed checkpoint texts (`LOGSHIP-CHECKPOINT v1 ...`) anywhere in its lines,
+    /// e.g. what the SOC received (syslog, CEF or JSON lines); repeatable.
+    #[arg(long = "checkpoint")]
+    pub checkpoints: Vec<PathBuf>,
+    /// The collector's witness public key file (default: witness.pub of the data directory or
+    /// of the archive). Give the copy kept off the box to rule out a swapped key.
+    #[arg(long)]
+    pub public_key: Option<PathBuf>,
+    /// An evidence archive directory written by `export`.
+    #[arg(long)]
+    pub archive: Option<PathBuf>,
+    /// Output format (default: table on a terminal, JSON otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// Arguments of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The collector's data directory.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Oldest observed time: RFC 3339 or an age (1h, 2d...).
+    #[arg(long, allow_hyphen_values = true)]
+    pub since: String,
+    /// Newest observed time (exclusive): RFC 3339 or an age.
+    #[arg(long, allow_hyphen_values = true)]
+    pub until: String,
+    /// Only blocks holding a record that matches FIELD=VALUE (as in `search --where`);
+    /// repeatable, all must match one record. Whole blocks are exported, with every block
+    /// between them in chain order.
+    #[arg(long = "where")]
+    pub filters: Vec<String>,
+    /// Output directory (created; must not exist or be empty).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// Arguments of `issue-agent-cert`.

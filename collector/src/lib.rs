@@ -11,6 +11,7 @@ pub mod config;
 pub mod drain;
 pub mod fleet;
 pub mod ingest;
+pub mod integrity;
 pub mod normalize;
 pub mod output;
 pub mod pki;

@@ -10,10 +10,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use logship_collector::cli::{Cli, Command, IssueArgs};
+use logship_collector::cli::{Cli, Command, IssueArgs, VerifyArgs};
 use logship_collector::output::progress::{EXIT_INTERRUPTED, Interrupt};
 use logship_collector::output::{self, Format};
-use logship_collector::{config, normalize, pki, report, search, serve};
+use logship_collector::{config, integrity, normalize, pki, report, search, serve};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code for a bad configuration (EX_USAGE-like, as in sysexits).
@@ -52,11 +52,10 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
             let outcome = search::run(&args, format, &mut output::stdout(), &interrupt)?;
             Ok(exit_code(true, outcome.interrupted))
         }
-        Command::Verify { data_dir, format } => {
-            let interrupt = Interrupt::install()?;
-            let format = Format::choose(format, false);
-            let report = report::verify::run(&data_dir, format, &mut output::stdout(), &interrupt)?;
-            Ok(exit_code(report.is_ok(), report.interrupted))
+        Command::Verify(args) => verify(&args),
+        Command::Export(args) => {
+            integrity::export::run(&args, &mut output::stdout())?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Status { data_dir, format } => {
             let format = Format::choose(format, false);
@@ -98,6 +97,52 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// `verify`: the store of a data directory (held against checkpoint files when given), or an
+/// evidence archive.
+fn verify(args: &VerifyArgs) -> Result<ExitCode> {
+    let format = Format::choose(args.format, false);
+    let mut found = Vec::new();
+    for path in &args.checkpoints {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let here = logship_store::find_checkpoints(&String::from_utf8_lossy(&text));
+        if here.is_empty() {
+            anyhow::bail!("{} holds no LOGSHIP-CHECKPOINT text", path.display());
+        }
+        found.extend(here);
+    }
+    let key = args
+        .public_key
+        .as_deref()
+        .map(integrity::key::read_public)
+        .transpose()?;
+    if let Some(archive) = &args.archive {
+        let ok = report::verify::run_archive(archive, &found, key, format, &mut output::stdout())?;
+        return Ok(exit_code(ok, false));
+    }
+    let data_dir = args.data_dir.as_deref().context("--data-dir is required")?;
+    let witness = if found.is_empty() {
+        None
+    } else {
+        let key = match key {
+            Some(k) => k,
+            None => integrity::key::read_public(&data_dir.join(integrity::key::WITNESS_PUB))?,
+        };
+        Some(logship_store::Witness {
+            key,
+            checkpoints: found,
+        })
+    };
+    let interrupt = Interrupt::install()?;
+    let report = report::verify::run(
+        data_dir,
+        witness.as_ref(),
+        format,
+        &mut output::stdout(),
+        &interrupt,
+    )?;
+    Ok(exit_code(report.is_ok(), report.interrupted))
+}
+
 /// 130 after Ctrl-C, else 0 when `ok`, else 1.
 fn exit_code(ok: bool, interrupted: bool) -> ExitCode {
     match (interrupted, ok) {
@@ -109,6 +154,7 @@ fn exit_code(ok: bool, interrupted: bool) -> ExitCode {
 
 fn init(data_dir: &Path, sans: &[String], listen: &str) -> Result<ExitCode> {
     pki::init_ca(data_dir, sans)?;
+    let witness = integrity::key::create(data_dir)?;
     let abs = std::path::absolute(data_dir)?;
     let config_path = data_dir.join("collector.toml");
     pki::write_public(&config_path, &config::template(&abs, listen))?;
@@ -117,6 +163,12 @@ fn init(data_dir: &Path, sans: &[String], listen: &str) -> Result<ExitCode> {
         out,
         "created CA and server certificate in {}",
         abs.display()
+    )?;
+    writeln!(
+        out,
+        "witness key {} (give witness.pub to your SOC): {}",
+        witness.id(),
+        data_dir.join(integrity::key::WITNESS_PUB).display()
     )?;
     writeln!(out, "config: {}", config_path.display())?;
     out.flush()?;

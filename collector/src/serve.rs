@@ -52,7 +52,16 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     });
     let (queue, normalize_thread) = normalize.unzip();
     let normalize_stats = queue.as_ref().map(|q| q.stats.clone());
-    let (writer, writer_thread) = WriterHandle::start(store, records, queue);
+    let witness = crate::integrity::Witness {
+        key: crate::integrity::key::load_or_create(&config.data_dir)?,
+        host: crate::pki::host_name(),
+    };
+    let (writer, writer_thread) = WriterHandle::start(store, records, queue, Some(witness));
+    let checkpoint_timer = tokio::spawn(crate::integrity::timer::run(
+        writer.clone(),
+        config.checkpoint_every,
+        shutdown.clone(),
+    ));
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -115,6 +124,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
         () = deadline => tracing::warn!("Connections did not drain in time; stopping anyway."),
     }
     shutdown.cancel();
+    // The timer drops its writer handle when it sees the cancel; the writer stops after it.
+    if let Err(error) = checkpoint_timer.await {
+        tracing::warn!(%error, "Checkpoint timer failed.");
+    }
     let joined = tokio::task::spawn_blocking(move || {
         let writer = writer_thread.join();
         // The worker stops once the writer (its only feeder) has stopped.

@@ -9,6 +9,8 @@
 //! - De-duplication on (agent, stream_id, seq) uses the store's watermark, checked here because
 //!   two connections of one agent may race (invariant 2). A batch wholly at or below the watermark
 //!   is acked without being stored; a batch straddling it is trimmed to its new records.
+//! - Signed checkpoints ([`crate::integrity`]) are appended here too, between batches, and
+//!   committed by the same fsync; a last one is signed after the last batch at shutdown.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +19,7 @@ use logship_store::{BlockInput, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ingest::trim::trim_block;
+use crate::integrity::Witness;
 use crate::normalize::{Job, NormalizeQueue};
 
 /// Capacity of the channel into the writer.
@@ -39,6 +42,14 @@ struct Request {
     reply: oneshot::Sender<Reply>,
 }
 
+/// What the writer thread is asked to do.
+enum Message {
+    /// Store a block.
+    Block(Request),
+    /// Sign and store a checkpoint of the chain.
+    Checkpoint,
+}
+
 /// Counters shared with the status file.
 #[derive(Debug, Default)]
 pub struct WriterStats {
@@ -52,12 +63,14 @@ pub struct WriterStats {
     pub duplicate_records: AtomicU64,
     /// fsync calls (group commits).
     pub commits: AtomicU64,
+    /// Signed checkpoints stored.
+    pub checkpoints: AtomicU64,
 }
 
 /// Handle to submit blocks to the writer thread.
 #[derive(Clone)]
 pub struct WriterHandle {
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::Sender<Message>,
     /// Shared counters.
     pub stats: Arc<WriterStats>,
 }
@@ -70,6 +83,7 @@ impl WriterHandle {
         store: Store,
         records_at_open: u64,
         normalize: Option<NormalizeQueue>,
+        witness: Option<Witness>,
     ) -> (WriterHandle, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let stats = Arc::new(WriterStats::default());
@@ -79,7 +93,16 @@ impl WriterHandle {
         let thread_stats = stats.clone();
         let join = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(store, rx, &thread_stats, normalize.as_ref()))
+            .spawn(move || {
+                let mut witness = witness.map(|w| (w, None));
+                run(
+                    store,
+                    rx,
+                    &thread_stats,
+                    normalize.as_ref(),
+                    witness.as_mut(),
+                );
+            })
             .expect("spawning a thread only fails when the OS is out of resources");
         (WriterHandle { tx, stats }, join)
     }
@@ -88,25 +111,61 @@ impl WriterHandle {
     pub async fn submit(&self, block: BlockInput) -> Result<oneshot::Receiver<Reply>, String> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request { block, reply })
+            .send(Message::Block(Request { block, reply }))
             .await
             .map_err(|_| "the store writer has stopped".to_string())?;
         Ok(rx)
+    }
+
+    /// Asks the writer to sign and store a checkpoint (a no-op without a witness key).
+    pub async fn checkpoint(&self) -> Result<(), String> {
+        self.tx
+            .send(Message::Checkpoint)
+            .await
+            .map_err(|_| "the store writer has stopped".to_string())
+    }
+}
+
+/// The witness and the block count right after its last checkpoint (None: none yet).
+type WitnessState = (Witness, Option<u64>);
+
+/// Signs and appends a checkpoint unless nothing was stored since the last one.
+fn checkpoint(store: &mut Store, state: &mut WitnessState, stats: &WriterStats, reason: &str) {
+    let (witness, last) = state;
+    if *last == Some(store.stats().blocks) {
+        return;
+    }
+    match store.append_checkpoint(&witness.key, &witness.host, reason) {
+        Ok((at, cp, _)) => {
+            *last = Some(store.stats().blocks);
+            stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(blocks = cp.blocks, head = %cp.head, reason, segment = %at.segment.display(),
+                offset = at.offset, "Signed a checkpoint of the store.");
+        }
+        Err(error) => tracing::error!(%error, "Could not store a signed checkpoint."),
     }
 }
 
 fn run(
     mut store: Store,
-    mut rx: mpsc::Receiver<Request>,
+    mut rx: mpsc::Receiver<Message>,
     stats: &WriterStats,
     normalize: Option<&NormalizeQueue>,
+    mut witness: Option<&mut WitnessState>,
 ) {
     let mut pending: Vec<(oneshot::Sender<Reply>, Reply)> = Vec::new();
     let mut stored: Vec<Job> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
-        pending.push(handle(&mut store, first, stats, &mut stored));
-        while let Ok(next) = rx.try_recv() {
-            pending.push(handle(&mut store, next, stats, &mut stored));
+        let mut next = Some(first);
+        while let Some(message) = next.take().or_else(|| rx.try_recv().ok()) {
+            match message {
+                Message::Block(req) => pending.push(handle(&mut store, req, stats, &mut stored)),
+                Message::Checkpoint => {
+                    if let Some(w) = witness.as_deref_mut() {
+                        checkpoint(&mut store, w, stats, "periodic");
+                    }
+                }
+            }
         }
         let committed = store
             .sync()
@@ -129,6 +188,9 @@ fn run(
             // A closed receiver means the connection went away; the agent resends.
             reply.send(outcome).ok();
         }
+    }
+    if let Some(w) = witness {
+        checkpoint(&mut store, w, stats, "shutdown");
     }
     if let Err(error) = store.sync() {
         tracing::error!(%error, "Final store commit failed.");

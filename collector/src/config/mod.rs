@@ -41,6 +41,8 @@ pub const DEFAULT_SEGMENT_MAX_BYTES: u64 = 256 << 20;
 pub const DEFAULT_SEGMENT_MAX_AGE_SECS: u64 = 3600;
 /// Default silence after which an agent is stale: ten minutes.
 pub const DEFAULT_STALE_AFTER: &str = "10m";
+/// Default seconds between two signed checkpoints.
+pub const DEFAULT_CHECKPOINT_EVERY_SECS: u64 = 300;
 
 /// The file as written by people. Versioned so old files keep loading.
 #[derive(Debug, Deserialize)]
@@ -68,6 +70,18 @@ pub struct RawConfig {
     /// Watching the fleet of agents.
     #[serde(default)]
     pub agents: RawAgents,
+    /// Signed checkpoints of the store (the witness kept off the box).
+    #[serde(default)]
+    pub integrity: RawIntegrity,
+}
+
+/// Signed checkpoints of the store.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntegrity {
+    /// Seconds between two signed checkpoints (one more is signed at shutdown).
+    #[serde(default = "default_checkpoint_every_secs")]
+    pub checkpoint_every_secs: u64,
 }
 
 /// Watching the fleet of agents.
@@ -197,6 +211,8 @@ pub struct Config {
     pub normalize: bool,
     /// Silence after which an agent is stale.
     pub stale_after: std::time::Duration,
+    /// Time between two signed checkpoints.
+    pub checkpoint_every: std::time::Duration,
 }
 
 // === impl RawConfig ===
@@ -293,6 +309,11 @@ impl RawConfig {
             "store.segment_max_age_secs",
             self.store.segment_max_age_secs,
         );
+        positive(
+            &mut problems,
+            "integrity.checkpoint_every_secs",
+            self.integrity.checkpoint_every_secs,
+        );
         let stale_after = match crate::timearg::parse_age(&self.agents.stale_after) {
             Ok(ns) if ns > 0 => Some(std::time::Duration::from_nanos(ns as u64)),
             Ok(_) => {
@@ -324,6 +345,9 @@ impl RawConfig {
                 segment_max_age_secs: self.store.segment_max_age_secs,
                 normalize: self.normalize.enabled,
                 stale_after,
+                checkpoint_every: std::time::Duration::from_secs(
+                    self.integrity.checkpoint_every_secs,
+                ),
             }),
             _ => Err(problems),
         }
@@ -392,6 +416,9 @@ const fn default_segment_max_bytes() -> u64 {
 const fn default_segment_max_age_secs() -> u64 {
     DEFAULT_SEGMENT_MAX_AGE_SECS
 }
+const fn default_checkpoint_every_secs() -> u64 {
+    DEFAULT_CHECKPOINT_EVERY_SECS
+}
 const fn default_true() -> bool {
     true
 }
@@ -425,6 +452,13 @@ impl Default for RawStore {
         RawStore {
             segment_max_bytes: DEFAULT_SEGMENT_MAX_BYTES,
             segment_max_age_secs: DEFAULT_SEGMENT_MAX_AGE_SECS,
+        }
+    }
+}
+impl Default for RawIntegrity {
+    fn default() -> Self {
+        RawIntegrity {
+            checkpoint_every_secs: DEFAULT_CHECKPOINT_EVERY_SECS,
         }
     }
 }
@@ -486,7 +520,15 @@ enabled = true
 # STALE in `logship-collector agents`, and one warning in this collector's log when it crosses
 # (one more when it is heard again). 30s, 10m, 2h.
 stale_after = "{stale}"
+
+[integrity]
+# Every this many seconds (and once at shutdown) the collector signs a checkpoint of the store
+# (chain head, block count, time) with its witness key (witness.key, made by init) and stores it
+# as a record of its own, agent "@collector", which forwarders deliver to the SOC like any other.
+# `logship-collector verify --data-dir DIR --checkpoint FILE` holds the store against them.
+checkpoint_every_secs = {cpe}
 "#,
+        cpe = DEFAULT_CHECKPOINT_EVERY_SECS,
         data_dir = data_dir.display(),
         mmb = DEFAULT_MAX_MESSAGE_BYTES,
         mdb = DEFAULT_MAX_DECOMPRESSED_BYTES,

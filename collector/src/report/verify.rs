@@ -5,7 +5,12 @@
 //! `chain_head`, `problems` (`segment`, `offset`, `reason`), `incomplete_tail`,
 //! `recorded_gaps` (seqs the agent itself declared lost in gap records: explained, not
 //! problems; same shape as `problems`) and `interrupted` (Ctrl-C stopped the walk: the counts
-//! cover what was checked).
+//! cover what was checked), `checkpoints` (with `--checkpoint`: `line`, `blocks`, `time`,
+//! `ok`, `failure` per signed checkpoint found in the files).
+//!
+//! `verify --archive DIR` checks an evidence archive instead ([`run_archive`]); JSON keys `ok`,
+//! `archive`, `first_block`, `last_block`, `blocks`, `records`, `checkpoints`, `problems`
+//! (strings).
 
 use std::io::Write;
 use std::path::Path;
@@ -20,13 +25,15 @@ use crate::output::{Format, table};
 /// Verifies the store and prints the report; returns it.
 pub fn run(
     data_dir: &Path,
+    witness: Option<&logship_store::Witness>,
     format: Format,
     out: &mut dyn Write,
     interrupt: &Interrupt,
 ) -> Result<VerifyReport> {
     let spinner = Spinner::new("verified");
     let mut last = logship_store::Progress::default();
-    let report = logship_store::verify_watched(&crate::serve::store_dir(data_dir), &mut |p| {
+    let dir = crate::serve::store_dir(data_dir);
+    let report = logship_store::verify_with_witness(&dir, witness, &mut |p| {
         spinner.update(p);
         last = *p;
         !interrupt.raised()
@@ -72,7 +79,92 @@ fn document(report: &VerifyReport) -> Value {
         "incomplete_tail": report.incomplete_tail.as_ref().map(|t| t.reason.clone()),
         "recorded_gaps": located(&report.recorded_gaps),
         "interrupted": report.interrupted,
+        "checkpoints": checkpoints(&report.checkpoints),
     })
+}
+
+/// Checkpoint results as JSON objects.
+fn checkpoints(list: &[logship_store::CheckpointResult]) -> Vec<Value> {
+    list.iter()
+        .map(|c| {
+            json!({
+                "line": c.line,
+                "blocks": c.blocks,
+                "time": c.time_ns.map(crate::timearg::format_ns),
+                "ok": c.failure.is_none(),
+                "failure": c.failure,
+            })
+        })
+        .collect()
+}
+
+/// Verifies an evidence archive and prints the report; returns whether it is intact.
+pub fn run_archive(
+    dir: &Path,
+    extra: &[logship_store::FoundCheckpoint],
+    key: Option<logship_store::PublicKey>,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<bool> {
+    let report = logship_store::verify_archive(dir, extra, key);
+    let ok = report.problems.is_empty();
+    let m = report.manifest.as_ref();
+    match format {
+        Format::Json => {
+            let doc = json!({
+                "ok": ok,
+                "archive": dir.display().to_string(),
+                "store": m.map(|m| m.store.clone()),
+                "first_block": m.map(|m| m.first_block),
+                "last_block": m.map(|m| m.last_block),
+                "blocks": report.blocks,
+                "records": report.records,
+                "checkpoints": checkpoints(&report.checkpoints),
+                "problems": report.problems,
+            });
+            serde_json::to_writer_pretty(&mut *out, &doc)?;
+            out.write_all(b"\n")?;
+        }
+        Format::Table => {
+            let width = table::terminal_width();
+            let verdict = if ok {
+                "OK: every sum, block hash and chain link is intact and covered by a signed checkpoint"
+            } else {
+                "PROBLEMS FOUND"
+            };
+            let mut t = table::Table::new(&["CHECK", "RESULT"]);
+            t.row(vec!["verdict".into(), verdict.into()]);
+            t.row(vec!["archive".into(), dir.display().to_string()]);
+            if let Some(m) = m {
+                t.row(vec!["store".into(), m.store.clone()]);
+                t.row(vec![
+                    "blocks".into(),
+                    format!("{} ({}..={})", report.blocks, m.first_block, m.last_block),
+                ]);
+            }
+            t.row(vec!["records".into(), report.records.to_string()]);
+            let good = report
+                .checkpoints
+                .iter()
+                .filter(|c| c.failure.is_none())
+                .count();
+            t.row(vec![
+                "checkpoints".into(),
+                format!("{good} of {} hold", report.checkpoints.len()),
+            ]);
+            t.write(out, width)?;
+            if !ok {
+                out.write_all(b"\n")?;
+                let mut p = table::Table::new(&["PROBLEM"]);
+                for x in &report.problems {
+                    p.row(vec![x.clone()]);
+                }
+                p.write(out, width)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ok)
 }
 
 fn write_table(report: &VerifyReport, out: &mut dyn Write) -> std::io::Result<()> {
@@ -93,6 +185,17 @@ fn write_table(report: &VerifyReport, out: &mut dyn Write) -> std::io::Result<()
         "incomplete tail".into(),
         tail.map_or("none".into(), |t| t.reason.clone()),
     ]);
+    if !report.checkpoints.is_empty() {
+        let good = report
+            .checkpoints
+            .iter()
+            .filter(|c| c.failure.is_none())
+            .count();
+        t.row(vec![
+            "checkpoints".into(),
+            format!("{good} of {} hold", report.checkpoints.len()),
+        ]);
+    }
     t.write(out, width)?;
     for (title, list) in [
         ("PROBLEM", &report.problems),
