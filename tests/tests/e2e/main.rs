@@ -14,6 +14,7 @@ mod fleet;
 mod for_people;
 mod hardening;
 mod hostile;
+mod integrity;
 mod journald;
 mod multiline;
 mod outage;
