@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! <dir>/LOCK                                   exclusive lock of the single writer
+//! <dir>/store-id                               the store's random id (hex), named by checkpoints
 //! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.seg   segment n (UTC date of its creation)
 //! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.idx   index sidecar, written when sealed
 //! <dir>/quarantine/<segment stem>@<offset>.tail   damaged tail moved out of a last segment
@@ -56,9 +57,25 @@
 //!   a missing, stale or damaged sidecar is rebuilt by the writer and ignored by readers.
 //! - **Limits of tamper evidence**: [`verify`] detects changed bytes, removed, re-ordered or
 //!   inserted blocks and truncation of any sealed segment (the next segment's first
-//!   `prev_hash` no longer matches). Removing whole blocks from the *end* of the last segment
-//!   leaves a valid shorter chain that the data alone cannot distinguish; signed chain heads
-//!   sent off-box (a later feature) cover that case.
+//!   `prev_hash` no longer matches). Removing whole blocks from the *end* of the last segment,
+//!   or rewriting the store from some block on with every later hash recomputed, leaves a
+//!   valid chain that the data alone cannot distinguish. Signed checkpoints cover both
+//!   ([`checkpoint`](crate::Checkpoint), [`verify_with_witness`]): the collector signs the
+//!   chain head and block count every few minutes and stores the text as a record of its own
+//!   ([`COLLECTOR_IDENTITY`]) that forwarders carry off the box; a checkpoint past the end of
+//!   the store, or whose head differs from the recomputed one, is a problem. What remains: a
+//!   change made after the last checkpoint that reached the SOC, and (for someone holding the
+//!   witness key) new checkpoints signed over a rewritten store, which cannot replace the ones
+//!   the SOC already holds.
+//! - **Block numbers are absolute**: a checkpoint's `blocks` counts from the first block ever
+//!   written. Retention (not built yet) will remove whole sealed segments and append a record of
+//!   [`COLLECTOR_IDENTITY`] (stream `retention`) naming the segments, their block count and the
+//!   hash of their last block; `verify` will then start numbering at that count with that hash
+//!   as the expected `prev_hash`, so later checkpoints still check and an unrecorded removal is
+//!   still a problem.
+//! - **Evidence archives** ([`export`], [`verify_archive`]): a contiguous run of the chain
+//!   ending exactly at a signed checkpoint, with the link into the rest of the chain, checked on
+//!   any machine (see the `archive` module).
 
 mod archive;
 mod block;
