@@ -103,8 +103,10 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
     let format = Format::choose(args.format, false);
     let mut found = Vec::new();
     for path in &args.checkpoints {
-        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let here = logship_store::find_checkpoints(&String::from_utf8_lossy(&text));
+        let file =
+            std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        let here = logship_store::find_checkpoints_in(std::io::BufReader::new(file))
+            .with_context(|| format!("reading {}", path.display()))?;
         if here.is_empty() {
             anyhow::bail!("{} holds no LOGSHIP-CHECKPOINT text", path.display());
         }

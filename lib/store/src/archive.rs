@@ -495,6 +495,18 @@ pub fn verify_archive(
             return report;
         }
     };
+    // Block numbers start at 1; a hostile manifest must not make the arithmetic below wrap.
+    if manifest.first_block == 0
+        || manifest.last_block < manifest.first_block
+        || manifest.last_block > u64::MAX / 2
+    {
+        report.problems.push(format!(
+            "the manifest's block range {}..={} is not a range of block numbers",
+            manifest.first_block, manifest.last_block
+        ));
+        report.manifest = Some(manifest);
+        return report;
+    }
     for name in [BLOCKS_FILE, CHECKPOINTS_FILE, PUBLIC_KEY_FILE] {
         if !manifest.files.contains_key(name) {
             report
@@ -554,15 +566,14 @@ pub fn verify_archive(
             .problems
             .push("manifest prev_hash is not a hash".into());
     }
-    if manifest.first_block >= 1 {
-        heads.insert(manifest.first_block - 1, prev);
-    }
+    heads.insert(manifest.first_block - 1, prev);
     if manifest.first_block == 1 && prev != Some(GENESIS_HASH) {
         report
             .problems
             .push("the archive starts at block 1 but its prev_hash is not the genesis".into());
     }
     walk_blocks(dir, &manifest, prev, &mut heads, &mut report);
+    // The number of the last block walked (first_block - 1 when there is none).
     let last = manifest.first_block + report.blocks - 1;
     if report.blocks != manifest.last_block + 1 - manifest.first_block {
         report.problems.push(format!(
@@ -694,7 +705,7 @@ fn archive_checkpoint(
             "checkpoint of block {} is of store {}, the archive's is {}",
             cp.blocks, cp.store, manifest.store
         ))
-    } else if cp.blocks + 1 < manifest.first_block {
+    } else if cp.blocks.saturating_add(1) < manifest.first_block {
         None // Before the archive: says nothing about it.
     } else if cp.blocks > last {
         Some(format!(

@@ -207,10 +207,29 @@ impl PublicKey {
 /// Every checkpoint text in `input` (a SOC's syslog, CEF or JSON file, or one text per line),
 /// each once, in order of first appearance.
 pub fn find_checkpoints(input: &str) -> Vec<FoundCheckpoint> {
+    find_checkpoints_in(input.as_bytes()).expect("reading from memory cannot fail")
+}
+
+/// [`find_checkpoints`] over a reader, line by line (memory: the longest line and the
+/// checkpoints found), so a SOC's multi-gigabyte output file can be given as it is.
+pub fn find_checkpoints_in(
+    mut input: impl std::io::BufRead,
+) -> std::io::Result<Vec<FoundCheckpoint>> {
     let mut found: Vec<FoundCheckpoint> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (i, line) in input.lines().enumerate() {
-        let mut rest = line;
+    let mut buf = Vec::new();
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        if input.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(found);
+        }
+        line_no += 1;
+        if memchr::memmem::find(&buf, CHECKPOINT_PREFIX.as_bytes()).is_none() {
+            continue;
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let mut rest: &str = &line;
         while let Some(at) = rest.find(CHECKPOINT_PREFIX) {
             let after = &rest[at + CHECKPOINT_PREFIX.len()..];
             let len = after
@@ -222,13 +241,12 @@ pub fn find_checkpoints(input: &str) -> Vec<FoundCheckpoint> {
             if len > 0 && seen.insert(text.clone()) {
                 found.push(FoundCheckpoint {
                     text,
-                    line: i as u64 + 1,
+                    line: line_no,
                 });
             }
             rest = &after[len..];
         }
     }
-    found
 }
 
 /// File holding the store's id, inside the store directory.

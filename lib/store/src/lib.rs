@@ -108,7 +108,8 @@ pub use archive::{
 };
 pub use checkpoint::{
     CHECKPOINT_INPUT, CHECKPOINT_PREFIX, CHECKPOINT_STREAM, COLLECTOR_IDENTITY, Checkpoint,
-    CheckpointError, FoundCheckpoint, PublicKey, WitnessKey, find_checkpoints, store_id,
+    CheckpointError, FoundCheckpoint, PublicKey, WitnessKey, find_checkpoints, find_checkpoints_in,
+    store_id,
 };
 pub use fuzz::fuzz_segment;
 pub use progress::{Progress, Watch};

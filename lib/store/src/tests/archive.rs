@@ -195,3 +195,30 @@ fn an_archive_rewritten_with_a_recomputed_chain_is_detected() {
     assert_eq!(p.len(), 2, "{p:?}");
     assert!(p.iter().any(|p| p.contains("recomputed chain")), "{p:?}");
 }
+
+#[test]
+fn a_hostile_manifest_or_blocks_file_is_reported_never_a_panic() {
+    let (_dir, out, _) = fresh();
+    let good = read_manifest(&out).unwrap();
+    for (first, last) in [(0, 0), (0, 5), (9, 5), (u64::MAX, u64::MAX), (1, u64::MAX)] {
+        let mut m = good.clone();
+        m.first_block = first;
+        m.last_block = last;
+        tamper::reseal_archive(&out, &mut m);
+        assert!(!problems(&out).is_empty(), "{first}..={last} accepted");
+    }
+    let mut m = good.clone();
+    tamper::reseal_archive(&out, &mut m);
+    assert!(problems(&out).is_empty());
+    // A blocks file cut in the middle of a block, and one of garbage.
+    let path = out.join(BLOCKS_FILE);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    tamper::reseal_archive(&out, &mut m);
+    assert!(problems(&out).iter().any(|p| p.contains("partial block")));
+    std::fs::write(&path, vec![0x5a; 4096]).unwrap();
+    tamper::reseal_archive(&out, &mut m);
+    assert!(!problems(&out).is_empty());
+    std::fs::write(out.join(crate::MANIFEST), b"{not json").unwrap();
+    assert!(problems(&out)[0].contains("not an archive manifest"));
+}
