@@ -68,6 +68,8 @@ const COUNTER_SCOPE: &[(&str, &[&str])] = &[
             "normalize_deferred_total",
             "normalize_skipped_records",
             "normalize_failed_blocks",
+            "checkpoints_signed",
+            "checkpoint_failures",
         ],
     ),
     ("since_agent_start", &["agents.*.drops"]),
@@ -256,6 +258,12 @@ fn document(
         "normalize_deferred_total": normalize.deferred_total.load(Ordering::Relaxed),
         "normalize_skipped_records": normalize.skipped_records.load(Ordering::Relaxed),
         "normalize_failed_blocks": normalize.failed_blocks.load(Ordering::Relaxed),
+        "checkpoints_signed": stats.checkpoints.load(Ordering::Relaxed),
+        "checkpoint_failures": stats.checkpoint_failures.load(Ordering::Relaxed),
+        "last_checkpoint_time": match stats.last_checkpoint_ns.load(Ordering::Relaxed) {
+            0 => serde_json::Value::Null,
+            ns => json!(crate::timearg::format_ns(ns)),
+        },
         "counter_scope": scope,
         "agents": known,
     })

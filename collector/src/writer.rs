@@ -65,6 +65,10 @@ pub struct WriterStats {
     pub commits: AtomicU64,
     /// Signed checkpoints stored.
     pub checkpoints: AtomicU64,
+    /// Checkpoints that could not be stored (the store refused the append; logged).
+    pub checkpoint_failures: AtomicU64,
+    /// Time the last checkpoint was signed, Unix ns (0: none since start).
+    pub last_checkpoint_ns: std::sync::atomic::AtomicI64,
 }
 
 /// Handle to submit blocks to the writer thread.
@@ -139,10 +143,16 @@ fn checkpoint(store: &mut Store, state: &mut WitnessState, stats: &WriterStats, 
         Ok((at, cp, _)) => {
             *last = Some(store.stats().blocks);
             stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+            stats
+                .last_checkpoint_ns
+                .store(cp.time_ns, Ordering::Relaxed);
             tracing::info!(blocks = cp.blocks, head = %cp.head, reason, segment = %at.segment.display(),
                 offset = at.offset, "Signed a checkpoint of the store.");
         }
-        Err(error) => tracing::error!(%error, "Could not store a signed checkpoint."),
+        Err(error) => {
+            stats.checkpoint_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%error, "Could not store a signed checkpoint.");
+        }
     }
 }
 

@@ -73,6 +73,30 @@ fn shipped_store(sb: &Sandbox) -> Result<(Collector, PathBuf)> {
     check_exactly_once(&store, "app", 2 * HALF)?;
     agent.stop()?;
     collector.stop()?; // Signs the shutdown checkpoint.
+    let status = collector.status()?.context("status.json")?;
+    ensure!(
+        status["checkpoints_signed"].as_u64() >= Some(1)
+            && status["checkpoint_failures"].as_u64() == Some(0)
+            && status["last_checkpoint_time"].is_string(),
+        "checkpoint counters in status.json: {status}"
+    );
+    // No agent certificate can carry the collector's own identity.
+    let refused = collector_cmd(&[
+        "issue-agent-cert",
+        "--data-dir",
+        &collector.data_dir().display().to_string(),
+        "--name",
+        COLLECTOR_IDENTITY,
+        "--collector",
+        "127.0.0.1:1",
+        "--out",
+        &sb.path().join("forged-cert").display().to_string(),
+    ])?;
+    ensure!(
+        !refused.status.success() && stderr(&refused).contains("agent name"),
+        "issue-agent-cert --name {COLLECTOR_IDENTITY}: {}",
+        stderr(&refused)
+    );
     let soc = sb.path().join("soc-received.jsonl");
     let out = collector_cmd(&[
         "search",
