@@ -31,6 +31,8 @@ pub struct Query {
     /// Exact input name.
     pub input: Option<String>,
     /// Exact agent identity: the verified certificate name the collector stored the block under.
+    /// Records of the collector's own identity ([`crate::COLLECTOR_IDENTITY`]: signed
+    /// checkpoints) match only when it is named here; without `agent` they are left out.
     pub agent: Option<String>,
     /// Substring of the raw bytes.
     pub contains: Option<String>,
@@ -420,7 +422,11 @@ fn block_may_match(header: &BlockHeader, q: &Query) -> bool {
     q.since_ns.is_none_or(|s| header.max_time_ns >= s)
         && q.until_ns.is_none_or(|u| header.min_time_ns < u)
         && q.host.as_ref().is_none_or(|h| &header.host == h)
-        && q.agent.as_ref().is_none_or(|a| &header.agent == a)
+        && match &q.agent {
+            Some(a) => &header.agent == a,
+            // The collector's own records (checkpoints) only when asked for by name.
+            None => !header.agent.starts_with('@'),
+        }
         && q.input
             .as_ref()
             .is_none_or(|i| header.inputs.iter().any(|x| x == i))

@@ -79,13 +79,19 @@ fn a_damaged_last_block_is_quarantined_and_reported_not_cut() {
             Ok(collector.count()? == 20_000)
         })?;
         collector.stop()?;
-        // One flipped bit near the end of the last segment: inside its last, acked block.
+        // One flipped bit inside the last agent block, acked, made the last block of the store
+        // (the collector's own shutdown checkpoint after it is cut away first).
         let store_dir = collector.data_dir().join("store");
         let last = files_with_ext(&store_dir, "seg")?
             .pop()
             .context("no segment")?;
-        let len = std::fs::metadata(&last)?.len();
-        flip_bit_at(&last, len - 200)?;
+        let spans = logship_store::tamper::block_spans(&last, 16);
+        let (o, l) = spans[spans.len().checked_sub(2).context("two blocks")?];
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&last)?
+            .set_len(o + l)?;
+        flip_bit_at(&last, o + l - 200)?;
         collector.start()?;
         append_numbered(&log, 20_000, 20_100, 60)?;
         wait_until(ARRIVAL, "new lines after the damage", || {

@@ -92,6 +92,10 @@ fn checkpoints_are_records_of_the_reserved_identity_that_agents_cannot_use() {
     };
     assert_eq!(hits.len(), 2);
     assert!(hits.iter().all(|h| h.starts_with(crate::CHECKPOINT_PREFIX)));
+    // A search that does not name the identity leaves them out.
+    let (all, _) = collect(dir.path(), &Query::default());
+    assert_eq!(all.len(), 24);
+    assert!(all.iter().all(|h| h.0 == "agent-1"));
     let mut store = open(dir.path());
     let forged = block(&Spec {
         agent: COLLECTOR_IDENTITY,
