@@ -46,7 +46,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     };
     let (store, report) = Store::open(store_config).context("opening the store")?;
     log_recovery(&report);
-    let records = store.stats().records;
+    // Agents' records only: the collector's own checkpoint records (one per seq of their
+    // stream) are not counted in records_stored.
+    let records = store.stats().records.saturating_sub(store.watermark(
+        logship_store::COLLECTOR_IDENTITY,
+        logship_store::CHECKPOINT_STREAM,
+    ));
     let normalize = config.normalize.then(|| {
         NormalizeQueue::start(fields_dir(&config.data_dir), config.max_decompressed_bytes)
     });

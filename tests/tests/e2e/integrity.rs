@@ -77,7 +77,9 @@ fn shipped_store(sb: &Sandbox) -> Result<(Collector, PathBuf)> {
     ensure!(
         status["checkpoints_signed"].as_u64() >= Some(1)
             && status["checkpoint_failures"].as_u64() == Some(0)
-            && status["last_checkpoint_time"].is_string(),
+            && status["last_checkpoint_time"].is_string()
+            // Agents' records only, across the restart: checkpoints are not counted.
+            && status["records_stored"].as_u64() == Some(2 * HALF + 1),
         "checkpoint counters in status.json: {status}"
     );
     // No agent certificate can carry the collector's own identity.
