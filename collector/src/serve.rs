@@ -48,10 +48,11 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     log_recovery(&report);
     // Agents' records only: the collector's own checkpoint records (one per seq of their
     // stream) are not counted in records_stored.
-    let records = store.stats().records.saturating_sub(store.watermark(
-        logship_store::COLLECTOR_IDENTITY,
-        logship_store::CHECKPOINT_STREAM,
-    ));
+    let checkpoints = logship_store::checkpoint_stream(store.id());
+    let records = store
+        .stats()
+        .records
+        .saturating_sub(store.watermark(logship_store::COLLECTOR_IDENTITY, &checkpoints));
     let normalize = config.normalize.then(|| {
         NormalizeQueue::start(fields_dir(&config.data_dir), config.max_decompressed_bytes)
     });

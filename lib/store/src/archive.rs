@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::block::{self, BlockHeader, GENESIS_HASH, HASH_LEN};
-use crate::checkpoint::{self, CHECKPOINT_STREAM, COLLECTOR_IDENTITY, Checkpoint, FoundCheckpoint};
+use crate::checkpoint::{self, COLLECTOR_IDENTITY, Checkpoint, FoundCheckpoint};
 use crate::segment::{self, SEGMENT_HEADER_LEN, SegmentReader, Step};
 use crate::verify::CheckpointResult;
 use crate::{DEFAULT_MAX_DECOMPRESSED_BYTES, PublicKey, StoreError, WitnessKey};
@@ -242,7 +242,7 @@ pub fn export(dir: &Path, req: ExportRequest<'_>) -> Result<ExportReport, Archiv
                             len: frame_len,
                         });
                     }
-                    if header.agent == COLLECTOR_IDENTITY && header.stream_id == CHECKPOINT_STREAM {
+                    if header.agent == COLLECTOR_IDENTITY {
                         reader
                             .read_frame(offset, frame_len, &mut frame)
                             .map_err(io(&info.path))?;

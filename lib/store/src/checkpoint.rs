@@ -4,7 +4,7 @@
 //! A checkpoint states "store `store` held `blocks` blocks and the chain head after the last of
 //! them was `head`", signed with the collector's Ed25519 witness key. The collector stores each
 //! checkpoint as a record of its own (agent [`COLLECTOR_IDENTITY`], stream
-//! [`CHECKPOINT_STREAM`]), so every consumer of the store (forwarders to the SOC) carries it off
+//! [`checkpoint_stream`]), so every consumer of the store (forwarders to the SOC) carries it off
 //! the box like any other record. Whoever holds those copies can later prove the store still
 //! contains everything up to each checkpoint, unchanged.
 //!
@@ -38,8 +38,8 @@ use sha2::{Digest, Sha256};
 
 /// The agent identity of records the collector writes itself. No certificate can carry it.
 pub const COLLECTOR_IDENTITY: &str = "@collector";
-/// Stream of the collector's checkpoint records.
-pub const CHECKPOINT_STREAM: &str = "checkpoint";
+/// Prefix of the stream of the collector's checkpoint records; see [`checkpoint_stream`].
+pub const CHECKPOINT_STREAM_PREFIX: &str = "checkpoint-";
 /// Input name of the collector's checkpoint records.
 pub const CHECKPOINT_INPUT: &str = "integrity";
 /// Prefix of every checkpoint text.
@@ -249,6 +249,13 @@ pub fn find_checkpoints_in(
     }
 }
 
+/// The stream of the checkpoint records of the store with id `store_id`. Named per store so
+/// their event ids (a hash of agent, stream and seq) never collide with another collector's at
+/// a SOC that de-duplicates on them.
+pub fn checkpoint_stream(store_id: &str) -> String {
+    format!("{CHECKPOINT_STREAM_PREFIX}{store_id}")
+}
+
 /// File holding the store's id, inside the store directory.
 pub(crate) const STORE_ID_FILE: &str = "store-id";
 
@@ -281,8 +288,14 @@ pub(crate) fn ensure_store_id(dir: &std::path::Path) -> Result<String, crate::St
 }
 
 /// The block holding one checkpoint record: agent [`COLLECTOR_IDENTITY`], stream
-/// [`CHECKPOINT_STREAM`], input [`CHECKPOINT_INPUT`], the text as the raw line.
-pub(crate) fn record_block(text: &str, host: &str, time_ns: i64, seq: u64) -> crate::BlockInput {
+/// [`checkpoint_stream`], input [`CHECKPOINT_INPUT`], the text as the raw line.
+pub(crate) fn record_block(
+    text: &str,
+    stream_id: &str,
+    host: &str,
+    time_ns: i64,
+    seq: u64,
+) -> crate::BlockInput {
     use logship_proto::v1::{Record, RecordList, Source};
     use prost::Message;
     let list = RecordList {
@@ -305,7 +318,7 @@ pub(crate) fn record_block(text: &str, host: &str, time_ns: i64, seq: u64) -> cr
         .expect("compressing a small buffer in memory cannot fail");
     crate::BlockInput {
         agent: COLLECTOR_IDENTITY.into(),
-        stream_id: CHECKPOINT_STREAM.into(),
+        stream_id: stream_id.into(),
         first_seq: seq,
         count: 1,
         host: host.into(),

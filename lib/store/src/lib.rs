@@ -107,9 +107,9 @@ pub use archive::{
     read_manifest, reseal_manifest, verify_archive,
 };
 pub use checkpoint::{
-    CHECKPOINT_INPUT, CHECKPOINT_PREFIX, CHECKPOINT_STREAM, COLLECTOR_IDENTITY, Checkpoint,
-    CheckpointError, FoundCheckpoint, PublicKey, WitnessKey, find_checkpoints, find_checkpoints_in,
-    store_id,
+    CHECKPOINT_INPUT, CHECKPOINT_PREFIX, CHECKPOINT_STREAM_PREFIX, COLLECTOR_IDENTITY, Checkpoint,
+    CheckpointError, FoundCheckpoint, PublicKey, WitnessKey, checkpoint_stream, find_checkpoints,
+    find_checkpoints_in, store_id,
 };
 pub use fuzz::fuzz_segment;
 pub use progress::{Progress, Watch};

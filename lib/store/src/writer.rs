@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::block::{self, BlockHeader, HASH_LEN};
-use crate::checkpoint::{self, CHECKPOINT_STREAM, COLLECTOR_IDENTITY, Checkpoint, WitnessKey};
+use crate::checkpoint::{self, COLLECTOR_IDENTITY, Checkpoint, WitnessKey};
 use crate::index::SegmentIndex;
 use crate::segment::{self, SEGMENT_HEADER_LEN, SEGMENTS_DIR};
 use crate::{RecoveryReport, StoreConfig, StoreError, recovery};
@@ -190,8 +190,9 @@ impl Store {
             reason: reason.to_string(),
         };
         let text = key.sign(&cp);
-        let seq = self.watermark(COLLECTOR_IDENTITY, CHECKPOINT_STREAM) + 1;
-        let block = checkpoint::record_block(&text, host, cp.time_ns, seq);
+        let stream = checkpoint::checkpoint_stream(&self.id);
+        let seq = self.watermark(COLLECTOR_IDENTITY, &stream) + 1;
+        let block = checkpoint::record_block(&text, &stream, host, cp.time_ns, seq);
         let at = self.append_block(block)?;
         Ok((at, cp, text))
     }
