@@ -448,3 +448,51 @@ fn an_exported_archive_verifies_on_its_own_and_tampering_with_it_is_caught() {
         Ok(())
     });
 }
+
+#[test]
+fn ingest_refuses_a_certificate_named_as_the_collector_even_when_signed_by_its_ca() {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
+    run_test(|sb| {
+        let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
+        collector.start()?;
+        // What someone holding the CA key could make (issue-agent-cert refuses the name).
+        let data = collector.data_dir();
+        let ca_key = KeyPair::from_pem(&std::fs::read_to_string(data.join("ca.key"))?)?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&std::fs::read_to_string(data.join("ca.pem"))?, ca_key)?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, COLLECTOR_IDENTITY);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &issuer)?;
+        let dir = sb.path().join("forged");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("agent.pem"), cert.pem())?;
+        std::fs::write(dir.join("agent.key"), key.serialize_pem())?;
+        let tls = logship_e2e::raw::tls_config(
+            &data.join("ca.pem"),
+            Some((&dir.join("agent.pem"), &dir.join("agent.key"))),
+        )?;
+        let batch =
+            logship_e2e::raw::line_batch("s1", 1, "app", &["LOGSHIP-CHECKPOINT v1 forged"])?;
+        let shipped = logship_e2e::raw::ship(&collector.endpoint(), tls, vec![batch]);
+        ensure!(
+            shipped.is_err(),
+            "a @collector certificate shipped: {shipped:?}"
+        );
+        collector.stop()?;
+        let stored =
+            collector
+                .store()
+                .count(&["--agent", COLLECTOR_IDENTITY, "--contains", "forged"])?;
+        ensure!(stored == 0, "{stored} forged records stored");
+        let log = std::fs::read_to_string(sb.log_path("collector"))?;
+        ensure!(
+            log.contains("agent name"),
+            "the refusal is not explained in the log"
+        );
+        Ok(())
+    });
+}
