@@ -50,6 +50,8 @@ const PUBLIC_KEY_PREFIX: &str = "logship-witness-ed25519 ";
 const SIGNING_CONTEXT: &[u8] = b"logship checkpoint v1\n";
 /// Longest encoded payload accepted when scanning text (a real one is ~250 characters).
 const MAX_PAYLOAD_CHARS: usize = 4096;
+/// Longest piece of a line held in memory while scanning a checkpoint file.
+pub const MAX_LINE_BYTES: usize = 4 << 20;
 
 /// What a checkpoint states.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,21 +212,29 @@ pub fn find_checkpoints(input: &str) -> Vec<FoundCheckpoint> {
     find_checkpoints_in(input.as_bytes()).expect("reading from memory cannot fail")
 }
 
-/// [`find_checkpoints`] over a reader, line by line (memory: the longest line and the
-/// checkpoints found), so a SOC's multi-gigabyte output file can be given as it is.
+/// [`find_checkpoints`] over a reader, line by line, so a SOC's multi-gigabyte output file can
+/// be given as it is. Memory: [`MAX_LINE_BYTES`] and the checkpoints found; a longer line is
+/// scanned in pieces of that size (a checkpoint across a piece boundary is not found).
 pub fn find_checkpoints_in(
     mut input: impl std::io::BufRead,
 ) -> std::io::Result<Vec<FoundCheckpoint>> {
+    use std::io::{BufRead, Read};
     let mut found: Vec<FoundCheckpoint> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut buf = Vec::new();
-    let mut line_no = 0u64;
+    let mut line_no = 1u64;
     loop {
         buf.clear();
-        if input.read_until(b'\n', &mut buf)? == 0 {
+        let n = (&mut input)
+            .take(MAX_LINE_BYTES as u64)
+            .read_until(b'\n', &mut buf)?;
+        if n == 0 {
             return Ok(found);
         }
-        line_no += 1;
+        let this_line = line_no;
+        if buf.ends_with(b"\n") {
+            line_no += 1;
+        }
         if memchr::memmem::find(&buf, CHECKPOINT_PREFIX.as_bytes()).is_none() {
             continue;
         }
@@ -241,7 +251,7 @@ pub fn find_checkpoints_in(
             if len > 0 && seen.insert(text.clone()) {
                 found.push(FoundCheckpoint {
                     text,
-                    line: line_no,
+                    line: this_line,
                 });
             }
             rest = &after[len..];
@@ -405,6 +415,17 @@ mod tests {
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
         );
+    }
+
+    #[test]
+    fn a_huge_line_is_scanned_in_bounded_pieces() {
+        let k = key();
+        let a = k.sign(&sample(&k));
+        let mut input = vec![b'x'; 3 * MAX_LINE_BYTES + 7];
+        input.extend_from_slice(format!(" {a}\nnext {a}x\n").as_bytes());
+        let found = find_checkpoints_in(&input[..]).unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!((found[0].line, found[1].line), (1, 2));
     }
 
     #[test]

@@ -108,8 +108,8 @@ pub use archive::{
 };
 pub use checkpoint::{
     CHECKPOINT_INPUT, CHECKPOINT_PREFIX, CHECKPOINT_STREAM_PREFIX, COLLECTOR_IDENTITY, Checkpoint,
-    CheckpointError, FoundCheckpoint, PublicKey, WitnessKey, checkpoint_stream, find_checkpoints,
-    find_checkpoints_in, store_id,
+    CheckpointError, FoundCheckpoint, MAX_LINE_BYTES, PublicKey, WitnessKey, checkpoint_stream,
+    find_checkpoints, find_checkpoints_in, store_id,
 };
 pub use fuzz::fuzz_segment;
 pub use progress::{Progress, Watch};
