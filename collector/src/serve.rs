@@ -2,8 +2,8 @@
 //! status file together, and shuts them down in order with a deadline (STYLE.md habit 10).
 //!
 //! Shutdown order: stop accepting → every connection's reads end ([`crate::drain`]), so the gRPC
-//! server stops at once (still bounded by [`DRAIN_DEADLINE`]) → the store writer commits what it
-//! has and stops → final status file.
+//! server stops at once (still bounded by [`DRAIN_DEADLINE`]) → the checkpoint timer stops → the
+//! store writer signs a last checkpoint, commits what it has and stops → final status file.
 
 use std::time::Duration;
 
