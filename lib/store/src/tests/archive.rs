@@ -222,3 +222,25 @@ fn a_hostile_manifest_or_blocks_file_is_reported_never_a_panic() {
     std::fs::write(out.join(crate::MANIFEST), b"{not json").unwrap();
     assert!(problems(&out)[0].contains("not an archive manifest"));
 }
+
+#[test]
+fn every_flipped_byte_of_the_blocks_is_caught_even_with_fresh_sums() {
+    let (_dir, out, _) = fresh();
+    let path = out.join(BLOCKS_FILE);
+    let original = std::fs::read(&path).unwrap();
+    let mut m = read_manifest(&out).unwrap();
+    for i in 0..original.len() {
+        let mut bad = original.clone();
+        bad[i] ^= 0x01;
+        std::fs::write(&path, &bad).unwrap();
+        tamper::reseal_archive(&out, &mut m);
+        assert!(
+            !problems(&out).is_empty(),
+            "flip at {i} of {} passed",
+            bad.len()
+        );
+    }
+    std::fs::write(&path, &original).unwrap();
+    tamper::reseal_archive(&out, &mut m);
+    assert!(problems(&out).is_empty());
+}
