@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 
 use crate::fields::Fields;
 use crate::parsers::{
-    State, asa, auditd, firewall, opensmtpd, openvpn, postfix, sshd, sudo, web, windows,
+    State, asa, auditd, filterlog, firewall, opensmtpd, openvpn, postfix, sshd, sudo, web, windows,
 };
 use crate::syslog::{self, Frame};
 use crate::{Context, Event, Origin, UNPARSED, time};
@@ -174,6 +174,7 @@ fn pick(st: &mut State, tz: &TimeZone, fr: &Frame<'_>) -> Hit {
         "sudo" => return Some(("sudo", sudo::parse_sudo(msg)?)),
         "su" => return Some(("su", sudo::parse_su(msg)?)),
         "openvpn" => return Some(("openvpn", openvpn::parse_msg(msg))),
+        "filterlog" => return Some(("filterlog", filterlog::parse(msg)?)),
         "smtpd" if opensmtpd::looks(msg) => {
             return Some(("opensmtpd", opensmtpd::parse(msg, st)?));
         }
@@ -208,6 +209,7 @@ fn forced(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: &str) -> Option<
         "postfix" => Some(postfix::parse(fr.program, msg, st)).filter(|f| f.has("event.action")),
         "openvpn" => Some(openvpn::parse_msg(msg)).filter(|f| f.has("event.category")),
         "opensmtpd" => opensmtpd::parse(msg, st).filter(|f| f.has("event.action")),
+        "filterlog" => filterlog::parse(msg),
         "cisco.asa" => asa::parse(asa::find(msg)?),
         "fortigate" => firewall::parse_fortigate(msg, tz).filter(|_| msg.contains("logid=")),
         "netfilter" => firewall::is_netfilter(msg)

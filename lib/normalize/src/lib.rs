@@ -149,6 +149,7 @@ const DATASETS: &[&str] = &[
     "cisco.asa",
     "openvpn",
     "opensmtpd",
+    "filterlog",
 ];
 
 /// Dataset names of all parsers.

@@ -432,6 +432,79 @@ fn new_format_lines_are_claimed_only_by_their_parser() {
     }
 }
 
+/// pfSense (BSD syslog without a host) and OPNsense (RFC 3164 and RFC 5424) `filterlog` lines.
+#[test]
+fn filterlog_pfsense_and_opnsense() {
+    let file = "elastic-integrations-pfsense-filterlog.log";
+    let e = norm(&line_of(file, "igb1.12,match,block,in,4,0x0,,63,12617"));
+    assert_eq!(e.dataset, "filterlog");
+    assert_eq!(
+        (
+            s(&e, "source.ip"),
+            s(&e, "destination.ip"),
+            s(&e, "event.action")
+        ),
+        ("10.170.12.50", "1.1.1.1", "deny")
+    );
+    assert_eq!(
+        (num(&e, "source.port"), num(&e, "destination.port")),
+        (Some(49724), Some(853))
+    );
+    assert_eq!(
+        (s(&e, "rule.id"), s(&e, "rule.uuid")),
+        ("146", "1535324496")
+    );
+    assert_eq!(s(&e, "observer.ingress.interface.name"), "igb1.12");
+    assert_eq!(s(&e, "@timestamp"), "2024-07-03T19:10:30Z");
+    let e = norm(&line_of(file, "ixl1_vlan70"));
+    assert_eq!(
+        (
+            s(&e, "event.action"),
+            s(&e, "network.direction"),
+            s(&e, "host.name")
+        ),
+        ("allow", "egress", "OPNsense.example.com")
+    );
+    assert_eq!(s(&e, "observer.egress.interface.name"), "ixl1_vlan70");
+    assert_eq!(s(&e, "@timestamp"), "2022-06-09T20:44:11Z");
+    let e = norm(&line_of(
+        file,
+        "Dec 31 22:02:55 firewall.opnsense.net filterlog",
+    ));
+    assert_eq!(
+        (
+            s(&e, "source.ip"),
+            s(&e, "destination.ip"),
+            s(&e, "network.transport")
+        ),
+        ("fe80::208:9bff:fef3:652b", "ff02::1:2", "udp")
+    );
+    assert_eq!(num(&e, "destination.port"), Some(547));
+    let e = norm(&line_of(file, ",icmp,84,10.100.10.30"));
+    assert_eq!(
+        (s(&e, "network.transport"), num(&e, "source.port")),
+        ("icmp", None)
+    );
+}
+
+/// filterlog lines are claimed by filterlog only; the file's dhcpd/unbound lines by nobody.
+#[test]
+fn filterlog_and_its_neighbours_are_claimed_only_by_their_parser() {
+    let mut n = Normalizer::new();
+    for line in data("elastic-integrations-pfsense-filterlog.log").lines() {
+        let own = if line.contains(" filterlog") {
+            "filterlog"
+        } else {
+            "unparsed"
+        };
+        assert_eq!(n.normalize(line.as_bytes(), &CTX).dataset, own, "{line}");
+        for ds in datasets().iter().filter(|d| **d != own) {
+            let e = n.normalize_as(ds, line.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {line}");
+        }
+    }
+}
+
 #[test]
 fn parsers_do_not_claim_foreign_lines() {
     let nginx_err = line_of("crowdsec-nginx_http-logs.log", "[error]");
@@ -456,6 +529,8 @@ fn parsers_do_not_claim_foreign_lines() {
         ("su", &sshd),
         ("opensmtpd", &postfix),
         ("opensmtpd", &sshd),
+        ("filterlog", &sshd),
+        ("filterlog", &postfix),
     ] {
         let e = n
             .normalize_as(ds, line.as_bytes(), &CTX)
@@ -525,6 +600,7 @@ fn dispatcher_never_panics_on_mutations() {
         "beats-fortinet-firewall-selected.log",
         "wazuh-ruletest-opensmtpd.log",
         "wazuh-ruletest-sshd-iso.log",
+        "elastic-integrations-pfsense-filterlog.log",
     ];
     let mut n = Normalizer::new();
     for f in files {

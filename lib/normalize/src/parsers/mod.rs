@@ -2,6 +2,7 @@
 
 pub(crate) mod asa;
 pub(crate) mod auditd;
+pub(crate) mod filterlog;
 pub(crate) mod firewall;
 pub(crate) mod opensmtpd;
 pub(crate) mod openvpn;

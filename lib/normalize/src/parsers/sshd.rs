@@ -194,6 +194,9 @@ pub(crate) fn parse_pam(msg: &str) -> Option<Fields> {
                 _ => {}
             }
         }
+    } else if let Some((_, u)) = body.split_once(" not met by user ") {
+        // pam_succeed_if: `requirement "uid >= 1000" not met by user "root"`.
+        f.s("user.name", u.trim().trim_matches('"'));
     } else if let Some(r) = body.strip_prefix("session opened for user ") {
         f.event("session", "start", "success")
             .s("event.action", "session_opened");

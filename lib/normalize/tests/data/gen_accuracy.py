@@ -259,6 +259,22 @@ for line in lines("wazuh-ruletest-opensmtpd.log"):
         e["event.outcome"] = "failure"
     add("opensmtpd", line, e)
 
+# --- pfSense / OPNsense filterlog (CSV layout from the pfSense "Filter Log Format" page) ----------
+for line in lines("elastic-integrations-pfsense-filterlog.log"):
+    if " filterlog" not in line:
+        add("unparsed", line, {}); continue
+    csv = re.search(r"(\d+,[^ ]*)$", line)[1].split(",")
+    ver = csv[8]
+    if ver == "4":
+        proto, src, dst, ports = csv[16].lower(), csv[18], csv[19], csv[20:22]
+    else:
+        proto, src, dst, ports = csv[12].lower(), csv[15], csv[16], csv[17:19]
+    e = {"source.ip": src, "destination.ip": dst, "network.transport": proto, "rule.id": csv[0],
+         "event.action": {"pass": "allow", "block": "deny"}[csv[6]]}
+    if proto in ("tcp", "udp"):
+        e["source.port"], e["destination.port"] = int(ports[0]), int(ports[1])
+    add("filterlog", line, e)
+
 def jtime(j):
     t = j.get("@timestamp") or j["TimeCreated"]
     d = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
