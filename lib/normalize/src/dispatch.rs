@@ -8,7 +8,8 @@ use jiff::tz::TimeZone;
 
 use crate::fields::Fields;
 use crate::parsers::{
-    State, asa, auditd, filterlog, firewall, opensmtpd, openvpn, postfix, sshd, sudo, web, windows,
+    State, asa, auditd, dovecot, filterlog, firewall, mikrotik, opensmtpd, openvpn, postfix, sshd,
+    sudo, web, windows,
 };
 use crate::syslog::{self, Frame};
 use crate::{Context, Event, Origin, UNPARSED, time};
@@ -175,6 +176,7 @@ fn pick(st: &mut State, tz: &TimeZone, fr: &Frame<'_>) -> Hit {
         "su" => return Some(("su", sudo::parse_su(msg)?)),
         "openvpn" => return Some(("openvpn", openvpn::parse_msg(msg))),
         "filterlog" => return Some(("filterlog", filterlog::parse(msg)?)),
+        "dovecot" => return Some(("dovecot", dovecot::parse(msg)?)),
         "smtpd" if opensmtpd::looks(msg) => {
             return Some(("opensmtpd", opensmtpd::parse(msg, st)?));
         }
@@ -195,6 +197,9 @@ fn by_content(tz: &TimeZone, msg: &str) -> Hit {
     if firewall::is_netfilter(msg) {
         return firewall::parse_netfilter(msg).map(|f| ("netfilter", f));
     }
+    if mikrotik::split(msg).is_some() {
+        return mikrotik::parse(msg).map(|f| ("mikrotik", f));
+    }
     None
 }
 
@@ -210,6 +215,8 @@ fn forced(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: &str) -> Option<
         "openvpn" => Some(openvpn::parse_msg(msg)).filter(|f| f.has("event.category")),
         "opensmtpd" => opensmtpd::parse(msg, st).filter(|f| f.has("event.action")),
         "filterlog" => filterlog::parse(msg),
+        "dovecot" => dovecot::parse(msg).filter(|_| fr.program == "dovecot"),
+        "mikrotik" => mikrotik::parse(msg),
         "cisco.asa" => asa::parse(asa::find(msg)?),
         "fortigate" => firewall::parse_fortigate(msg, tz).filter(|_| msg.contains("logid=")),
         "netfilter" => firewall::is_netfilter(msg)

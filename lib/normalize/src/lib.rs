@@ -150,6 +150,8 @@ const DATASETS: &[&str] = &[
     "openvpn",
     "opensmtpd",
     "filterlog",
+    "dovecot",
+    "mikrotik",
 ];
 
 /// Dataset names of all parsers.

@@ -53,18 +53,20 @@ fn crowdsec_field(key: &str, val: &str) -> Option<(&'static str, Value)> {
     let num = |v: &str| v.parse::<u64>().ok().map(Value::from);
     let s = |v: &str| Some(Value::from(v));
     Some(match key {
-        "source_ip" | "sshd_client_ip" | "src_ip" | "remote_addr" | "client_ip" => {
-            ("source.ip", s(val)?)
-        }
+        "source_ip" | "sshd_client_ip" | "src_ip" | "dovecot_remote_ip" => ("source.ip", s(val)?),
         "dst_ip" => ("destination.ip", s(val)?),
-        "src_port" => ("source.port", num(val)?),
+        "src_port" | "sport" => ("source.port", num(val)?),
         "dst_port" => ("destination.port", num(val)?),
-        "target_user" | "sshd_invalid_user" | "user" | "username" | "dovecot_user" => {
+        "target_user" | "sshd_invalid_user" | "invalid_user" | "dovecot_user" => {
             ("user.name", s(val)?)
         }
-        "log_type" if val.ends_with("failed-auth") || val.ends_with("_failed_auth") => {
+        "log_type" if val == "ssh_failed-auth" || val == "auth_failed" => {
             ("event.outcome", s("failure")?)
         }
+        "dovecot_login_result" if val == "auth_failed" => ("event.outcome", s("failure")?),
+        "auth_status" if val == "failed" => ("event.outcome", s("failure")?),
+        "log_type" if val == "mikrotik_drop" => ("event.action", s("deny")?),
+        "proto" => ("network.transport", s(&val.to_ascii_lowercase())?),
         // pf/filterlog verbs → our firewall vocabulary (see docs/PARSERS.md).
         "action" if val == "pass" => ("event.action", s("allow")?),
         "action" if val == "block" => ("event.action", s("deny")?),
@@ -221,6 +223,9 @@ fn sources() -> Vec<Source> {
         ),
         crowdsec("crowdsec sshd-logs", "sshd-logs", &["sshd", "pam"]),
         crowdsec("crowdsec pf-logs", "pf-logs", &["filterlog"]),
+        crowdsec("crowdsec dovecot-logs", "dovecot-logs", &["dovecot"]),
+        crowdsec("crowdsec openvpn-logs", "openvpn-logs", &["openvpn"]),
+        crowdsec("crowdsec mikrotik-logs", "mikrotik-logs", &["mikrotik"]),
     ]
 }
 

@@ -487,6 +487,137 @@ fn filterlog_pfsense_and_opnsense() {
     );
 }
 
+/// Dovecot login and auth-worker lines (fail2ban's test log) give user, client and outcome.
+#[test]
+fn dovecot_logins_and_auth_workers() {
+    let file = "fail2ban-dovecot-selected.log";
+    let e = norm(&line_of(file, "user=<username.bob>"));
+    assert_eq!(e.dataset, "dovecot");
+    assert_eq!(
+        (
+            s(&e, "user.name"),
+            s(&e, "source.ip"),
+            s(&e, "event.outcome")
+        ),
+        ("username.bob", "49.176.98.87", "failure")
+    );
+    assert_eq!(
+        (s(&e, "destination.ip"), s(&e, "network.protocol")),
+        ("113.212.99.194", "imap")
+    );
+    let e = norm(&line_of(
+        file,
+        "Disconnected (no auth attempts): rip=121.44.24.254",
+    ));
+    assert_eq!(
+        (s(&e, "event.action"), s(&e, "event.outcome")),
+        ("disconnect", "")
+    );
+    let e = norm(&line_of(file, "auth(default): pam("));
+    assert_eq!(
+        (
+            s(&e, "user.name"),
+            s(&e, "source.ip"),
+            s(&e, "event.outcome")
+        ),
+        ("account@MYSERVERNAME.com", "200.76.17.206", "failure")
+    );
+    // A successful login, as in the CrowdSec hub's dovecot test log.
+    let ok = "Oct 13 09:22:59 canyon dovecot: pop3-login: Info: Login: user=<test@yourdomain.net>, method=PLAIN, rip=172.17.0.1, lip=172.17.0.2, mpid=18, TLS, session=<PeYcgjjOGOisEQAB>";
+    let e = norm(ok);
+    assert_eq!(
+        (s(&e, "event.outcome"), s(&e, "user.name")),
+        ("success", "test@yourdomain.net")
+    );
+}
+
+/// MikroTik RouterOS entries (CrowdSec hub test lines, and the `<PRI>`-framed form).
+#[test]
+fn mikrotik_firewall_and_logins() {
+    let fw = "2023-03-18T20:36:59.594792+01:00 10.120.127.1 firewall,info drop-tcp input: in:ether1-WAN out:(unknown 0), connection-state:new src-mac 00:17:10:88:bc:02, proto TCP (SYN), 36.97.161.219:59388->81.82.202.145:23, len 40";
+    let e = norm(fw);
+    assert_eq!(e.dataset, "mikrotik");
+    assert_eq!(
+        (
+            s(&e, "source.ip"),
+            s(&e, "destination.ip"),
+            s(&e, "event.action")
+        ),
+        ("36.97.161.219", "81.82.202.145", "deny")
+    );
+    assert_eq!(
+        (num(&e, "source.port"), num(&e, "destination.port")),
+        (Some(59388), Some(23))
+    );
+    assert_eq!(
+        (s(&e, "rule.name"), s(&e, "observer.ingress.interface.name")),
+        ("input", "ether1-WAN")
+    );
+    assert_eq!(s(&e, "@timestamp"), "2023-03-18T19:36:59.594792Z");
+    let e = norm(
+        "2023-03-19T12:34:09.757188+01:00 10.120.127.1 system,error,critical login failure for user admin from 10.127.0.35 via winbox",
+    );
+    assert_eq!(
+        (
+            s(&e, "user.name"),
+            s(&e, "source.ip"),
+            s(&e, "event.outcome"),
+            s(&e, "network.protocol")
+        ),
+        ("admin", "10.127.0.35", "failure", "winbox")
+    );
+    let e = norm(
+        "<30>Sep 23 10:16:04 RB4011-HQ system,info,account user admin logged in from 10.1.0.5 via winbox",
+    );
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "user.name"),
+            s(&e, "event.outcome"),
+            s(&e, "host.name")
+        ),
+        ("mikrotik", "admin", "success", "RB4011-HQ")
+    );
+    // Topics alone are not enough: an unknown shape stays unparsed.
+    assert_eq!(
+        norm("<30>Sep 23 10:16:04 RB4011-HQ system,info router rebooted").dataset,
+        "unparsed"
+    );
+}
+
+/// Dovecot and MikroTik lines are claimed only by their own parser, forced or not.
+#[test]
+fn dovecot_and_mikrotik_lines_are_claimed_only_by_their_parser() {
+    let mut n = Normalizer::new();
+    let mut lines: Vec<(String, &str)> = data("fail2ban-dovecot-selected.log")
+        .lines()
+        .map(|l| {
+            (
+                l.to_owned(),
+                if l.contains(" dovecot") {
+                    "dovecot"
+                } else {
+                    "pam"
+                },
+            )
+        })
+        .collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oracle/crowdsec");
+    for l in std::fs::read_to_string(dir.join("mikrotik-logs.log"))
+        .expect("fixture")
+        .lines()
+    {
+        lines.push((l.to_owned(), "mikrotik"));
+    }
+    for (line, own) in &lines {
+        assert_eq!(n.normalize(line.as_bytes(), &CTX).dataset, *own, "{line}");
+        for ds in datasets().iter().filter(|d| *d != own) {
+            let e = n.normalize_as(ds, line.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {line}");
+        }
+    }
+}
+
 /// filterlog lines are claimed by filterlog only; the file's dhcpd/unbound lines by nobody.
 #[test]
 fn filterlog_and_its_neighbours_are_claimed_only_by_their_parser() {
@@ -531,6 +662,10 @@ fn parsers_do_not_claim_foreign_lines() {
         ("opensmtpd", &sshd),
         ("filterlog", &sshd),
         ("filterlog", &postfix),
+        ("dovecot", &sshd),
+        ("dovecot", &postfix),
+        ("mikrotik", &sshd),
+        ("mikrotik", &postfix),
     ] {
         let e = n
             .normalize_as(ds, line.as_bytes(), &CTX)
@@ -601,6 +736,7 @@ fn dispatcher_never_panics_on_mutations() {
         "wazuh-ruletest-opensmtpd.log",
         "wazuh-ruletest-sshd-iso.log",
         "elastic-integrations-pfsense-filterlog.log",
+        "fail2ban-dovecot-selected.log",
     ];
     let mut n = Normalizer::new();
     for f in files {

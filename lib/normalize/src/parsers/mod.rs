@@ -2,8 +2,10 @@
 
 pub(crate) mod asa;
 pub(crate) mod auditd;
+pub(crate) mod dovecot;
 pub(crate) mod filterlog;
 pub(crate) mod firewall;
+pub(crate) mod mikrotik;
 pub(crate) mod opensmtpd;
 pub(crate) mod openvpn;
 pub(crate) mod postfix;

@@ -275,6 +275,26 @@ for line in lines("elastic-integrations-pfsense-filterlog.log"):
         e["source.port"], e["destination.port"] = int(ports[0]), int(ports[1])
     add("filterlog", line, e)
 
+# --- dovecot (login process key=value list; auth worker `backend(user,ip)`) -------------------
+for line in lines("fail2ban-dovecot-selected.log"):
+    m, ts = syslog_head(line)
+    if m is None:
+        m = re.match(r"^(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d+) (?P<hms>\S+) (?P<host>\S+) (?P<prog>[\w-]+): (?P<msg>.*)$", line); ts = bsd(m)
+    msg, e = m["msg"], {"@timestamp": ts, "host.name": m["host"]}
+    if msg.startswith("pam_unix("):
+        e.update({"event.outcome": "failure", "source.ip": re.search(r"rhost=(\S+)", msg)[1]})
+        add("pam", line, e); continue
+    rip = re.search(r"rip=([^,\s]+)", msg)
+    if rip:
+        e["source.ip"] = rip[1]
+        u = re.search(r"user=<([^>]+)>", msg)
+        if u: e["user.name"] = u[1]
+        if "(auth failed" in msg or "disabled plaintext auth" in msg: e["event.outcome"] = "failure"
+    else:
+        b = re.search(r"pam\(([^,]+),([^,)]+)", msg)
+        e.update({"user.name": b[1], "source.ip": b[2], "event.outcome": "failure"})
+    add("dovecot", line, e)
+
 def jtime(j):
     t = j.get("@timestamp") or j["TimeCreated"]
     d = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
