@@ -5,6 +5,8 @@
 //! Sources (files, commits and licences in `tests/data/oracle/SOURCES.md`):
 //! - CrowdSec hub `.tests/<name>/`: a `.log` plus selected `parser.assert` lines
 //!   (`results["s01-parse"]["<parser>"][i].Evt.Parsed["k"] == "v"`); event `i` is line `i`.
+//! - fail2ban `fail2ban/tests/files/logs/<filter>`: `# failJSON: {"match": …, "host": …}` before
+//!   each input line.
 //! - Elastic Beats `filebeat/module/*/test/*.log` plus a key subset of `*-expected.json`, one
 //!   JSON document per line, joined to its line by `log.offset`.
 //!
@@ -209,6 +211,51 @@ fn beats(
     }
 }
 
+// === fail2ban ===
+
+/// fail2ban filter test logs: each input line follows a `# failJSON: {…}` comment stating whether
+/// the filter must match and, if so, the offending `host` (and sometimes `user`). `host` is
+/// compared with our `source.ip` (an address) or `source.domain` (a name); `user` with
+/// `user.name`. Hosts that are neither (`192.030.0.6`) are not scored.
+fn fail2ban(name: &'static str, file: &str, datasets: &'static [&'static str]) -> Source {
+    let mut cases = Vec::new();
+    let mut pending: Option<Map<String, Value>> = None;
+    for l in read(&format!("fail2ban/{file}")).lines() {
+        if let Some(j) = l.strip_prefix("# failJSON:") {
+            pending = Some(serde_json::from_str(j).expect("failJSON is JSON"));
+            continue;
+        }
+        if l.starts_with('#') || l.trim().is_empty() {
+            continue;
+        }
+        let j = pending
+            .take()
+            .unwrap_or_else(|| panic!("{file}: line without failJSON: {l}"));
+        let mut expect = Map::new();
+        if j.get("match") == Some(&Value::Bool(true)) {
+            if let Some(h) = j.get("host").and_then(Value::as_str) {
+                if h.parse::<std::net::IpAddr>().is_ok() {
+                    expect.insert("source.ip".into(), h.into());
+                } else if h.chars().any(|c| c.is_ascii_alphabetic()) && !h.contains(':') {
+                    expect.insert("source.domain".into(), h.into());
+                }
+            }
+            if let Some(u) = j.get("user").and_then(Value::as_str) {
+                expect.insert("user.name".into(), u.into());
+            }
+        }
+        cases.push(Case {
+            line: l.to_owned(),
+            expect,
+        });
+    }
+    Source {
+        name,
+        datasets,
+        cases,
+    }
+}
+
 fn sources() -> Vec<Source> {
     vec![
         beats(
@@ -219,6 +266,11 @@ fn sources() -> Vec<Source> {
                 ("202.196.224.106", "202.109.143.106"),
                 ("216.160.83.58", "116.31.116.27"),
             ],
+            &["sshd", "pam"],
+        ),
+        fail2ban(
+            "fail2ban tests/files/logs/sshd (first part)",
+            "sshd-first-part",
             &["sshd", "pam"],
         ),
         crowdsec("crowdsec sshd-logs", "sshd-logs", &["sshd", "pam"]),

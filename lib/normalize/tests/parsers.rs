@@ -487,6 +487,38 @@ fn filterlog_pfsense_and_opnsense() {
     );
 }
 
+/// A client chooses its user name and PAM may append auth info: neither may plant the source
+/// address (fail2ban's injection test lines).
+#[test]
+fn sshd_source_address_is_not_forged_by_user_name_or_auth_info() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oracle/fail2ban");
+    let text = std::fs::read_to_string(dir.join("sshd-first-part")).expect("fixture");
+    let pick = |needle: &str| {
+        text.lines()
+            .find(|l| l.contains(needle) && !l.starts_with('#'))
+            .expect(needle)
+            .to_owned()
+    };
+    for (needle, ip) in [
+        (
+            "Failed password for invalid user test from 10.10.1.2 port 55555 ssh2 from",
+            "127.0.0.1",
+        ),
+        ("58946 ssh2: from 10.10.1.2", "127.0.0.1"),
+        ("ssh1: ruser from 1.2.3.4", "127.0.0.1"),
+        (
+            "Failed password for invalid user from 10.10.1.1 from",
+            "127.0.0.1",
+        ),
+    ] {
+        let e = norm(&pick(needle));
+        assert_eq!(s(&e, "source.ip"), ip, "{needle}");
+        assert_eq!(s(&e, "event.outcome"), "failure", "{needle}");
+    }
+    let e = norm(&pick("ruser from 1.2.3.4"));
+    assert_eq!(s(&e, "user.name"), "user");
+}
+
 /// Dovecot login and auth-worker lines (fail2ban's test log) give user, client and outcome.
 #[test]
 fn dovecot_logins_and_auth_workers() {
