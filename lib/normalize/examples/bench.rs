@@ -18,6 +18,8 @@ const FILES: &[(&str, &str)] = &[
     ("cisco.asa", "wazuh-ruletest-cisco-asa.log"),
     ("openvpn", "crowdsec-openvpn__openvpn.log"),
     ("auditd", "go-libaudit-audit-rhel7.log"),
+    ("filterlog", "elastic-integrations-pfsense-filterlog.log"),
+    ("dovecot", "fail2ban-dovecot-selected.log"),
     ("windows xml", "evtxrs-selected.xml"),
     ("windows json", "otrf-selected.json"),
 ];

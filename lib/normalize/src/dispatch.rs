@@ -115,7 +115,7 @@ fn whole(st: &mut State, tz: &TimeZone, line: &str, force: Option<&str>) -> Hit 
     if b[0] != b'<' && firewall::is_fortigate(line) && want(force, "fortigate") {
         return firewall::parse_fortigate(line, tz).map(|f| ("fortigate", f));
     }
-    if line.starts_with("%ASA-") && want(force, "cisco.asa") {
+    if (line.starts_with("%ASA-") || line.starts_with("%FTD-")) && want(force, "cisco.asa") {
         return asa::parse(line).map(|f| ("cisco.asa", f));
     }
     if b[0].is_ascii_digit() {
@@ -183,6 +183,17 @@ fn pick(st: &mut State, tz: &TimeZone, fr: &Frame<'_>) -> Hit {
         _ if p.starts_with("postfix") => return Some(("postfix", postfix::parse(p, msg, st))),
         _ if p.starts_with("ovpn-") => return Some(("openvpn", openvpn::parse_msg(msg))),
         _ => {}
+    }
+    // Cisco `logging device-id`: `Mmm dd [yyyy ]hh:mm:ss DEVICE: %ASA-…` names the firewall where
+    // the tag would be.
+    if fr.host.is_empty()
+        && fr.pid.is_empty()
+        && !p.is_empty()
+        && (msg.starts_with("%ASA-") || msg.starts_with("%FTD-"))
+    {
+        let mut f = asa::parse(msg)?;
+        f.s("host.name", p).s("observer.name", p);
+        return Some(("cisco.asa", f));
     }
     by_content(tz, msg)
 }

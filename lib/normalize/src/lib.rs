@@ -160,8 +160,9 @@ pub fn datasets() -> &'static [&'static str] {
 }
 
 /// Fuzzing entry point: runs the dispatcher on arbitrary bytes (several lines share one state).
-/// Each line also goes through the framing layer behind a `<PRI>` and behind a relay header, so
-/// the nested-header and `message repeated` paths see arbitrary payloads.
+/// Each line also goes through the framing layer behind a `<PRI>`, a relay header, an rsyslog
+/// `message repeated N times: [` wrapper and the `filterlog` / `dovecot` program headers, so the
+/// nested-header, repeat and program-dispatched paths see arbitrary payloads.
 pub fn fuzz_dispatch(data: &[u8]) {
     let ctx = Context {
         host: "fuzz",
@@ -173,7 +174,14 @@ pub fn fuzz_dispatch(data: &[u8]) {
     let mut n = Normalizer::new();
     let mut buf = Vec::new();
     for line in data.split(|b| *b == b'\n') {
-        for prefix in [&b""[..], b"<13>", b"<13>Mar  1 10:00:00 relay <38>"] {
+        for prefix in [
+            &b""[..],
+            b"<13>",
+            b"<13>Mar  1 10:00:00 relay <38>",
+            b"Mar  1 10:00:00 h sshd[1]: message repeated 2 times: [ ",
+            b"<134>Jul  3 19:10:30 filterlog[1]: ",
+            b"2023-03-18T20:35:05+01:00 h dovecot: ",
+        ] {
             buf.clear();
             buf.extend_from_slice(prefix);
             buf.extend_from_slice(line);

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! [<PRI>]Mmm dd hh:mm:ss [<fac.sev>] [HOST] TAG[PID]: MSG        (BSD, no year, agent zone)
+//! [<PRI>]Mmm dd yyyy hh:mm:ss HOST: MSG                          (Cisco, with year, agent zone)
 //! [<PRI>]YYYY-MM-DDThh:mm:ss[.f]±hh:mm HOST TAG[PID]: MSG       (ISO 8601 file format)
 //! [<PRI>]YYYY-MM-DD hh:mm:ss[.f]±hhmm  HOST TAG[PID]: MSG       (space-separated ISO with zone;
 //!                                                               macOS `log show --style syslog`)
@@ -137,6 +138,17 @@ fn stamp<'a>(s: &'a str, tz: &TimeZone, obs: Timestamp) -> Option<(Option<Timest
             i += 1;
         }
         let day: i8 = s.get(ds..i)?.parse().ok()?;
+        // Cisco `logging timestamp` with a year: `Oct 20 2019 15:15:15`.
+        if b.get(i) == Some(&b' ')
+            && b.get(i + 5) == Some(&b' ')
+            && b.get(i + 1..i + 5)
+                .is_some_and(|y| y.iter().all(u8::is_ascii_digit))
+        {
+            let year: i16 = s.get(i + 1..i + 5)?.parse().ok()?;
+            let t = time::hms(b.get(i + 6..i + 14)?)?;
+            let dt = jiff::civil::DateTime::new(year, mon, day, t.0, t.1, t.2, t.3).ok()?;
+            return Some((time::civil(dt, tz), s.get(i + 14..)?));
+        }
         let t = time::hms(b.get(i + 1..i + 9)?)?;
         if b.get(i) != Some(&b' ') {
             return None;

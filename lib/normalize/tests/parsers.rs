@@ -519,6 +519,151 @@ fn sshd_source_address_is_not_forged_by_user_name_or_auth_info() {
     assert_eq!(s(&e, "user.name"), "user");
 }
 
+/// Cisco ASA / FTD per message id on Elastic's test lines: direction-aware 302013/302015/302020,
+/// 106100 ACL hits, 106023 access-group, 710003, AnyConnect/WebVPN sessions, AAA logins.
+#[test]
+fn cisco_asa_per_message_id() {
+    let file = "beats-cisco-asa-additional-messages.log";
+    let ev = |needle: &str| norm(&line_of(file, needle));
+    let e = ev("Built outbound TCP connection 1588662");
+    assert_eq!(
+        (
+            s(&e, "source.ip"),
+            num(&e, "source.port"),
+            s(&e, "destination.ip"),
+            num(&e, "destination.port")
+        ),
+        ("10.10.10.10", Some(54839), "192.168.2.2", Some(80))
+    );
+    assert_eq!(
+        (s(&e, "network.direction"), s(&e, "event.action")),
+        ("outbound", "allow")
+    );
+    assert_eq!(
+        (s(&e, "host.name"), s(&e, "observer.product")),
+        ("dev01", "ASA")
+    );
+    let e = ev("%FTD-6-302013: Built inbound TCP");
+    assert_eq!(
+        (s(&e, "source.ip"), s(&e, "destination.ip")),
+        ("10.10.10.10", "192.168.2.2")
+    );
+    assert_eq!(s(&e, "observer.product"), "FTD");
+    let e = ev("Built outbound ICMP connection");
+    assert_eq!(
+        (s(&e, "source.ip"), s(&e, "destination.ip")),
+        ("192.168.2.2", "10.10.10.10")
+    );
+    let e = ev("Teardown TCP connection 2960892904");
+    assert_eq!(
+        (s(&e, "source.ip"), num(&e, "destination.port")),
+        ("10.10.10.10", Some(55225))
+    );
+    let e = ev("by access-group \"out1111_access_out\"");
+    assert_eq!(
+        (
+            s(&e, "event.action"),
+            s(&e, "rule.name"),
+            s(&e, "source.ip"),
+            s(&e, "destination.ip")
+        ),
+        ("deny", "out1111_access_out", "10.10.10.10", "192.168.2.2")
+    );
+    let e = ev("dst srv:192.168.2.2/51635(testhostname.domain)");
+    assert_eq!(num(&e, "destination.port"), Some(51635));
+    let e = ev("access-list fw111_out permitted tcp ptaaac");
+    assert_eq!(
+        (
+            s(&e, "rule.name"),
+            s(&e, "event.action"),
+            s(&e, "source.ip"),
+            num(&e, "source.port")
+        ),
+        ("fw111_out", "allow", "192.168.2.2", Some(62157))
+    );
+    assert_eq!(
+        (s(&e, "destination.ip"), num(&e, "destination.port")),
+        ("10.10.10.10", Some(3452))
+    );
+    let e = ev("access-list testrulename denied");
+    assert_eq!(
+        (
+            s(&e, "event.action"),
+            s(&e, "source.domain"),
+            s(&e, "destination.ip")
+        ),
+        ("deny", "somedomainname.local", "195.122.12.242")
+    );
+    assert_eq!(s(&e, "@timestamp"), "2019-10-20T15:15:15Z");
+    let e = ev("%ASA-3-710003");
+    assert_eq!(
+        (
+            s(&e, "event.action"),
+            s(&e, "source.ip"),
+            s(&e, "destination.ip"),
+            num(&e, "destination.port")
+        ),
+        ("deny", "104.46.88.19", "195.74.114.34", Some(23))
+    );
+    let e = ev("%ASA-4-313004");
+    assert_eq!(
+        (s(&e, "event.action"), s(&e, "source.ip")),
+        ("deny", "10.10.10.10")
+    );
+    let e = ev("%ASA-4-722051");
+    assert_eq!(
+        (
+            s(&e, "user.name"),
+            s(&e, "source.ip"),
+            s(&e, "cisco.asa.assigned_ip"),
+            s(&e, "event.outcome")
+        ),
+        ("john", "192.168.50.3", "192.168.50.5", "success")
+    );
+    let e = ev("User alice IP 192.168.50.1 WebVPN session terminated");
+    assert_eq!(
+        (
+            s(&e, "user.name"),
+            s(&e, "source.ip"),
+            s(&e, "event.action")
+        ),
+        ("alice", "192.168.50.1", "vpn_session_end")
+    );
+    let e = ev("%ASA-4-113019");
+    assert_eq!(
+        (s(&e, "event.reason"), s(&e, "source.ip")),
+        ("User Requested", "91.240.17.178")
+    );
+    let e = ev("%ASA-6-611102");
+    assert_eq!(
+        (
+            s(&e, "user.name"),
+            s(&e, "source.ip"),
+            s(&e, "event.outcome")
+        ),
+        ("admin", "10.10.0.87", "failure")
+    );
+    let e = ev("%ASA-6-611101");
+    assert_eq!(s(&e, "event.outcome"), "success");
+}
+
+/// Every line of the ASA/FTD file is claimed by cisco.asa alone, forced or not.
+#[test]
+fn cisco_asa_lines_are_claimed_only_by_their_parser() {
+    let mut n = Normalizer::new();
+    for line in data("beats-cisco-asa-additional-messages.log").lines() {
+        assert_eq!(
+            n.normalize(line.as_bytes(), &CTX).dataset,
+            "cisco.asa",
+            "{line}"
+        );
+        for ds in datasets().iter().filter(|d| **d != "cisco.asa") {
+            let e = n.normalize_as(ds, line.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {line}");
+        }
+    }
+}
+
 /// Dovecot login and auth-worker lines (fail2ban's test log) give user, client and outcome.
 #[test]
 fn dovecot_logins_and_auth_workers() {
