@@ -9,7 +9,7 @@ use jiff::tz::TimeZone;
 use crate::fields::Fields;
 use crate::parsers::{
     State, asa, auditd, dovecot, filterlog, firewall, mikrotik, opensmtpd, openvpn, postfix, sshd,
-    sudo, web, windows,
+    strongswan, sudo, web, windows,
 };
 use crate::syslog::{self, Frame};
 use crate::{Context, Event, Origin, UNPARSED, time};
@@ -177,6 +177,7 @@ fn pick(st: &mut State, tz: &TimeZone, fr: &Frame<'_>) -> Hit {
         "openvpn" => return Some(("openvpn", openvpn::parse_msg(msg))),
         "filterlog" => return Some(("filterlog", filterlog::parse(msg)?)),
         "dovecot" => return Some(("dovecot", dovecot::parse(msg)?)),
+        "charon" | "charon-systemd" => return Some(("strongswan", strongswan::parse(msg, st)?)),
         "smtpd" if opensmtpd::looks(msg) => {
             return Some(("opensmtpd", opensmtpd::parse(msg, st)?));
         }
@@ -223,11 +224,18 @@ fn forced(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: &str) -> Option<
         "sudo" => sudo::parse_sudo(msg),
         "su" => sudo::parse_su(msg),
         "postfix" => Some(postfix::parse(fr.program, msg, st)).filter(|f| f.has("event.action")),
-        "openvpn" => Some(openvpn::parse_msg(msg)).filter(|f| f.has("event.category")),
+        // Another program's message is OpenVPN's only with OpenVPN's own evidence (a peer prefix
+        // or phrase): `EAP-MS-CHAPv2 verification failed` from charon is not.
+        "openvpn" => Some(openvpn::parse_msg(msg))
+            .filter(|f| f.has("event.category"))
+            .filter(|_| openvpn::is_own(msg)),
         "opensmtpd" => opensmtpd::parse(msg, st).filter(|f| f.has("event.action")),
         "filterlog" => filterlog::parse(msg),
         "dovecot" => dovecot::parse(msg).filter(|_| fr.program == "dovecot"),
         "mikrotik" => mikrotik::parse(msg),
+        "strongswan" => matches!(fr.program, "charon" | "charon-systemd")
+            .then(|| strongswan::parse(msg, st))
+            .flatten(),
         "cisco.asa" => asa::parse(asa::find(msg)?),
         "fortigate" => firewall::parse_fortigate(msg, tz).filter(|_| msg.contains("logid=")),
         "netfilter" => firewall::is_netfilter(msg)

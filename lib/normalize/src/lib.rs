@@ -61,8 +61,9 @@ pub struct UnknownDataset(pub String);
 /// Stateful normalizer for one stream of lines.
 ///
 /// State: postfix queue id → envelope sender (joined onto later `to=` lines), auditd serial →
-/// SYSCALL/EXECVE summary (carried onto later records of the same event) and OpenSMTPD session id
-/// → client IP (joined onto later lines of the session). Each map holds at most
+/// SYSCALL/EXECVE summary (carried onto later records of the same event), OpenSMTPD session id
+/// → client IP (joined onto later lines of the session) and strongSwan IKE_SA id → peer address
+/// and identity. Each map holds at most
 /// [`STATE_CAP`] entries; when full the oldest entry is evicted (FIFO).
 #[derive(Debug, Default)]
 pub struct Normalizer {
@@ -152,6 +153,7 @@ const DATASETS: &[&str] = &[
     "filterlog",
     "dovecot",
     "mikrotik",
+    "strongswan",
 ];
 
 /// Dataset names of all parsers.

@@ -664,6 +664,60 @@ fn cisco_asa_lines_are_claimed_only_by_their_parser() {
     }
 }
 
+/// strongSwan: the IKE_SA id joins the peer address and EAP identity onto the failure line.
+#[test]
+fn strongswan_eap_and_xauth_failures_carry_user_and_peer() {
+    let mut n = Normalizer::new();
+    let evs: Vec<Event> = data("crowdsec-charon-ipsec-logs.log")
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| n.normalize(l.as_bytes(), &CTX))
+        .collect();
+    let fail = evs
+        .iter()
+        .find(|e| s(e, "event.action") == "eap_auth" && s(e, "user.name") == "hl")
+        .expect("EAP failure of hl");
+    assert_eq!(
+        (
+            s(fail, "event.outcome"),
+            s(fail, "source.ip"),
+            s(fail, "strongswan.ike_sa_id")
+        ),
+        ("failure", "116.178.2.170", "85")
+    );
+    assert_eq!(s(fail, "host.name"), "exmaple.com");
+    let x = evs
+        .iter()
+        .find(|e| s(e, "event.action") == "xauth")
+        .expect("XAuth failure");
+    assert_eq!(
+        (s(x, "user.name"), s(x, "event.outcome"), s(x, "source.ip")),
+        ("lyb", "failure", "116.178.2.170")
+    );
+    // One outcome per attempt: the pam_authenticate line before it has none.
+    let pam_lines = evs
+        .iter()
+        .filter(|e| s(e, "event.reason").starts_with("XAuth pam_authenticate"))
+        .count();
+    assert!(pam_lines > 0);
+    assert!(
+        evs.iter()
+            .filter(|e| s(e, "event.reason").starts_with("XAuth pam_authenticate"))
+            .all(|e| s(e, "event.outcome").is_empty())
+    );
+    // A forced other parser claims none of them; strongswan claims no foreign line.
+    for line in data("crowdsec-charon-ipsec-logs.log")
+        .lines()
+        .filter(|l| l.contains("[IKE]"))
+        .take(20)
+    {
+        for ds in datasets().iter().filter(|d| **d != "strongswan") {
+            let e = n.normalize_as(ds, line.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {line}");
+        }
+    }
+}
+
 /// Dovecot login and auth-worker lines (fail2ban's test log) give user, client and outcome.
 #[test]
 fn dovecot_logins_and_auth_workers() {
@@ -843,6 +897,8 @@ fn parsers_do_not_claim_foreign_lines() {
         ("dovecot", &postfix),
         ("mikrotik", &sshd),
         ("mikrotik", &postfix),
+        ("strongswan", &sshd),
+        ("strongswan", &postfix),
     ] {
         let e = n
             .normalize_as(ds, line.as_bytes(), &CTX)
@@ -914,6 +970,8 @@ fn dispatcher_never_panics_on_mutations() {
         "wazuh-ruletest-sshd-iso.log",
         "elastic-integrations-pfsense-filterlog.log",
         "fail2ban-dovecot-selected.log",
+        "crowdsec-charon-ipsec-logs.log",
+        "beats-cisco-asa-additional-messages.log",
     ];
     let mut n = Normalizer::new();
     for f in files {

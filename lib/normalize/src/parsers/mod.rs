@@ -10,6 +10,7 @@ pub(crate) mod opensmtpd;
 pub(crate) mod openvpn;
 pub(crate) mod postfix;
 pub(crate) mod sshd;
+pub(crate) mod strongswan;
 pub(crate) mod sudo;
 pub(crate) mod web;
 pub(crate) mod windows;
@@ -28,6 +29,8 @@ pub(crate) struct State {
     pub(crate) audit: Bounded<u64, AuditGroup>,
     /// OpenSMTPD session id → client IP.
     pub(crate) smtpd_client: Bounded<String, String>,
+    /// strongSwan IKE_SA unique id → peer address and identity.
+    pub(crate) ike_sa: Bounded<String, strongswan::Sa>,
 }
 
 /// Facts of one audit event (by serial) carried across its records.

@@ -57,7 +57,7 @@ const OWN_PHRASES: &[&str] = &[
 ];
 
 /// True when the message after a native stamp is OpenVPN's: a peer prefix or an own phrase.
-fn is_own(msg: &str) -> bool {
+pub(crate) fn is_own(msg: &str) -> bool {
     let first = msg.split_once(' ').map_or(msg, |(a, _)| a);
     peer(first, &mut Fields::new()) || OWN_PHRASES.iter().any(|p| msg.starts_with(p))
 }

@@ -295,6 +295,21 @@ for line in lines("fail2ban-dovecot-selected.log"):
         e.update({"user.name": b[1], "source.ip": b[2], "event.outcome": "failure"})
     add("dovecot", line, e)
 
+# --- strongSwan charon (`NN[GRP] [<sa>] text`; only facts stated on the line itself) --------
+for line in lines("crowdsec-charon-ipsec-logs.log"):
+    m = re.search(r"charon(?:\[\d+\]:| \d+ - \[meta [^\]]*\]) (\d+\[[A-Z]+\] )?(?:<[^>]*> )?(.*)$", line)
+    if not m or not m[1]:
+        add("unparsed", line, {}); continue
+    text, e = m[2], {}
+    x = re.match(r"XAuth authentication of '([^']*)' (failed|successful)", text)
+    if x: e = {"user.name": x[1], "event.outcome": "failure" if x[2] == "failed" else "success"}
+    if re.match(r"EAP-\S+ verification failed", text): e["event.outcome"] = "failure"
+    u = re.match(r"EAP-\S+ username: '([^']*)'", text)
+    if u: e["user.name"] = u[1]
+    i = re.match(r"(\S+) is initiating an IKE_SA", text)
+    if i: e["source.ip"] = i[1]
+    add("strongswan", line, e)
+
 def jtime(j):
     t = j.get("@timestamp") or j["TimeCreated"]
     d = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
