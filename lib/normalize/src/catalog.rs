@@ -38,6 +38,8 @@ const FIELDS: &[FieldInfo] = &[
     f("user.target.name", "\"root\""),
     f("user.target.domain", "\"CORP\""),
     f("user.audit.id", "\"1000\""),
+    f("group.name", "\"apache\""),
+    f("group.id", "\"48\""),
     f("source.ip", "\"203.0.113.7\""),
     f("source.port", "40001"),
     f("source.domain", "\"ws-17.corp.example\""),

@@ -8,8 +8,8 @@ use jiff::tz::TimeZone;
 
 use crate::fields::Fields;
 use crate::parsers::{
-    State, asa, auditd, dovecot, filterlog, firewall, mikrotik, opensmtpd, openvpn, postfix, sshd,
-    strongswan, sudo, web, windows,
+    State, account, asa, auditd, dovecot, filterlog, firewall, mikrotik, opensmtpd, openvpn,
+    postfix, sshd, strongswan, sudo, web, windows,
 };
 use crate::syslog::{self, Frame};
 use crate::{Context, Event, Origin, UNPARSED, time};
@@ -177,6 +177,9 @@ fn pick(st: &mut State, tz: &TimeZone, fr: &Frame<'_>) -> Hit {
         "openvpn" => return Some(("openvpn", openvpn::parse_msg(msg))),
         "filterlog" => return Some(("filterlog", filterlog::parse(msg)?)),
         "dovecot" => return Some(("dovecot", dovecot::parse(msg)?)),
+        _ if account::PROGRAMS.contains(&p) => {
+            return Some(("linux.account", account::parse(p, msg)?));
+        }
         "charon" | "charon-systemd" => return Some(("strongswan", strongswan::parse(msg, st)?)),
         "smtpd" if opensmtpd::looks(msg) => {
             return Some(("opensmtpd", opensmtpd::parse(msg, st)?));
@@ -233,6 +236,10 @@ fn forced(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: &str) -> Option<
         "filterlog" => filterlog::parse(msg),
         "dovecot" => dovecot::parse(msg).filter(|_| fr.program == "dovecot"),
         "mikrotik" => mikrotik::parse(msg),
+        "linux.account" => account::PROGRAMS
+            .contains(&fr.program)
+            .then(|| account::parse(fr.program, msg))
+            .flatten(),
         "strongswan" => matches!(fr.program, "charon" | "charon-systemd")
             .then(|| strongswan::parse(msg, st))
             .flatten(),

@@ -154,6 +154,7 @@ const DATASETS: &[&str] = &[
     "dovecot",
     "mikrotik",
     "strongswan",
+    "linux.account",
 ];
 
 /// Dataset names of all parsers.

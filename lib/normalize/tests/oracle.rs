@@ -256,6 +256,84 @@ fn fail2ban(name: &'static str, file: &str, datasets: &'static [&'static str]) -
     }
 }
 
+/// Beats' pre-ECS `system.auth.*` names (filebeat 6.x expected files) → (our field, value).
+fn beats_legacy_field(key: &str, v: &Value) -> Option<(&'static str, Value)> {
+    let s = v.as_str()?;
+    let num = |s: &str| s.parse::<u64>().ok().map(Value::from);
+    Some(match key {
+        "system.auth.hostname" => ("host.name", v.clone()),
+        "system.auth.pid" => ("process.pid", num(s)?),
+        "system.auth.user" | "system.auth.useradd.name" => ("user.name", v.clone()),
+        "system.auth.ssh.ip" | "system.auth.ssh.dropped_ip" => ("source.ip", v.clone()),
+        "system.auth.ssh.port" => ("source.port", num(s)?),
+        "system.auth.ssh.event" => (
+            "event.outcome",
+            Value::from(if s == "Accepted" {
+                "success"
+            } else {
+                "failure"
+            }),
+        ),
+        "system.auth.sudo.command" => ("process.command_line", v.clone()),
+        // sudo's `USER=` is the identity the command runs as.
+        "system.auth.sudo.user" => ("user.effective.name", v.clone()),
+        "system.auth.sudo.error" => ("event.outcome", Value::from("failure")),
+        "system.auth.groupadd.name" => ("group.name", v.clone()),
+        "system.auth.groupadd.gid" | "system.auth.useradd.gid" => ("group.id", v.clone()),
+        "system.auth.useradd.uid" => ("user.id", v.clone()),
+        _ => return None,
+    })
+}
+
+/// A pre-ECS Beats expected file joined to its log by order (one document per line), with the
+/// address translation of [`beats`].
+fn beats_legacy(
+    name: &'static str,
+    log: &str,
+    expected: &str,
+    renamed: &[(&str, &str)],
+    datasets: &'static [&'static str],
+) -> Source {
+    let text = read(&format!("beats/{log}"));
+    let docs = read(&format!("beats/{expected}"));
+    let lines: Vec<&str> = text.lines().collect();
+    let docs: Vec<&str> = docs.lines().collect();
+    assert_eq!(
+        lines.len(),
+        docs.len(),
+        "{log}: one expected document per line"
+    );
+    let cases = lines
+        .iter()
+        .zip(docs)
+        .map(|(line, doc)| {
+            let doc: Map<String, Value> = serde_json::from_str(doc).expect("JSON");
+            let mut expect = Map::new();
+            for (k, v) in &doc {
+                let v = match v
+                    .as_str()
+                    .and_then(|s| renamed.iter().find(|(a, _)| *a == s))
+                {
+                    Some((_, b)) => Value::from(*b),
+                    None => v.clone(),
+                };
+                if let Some((f, v)) = beats_legacy_field(k, &v) {
+                    expect.insert(f.to_owned(), v);
+                }
+            }
+            Case {
+                line: (*line).to_owned(),
+                expect,
+            }
+        })
+        .collect();
+    Source {
+        name,
+        datasets,
+        cases,
+    }
+}
+
 fn sources() -> Vec<Source> {
     vec![
         beats(
@@ -267,6 +345,16 @@ fn sources() -> Vec<Source> {
                 ("216.160.83.58", "116.31.116.27"),
             ],
             &["sshd", "pam"],
+        ),
+        beats_legacy(
+            "elastic/beats system/auth test.log",
+            "system-auth-test.log",
+            "system-auth-test.log-expected.subset.jsonl",
+            &[
+                ("116.31.116.24", "216.160.83.57"),
+                ("123.57.245.163", "2.125.160.217"),
+            ],
+            &["sshd", "sudo", "linux.account"],
         ),
         fail2ban(
             "fail2ban tests/files/logs/sshd (first part)",

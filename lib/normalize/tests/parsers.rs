@@ -718,6 +718,58 @@ fn strongswan_eap_and_xauth_failures_carry_user_and_peer() {
     }
 }
 
+/// shadow-utils account management, sudo variants and the sshd scanner line, on Elastic's
+/// `system/auth` test lines.
+#[test]
+fn account_management_sudo_and_scanner_lines() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oracle/beats");
+    let text = std::fs::read_to_string(dir.join("system-auth-test.log")).expect("fixture");
+    let ev = |needle: &str| norm(text.lines().find(|l| l.contains(needle)).expect(needle));
+    let e = ev("useradd[6995]");
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "event.action"),
+            s(&e, "user.name"),
+            s(&e, "user.id")
+        ),
+        ("linux.account", "user_created", "apache", "48")
+    );
+    let e = ev("groupadd[6991]");
+    assert_eq!(
+        (s(&e, "event.action"), s(&e, "group.name")),
+        ("group_created", "apache")
+    );
+    let e = ev("user NOT in sudoers");
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "user.name"),
+            s(&e, "event.outcome"),
+            s(&e, "user.effective.name")
+        ),
+        ("sudo", "tsg", "failure", "root")
+    );
+    let e = ev("Did not receive identification string");
+    assert_eq!(
+        (s(&e, "source.ip"), s(&e, "event.action")),
+        ("2.125.160.217", "no_identification")
+    );
+    // Forced elsewhere, the account lines are nobody else's; linux.account claims no sshd line.
+    let mut n = Normalizer::new();
+    for line in text.lines().filter(|l| l.contains("add[")) {
+        for ds in datasets().iter().filter(|d| **d != "linux.account") {
+            let e = n.normalize_as(ds, line.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {line}");
+        }
+    }
+    let sshd = line_of("crowdsec-sshd.log", "Invalid user pascal");
+    let e = n
+        .normalize_as("linux.account", sshd.as_bytes(), &CTX)
+        .expect("known");
+    assert_eq!(e.dataset, "unparsed");
+}
+
 /// Dovecot login and auth-worker lines (fail2ban's test log) give user, client and outcome.
 #[test]
 fn dovecot_logins_and_auth_workers() {

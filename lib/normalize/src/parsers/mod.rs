@@ -1,5 +1,6 @@
 //! The per-format parsers and the bounded correlation state they share.
 
+pub(crate) mod account;
 pub(crate) mod asa;
 pub(crate) mod auditd;
 pub(crate) mod dovecot;

@@ -195,6 +195,11 @@ fn refused(msg: &str, f: &mut Fields) {
         addr(tail, f);
     } else if let Some(rest) = msg.strip_prefix("error: PAM: ") {
         pam_error(rest, f);
+    } else if let Some(rest) = msg.strip_prefix("Did not receive identification string from ") {
+        // A client that connected and sent nothing (scanners).
+        f.event("network", "connection", "")
+            .s("event.action", "no_identification");
+        addr(rest, f);
     } else if let Some(rest) = msg.strip_prefix("refused connect from ") {
         // tcp_wrappers: `refused connect from NAME@HOST (ADDR)`; ADDR is what the kernel saw.
         let a = rest
