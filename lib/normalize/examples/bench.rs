@@ -22,6 +22,8 @@ const FILES: &[(&str, &str)] = &[
     ("auditd", "go-libaudit-audit-rhel7.log"),
     ("filterlog", "elastic-integrations-pfsense-filterlog.log"),
     ("dovecot", "fail2ban-dovecot-selected.log"),
+    ("strongswan", "crowdsec-charon-ipsec-logs.log"),
+    ("cisco.asa/ftd (beats)", "beats-cisco-asa-additional-messages.log"),
     ("windows xml", "evtxrs-selected.xml"),
     ("windows json", "otrf-selected.json"),
 ];
