@@ -23,7 +23,10 @@ const FILES: &[(&str, &str)] = &[
     ("filterlog", "elastic-integrations-pfsense-filterlog.log"),
     ("dovecot", "fail2ban-dovecot-selected.log"),
     ("strongswan", "crowdsec-charon-ipsec-logs.log"),
-    ("cisco.asa/ftd (beats)", "beats-cisco-asa-additional-messages.log"),
+    (
+        "cisco.asa/ftd (beats)",
+        "beats-cisco-asa-additional-messages.log",
+    ),
     ("windows xml", "evtxrs-selected.xml"),
     ("windows json", "otrf-selected.json"),
 ];

@@ -770,6 +770,27 @@ fn account_management_sudo_and_scanner_lines() {
     assert_eq!(e.dataset, "unparsed");
 }
 
+/// Windows 1102 (audit log cleared) as OTRF exports it: the subject only in the rendered message.
+#[test]
+fn windows_1102_real_lines_name_who_cleared_the_log() {
+    let evs: Vec<Event> = data("otrf-selected.json")
+        .lines()
+        .filter(|l| l.contains("\"EventID\":1102"))
+        .map(norm)
+        .collect();
+    assert_eq!(evs.len(), 2);
+    for e in &evs {
+        assert_eq!(
+            (s(e, "event.action"), s(e, "user.name"), s(e, "user.domain")),
+            ("audit-log-cleared", "wardog", "WORKSTATION5")
+        );
+        assert_eq!(
+            s(e, "user.id"),
+            "S-1-5-21-3940915590-64593676-1414006259-500"
+        );
+    }
+}
+
 /// Dovecot login and auth-worker lines (fail2ban's test log) give user, client and outcome.
 #[test]
 fn dovecot_logins_and_auth_workers() {

@@ -242,6 +242,8 @@ for line in lines("evtxrs-selected.xml"):
         e["event.outcome"] = "failure" if eid == 4625 else "success"
     elif not sysmon and eid in (4648, 4672, 4688, 4720):
         if d.get("SubjectUserName", "-") not in ("-", ""): e["user.name"] = d["SubjectUserName"]
+    if not sysmon and eid == 1102:  # payload only in the rendered Message (OTRF export)
+        e["user.name"] = re.search(r"Account Name:\t(\S+)", j["Message"])[1]
     if sysmon and eid == 1:
         e["process.command_line"] = d["CommandLine"].replace("&quot;", '"').replace("&amp;", "&")
     add("windows.sysmon" if sysmon else "windows.security", line, e)
@@ -322,6 +324,8 @@ for line in lines("otrf-selected.json"):
         e["user.name"] = j["TargetUserName"]
     if not sysmon and eid == 4688:
         e["process.command_line"] = j["CommandLine"]
+    if not sysmon and eid == 1102:  # payload only in the rendered Message (OTRF export)
+        e["user.name"] = re.search(r"Account Name:\t(\S+)", j["Message"])[1]
     if sysmon and eid == 1:
         e["process.command_line"] = j["CommandLine"]
     if sysmon and eid == 3:
