@@ -791,6 +791,29 @@ fn windows_1102_real_lines_name_who_cleared_the_log() {
     }
 }
 
+/// Postfix SMTP AUTH failures name the account tried (CrowdSec hub postfix lines).
+#[test]
+fn postfix_sasl_failure_names_the_account() {
+    let e = norm(&line_of(
+        "crowdsec-postfix.log",
+        "sasl_username=postmaster@example.org",
+    ));
+    assert_eq!(
+        (
+            s(&e, "event.action"),
+            s(&e, "event.outcome"),
+            s(&e, "user.name"),
+            s(&e, "source.ip")
+        ),
+        (
+            "sasl_auth_failure",
+            "failure",
+            "postmaster@example.org",
+            "203.0.113.10"
+        )
+    );
+}
+
 /// Dovecot login and auth-worker lines (fail2ban's test log) give user, client and outcome.
 #[test]
 fn dovecot_logins_and_auth_workers() {
