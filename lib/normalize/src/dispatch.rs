@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 
 use crate::fields::Fields;
 use crate::parsers::{
-    State, account, asa, auditd, dovecot, filterlog, firewall, mikrotik, opensmtpd, openvpn,
+    State, account, asa, auditd, dovecot, filterlog, firewall, mikrotik, opensmtpd, openvpn, panos,
     postfix, sshd, strongswan, sudo, web, windows,
 };
 use crate::syslog::{self, Frame};
@@ -215,6 +215,9 @@ fn by_content(tz: &TimeZone, msg: &str) -> Hit {
     if mikrotik::split(msg).is_some() {
         return mikrotik::parse(msg).map(|f| ("mikrotik", f));
     }
+    if panos::looks(msg) {
+        return panos::parse(msg, tz).map(|f| ("paloalto", f));
+    }
     None
 }
 
@@ -236,6 +239,7 @@ fn forced(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: &str) -> Option<
         "filterlog" => filterlog::parse(msg),
         "dovecot" => dovecot::parse(msg).filter(|_| fr.program == "dovecot"),
         "mikrotik" => mikrotik::parse(msg),
+        "paloalto" => panos::parse(msg, tz),
         "linux.account" => account::PROGRAMS
             .contains(&fr.program)
             .then(|| account::parse(fr.program, msg))

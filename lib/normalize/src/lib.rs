@@ -155,6 +155,7 @@ const DATASETS: &[&str] = &[
     "mikrotik",
     "strongswan",
     "linux.account",
+    "paloalto",
 ];
 
 /// Dataset names of all parsers.

@@ -814,6 +814,53 @@ fn postfix_sasl_failure_names_the_account() {
     );
 }
 
+/// Palo Alto PAN-OS TRAFFIC CSV behind a BSD syslog header (Elastic's test lines).
+#[test]
+fn paloalto_traffic_csv() {
+    let file = "beats-panw-traffic-selected.log";
+    let e = norm(&line_of(file, "apple-maps"));
+    assert_eq!(e.dataset, "paloalto");
+    assert_eq!(
+        (
+            s(&e, "source.ip"),
+            num(&e, "source.port"),
+            s(&e, "destination.ip"),
+            num(&e, "destination.port")
+        ),
+        ("192.168.15.207", Some(55113), "184.51.253.152", Some(443))
+    );
+    assert_eq!(
+        (
+            s(&e, "event.action"),
+            s(&e, "rule.name"),
+            s(&e, "network.transport")
+        ),
+        ("allow", "new_outbound_from_trust", "tcp")
+    );
+    assert_eq!(
+        (s(&e, "host.name"), s(&e, "@timestamp")),
+        ("PA-220", "2018-11-30T16:09:07Z")
+    );
+    let e = norm(&line_of(file, "TRAFFIC,deny,"));
+    assert_eq!(
+        (s(&e, "network.transport"), num(&e, "source.port")),
+        ("icmp", None)
+    );
+    // Every line is PAN-OS's alone, forced or not; PAN-OS claims no sshd/postfix line.
+    let mut n = Normalizer::new();
+    for line in data(file).lines() {
+        assert_eq!(
+            n.normalize(line.as_bytes(), &CTX).dataset,
+            "paloalto",
+            "{line}"
+        );
+        for ds in datasets().iter().filter(|d| **d != "paloalto") {
+            let e = n.normalize_as(ds, line.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {line}");
+        }
+    }
+}
+
 /// Dovecot login and auth-worker lines (fail2ban's test log) give user, client and outcome.
 #[test]
 fn dovecot_logins_and_auth_workers() {
@@ -995,6 +1042,9 @@ fn parsers_do_not_claim_foreign_lines() {
         ("mikrotik", &postfix),
         ("strongswan", &sshd),
         ("strongswan", &postfix),
+        ("paloalto", &sshd),
+        ("paloalto", &postfix),
+        ("linux.account", &postfix),
     ] {
         let e = n
             .normalize_as(ds, line.as_bytes(), &CTX)
@@ -1068,6 +1118,7 @@ fn dispatcher_never_panics_on_mutations() {
         "fail2ban-dovecot-selected.log",
         "crowdsec-charon-ipsec-logs.log",
         "beats-cisco-asa-additional-messages.log",
+        "beats-panw-traffic-selected.log",
     ];
     let mut n = Normalizer::new();
     for f in files {

@@ -9,6 +9,7 @@ pub(crate) mod firewall;
 pub(crate) mod mikrotik;
 pub(crate) mod opensmtpd;
 pub(crate) mod openvpn;
+pub(crate) mod panos;
 pub(crate) mod postfix;
 pub(crate) mod sshd;
 pub(crate) mod strongswan;

@@ -312,6 +312,16 @@ for line in lines("crowdsec-charon-ipsec-logs.log"):
     if i: e["source.ip"] = i[1]
     add("strongswan", line, e)
 
+# --- Palo Alto PAN-OS TRAFFIC CSV (field order from the PAN-OS "Traffic Log Fields" page) ------
+for line in lines("beats-panw-traffic-selected.log"):
+    c = line.split(" ", 4)[4].split(",")
+    e = {"source.ip": c[7], "destination.ip": c[8], "rule.name": c[11], "network.transport": c[29],
+         "@timestamp": c[6].replace("/", "-").replace(" ", "T") + "Z",
+         "event.action": "allow" if c[30] == "allow" else "deny"}
+    if c[29] in ("tcp", "udp"):
+        e["source.port"], e["destination.port"] = int(c[24]), int(c[25])
+    add("paloalto", line, e)
+
 def jtime(j):
     t = j.get("@timestamp") or j["TimeCreated"]
     d = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
