@@ -177,6 +177,9 @@ fn pick(st: &mut State, tz: &TimeZone, fr: &Frame<'_>) -> Hit {
         "openvpn" => return Some(("openvpn", openvpn::parse_msg(msg))),
         "filterlog" => return Some(("filterlog", filterlog::parse(msg)?)),
         "dovecot" => return Some(("dovecot", dovecot::parse(msg)?)),
+        _ if p.ends_with("-login") && fr.pid.is_empty() => {
+            return Some(("dovecot", dovecot::parse_login_program(p, msg)?));
+        }
         _ if account::PROGRAMS.contains(&p) => {
             return Some(("linux.account", account::parse(p, msg)?));
         }
@@ -237,7 +240,10 @@ fn forced(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: &str) -> Option<
             .filter(|_| openvpn::is_own(msg)),
         "opensmtpd" => opensmtpd::parse(msg, st).filter(|f| f.has("event.action")),
         "filterlog" => filterlog::parse(msg),
-        "dovecot" => dovecot::parse(msg).filter(|_| fr.program == "dovecot"),
+        "dovecot" => match fr.program {
+            "dovecot" => dovecot::parse(msg),
+            p => dovecot::parse_login_program(p, msg),
+        },
         "mikrotik" => mikrotik::parse(msg),
         "paloalto" => panos::parse(msg, tz),
         "linux.account" => account::PROGRAMS

@@ -185,6 +185,7 @@ pub fn fuzz_dispatch(data: &[u8]) {
             b"Mar  1 10:00:00 h sshd[1]: message repeated 2 times: [ ",
             b"<134>Jul  3 19:10:30 filterlog[1]: ",
             b"2023-03-18T20:35:05+01:00 h dovecot: ",
+            b"@400000004c91b044077a9e94 imap-login: ",
         ] {
             buf.clear();
             buf.extend_from_slice(prefix);

@@ -3,6 +3,7 @@
 //! ```text
 //! [<PRI>]Mmm dd hh:mm:ss [<fac.sev>] [HOST] TAG[PID]: MSG        (BSD, no year, agent zone)
 //! [<PRI>]Mmm dd yyyy hh:mm:ss HOST: MSG                          (Cisco, with year, agent zone)
+//! @4000000063a1b2c3xxxxxxxx TAG: MSG                             (daemontools TAI64N, UTC)
 //! [<PRI>]YYYY-MM-DDThh:mm:ss[.f]±hh:mm HOST TAG[PID]: MSG       (ISO 8601 file format)
 //! [<PRI>]YYYY-MM-DD hh:mm:ss[.f]±hhmm  HOST TAG[PID]: MSG       (space-separated ISO with zone;
 //!                                                               macOS `log show --style syslog`)
@@ -122,9 +123,21 @@ fn strip_pri(line: &str) -> &str {
     line
 }
 
-/// BSD or ISO stamp at the start of `s`; returns the rest after it.
+/// BSD, ISO or TAI64N stamp at the start of `s`; returns the rest after it.
 fn stamp<'a>(s: &'a str, tz: &TimeZone, obs: Timestamp) -> Option<(Option<Timestamp>, &'a str)> {
     let b = s.as_bytes();
+    // daemontools/s6/runit `@4000000063a1b2c3xxxxxxxx`: a TAI64N label (2^62 + TAI seconds, then
+    // nanoseconds); UTC is taken as TAI − 10 s, as daemontools' own tai64nlocal does.
+    if b.first() == Some(&b'@')
+        && b.get(25) == Some(&b' ')
+        && b[1..25].iter().all(u8::is_ascii_hexdigit)
+    {
+        let secs = u64::from_str_radix(&s[1..17], 16).ok()?;
+        let nanos = u32::from_str_radix(&s[17..25], 16).ok()?;
+        let unix = i64::try_from(secs.checked_sub(1u64 << 62)?).ok()? - 10;
+        let ts = Timestamp::new(unix, i32::try_from(nanos).ok()?).ok();
+        return Some((ts, &s[25..]));
+    }
     if b.len() >= 15
         && let Some(mon) = time::month(b)
         && b[3] == b' '

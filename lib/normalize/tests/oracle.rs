@@ -361,6 +361,11 @@ fn sources() -> Vec<Source> {
             "sshd-first-part",
             &["sshd", "pam"],
         ),
+        fail2ban(
+            "fail2ban tests/files/logs/dovecot",
+            "dovecot",
+            &["dovecot", "pam"],
+        ),
         crowdsec("crowdsec sshd-logs", "sshd-logs", &["sshd", "pam"]),
         crowdsec("crowdsec pf-logs", "pf-logs", &["filterlog"]),
         crowdsec("crowdsec dovecot-logs", "dovecot-logs", &["dovecot"]),

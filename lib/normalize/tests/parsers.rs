@@ -861,6 +861,34 @@ fn paloalto_traffic_csv() {
     }
 }
 
+/// daemontools/s6 TAI64N stamps frame like syslog (fail2ban's dovecot multilog lines).
+#[test]
+fn tai64n_multilog_lines_are_framed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oracle/fail2ban");
+    let text = std::fs::read_to_string(dir.join("dovecot")).expect("fixture");
+    let tai: Vec<&str> = text.lines().filter(|l| l.starts_with('@')).collect();
+    assert_eq!(tai.len(), 4);
+    let e = norm(tai[0]);
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "source.ip"),
+            s(&e, "user.name"),
+            s(&e, "event.outcome")
+        ),
+        (
+            "dovecot",
+            "80.187.101.33",
+            "martin@waschbuesch.de",
+            "failure"
+        )
+    );
+    assert_eq!(s(&e, "@timestamp"), "2010-09-16T05:50:50.1254765Z");
+    // `ruser=rhost=1.2.3.4` (injected) does not become the source.
+    let e = norm(tai[2]);
+    assert_eq!((e.dataset, s(&e, "source.ip")), ("pam", "192.0.43.10"));
+}
+
 /// Dovecot login and auth-worker lines (fail2ban's test log) give user, client and outcome.
 #[test]
 fn dovecot_logins_and_auth_workers() {

@@ -40,6 +40,15 @@ pub(crate) fn parse(msg: &str) -> Option<Fields> {
     None
 }
 
+/// A login process that logs under its own name (`imap-login: …` without `dovecot: `, as with
+/// daemontools' multilog).
+pub(crate) fn parse_login_program(program: &str, msg: &str) -> Option<Fields> {
+    let proto = program.strip_suffix("-login")?;
+    matches!(proto, "imap" | "pop3" | "submission" | "managesieve")
+        .then(|| login(proto, msg))
+        .flatten()
+}
+
 fn login(proto: &str, rest: &str) -> Option<Fields> {
     let rest = rest.strip_prefix("Info: ").unwrap_or(rest);
     // The key=value list starts at the first `user=<`, `method=` or `rip=`.
