@@ -77,6 +77,13 @@ const FIELDS: &[FieldInfo] = &[
     f("email.from.address", "\"alice@example.com\""),
     f("email.to.address", "\"bob@example.com\""),
     f("email.message_id_queue", "\"4BPbrm0Bhzz3x\""),
+    f(
+        "email.message_id",
+        "\"20240123200014.123F425E28@host01.example.com\"",
+    ),
+    f("email.subject", "\"backup successful\""),
+    f("email.direction", "\"inbound\""),
+    f("exchange.source", "\"SMTP\""),
     f("rule.id", "\"14\""),
     f("rule.uuid", "\"1000000103\""),
     f("network.direction", "\"ingress\""),

@@ -8,8 +8,8 @@ use jiff::tz::TimeZone;
 
 use crate::fields::Fields;
 use crate::parsers::{
-    State, account, asa, auditd, dovecot, filterlog, firewall, mikrotik, opensmtpd, openvpn, panos,
-    postfix, sshd, strongswan, sudo, web, windows,
+    State, account, asa, auditd, dovecot, exchange, filterlog, firewall, mikrotik, opensmtpd,
+    openvpn, panos, postfix, sshd, strongswan, sudo, web, windows,
 };
 use crate::syslog::{self, Frame};
 use crate::{Context, Event, Origin, UNPARSED, time};
@@ -26,11 +26,19 @@ pub(crate) fn run(
     let text = String::from_utf8_lossy(raw);
     let line = text.trim_matches(|c: char| c.is_ascii_whitespace());
     let obs = time::observed(ctx.observed_unix_nanos);
-    let frame = match origin {
+    let mut frame = match origin {
         Some(o) => Some(told(line, o)),
         None => syslog::parse(line, tz, obs),
     };
-    let got = whole(st, tz, line, force).or_else(|| framed(st, tz, frame.as_ref()?, force));
+    // A whole-line format (Windows, auditd, CSV logs…) has no syslog frame: a stamp-like start
+    // such as Exchange's `2025-01-14T09:28:39.334Z,…` must not lend it a host.
+    let got = match whole(st, tz, line, force) {
+        Some(hit) => {
+            frame = None;
+            Some(hit)
+        }
+        None => frame.as_ref().and_then(|fr| framed(st, tz, fr, force)),
+    };
     let (dataset, mut f) = got.unwrap_or((UNPARSED, Fields::new()));
     if dataset == UNPARSED {
         f = Fields::new();
@@ -117,6 +125,9 @@ fn whole(st: &mut State, tz: &TimeZone, line: &str, force: Option<&str>) -> Hit 
     }
     if (line.starts_with("%ASA-") || line.starts_with("%FTD-")) && want(force, "cisco.asa") {
         return asa::parse(line).map(|f| ("cisco.asa", f));
+    }
+    if b[0].is_ascii_digit() && exchange::looks(line) && want(force, "exchange") {
+        return exchange::parse(line).map(|f| ("exchange", f));
     }
     if b[0].is_ascii_digit() {
         let tries: [(&'static str, &dyn Fn() -> Option<Fields>); 4] = [

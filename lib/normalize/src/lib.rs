@@ -156,6 +156,7 @@ const DATASETS: &[&str] = &[
     "strongswan",
     "linux.account",
     "paloalto",
+    "exchange",
 ];
 
 /// Dataset names of all parsers.

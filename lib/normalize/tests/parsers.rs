@@ -889,6 +889,56 @@ fn tai64n_multilog_lines_are_framed() {
     assert_eq!((e.dataset, s(&e, "source.ip")), ("pam", "192.0.43.10"));
 }
 
+/// Exchange message tracking CSV (Elastic's test lines): addresses, subject, action, direction.
+#[test]
+fn exchange_message_tracking_csv() {
+    let file = "elastic-integrations-exchange-messagetracking.log";
+    let e = norm(&line_of(file, "SMTP,SEND,29519319995411"));
+    assert_eq!(e.dataset, "exchange");
+    assert_eq!(
+        (
+            s(&e, "email.from.address"),
+            s(&e, "email.to.address"),
+            s(&e, "email.subject")
+        ),
+        (
+            "support@example.com",
+            "uwe.musterman@example.com",
+            "ein Titel"
+        )
+    );
+    assert_eq!(
+        (
+            s(&e, "event.action"),
+            s(&e, "event.outcome"),
+            s(&e, "email.direction")
+        ),
+        ("send", "success", "outbound")
+    );
+    assert_eq!(
+        (s(&e, "host.name"), s(&e, "@timestamp")),
+        ("exchange", "2024-01-07T00:00:07.463Z")
+    );
+    // A quoted source-context with commas; empty server columns: the host is the client side.
+    let e = norm(&line_of(file, "STOREDRIVER,NOTIFYMAPI"));
+    assert_eq!(
+        (e.dataset, s(&e, "host.name"), s(&e, "email.from.address")),
+        ("exchange", "HELLOWORLD", "email@email.com")
+    );
+    let mut n = Normalizer::new();
+    for line in data(file).lines() {
+        assert_eq!(
+            n.normalize(line.as_bytes(), &CTX).dataset,
+            "exchange",
+            "{line}"
+        );
+        for ds in datasets().iter().filter(|d| **d != "exchange") {
+            let e = n.normalize_as(ds, line.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {line}");
+        }
+    }
+}
+
 /// Dovecot login and auth-worker lines (fail2ban's test log) give user, client and outcome.
 #[test]
 fn dovecot_logins_and_auth_workers() {
@@ -1072,6 +1122,8 @@ fn parsers_do_not_claim_foreign_lines() {
         ("strongswan", &postfix),
         ("paloalto", &sshd),
         ("paloalto", &postfix),
+        ("exchange", &sshd),
+        ("exchange", &postfix),
         ("linux.account", &postfix),
     ] {
         let e = n
@@ -1147,6 +1199,7 @@ fn dispatcher_never_panics_on_mutations() {
         "crowdsec-charon-ipsec-logs.log",
         "beats-cisco-asa-additional-messages.log",
         "beats-panw-traffic-selected.log",
+        "elastic-integrations-exchange-messagetracking.log",
     ];
     let mut n = Normalizer::new();
     for f in files {

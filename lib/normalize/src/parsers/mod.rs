@@ -4,6 +4,7 @@ pub(crate) mod account;
 pub(crate) mod asa;
 pub(crate) mod auditd;
 pub(crate) mod dovecot;
+pub(crate) mod exchange;
 pub(crate) mod filterlog;
 pub(crate) mod firewall;
 pub(crate) mod mikrotik;

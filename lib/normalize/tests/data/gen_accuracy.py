@@ -322,6 +322,17 @@ for line in lines("beats-panw-traffic-selected.log"):
         e["source.port"], e["destination.port"] = int(c[24]), int(c[25])
     add("paloalto", line, e)
 
+# --- Exchange message tracking CSV (column order from Microsoft's "Message tracking" docs) ------
+import csv as _csv
+for line in lines("elastic-integrations-exchange-messagetracking.log"):
+    c = next(_csv.reader([line]))
+    e = {"@timestamp": c[0], "event.action": c[8].lower()}
+    if c[12]: e["email.to.address"] = c[12]
+    if c[19].strip("<>"): e["email.from.address"] = c[19].strip("<>")
+    if c[1]: e["source.ip"] = c[1]
+    if c[18]: e["email.subject"] = c[18]
+    add("exchange", line, e)
+
 def jtime(j):
     t = j.get("@timestamp") or j["TimeCreated"]
     d = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
