@@ -27,6 +27,11 @@ const FILES: &[(&str, &str)] = &[
         "cisco.asa/ftd (beats)",
         "beats-cisco-asa-additional-messages.log",
     ),
+    ("paloalto", "beats-panw-traffic-selected.log"),
+    (
+        "exchange",
+        "elastic-integrations-exchange-messagetracking.log",
+    ),
     ("windows xml", "evtxrs-selected.xml"),
     ("windows json", "otrf-selected.json"),
 ];
