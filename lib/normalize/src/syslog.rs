@@ -348,6 +348,26 @@ mod tests {
     }
 
     #[test]
+    fn tai64n_and_cisco_year_stamps() {
+        let f = p("@400000004c91b044077a9e94 imap-login: Info: Login: user=<a>");
+        assert_eq!((f.program, f.msg), ("imap-login", "Info: Login: user=<a>"));
+        assert_eq!(f.ts.unwrap().to_string(), "2010-09-16T05:50:50.1254765Z");
+        // Labels before 1970 or past i64 seconds are no stamp at all (no panic, no frame).
+        let obs = "2025-06-01T00:00:00Z".parse().unwrap();
+        for l in [
+            "@000000000000000000000000 x: y",
+            "@ffffffffffffffffffffffff x: y",
+        ] {
+            assert!(parse(l, &TimeZone::UTC, obs).is_none(), "{l}");
+        }
+        let f = p("Oct 20 2019 15:15:15 dev01: %ASA-5-106100: x");
+        assert_eq!(
+            (f.program, f.ts.unwrap().to_string().as_str()),
+            ("dev01", "2019-10-20T15:15:15Z")
+        );
+    }
+
+    #[test]
     fn bsd_iso_and_5424() {
         let f = p("Feb 12 14:10:21 sd-126005 sshd[16378]: Invalid user pascal");
         assert_eq!(
