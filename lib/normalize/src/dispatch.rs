@@ -182,7 +182,9 @@ fn pick(st: &mut State, tz: &TimeZone, fr: &Frame<'_>) -> Hit {
         return Some(("pam", f));
     }
     match p {
-        "sshd" | "sshd-session" => return Some(("sshd", sshd::parse(msg))),
+        "sshd" | "sshd-session" => {
+            return Some(("sshd", sshd::parse_joined(msg, fr.host, fr.pid, st)));
+        }
         "sudo" => return Some(("sudo", sudo::parse_sudo(msg)?)),
         "su" => return Some(("su", sudo::parse_su(msg)?)),
         "openvpn" => return Some(("openvpn", openvpn::parse_msg(msg))),
@@ -239,7 +241,9 @@ fn by_content(tz: &TimeZone, msg: &str) -> Hit {
 fn forced(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: &str) -> Option<Fields> {
     let msg = fr.msg;
     match force {
-        "sshd" => Some(sshd::parse(msg)).filter(|f| f.has("event.category")),
+        "sshd" => {
+            Some(sshd::parse_joined(msg, fr.host, fr.pid, st)).filter(|f| f.has("event.category"))
+        }
         "pam" => sshd::parse_pam(msg),
         "sudo" => sudo::parse_sudo(msg),
         "su" => sudo::parse_su(msg),

@@ -38,6 +38,10 @@ struct Source {
     /// Datasets of ours that may claim its lines.
     datasets: &'static [&'static str],
     cases: Vec<Case>,
+    /// Expected values were joined to lines by index or order, so each converted address or user
+    /// must occur in its line (fail2ban pairs each line with the comment right above it, and its
+    /// multi-line cases name a host from an earlier line of the same connection).
+    check_alignment: bool,
 }
 
 fn dir() -> PathBuf {
@@ -141,6 +145,7 @@ fn crowdsec(name: &'static str, test: &str, datasets: &'static [&'static str]) -
         name,
         datasets,
         cases,
+        check_alignment: true,
     }
 }
 
@@ -208,6 +213,7 @@ fn beats(
         name,
         datasets,
         cases,
+        check_alignment: true,
     }
 }
 
@@ -240,7 +246,12 @@ fn fail2ban(name: &'static str, file: &str, datasets: &'static [&'static str]) -
                     expect.insert("source.domain".into(), h.into());
                 }
             }
-            if let Some(u) = j.get("user").and_then(Value::as_str) {
+            // An empty `user` ("Invalid user  from …") has no field to compare.
+            if let Some(u) = j
+                .get("user")
+                .and_then(Value::as_str)
+                .filter(|u| !u.is_empty())
+            {
                 expect.insert("user.name".into(), u.into());
             }
         }
@@ -253,6 +264,7 @@ fn fail2ban(name: &'static str, file: &str, datasets: &'static [&'static str]) -
         name,
         datasets,
         cases,
+        check_alignment: false,
     }
 }
 
@@ -331,6 +343,7 @@ fn beats_legacy(
         name,
         datasets,
         cases,
+        check_alignment: true,
     }
 }
 
@@ -396,7 +409,7 @@ fn pct(a: usize, b: usize) -> f64 {
 fn oracle_fixtures_are_aligned() {
     for s in sources() {
         assert!(!s.cases.is_empty(), "{}: no cases", s.name);
-        for c in &s.cases {
+        for c in s.cases.iter().filter(|_| s.check_alignment) {
             for f in ["source.ip", "destination.ip", "user.name"] {
                 if let Some(Value::String(v)) = c.expect.get(f) {
                     assert!(

@@ -517,6 +517,33 @@ fn sshd_source_address_is_not_forged_by_user_name_or_auth_info() {
     }
     let e = norm(&pick("ruser from 1.2.3.4"));
     assert_eq!(s(&e, "user.name"), "user");
+    // Disconnect lines are read from the right: the user name may hold an address.
+    let e = norm(&pick(
+        "authenticating user test 127.0.0.1 port 12345 192.0.2.11",
+    ));
+    assert_eq!(
+        (s(&e, "source.ip"), s(&e, "user.name")),
+        ("192.0.2.11", "test 127.0.0.1 port 12345")
+    );
+    let e = norm(&pick("dummy string' from 192.0.2.1' from 69.61.56.115"));
+    assert_eq!(s(&e, "source.ip"), "69.61.56.115");
+}
+
+/// `Connection from IP` names the client of an sshd process; later lines of that process without
+/// an address get it (fail2ban's multi-line cases), and a reused pid on another host does not.
+#[test]
+fn sshd_connection_from_joins_onto_later_lines_of_the_process() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oracle/fail2ban");
+    let text = std::fs::read_to_string(dir.join("sshd-first-part")).expect("fixture");
+    let mut n = Normalizer::new();
+    let mut last = None;
+    for l in text.lines().filter(|l| l.contains("sshd[22440]")) {
+        last = Some(n.normalize(l.as_bytes(), &CTX));
+    }
+    let e = last.expect("sshd[22440] lines");
+    assert_eq!(s(&e, "source.ip"), "192.0.2.3");
+    let other = "Nov 26 15:03:33 otherhost sshd[22440]: fatal: Unable to negotiate a key exchange method [preauth]";
+    assert_eq!(s(&n.normalize(other.as_bytes(), &CTX), "source.ip"), "");
 }
 
 /// Cisco ASA / FTD per message id on Elastic's test lines: direction-aware 302013/302015/302020,

@@ -32,6 +32,8 @@ pub(crate) struct State {
     pub(crate) audit: Bounded<u64, AuditGroup>,
     /// OpenSMTPD session id → client IP.
     pub(crate) smtpd_client: Bounded<String, String>,
+    /// sshd `host|pid` → client address announced by `Connection from`.
+    pub(crate) sshd_client: Bounded<String, String>,
     /// strongSwan IKE_SA unique id → peer address and identity.
     pub(crate) ike_sa: Bounded<String, strongswan::Sa>,
 }

@@ -10,6 +10,38 @@
 //! name or the auth info (see `peer_after_user`). Other sshd lines are claimed with only the common fields.
 
 use crate::fields::Fields;
+use crate::parsers::State;
+
+/// [`parse`], then the per-connection join: `Connection from IP port N` (LogLevel VERBOSE) and
+/// `SSH: Server;…;Remote: IP-port;…` remember the client of an sshd process (host + pid, bounded
+/// map); a later line of that process without an address (`Disconnecting: Too many
+/// authentication failures`, `fatal: Read from socket failed`, `kex_exchange_identification`,
+/// `Unable to negotiate a key exchange method`) gets it as `source.ip`.
+pub(crate) fn parse_joined(msg: &str, host: &str, pid: &str, st: &mut State) -> Fields {
+    let mut f = parse(msg);
+    if pid.is_empty() {
+        return f;
+    }
+    let key = || format!("{host}|{pid}");
+    let announced = msg
+        .strip_prefix("Connection from ")
+        .map(|r| r.split(' ').next().unwrap_or(""))
+        .or_else(|| {
+            msg.strip_prefix("SSH: Server;")?
+                .split(';')
+                .find_map(|kv| kv.strip_prefix("Remote: "))
+                .and_then(|r| r.rsplit_once('-').map(|x| x.0))
+        });
+    if let Some(ip) = announced.filter(|ip| ip.parse::<std::net::IpAddr>().is_ok()) {
+        f.s("source.ip", ip);
+        st.sshd_client.insert(key(), ip.to_owned());
+    } else if !f.has("source.ip")
+        && let Some(ip) = st.sshd_client.get(&key())
+    {
+        f.s("source.ip", &ip.clone());
+    }
+    f
+}
 
 /// Parses an sshd message (syslog framing already stripped).
 pub(crate) fn parse(msg: &str) -> Fields {
@@ -162,11 +194,18 @@ fn disconnect(msg: &str, f: &mut Fields) -> bool {
     let rest = ["invalid user ", "authenticating user ", "user "]
         .iter()
         .find_map(|p| rest.strip_prefix(p));
-    if let Some(rest) = rest
-        && let Some((user, tail)) = rest.split_once(' ')
-    {
-        f.s("user.name", user);
-        addr(tail, f);
+    // Read from the right: the user name is the client's choice and may itself hold an address
+    // (`user test 127.0.0.1 192.0.2.11 port 46039`): the address is the token before ` port N`.
+    if let Some(rest) = rest {
+        let body = rest.trim_end_matches(" [preauth]");
+        let body = body.split(": ").next().unwrap_or(body);
+        let (head, _port) = body.rsplit_once(" port ").unwrap_or((body, ""));
+        if let Some((user, ip)) = head.rsplit_once(' ')
+            && ip.parse::<std::net::IpAddr>().is_ok()
+        {
+            f.s("user.name", user);
+            addr(&body[user.len() + 1..], f);
+        }
     }
     true
 }
@@ -195,6 +234,20 @@ fn refused(msg: &str, f: &mut Fields) {
         addr(tail, f);
     } else if let Some(rest) = msg.strip_prefix("error: PAM: ") {
         pam_error(rest, f);
+    } else if let Some(rest) = msg.strip_prefix("Bad protocol version identification ") {
+        // The identification string is the client's: the address follows the last ` from `.
+        f.event("network", "connection", "")
+            .s("event.action", "bad_protocol_version");
+        if let Some((_, tail)) = rest.rsplit_once(" from ") {
+            addr(tail, f);
+        }
+    } else if let Some(rest) = msg
+        .strip_prefix("Unable to negotiate with ")
+        .or_else(|| msg.strip_prefix("fatal: Unable to negotiate with "))
+    {
+        f.event("network", "connection", "failure")
+            .s("event.action", "negotiation_failed");
+        addr(rest.split(':').next().unwrap_or(rest), f);
     } else if let Some(rest) = msg.strip_prefix("Did not receive identification string from ") {
         // A client that connected and sent nothing (scanners).
         f.event("network", "connection", "")
