@@ -62,8 +62,8 @@ pub struct UnknownDataset(pub String);
 ///
 /// State: postfix queue id → envelope sender (joined onto later `to=` lines), auditd serial →
 /// SYSCALL/EXECVE summary (carried onto later records of the same event), OpenSMTPD session id
-/// → client IP (joined onto later lines of the session) and strongSwan IKE_SA id → peer address
-/// and identity. Each map holds at most
+/// → client IP (joined onto later lines of the session), strongSwan IKE_SA id → peer address
+/// and identity, and sshd host+pid → client address (`Connection from`). Each map holds at most
 /// [`STATE_CAP`] entries; when full the oldest entry is evicted (FIFO).
 #[derive(Debug, Default)]
 pub struct Normalizer {
