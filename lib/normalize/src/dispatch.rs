@@ -8,7 +8,8 @@ use jiff::tz::TimeZone;
 
 use crate::fields::Fields;
 use crate::parsers::{
-    State, asa, auditd, firewall, opensmtpd, openvpn, postfix, sshd, sudo, web, windows,
+    State, account, asa, auditd, dovecot, exchange, filterlog, firewall, mikrotik, opensmtpd,
+    openvpn, panos, postfix, sshd, strongswan, sudo, web, windows,
 };
 use crate::syslog::{self, Frame};
 use crate::{Context, Event, Origin, UNPARSED, time};
@@ -25,11 +26,19 @@ pub(crate) fn run(
     let text = String::from_utf8_lossy(raw);
     let line = text.trim_matches(|c: char| c.is_ascii_whitespace());
     let obs = time::observed(ctx.observed_unix_nanos);
-    let frame = match origin {
+    let mut frame = match origin {
         Some(o) => Some(told(line, o)),
         None => syslog::parse(line, tz, obs),
     };
-    let got = whole(st, tz, line, force).or_else(|| framed(st, tz, frame.as_ref()?, force));
+    // A whole-line format (Windows, auditd, CSV logs…) has no syslog frame: a stamp-like start
+    // such as Exchange's `2025-01-14T09:28:39.334Z,…` must not lend it a host.
+    let got = match whole(st, tz, line, force) {
+        Some(hit) => {
+            frame = None;
+            Some(hit)
+        }
+        None => frame.as_ref().and_then(|fr| framed(st, tz, fr, force)),
+    };
     let (dataset, mut f) = got.unwrap_or((UNPARSED, Fields::new()));
     if dataset == UNPARSED {
         f = Fields::new();
@@ -114,8 +123,11 @@ fn whole(st: &mut State, tz: &TimeZone, line: &str, force: Option<&str>) -> Hit 
     if b[0] != b'<' && firewall::is_fortigate(line) && want(force, "fortigate") {
         return firewall::parse_fortigate(line, tz).map(|f| ("fortigate", f));
     }
-    if line.starts_with("%ASA-") && want(force, "cisco.asa") {
+    if (line.starts_with("%ASA-") || line.starts_with("%FTD-")) && want(force, "cisco.asa") {
         return asa::parse(line).map(|f| ("cisco.asa", f));
+    }
+    if b[0].is_ascii_digit() && exchange::looks(line) && want(force, "exchange") {
+        return exchange::parse(line).map(|f| ("exchange", f));
     }
     if b[0].is_ascii_digit() {
         let tries: [(&'static str, &dyn Fn() -> Option<Fields>); 4] = [
@@ -170,16 +182,38 @@ fn pick(st: &mut State, tz: &TimeZone, fr: &Frame<'_>) -> Hit {
         return Some(("pam", f));
     }
     match p {
-        "sshd" | "sshd-session" => return Some(("sshd", sshd::parse(msg))),
+        "sshd" | "sshd-session" => {
+            return Some(("sshd", sshd::parse_joined(msg, fr.host, fr.pid, st)));
+        }
         "sudo" => return Some(("sudo", sudo::parse_sudo(msg)?)),
         "su" => return Some(("su", sudo::parse_su(msg)?)),
         "openvpn" => return Some(("openvpn", openvpn::parse_msg(msg))),
+        "filterlog" => return Some(("filterlog", filterlog::parse(msg)?)),
+        "dovecot" => return Some(("dovecot", dovecot::parse(msg)?)),
+        _ if p.ends_with("-login") && fr.pid.is_empty() => {
+            return Some(("dovecot", dovecot::parse_login_program(p, msg)?));
+        }
+        _ if account::PROGRAMS.contains(&p) => {
+            return Some(("linux.account", account::parse(p, msg)?));
+        }
+        "charon" | "charon-systemd" => return Some(("strongswan", strongswan::parse(msg, st)?)),
         "smtpd" if opensmtpd::looks(msg) => {
             return Some(("opensmtpd", opensmtpd::parse(msg, st)?));
         }
         _ if p.starts_with("postfix") => return Some(("postfix", postfix::parse(p, msg, st))),
         _ if p.starts_with("ovpn-") => return Some(("openvpn", openvpn::parse_msg(msg))),
         _ => {}
+    }
+    // Cisco `logging device-id`: `Mmm dd [yyyy ]hh:mm:ss DEVICE: %ASA-…` names the firewall where
+    // the tag would be.
+    if fr.host.is_empty()
+        && fr.pid.is_empty()
+        && !p.is_empty()
+        && (msg.starts_with("%ASA-") || msg.starts_with("%FTD-"))
+    {
+        let mut f = asa::parse(msg)?;
+        f.s("host.name", p).s("observer.name", p);
+        return Some(("cisco.asa", f));
     }
     by_content(tz, msg)
 }
@@ -194,6 +228,12 @@ fn by_content(tz: &TimeZone, msg: &str) -> Hit {
     if firewall::is_netfilter(msg) {
         return firewall::parse_netfilter(msg).map(|f| ("netfilter", f));
     }
+    if mikrotik::split(msg).is_some() {
+        return mikrotik::parse(msg).map(|f| ("mikrotik", f));
+    }
+    if panos::looks(msg) {
+        return panos::parse(msg, tz).map(|f| ("paloalto", f));
+    }
     None
 }
 
@@ -201,13 +241,33 @@ fn by_content(tz: &TimeZone, msg: &str) -> Hit {
 fn forced(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: &str) -> Option<Fields> {
     let msg = fr.msg;
     match force {
-        "sshd" => Some(sshd::parse(msg)).filter(|f| f.has("event.category")),
+        "sshd" => {
+            Some(sshd::parse_joined(msg, fr.host, fr.pid, st)).filter(|f| f.has("event.category"))
+        }
         "pam" => sshd::parse_pam(msg),
         "sudo" => sudo::parse_sudo(msg),
         "su" => sudo::parse_su(msg),
         "postfix" => Some(postfix::parse(fr.program, msg, st)).filter(|f| f.has("event.action")),
-        "openvpn" => Some(openvpn::parse_msg(msg)).filter(|f| f.has("event.category")),
+        // Another program's message is OpenVPN's only with OpenVPN's own evidence (a peer prefix
+        // or phrase): `EAP-MS-CHAPv2 verification failed` from charon is not.
+        "openvpn" => Some(openvpn::parse_msg(msg))
+            .filter(|f| f.has("event.category"))
+            .filter(|_| openvpn::is_own(msg)),
         "opensmtpd" => opensmtpd::parse(msg, st).filter(|f| f.has("event.action")),
+        "filterlog" => filterlog::parse(msg),
+        "dovecot" => match fr.program {
+            "dovecot" => dovecot::parse(msg),
+            p => dovecot::parse_login_program(p, msg),
+        },
+        "mikrotik" => mikrotik::parse(msg),
+        "paloalto" => panos::parse(msg, tz),
+        "linux.account" => account::PROGRAMS
+            .contains(&fr.program)
+            .then(|| account::parse(fr.program, msg))
+            .flatten(),
+        "strongswan" => matches!(fr.program, "charon" | "charon-systemd")
+            .then(|| strongswan::parse(msg, st))
+            .flatten(),
         "cisco.asa" => asa::parse(asa::find(msg)?),
         "fortigate" => firewall::parse_fortigate(msg, tz).filter(|_| msg.contains("logid=")),
         "netfilter" => firewall::is_netfilter(msg)

@@ -61,8 +61,9 @@ pub struct UnknownDataset(pub String);
 /// Stateful normalizer for one stream of lines.
 ///
 /// State: postfix queue id → envelope sender (joined onto later `to=` lines), auditd serial →
-/// SYSCALL/EXECVE summary (carried onto later records of the same event) and OpenSMTPD session id
-/// → client IP (joined onto later lines of the session). Each map holds at most
+/// SYSCALL/EXECVE summary (carried onto later records of the same event), OpenSMTPD session id
+/// → client IP (joined onto later lines of the session), strongSwan IKE_SA id → peer address
+/// and identity, and sshd host+pid → client address (`Connection from`). Each map holds at most
 /// [`STATE_CAP`] entries; when full the oldest entry is evicted (FIFO).
 #[derive(Debug, Default)]
 pub struct Normalizer {
@@ -149,6 +150,13 @@ const DATASETS: &[&str] = &[
     "cisco.asa",
     "openvpn",
     "opensmtpd",
+    "filterlog",
+    "dovecot",
+    "mikrotik",
+    "strongswan",
+    "linux.account",
+    "paloalto",
+    "exchange",
 ];
 
 /// Dataset names of all parsers.
@@ -157,8 +165,9 @@ pub fn datasets() -> &'static [&'static str] {
 }
 
 /// Fuzzing entry point: runs the dispatcher on arbitrary bytes (several lines share one state).
-/// Each line also goes through the framing layer behind a `<PRI>` and behind a relay header, so
-/// the nested-header and `message repeated` paths see arbitrary payloads.
+/// Each line also goes through the framing layer behind a `<PRI>`, a relay header, an rsyslog
+/// `message repeated N times: [` wrapper and the `filterlog` / `dovecot` program headers, so the
+/// nested-header, repeat and program-dispatched paths see arbitrary payloads.
 pub fn fuzz_dispatch(data: &[u8]) {
     let ctx = Context {
         host: "fuzz",
@@ -170,7 +179,15 @@ pub fn fuzz_dispatch(data: &[u8]) {
     let mut n = Normalizer::new();
     let mut buf = Vec::new();
     for line in data.split(|b| *b == b'\n') {
-        for prefix in [&b""[..], b"<13>", b"<13>Mar  1 10:00:00 relay <38>"] {
+        for prefix in [
+            &b""[..],
+            b"<13>",
+            b"<13>Mar  1 10:00:00 relay <38>",
+            b"Mar  1 10:00:00 h sshd[1]: message repeated 2 times: [ ",
+            b"<134>Jul  3 19:10:30 filterlog[1]: ",
+            b"2023-03-18T20:35:05+01:00 h dovecot: ",
+            b"@400000004c91b044077a9e94 imap-login: ",
+        ] {
             buf.clear();
             buf.extend_from_slice(prefix);
             buf.extend_from_slice(line);

@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! [<PRI>]Mmm dd hh:mm:ss [<fac.sev>] [HOST] TAG[PID]: MSG        (BSD, no year, agent zone)
+//! [<PRI>]Mmm dd yyyy hh:mm:ss HOST: MSG                          (Cisco, with year, agent zone)
+//! @4000000063a1b2c3xxxxxxxx TAG: MSG                             (daemontools TAI64N, UTC)
 //! [<PRI>]YYYY-MM-DDThh:mm:ss[.f]±hh:mm HOST TAG[PID]: MSG       (ISO 8601 file format)
 //! [<PRI>]YYYY-MM-DD hh:mm:ss[.f]±hhmm  HOST TAG[PID]: MSG       (space-separated ISO with zone;
 //!                                                               macOS `log show --style syslog`)
@@ -121,9 +123,21 @@ fn strip_pri(line: &str) -> &str {
     line
 }
 
-/// BSD or ISO stamp at the start of `s`; returns the rest after it.
+/// BSD, ISO or TAI64N stamp at the start of `s`; returns the rest after it.
 fn stamp<'a>(s: &'a str, tz: &TimeZone, obs: Timestamp) -> Option<(Option<Timestamp>, &'a str)> {
     let b = s.as_bytes();
+    // daemontools/s6/runit `@4000000063a1b2c3xxxxxxxx`: a TAI64N label (2^62 + TAI seconds, then
+    // nanoseconds); UTC is taken as TAI − 10 s, as daemontools' own tai64nlocal does.
+    if b.first() == Some(&b'@')
+        && b.get(25) == Some(&b' ')
+        && b[1..25].iter().all(u8::is_ascii_hexdigit)
+    {
+        let secs = u64::from_str_radix(&s[1..17], 16).ok()?;
+        let nanos = u32::from_str_radix(&s[17..25], 16).ok()?;
+        let unix = i64::try_from(secs.checked_sub(1u64 << 62)?).ok()? - 10;
+        let ts = Timestamp::new(unix, i32::try_from(nanos).ok()?).ok();
+        return Some((ts, &s[25..]));
+    }
     if b.len() >= 15
         && let Some(mon) = time::month(b)
         && b[3] == b' '
@@ -137,6 +151,17 @@ fn stamp<'a>(s: &'a str, tz: &TimeZone, obs: Timestamp) -> Option<(Option<Timest
             i += 1;
         }
         let day: i8 = s.get(ds..i)?.parse().ok()?;
+        // Cisco `logging timestamp` with a year: `Oct 20 2019 15:15:15`.
+        if b.get(i) == Some(&b' ')
+            && b.get(i + 5) == Some(&b' ')
+            && b.get(i + 1..i + 5)
+                .is_some_and(|y| y.iter().all(u8::is_ascii_digit))
+        {
+            let year: i16 = s.get(i + 1..i + 5)?.parse().ok()?;
+            let t = time::hms(b.get(i + 6..i + 14)?)?;
+            let dt = jiff::civil::DateTime::new(year, mon, day, t.0, t.1, t.2, t.3).ok()?;
+            return Some((time::civil(dt, tz), s.get(i + 14..)?));
+        }
         let t = time::hms(b.get(i + 1..i + 9)?)?;
         if b.get(i) != Some(&b' ') {
             return None;
@@ -320,6 +345,26 @@ mod tests {
 
     fn p(l: &str) -> Frame<'_> {
         parse(l, &TimeZone::UTC, "2025-06-01T00:00:00Z".parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn tai64n_and_cisco_year_stamps() {
+        let f = p("@400000004c91b044077a9e94 imap-login: Info: Login: user=<a>");
+        assert_eq!((f.program, f.msg), ("imap-login", "Info: Login: user=<a>"));
+        assert_eq!(f.ts.unwrap().to_string(), "2010-09-16T05:50:50.1254765Z");
+        // Labels before 1970 or past i64 seconds are no stamp at all (no panic, no frame).
+        let obs = "2025-06-01T00:00:00Z".parse().unwrap();
+        for l in [
+            "@000000000000000000000000 x: y",
+            "@ffffffffffffffffffffffff x: y",
+        ] {
+            assert!(parse(l, &TimeZone::UTC, obs).is_none(), "{l}");
+        }
+        let f = p("Oct 20 2019 15:15:15 dev01: %ASA-5-106100: x");
+        assert_eq!(
+            (f.program, f.ts.unwrap().to_string().as_str()),
+            ("dev01", "2019-10-20T15:15:15Z")
+        );
     }
 
     #[test]

@@ -15,6 +15,9 @@ fn accuracy_table_meets_bounds() {
         if ["su", "sudo"].contains(d) {
             continue; // the corpus holds (almost) no su/sudo lines; see README.md
         }
+        if ["mikrotik", "linux.account"].contains(d) {
+            continue; // real lines only in the independent table (tests/oracle.rs); see README.md
+        }
         assert!(report.rows.contains_key(*d), "no accuracy rows for {d}");
     }
     assert!(

@@ -432,6 +432,689 @@ fn new_format_lines_are_claimed_only_by_their_parser() {
     }
 }
 
+/// pfSense (BSD syslog without a host) and OPNsense (RFC 3164 and RFC 5424) `filterlog` lines.
+#[test]
+fn filterlog_pfsense_and_opnsense() {
+    let file = "elastic-integrations-pfsense-filterlog.log";
+    let e = norm(&line_of(file, "igb1.12,match,block,in,4,0x0,,63,12617"));
+    assert_eq!(e.dataset, "filterlog");
+    assert_eq!(
+        (
+            s(&e, "source.ip"),
+            s(&e, "destination.ip"),
+            s(&e, "event.action")
+        ),
+        ("10.170.12.50", "1.1.1.1", "deny")
+    );
+    assert_eq!(
+        (num(&e, "source.port"), num(&e, "destination.port")),
+        (Some(49724), Some(853))
+    );
+    assert_eq!(
+        (s(&e, "rule.id"), s(&e, "rule.uuid")),
+        ("146", "1535324496")
+    );
+    assert_eq!(s(&e, "observer.ingress.interface.name"), "igb1.12");
+    assert_eq!(s(&e, "@timestamp"), "2024-07-03T19:10:30Z");
+    let e = norm(&line_of(file, "ixl1_vlan70"));
+    assert_eq!(
+        (
+            s(&e, "event.action"),
+            s(&e, "network.direction"),
+            s(&e, "host.name")
+        ),
+        ("allow", "egress", "OPNsense.example.com")
+    );
+    assert_eq!(s(&e, "observer.egress.interface.name"), "ixl1_vlan70");
+    assert_eq!(s(&e, "@timestamp"), "2022-06-09T20:44:11Z");
+    let e = norm(&line_of(
+        file,
+        "Dec 31 22:02:55 firewall.opnsense.net filterlog",
+    ));
+    assert_eq!(
+        (
+            s(&e, "source.ip"),
+            s(&e, "destination.ip"),
+            s(&e, "network.transport")
+        ),
+        ("fe80::208:9bff:fef3:652b", "ff02::1:2", "udp")
+    );
+    assert_eq!(num(&e, "destination.port"), Some(547));
+    let e = norm(&line_of(file, ",icmp,84,10.100.10.30"));
+    assert_eq!(
+        (s(&e, "network.transport"), num(&e, "source.port")),
+        ("icmp", None)
+    );
+}
+
+/// A client chooses its user name and PAM may append auth info: neither may plant the source
+/// address (fail2ban's injection test lines).
+#[test]
+fn sshd_source_address_is_not_forged_by_user_name_or_auth_info() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oracle/fail2ban");
+    let text = std::fs::read_to_string(dir.join("sshd-first-part")).expect("fixture");
+    let pick = |needle: &str| {
+        text.lines()
+            .find(|l| l.contains(needle) && !l.starts_with('#'))
+            .expect(needle)
+            .to_owned()
+    };
+    for (needle, ip) in [
+        (
+            "Failed password for invalid user test from 10.10.1.2 port 55555 ssh2 from",
+            "127.0.0.1",
+        ),
+        ("58946 ssh2: from 10.10.1.2", "127.0.0.1"),
+        ("ssh1: ruser from 1.2.3.4", "127.0.0.1"),
+        (
+            "Failed password for invalid user from 10.10.1.1 from",
+            "127.0.0.1",
+        ),
+    ] {
+        let e = norm(&pick(needle));
+        assert_eq!(s(&e, "source.ip"), ip, "{needle}");
+        assert_eq!(s(&e, "event.outcome"), "failure", "{needle}");
+    }
+    let e = norm(&pick("ruser from 1.2.3.4"));
+    assert_eq!(s(&e, "user.name"), "user");
+    // Disconnect lines are read from the right: the user name may hold an address.
+    let e = norm(&pick(
+        "authenticating user test 127.0.0.1 port 12345 192.0.2.11",
+    ));
+    assert_eq!(
+        (s(&e, "source.ip"), s(&e, "user.name")),
+        ("192.0.2.11", "test 127.0.0.1 port 12345")
+    );
+    let e = norm(&pick("dummy string' from 192.0.2.1' from 69.61.56.115"));
+    assert_eq!(s(&e, "source.ip"), "69.61.56.115");
+}
+
+/// `Connection from IP` names the client of an sshd process; later lines of that process without
+/// an address get it (fail2ban's multi-line cases), and a reused pid on another host does not.
+#[test]
+fn sshd_connection_from_joins_onto_later_lines_of_the_process() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oracle/fail2ban");
+    let text = std::fs::read_to_string(dir.join("sshd-first-part")).expect("fixture");
+    let mut n = Normalizer::new();
+    let mut last = None;
+    for l in text.lines().filter(|l| l.contains("sshd[22440]")) {
+        last = Some(n.normalize(l.as_bytes(), &CTX));
+    }
+    let e = last.expect("sshd[22440] lines");
+    assert_eq!(s(&e, "source.ip"), "192.0.2.3");
+    let other = "Nov 26 15:03:33 otherhost sshd[22440]: fatal: Unable to negotiate a key exchange method [preauth]";
+    assert_eq!(s(&n.normalize(other.as_bytes(), &CTX), "source.ip"), "");
+}
+
+/// Cisco ASA / FTD per message id on Elastic's test lines: direction-aware 302013/302015/302020,
+/// 106100 ACL hits, 106023 access-group, 710003, AnyConnect/WebVPN sessions, AAA logins.
+#[test]
+fn cisco_asa_per_message_id() {
+    let file = "beats-cisco-asa-additional-messages.log";
+    let ev = |needle: &str| norm(&line_of(file, needle));
+    let e = ev("Built outbound TCP connection 1588662");
+    assert_eq!(
+        (
+            s(&e, "source.ip"),
+            num(&e, "source.port"),
+            s(&e, "destination.ip"),
+            num(&e, "destination.port")
+        ),
+        ("10.10.10.10", Some(54839), "192.168.2.2", Some(80))
+    );
+    assert_eq!(
+        (s(&e, "network.direction"), s(&e, "event.action")),
+        ("outbound", "allow")
+    );
+    assert_eq!(
+        (s(&e, "host.name"), s(&e, "observer.product")),
+        ("dev01", "ASA")
+    );
+    let e = ev("%FTD-6-302013: Built inbound TCP");
+    assert_eq!(
+        (s(&e, "source.ip"), s(&e, "destination.ip")),
+        ("10.10.10.10", "192.168.2.2")
+    );
+    assert_eq!(s(&e, "observer.product"), "FTD");
+    let e = ev("Built outbound ICMP connection");
+    assert_eq!(
+        (s(&e, "source.ip"), s(&e, "destination.ip")),
+        ("192.168.2.2", "10.10.10.10")
+    );
+    let e = ev("Teardown TCP connection 2960892904");
+    assert_eq!(
+        (s(&e, "source.ip"), num(&e, "destination.port")),
+        ("10.10.10.10", Some(55225))
+    );
+    let e = ev("by access-group \"out1111_access_out\"");
+    assert_eq!(
+        (
+            s(&e, "event.action"),
+            s(&e, "rule.name"),
+            s(&e, "source.ip"),
+            s(&e, "destination.ip")
+        ),
+        ("deny", "out1111_access_out", "10.10.10.10", "192.168.2.2")
+    );
+    let e = ev("dst srv:192.168.2.2/51635(testhostname.domain)");
+    assert_eq!(num(&e, "destination.port"), Some(51635));
+    let e = ev("access-list fw111_out permitted tcp ptaaac");
+    assert_eq!(
+        (
+            s(&e, "rule.name"),
+            s(&e, "event.action"),
+            s(&e, "source.ip"),
+            num(&e, "source.port")
+        ),
+        ("fw111_out", "allow", "192.168.2.2", Some(62157))
+    );
+    assert_eq!(
+        (s(&e, "destination.ip"), num(&e, "destination.port")),
+        ("10.10.10.10", Some(3452))
+    );
+    let e = ev("access-list testrulename denied");
+    assert_eq!(
+        (
+            s(&e, "event.action"),
+            s(&e, "source.domain"),
+            s(&e, "destination.ip")
+        ),
+        ("deny", "somedomainname.local", "195.122.12.242")
+    );
+    assert_eq!(s(&e, "@timestamp"), "2019-10-20T15:15:15Z");
+    let e = ev("%ASA-3-710003");
+    assert_eq!(
+        (
+            s(&e, "event.action"),
+            s(&e, "source.ip"),
+            s(&e, "destination.ip"),
+            num(&e, "destination.port")
+        ),
+        ("deny", "104.46.88.19", "195.74.114.34", Some(23))
+    );
+    let e = ev("%ASA-4-313004");
+    assert_eq!(
+        (s(&e, "event.action"), s(&e, "source.ip")),
+        ("deny", "10.10.10.10")
+    );
+    let e = ev("%ASA-4-722051");
+    assert_eq!(
+        (
+            s(&e, "user.name"),
+            s(&e, "source.ip"),
+            s(&e, "cisco.asa.assigned_ip"),
+            s(&e, "event.outcome")
+        ),
+        ("john", "192.168.50.3", "192.168.50.5", "success")
+    );
+    let e = ev("User alice IP 192.168.50.1 WebVPN session terminated");
+    assert_eq!(
+        (
+            s(&e, "user.name"),
+            s(&e, "source.ip"),
+            s(&e, "event.action")
+        ),
+        ("alice", "192.168.50.1", "vpn_session_end")
+    );
+    let e = ev("%ASA-4-113019");
+    assert_eq!(
+        (s(&e, "event.reason"), s(&e, "source.ip")),
+        ("User Requested", "91.240.17.178")
+    );
+    let e = ev("%ASA-6-611102");
+    assert_eq!(
+        (
+            s(&e, "user.name"),
+            s(&e, "source.ip"),
+            s(&e, "event.outcome")
+        ),
+        ("admin", "10.10.0.87", "failure")
+    );
+    let e = ev("%ASA-6-611101");
+    assert_eq!(s(&e, "event.outcome"), "success");
+}
+
+/// Every line of the ASA/FTD file is claimed by cisco.asa alone, forced or not.
+#[test]
+fn cisco_asa_lines_are_claimed_only_by_their_parser() {
+    let mut n = Normalizer::new();
+    for line in data("beats-cisco-asa-additional-messages.log").lines() {
+        assert_eq!(
+            n.normalize(line.as_bytes(), &CTX).dataset,
+            "cisco.asa",
+            "{line}"
+        );
+        for ds in datasets().iter().filter(|d| **d != "cisco.asa") {
+            let e = n.normalize_as(ds, line.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {line}");
+        }
+    }
+}
+
+/// strongSwan: the IKE_SA id joins the peer address and EAP identity onto the failure line.
+#[test]
+fn strongswan_eap_and_xauth_failures_carry_user_and_peer() {
+    let mut n = Normalizer::new();
+    let evs: Vec<Event> = data("crowdsec-charon-ipsec-logs.log")
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| n.normalize(l.as_bytes(), &CTX))
+        .collect();
+    let fail = evs
+        .iter()
+        .find(|e| s(e, "event.action") == "eap_auth" && s(e, "user.name") == "hl")
+        .expect("EAP failure of hl");
+    assert_eq!(
+        (
+            s(fail, "event.outcome"),
+            s(fail, "source.ip"),
+            s(fail, "strongswan.ike_sa_id")
+        ),
+        ("failure", "116.178.2.170", "85")
+    );
+    assert_eq!(s(fail, "host.name"), "exmaple.com");
+    let x = evs
+        .iter()
+        .find(|e| s(e, "event.action") == "xauth")
+        .expect("XAuth failure");
+    assert_eq!(
+        (s(x, "user.name"), s(x, "event.outcome"), s(x, "source.ip")),
+        ("lyb", "failure", "116.178.2.170")
+    );
+    // One outcome per attempt: the pam_authenticate line before it has none.
+    let pam_lines = evs
+        .iter()
+        .filter(|e| s(e, "event.reason").starts_with("XAuth pam_authenticate"))
+        .count();
+    assert!(pam_lines > 0);
+    assert!(
+        evs.iter()
+            .filter(|e| s(e, "event.reason").starts_with("XAuth pam_authenticate"))
+            .all(|e| s(e, "event.outcome").is_empty())
+    );
+    // A forced other parser claims none of them; strongswan claims no foreign line.
+    for line in data("crowdsec-charon-ipsec-logs.log")
+        .lines()
+        .filter(|l| l.contains("[IKE]"))
+        .take(20)
+    {
+        for ds in datasets().iter().filter(|d| **d != "strongswan") {
+            let e = n.normalize_as(ds, line.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {line}");
+        }
+    }
+}
+
+/// shadow-utils account management, sudo variants and the sshd scanner line, on Elastic's
+/// `system/auth` test lines.
+#[test]
+fn account_management_sudo_and_scanner_lines() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oracle/beats");
+    let text = std::fs::read_to_string(dir.join("system-auth-test.log")).expect("fixture");
+    let ev = |needle: &str| norm(text.lines().find(|l| l.contains(needle)).expect(needle));
+    let e = ev("useradd[6995]");
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "event.action"),
+            s(&e, "user.name"),
+            s(&e, "user.id")
+        ),
+        ("linux.account", "user_created", "apache", "48")
+    );
+    let e = ev("groupadd[6991]");
+    assert_eq!(
+        (s(&e, "event.action"), s(&e, "group.name")),
+        ("group_created", "apache")
+    );
+    let e = ev("user NOT in sudoers");
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "user.name"),
+            s(&e, "event.outcome"),
+            s(&e, "user.effective.name")
+        ),
+        ("sudo", "tsg", "failure", "root")
+    );
+    let e = ev("Did not receive identification string");
+    assert_eq!(
+        (s(&e, "source.ip"), s(&e, "event.action")),
+        ("2.125.160.217", "no_identification")
+    );
+    // Forced elsewhere, the account lines are nobody else's; linux.account claims no sshd line.
+    let mut n = Normalizer::new();
+    for line in text.lines().filter(|l| l.contains("add[")) {
+        for ds in datasets().iter().filter(|d| **d != "linux.account") {
+            let e = n.normalize_as(ds, line.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {line}");
+        }
+    }
+    let sshd = line_of("crowdsec-sshd.log", "Invalid user pascal");
+    let e = n
+        .normalize_as("linux.account", sshd.as_bytes(), &CTX)
+        .expect("known");
+    assert_eq!(e.dataset, "unparsed");
+}
+
+/// Windows 1102 (audit log cleared) as OTRF exports it: the subject only in the rendered message.
+#[test]
+fn windows_1102_real_lines_name_who_cleared_the_log() {
+    let evs: Vec<Event> = data("otrf-selected.json")
+        .lines()
+        .filter(|l| l.contains("\"EventID\":1102"))
+        .map(norm)
+        .collect();
+    assert_eq!(evs.len(), 2);
+    for e in &evs {
+        assert_eq!(
+            (s(e, "event.action"), s(e, "user.name"), s(e, "user.domain")),
+            ("audit-log-cleared", "wardog", "WORKSTATION5")
+        );
+        assert_eq!(
+            s(e, "user.id"),
+            "S-1-5-21-3940915590-64593676-1414006259-500"
+        );
+    }
+}
+
+/// Postfix SMTP AUTH failures name the account tried (CrowdSec hub postfix lines).
+#[test]
+fn postfix_sasl_failure_names_the_account() {
+    let e = norm(&line_of(
+        "crowdsec-postfix.log",
+        "sasl_username=postmaster@example.org",
+    ));
+    assert_eq!(
+        (
+            s(&e, "event.action"),
+            s(&e, "event.outcome"),
+            s(&e, "user.name"),
+            s(&e, "source.ip")
+        ),
+        (
+            "sasl_auth_failure",
+            "failure",
+            "postmaster@example.org",
+            "203.0.113.10"
+        )
+    );
+}
+
+/// Palo Alto PAN-OS TRAFFIC CSV behind a BSD syslog header (Elastic's test lines).
+#[test]
+fn paloalto_traffic_csv() {
+    let file = "beats-panw-traffic-selected.log";
+    let e = norm(&line_of(file, "apple-maps"));
+    assert_eq!(e.dataset, "paloalto");
+    assert_eq!(
+        (
+            s(&e, "source.ip"),
+            num(&e, "source.port"),
+            s(&e, "destination.ip"),
+            num(&e, "destination.port")
+        ),
+        ("192.168.15.207", Some(55113), "184.51.253.152", Some(443))
+    );
+    assert_eq!(
+        (
+            s(&e, "event.action"),
+            s(&e, "rule.name"),
+            s(&e, "network.transport")
+        ),
+        ("allow", "new_outbound_from_trust", "tcp")
+    );
+    assert_eq!(
+        (s(&e, "host.name"), s(&e, "@timestamp")),
+        ("PA-220", "2018-11-30T16:09:07Z")
+    );
+    let e = norm(&line_of(file, "TRAFFIC,deny,"));
+    assert_eq!(
+        (s(&e, "network.transport"), num(&e, "source.port")),
+        ("icmp", None)
+    );
+    // Every line is PAN-OS's alone, forced or not; PAN-OS claims no sshd/postfix line.
+    let mut n = Normalizer::new();
+    for line in data(file).lines() {
+        assert_eq!(
+            n.normalize(line.as_bytes(), &CTX).dataset,
+            "paloalto",
+            "{line}"
+        );
+        for ds in datasets().iter().filter(|d| **d != "paloalto") {
+            let e = n.normalize_as(ds, line.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {line}");
+        }
+    }
+}
+
+/// daemontools/s6 TAI64N stamps frame like syslog (fail2ban's dovecot multilog lines).
+#[test]
+fn tai64n_multilog_lines_are_framed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oracle/fail2ban");
+    let text = std::fs::read_to_string(dir.join("dovecot")).expect("fixture");
+    let tai: Vec<&str> = text.lines().filter(|l| l.starts_with('@')).collect();
+    assert_eq!(tai.len(), 4);
+    let e = norm(tai[0]);
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "source.ip"),
+            s(&e, "user.name"),
+            s(&e, "event.outcome")
+        ),
+        (
+            "dovecot",
+            "80.187.101.33",
+            "martin@waschbuesch.de",
+            "failure"
+        )
+    );
+    assert_eq!(s(&e, "@timestamp"), "2010-09-16T05:50:50.1254765Z");
+    // `ruser=rhost=1.2.3.4` (injected) does not become the source.
+    let e = norm(tai[2]);
+    assert_eq!((e.dataset, s(&e, "source.ip")), ("pam", "192.0.43.10"));
+}
+
+/// Exchange message tracking CSV (Elastic's test lines): addresses, subject, action, direction.
+#[test]
+fn exchange_message_tracking_csv() {
+    let file = "elastic-integrations-exchange-messagetracking.log";
+    let e = norm(&line_of(file, "SMTP,SEND,29519319995411"));
+    assert_eq!(e.dataset, "exchange");
+    assert_eq!(
+        (
+            s(&e, "email.from.address"),
+            s(&e, "email.to.address"),
+            s(&e, "email.subject")
+        ),
+        (
+            "support@example.com",
+            "uwe.musterman@example.com",
+            "ein Titel"
+        )
+    );
+    assert_eq!(
+        (
+            s(&e, "event.action"),
+            s(&e, "event.outcome"),
+            s(&e, "email.direction")
+        ),
+        ("send", "success", "outbound")
+    );
+    assert_eq!(
+        (s(&e, "host.name"), s(&e, "@timestamp")),
+        ("exchange", "2024-01-07T00:00:07.463Z")
+    );
+    // A quoted source-context with commas; empty server columns: the host is the client side.
+    let e = norm(&line_of(file, "STOREDRIVER,NOTIFYMAPI"));
+    assert_eq!(
+        (e.dataset, s(&e, "host.name"), s(&e, "email.from.address")),
+        ("exchange", "HELLOWORLD", "email@email.com")
+    );
+    let mut n = Normalizer::new();
+    for line in data(file).lines() {
+        assert_eq!(
+            n.normalize(line.as_bytes(), &CTX).dataset,
+            "exchange",
+            "{line}"
+        );
+        for ds in datasets().iter().filter(|d| **d != "exchange") {
+            let e = n.normalize_as(ds, line.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {line}");
+        }
+    }
+}
+
+/// Dovecot login and auth-worker lines (fail2ban's test log) give user, client and outcome.
+#[test]
+fn dovecot_logins_and_auth_workers() {
+    let file = "fail2ban-dovecot-selected.log";
+    let e = norm(&line_of(file, "user=<username.bob>"));
+    assert_eq!(e.dataset, "dovecot");
+    assert_eq!(
+        (
+            s(&e, "user.name"),
+            s(&e, "source.ip"),
+            s(&e, "event.outcome")
+        ),
+        ("username.bob", "49.176.98.87", "failure")
+    );
+    assert_eq!(
+        (s(&e, "destination.ip"), s(&e, "network.protocol")),
+        ("113.212.99.194", "imap")
+    );
+    let e = norm(&line_of(
+        file,
+        "Disconnected (no auth attempts): rip=121.44.24.254",
+    ));
+    assert_eq!(
+        (s(&e, "event.action"), s(&e, "event.outcome")),
+        ("disconnect", "")
+    );
+    let e = norm(&line_of(file, "auth(default): pam("));
+    assert_eq!(
+        (
+            s(&e, "user.name"),
+            s(&e, "source.ip"),
+            s(&e, "event.outcome")
+        ),
+        ("account@MYSERVERNAME.com", "200.76.17.206", "failure")
+    );
+    // A successful login, as in the CrowdSec hub's dovecot test log.
+    let ok = "Oct 13 09:22:59 canyon dovecot: pop3-login: Info: Login: user=<test@yourdomain.net>, method=PLAIN, rip=172.17.0.1, lip=172.17.0.2, mpid=18, TLS, session=<PeYcgjjOGOisEQAB>";
+    let e = norm(ok);
+    assert_eq!(
+        (s(&e, "event.outcome"), s(&e, "user.name")),
+        ("success", "test@yourdomain.net")
+    );
+}
+
+/// MikroTik RouterOS entries (CrowdSec hub test lines, and the `<PRI>`-framed form).
+#[test]
+fn mikrotik_firewall_and_logins() {
+    let fw = "2023-03-18T20:36:59.594792+01:00 10.120.127.1 firewall,info drop-tcp input: in:ether1-WAN out:(unknown 0), connection-state:new src-mac 00:17:10:88:bc:02, proto TCP (SYN), 36.97.161.219:59388->81.82.202.145:23, len 40";
+    let e = norm(fw);
+    assert_eq!(e.dataset, "mikrotik");
+    assert_eq!(
+        (
+            s(&e, "source.ip"),
+            s(&e, "destination.ip"),
+            s(&e, "event.action")
+        ),
+        ("36.97.161.219", "81.82.202.145", "deny")
+    );
+    assert_eq!(
+        (num(&e, "source.port"), num(&e, "destination.port")),
+        (Some(59388), Some(23))
+    );
+    assert_eq!(
+        (s(&e, "rule.name"), s(&e, "observer.ingress.interface.name")),
+        ("input", "ether1-WAN")
+    );
+    assert_eq!(s(&e, "@timestamp"), "2023-03-18T19:36:59.594792Z");
+    let e = norm(
+        "2023-03-19T12:34:09.757188+01:00 10.120.127.1 system,error,critical login failure for user admin from 10.127.0.35 via winbox",
+    );
+    assert_eq!(
+        (
+            s(&e, "user.name"),
+            s(&e, "source.ip"),
+            s(&e, "event.outcome"),
+            s(&e, "network.protocol")
+        ),
+        ("admin", "10.127.0.35", "failure", "winbox")
+    );
+    let e = norm(
+        "<30>Sep 23 10:16:04 RB4011-HQ system,info,account user admin logged in from 10.1.0.5 via winbox",
+    );
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "user.name"),
+            s(&e, "event.outcome"),
+            s(&e, "host.name")
+        ),
+        ("mikrotik", "admin", "success", "RB4011-HQ")
+    );
+    // Topics alone are not enough: an unknown shape stays unparsed.
+    assert_eq!(
+        norm("<30>Sep 23 10:16:04 RB4011-HQ system,info router rebooted").dataset,
+        "unparsed"
+    );
+}
+
+/// Dovecot and MikroTik lines are claimed only by their own parser, forced or not.
+#[test]
+fn dovecot_and_mikrotik_lines_are_claimed_only_by_their_parser() {
+    let mut n = Normalizer::new();
+    let mut lines: Vec<(String, &str)> = data("fail2ban-dovecot-selected.log")
+        .lines()
+        .map(|l| {
+            (
+                l.to_owned(),
+                if l.contains(" dovecot") {
+                    "dovecot"
+                } else {
+                    "pam"
+                },
+            )
+        })
+        .collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/oracle/crowdsec");
+    for l in std::fs::read_to_string(dir.join("mikrotik-logs.log"))
+        .expect("fixture")
+        .lines()
+    {
+        lines.push((l.to_owned(), "mikrotik"));
+    }
+    for (line, own) in &lines {
+        assert_eq!(n.normalize(line.as_bytes(), &CTX).dataset, *own, "{line}");
+        for ds in datasets().iter().filter(|d| *d != own) {
+            let e = n.normalize_as(ds, line.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {line}");
+        }
+    }
+}
+
+/// filterlog lines are claimed by filterlog only; the file's dhcpd/unbound lines by nobody.
+#[test]
+fn filterlog_and_its_neighbours_are_claimed_only_by_their_parser() {
+    let mut n = Normalizer::new();
+    for line in data("elastic-integrations-pfsense-filterlog.log").lines() {
+        let own = if line.contains(" filterlog") {
+            "filterlog"
+        } else {
+            "unparsed"
+        };
+        assert_eq!(n.normalize(line.as_bytes(), &CTX).dataset, own, "{line}");
+        for ds in datasets().iter().filter(|d| **d != own) {
+            let e = n.normalize_as(ds, line.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {line}");
+        }
+    }
+}
+
 #[test]
 fn parsers_do_not_claim_foreign_lines() {
     let nginx_err = line_of("crowdsec-nginx_http-logs.log", "[error]");
@@ -456,6 +1139,19 @@ fn parsers_do_not_claim_foreign_lines() {
         ("su", &sshd),
         ("opensmtpd", &postfix),
         ("opensmtpd", &sshd),
+        ("filterlog", &sshd),
+        ("filterlog", &postfix),
+        ("dovecot", &sshd),
+        ("dovecot", &postfix),
+        ("mikrotik", &sshd),
+        ("mikrotik", &postfix),
+        ("strongswan", &sshd),
+        ("strongswan", &postfix),
+        ("paloalto", &sshd),
+        ("paloalto", &postfix),
+        ("exchange", &sshd),
+        ("exchange", &postfix),
+        ("linux.account", &postfix),
     ] {
         let e = n
             .normalize_as(ds, line.as_bytes(), &CTX)
@@ -525,6 +1221,12 @@ fn dispatcher_never_panics_on_mutations() {
         "beats-fortinet-firewall-selected.log",
         "wazuh-ruletest-opensmtpd.log",
         "wazuh-ruletest-sshd-iso.log",
+        "elastic-integrations-pfsense-filterlog.log",
+        "fail2ban-dovecot-selected.log",
+        "crowdsec-charon-ipsec-logs.log",
+        "beats-cisco-asa-additional-messages.log",
+        "beats-panw-traffic-selected.log",
+        "elastic-integrations-exchange-messagetracking.log",
     ];
     let mut n = Normalizer::new();
     for f in files {

@@ -80,7 +80,7 @@ pub(crate) fn parse_netfilter(msg: &str) -> Option<Fields> {
     Some(f)
 }
 
-fn prefix_action(prefix: &str) -> &'static str {
+pub(crate) fn prefix_action(prefix: &str) -> &'static str {
     let up = prefix.to_ascii_uppercase();
     let has = |w: &[&str]| w.iter().any(|x| up.contains(x));
     if up.contains("-D-") {

@@ -1,12 +1,19 @@
 //! The per-format parsers and the bounded correlation state they share.
 
+pub(crate) mod account;
 pub(crate) mod asa;
 pub(crate) mod auditd;
+pub(crate) mod dovecot;
+pub(crate) mod exchange;
+pub(crate) mod filterlog;
 pub(crate) mod firewall;
+pub(crate) mod mikrotik;
 pub(crate) mod opensmtpd;
 pub(crate) mod openvpn;
+pub(crate) mod panos;
 pub(crate) mod postfix;
 pub(crate) mod sshd;
+pub(crate) mod strongswan;
 pub(crate) mod sudo;
 pub(crate) mod web;
 pub(crate) mod windows;
@@ -25,6 +32,10 @@ pub(crate) struct State {
     pub(crate) audit: Bounded<u64, AuditGroup>,
     /// OpenSMTPD session id → client IP.
     pub(crate) smtpd_client: Bounded<String, String>,
+    /// sshd `host|pid` → client address announced by `Connection from`.
+    pub(crate) sshd_client: Bounded<String, String>,
+    /// strongSwan IKE_SA unique id → peer address and identity.
+    pub(crate) ike_sa: Bounded<String, strongswan::Sa>,
 }
 
 /// Facts of one audit event (by serial) carried across its records.

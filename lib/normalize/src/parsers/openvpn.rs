@@ -4,6 +4,8 @@
 //! `Peer Connection Initiated`, `Authentication succeeded` → success; `TLS Error`, `TLS Auth
 //! Error`, `AUTH_FAILED`, `VERIFY ERROR`, `verification failed` → failure.
 //!
+//! A peer named after a trailing ` from ` (`… failed from [AF_INET]IP:port`) gives the source.
+//!
 //! A native line is claimed only on OpenVPN's own evidence: a peer prefix, or a message that
 //! starts with one of OpenVPN's own phrases ([`OWN_PHRASES`]). A bare `YYYY-MM-DD hh:mm:ss`
 //! stamp is not evidence: dpkg, apt and many other logs start the same way.
@@ -55,7 +57,7 @@ const OWN_PHRASES: &[&str] = &[
 ];
 
 /// True when the message after a native stamp is OpenVPN's: a peer prefix or an own phrase.
-fn is_own(msg: &str) -> bool {
+pub(crate) fn is_own(msg: &str) -> bool {
     let first = msg.split_once(' ').map_or(msg, |(a, _)| a);
     peer(first, &mut Fields::new()) || OWN_PHRASES.iter().any(|p| msg.starts_with(p))
 }
@@ -66,6 +68,12 @@ pub(crate) fn parse_msg(msg: &str) -> Fields {
         .s("observer.vendor", "OpenVPN");
     let (first, rest) = msg.split_once(' ').unwrap_or((msg, ""));
     let body = if peer(first, &mut f) { rest } else { msg };
+    // `TLS Error: tls-crypt unwrapping failed from [AF_INET]IP:port` names the peer at the end.
+    if !f.has("source.ip")
+        && let Some((_, tail)) = body.rsplit_once(" from ")
+    {
+        peer(tail.split(' ').next().unwrap_or(""), &mut f);
+    }
     if let Some(r) = body.strip_prefix('[')
         && let Some((name, _)) = r.split_once("] Peer Connection")
         && name != "UNDEF"

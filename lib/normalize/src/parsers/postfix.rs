@@ -1,5 +1,8 @@
 //! Postfix (`postfix/*` programs). Envelope sender (`QID: from=<…>`) is remembered per queue id
 //! and joined onto later `QID: to=<…>` lines of the same stream; `client=` likewise gives source.ip.
+//! SMTP AUTH: `warning: host[ip]: SASL … authentication failed…, sasl_username=U` → authentication
+//! failure; `QID: client=host[ip], sasl_method=M, sasl_username=U` → authentication success, both
+//! with `user.name`.
 
 use crate::fields::Fields;
 use crate::parsers::State;
@@ -26,6 +29,7 @@ pub(crate) fn parse(program: &str, msg: &str, st: &mut State) -> Fields {
         f.event("authentication", "info", "failure")
             .s("event.action", "sasl_auth_failure");
         client(c, &mut f);
+        sasl_user(rest, &mut f);
     } else if let Some(r) = msg.strip_prefix("lost connection after ")
         && let Some((_, c)) = r.split_once(" from ")
     {
@@ -33,6 +37,15 @@ pub(crate) fn parse(program: &str, msg: &str, st: &mut State) -> Fields {
         client(c, &mut f);
     }
     f
+}
+
+/// `sasl_username=U` → user.name; true when present.
+fn sasl_user(s: &str, f: &mut Fields) -> bool {
+    let Some((_, r)) = s.split_once("sasl_username=") else {
+        return false;
+    };
+    f.s("user.name", r.split([',', ' ']).next().unwrap_or(""));
+    f.has("user.name")
 }
 
 /// `host[ip]` → source.domain / source.ip.
@@ -94,6 +107,11 @@ fn queue_id(msg: &str) -> Option<(&str, &str)> {
 fn queued(qid: &str, body: &str, st: &mut State, f: &mut Fields) {
     if let Some(c) = body.strip_prefix("client=") {
         client(c, f);
+        // `client=…, sasl_method=LOGIN, sasl_username=alice`: the client authenticated (SMTP AUTH).
+        if sasl_user(c, f) {
+            f.event("authentication", "start", "success")
+                .s("event.action", "sasl_login");
+        }
         if let Some(ip) = f.0.get("source.ip").and_then(|v| v.as_str()) {
             st.postfix_client.insert(qid, ip.to_owned());
         }

@@ -65,6 +65,29 @@ pub(crate) fn from_xml(line: &str) -> Option<WinRecord> {
     Some(r)
 }
 
+/// The `Subject:` block of a rendered event message (`\tAccount Name:\twardog` lines) as the
+/// event's own `Subject*` data names.
+fn message_subject(msg: &str) -> Vec<(String, String)> {
+    let Some((_, block)) = msg.split_once("Subject:") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in block.split(['\r', '\n']).filter(|l| !l.is_empty()) {
+        let Some((k, v)) = line.trim().split_once(':') else {
+            break;
+        };
+        let name = match k.trim() {
+            "Security ID" => "SubjectUserSid",
+            "Account Name" => "SubjectUserName",
+            "Domain Name" => "SubjectDomainName",
+            "Logon ID" => "SubjectLogonId",
+            _ => break,
+        };
+        out.push((name.to_owned(), v.trim().to_owned()));
+    }
+    out
+}
+
 /// Leaf elements `<Name>value</Name>` inside `<UserData>` (e.g. 1102 LogFileCleared).
 fn user_data(mut s: &str, r: &mut WinRecord) {
     while let Some(o) = s.find('<') {
@@ -152,6 +175,12 @@ pub(crate) fn from_json(line: &str) -> Option<WinRecord> {
                 r.data.push((k.clone(), t));
             }
         }
+    }
+    // 1102's payload is `UserData`, which some exporters (OTRF/Mordor JSON) keep only in the
+    // rendered `Message`: read its `Subject:` block when the structured fields are absent.
+    if r.id == 1102 && !r.data.iter().any(|(k, _)| k == "SubjectUserName") {
+        let msg = pick(&v, &["Message", "message"]);
+        r.data.extend(message_subject(&msg));
     }
     Some(r)
 }

@@ -242,6 +242,8 @@ for line in lines("evtxrs-selected.xml"):
         e["event.outcome"] = "failure" if eid == 4625 else "success"
     elif not sysmon and eid in (4648, 4672, 4688, 4720):
         if d.get("SubjectUserName", "-") not in ("-", ""): e["user.name"] = d["SubjectUserName"]
+    if not sysmon and eid == 1102:  # payload only in the rendered Message (OTRF export)
+        e["user.name"] = re.search(r"Account Name:\t(\S+)", j["Message"])[1]
     if sysmon and eid == 1:
         e["process.command_line"] = d["CommandLine"].replace("&quot;", '"').replace("&amp;", "&")
     add("windows.sysmon" if sysmon else "windows.security", line, e)
@@ -259,6 +261,78 @@ for line in lines("wazuh-ruletest-opensmtpd.log"):
         e["event.outcome"] = "failure"
     add("opensmtpd", line, e)
 
+# --- pfSense / OPNsense filterlog (CSV layout from the pfSense "Filter Log Format" page) ----------
+for line in lines("elastic-integrations-pfsense-filterlog.log"):
+    if " filterlog" not in line:
+        add("unparsed", line, {}); continue
+    csv = re.search(r"(\d+,[^ ]*)$", line)[1].split(",")
+    ver = csv[8]
+    if ver == "4":
+        proto, src, dst, ports = csv[16].lower(), csv[18], csv[19], csv[20:22]
+    else:
+        proto, src, dst, ports = csv[12].lower(), csv[15], csv[16], csv[17:19]
+    e = {"source.ip": src, "destination.ip": dst, "network.transport": proto, "rule.id": csv[0],
+         "event.action": {"pass": "allow", "block": "deny"}[csv[6]]}
+    if proto in ("tcp", "udp"):
+        e["source.port"], e["destination.port"] = int(ports[0]), int(ports[1])
+    add("filterlog", line, e)
+
+# --- dovecot (login process key=value list; auth worker `backend(user,ip)`) -------------------
+for line in lines("fail2ban-dovecot-selected.log"):
+    m, ts = syslog_head(line)
+    if m is None:
+        m = re.match(r"^(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d+) (?P<hms>\S+) (?P<host>\S+) (?P<prog>[\w-]+): (?P<msg>.*)$", line); ts = bsd(m)
+    msg, e = m["msg"], {"@timestamp": ts, "host.name": m["host"]}
+    if msg.startswith("pam_unix("):
+        e.update({"event.outcome": "failure", "source.ip": re.search(r"rhost=(\S+)", msg)[1]})
+        add("pam", line, e); continue
+    rip = re.search(r"rip=([^,\s]+)", msg)
+    if rip:
+        e["source.ip"] = rip[1]
+        u = re.search(r"user=<([^>]+)>", msg)
+        if u: e["user.name"] = u[1]
+        if "(auth failed" in msg or "disabled plaintext auth" in msg: e["event.outcome"] = "failure"
+    else:
+        b = re.search(r"pam\(([^,]+),([^,)]+)", msg)
+        e.update({"user.name": b[1], "source.ip": b[2], "event.outcome": "failure"})
+    add("dovecot", line, e)
+
+# --- strongSwan charon (`NN[GRP] [<sa>] text`; only facts stated on the line itself) --------
+for line in lines("crowdsec-charon-ipsec-logs.log"):
+    m = re.search(r"charon(?:\[\d+\]:| \d+ - \[meta [^\]]*\]) (\d+\[[A-Z]+\] )?(?:<[^>]*> )?(.*)$", line)
+    if not m or not m[1]:
+        add("unparsed", line, {}); continue
+    text, e = m[2], {}
+    x = re.match(r"XAuth authentication of '([^']*)' (failed|successful)", text)
+    if x: e = {"user.name": x[1], "event.outcome": "failure" if x[2] == "failed" else "success"}
+    if re.match(r"EAP-\S+ verification failed", text): e["event.outcome"] = "failure"
+    u = re.match(r"EAP-\S+ username: '([^']*)'", text)
+    if u: e["user.name"] = u[1]
+    i = re.match(r"(\S+) is initiating an IKE_SA", text)
+    if i: e["source.ip"] = i[1]
+    add("strongswan", line, e)
+
+# --- Palo Alto PAN-OS TRAFFIC CSV (field order from the PAN-OS "Traffic Log Fields" page) ------
+for line in lines("beats-panw-traffic-selected.log"):
+    c = line.split(" ", 4)[4].split(",")
+    e = {"source.ip": c[7], "destination.ip": c[8], "rule.name": c[11], "network.transport": c[29],
+         "@timestamp": c[6].replace("/", "-").replace(" ", "T") + "Z",
+         "event.action": "allow" if c[30] == "allow" else "deny"}
+    if c[29] in ("tcp", "udp"):
+        e["source.port"], e["destination.port"] = int(c[24]), int(c[25])
+    add("paloalto", line, e)
+
+# --- Exchange message tracking CSV (column order from Microsoft's "Message tracking" docs) ------
+import csv as _csv
+for line in lines("elastic-integrations-exchange-messagetracking.log"):
+    c = next(_csv.reader([line]))
+    e = {"@timestamp": c[0], "event.action": c[8].lower()}
+    if c[12]: e["email.to.address"] = c[12]
+    if c[19].strip("<>"): e["email.from.address"] = c[19].strip("<>")
+    if c[1]: e["source.ip"] = c[1]
+    if c[18]: e["email.subject"] = c[18]
+    add("exchange", line, e)
+
 def jtime(j):
     t = j.get("@timestamp") or j["TimeCreated"]
     d = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
@@ -271,6 +345,8 @@ for line in lines("otrf-selected.json"):
         e["user.name"] = j["TargetUserName"]
     if not sysmon and eid == 4688:
         e["process.command_line"] = j["CommandLine"]
+    if not sysmon and eid == 1102:  # payload only in the rendered Message (OTRF export)
+        e["user.name"] = re.search(r"Account Name:\t(\S+)", j["Message"])[1]
     if sysmon and eid == 1:
         e["process.command_line"] = j["CommandLine"]
     if sysmon and eid == 3:
