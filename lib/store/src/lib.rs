@@ -10,6 +10,7 @@
 //! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.seg   segment n (UTC date of its creation)
 //! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.idx   index sidecar, written when sealed
 //! <dir>/quarantine/<segment stem>@<offset>.tail   damaged tail moved out of a last segment
+//! <dir>/cursors/<consumer>.cur                 a consumer's durable place (see [`Cursor`])
 //!
 //! segment  := seg_header block*
 //! seg_header (16 B) := magic "LOGSHSEG" | version u32 = 1 | crc32c(magic|version) u32
@@ -61,6 +62,7 @@
 //!   sent off-box (a later feature) cover that case.
 
 mod block;
+mod cursor;
 mod fuzz;
 mod index;
 mod progress;
@@ -79,6 +81,11 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+pub use cursor::{
+    Backlog, CURSORS_DIR, CommitWatch, Cursor, CursorBlock, CursorItem, CursorPos, POLL_INTERVAL,
+    SavedCursor, Skipped, backlog, check_name as check_cursor_name, cursor_path, load_cursor,
+    position_since, save_cursor,
+};
 #[doc(hidden)]
 pub use fuzz::fuzz_segment;
 pub use progress::{Progress, Watch};

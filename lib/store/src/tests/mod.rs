@@ -2,6 +2,7 @@
 
 mod concurrent;
 mod corruption;
+mod cursor;
 mod recovery;
 mod roundtrip;
 mod verify;
