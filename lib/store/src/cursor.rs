@@ -114,7 +114,7 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// What [`Cursor::next`] read.
+/// What [`Cursor::read_next`] read.
 #[derive(Debug, Clone)]
 pub enum CursorItem {
     /// The next committed block.
@@ -257,7 +257,7 @@ impl Cursor {
         &self.name
     }
 
-    /// Where the next [`Cursor::next`] reads.
+    /// Where the next [`Cursor::read_next`] reads.
     pub fn position(&self) -> CursorPos {
         self.pos
     }
@@ -275,7 +275,7 @@ impl Cursor {
     }
 
     /// Reads the next committed block, or a skipped range; `None` when caught up.
-    pub fn next(&mut self) -> Result<Option<CursorItem>, StoreError> {
+    pub fn read_next(&mut self) -> Result<Option<CursorItem>, StoreError> {
         self.advance(true)
     }
 

@@ -11,7 +11,7 @@ use crate::{
 fn seqs(cursor: &mut Cursor) -> (Vec<u64>, Vec<String>) {
     let mut seqs = Vec::new();
     let mut skipped = Vec::new();
-    while let Some(item) = cursor.next().unwrap() {
+    while let Some(item) = cursor.read_next().unwrap() {
         match item {
             CursorItem::Block(b) => seqs.push(b.first_seq),
             CursorItem::Skipped(s) => skipped.push(s.reason),
@@ -40,16 +40,20 @@ fn reads_in_commit_order_and_resumes_exactly_after_commit() {
     store.sync().unwrap();
     let mut c = Cursor::open(dir.path(), "normalizer", None).unwrap();
     assert_eq!(
-        c.next().unwrap().map(|i| matches!(i, CursorItem::Block(_))),
+        c.read_next()
+            .unwrap()
+            .map(|i| matches!(i, CursorItem::Block(_))),
         Some(true)
     );
     assert_eq!(
-        c.next().unwrap().map(|i| matches!(i, CursorItem::Block(_))),
+        c.read_next()
+            .unwrap()
+            .map(|i| matches!(i, CursorItem::Block(_))),
         Some(true)
     );
     c.commit().unwrap();
     // Read one more without committing: a crash here sees it again.
-    c.next().unwrap().unwrap();
+    c.read_next().unwrap().unwrap();
     drop(c);
     let mut c = Cursor::open(dir.path(), "normalizer", None).unwrap();
     assert_eq!(seqs(&mut c), (vec![3, 4, 5], vec![]));
@@ -73,7 +77,7 @@ fn a_watched_cursor_reads_only_committed_blocks_and_wakes_on_commit() {
     let mut c = Cursor::open(dir.path(), "n", Some(watch.clone())).unwrap();
     append(&mut store, 1);
     // Written but not fsync'd: invisible.
-    assert!(c.next().unwrap().is_none());
+    assert!(c.read_next().unwrap().is_none());
     store.sync().unwrap();
     watch.publish(store.committed());
     assert_eq!(seqs(&mut c).0, vec![1]);
@@ -107,7 +111,7 @@ fn follows_rolled_segments_and_reports_removed_ones() {
     }
     store.sync().unwrap();
     let mut c = Cursor::open(dir.path(), "fwd", None).unwrap();
-    let CursorItem::Block(first) = c.next().unwrap().unwrap() else {
+    let CursorItem::Block(first) = c.read_next().unwrap().unwrap() else {
         panic!("expected a block")
     };
     assert_eq!(first.first_seq, 1);
@@ -138,7 +142,7 @@ fn a_damaged_block_is_stepped_over_and_reported() {
     store.sync().unwrap();
     let mut c = Cursor::open(dir.path(), "n", None).unwrap();
     let mut places = Vec::new();
-    while let Some(CursorItem::Block(b)) = c.next().unwrap() {
+    while let Some(CursorItem::Block(b)) = c.read_next().unwrap() {
         places.push((b.at, b.next));
     }
     drop(store);
