@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use logship_proto::v1::ingest_server::IngestServer;
-use logship_store::{Store, StoreConfig};
+use logship_store::{CommitWatch, Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -20,7 +20,7 @@ use crate::drain::Draining;
 use crate::ingest::{
     ClaimBook, DecodeBudget, Guards, HeartbeatBook, IngestService, InstanceBook, Limits,
 };
-use crate::normalize::{NormalizeQueue, fields_dir};
+use crate::normalize;
 use crate::writer::WriterHandle;
 use crate::{status, tls};
 
@@ -47,12 +47,19 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     let (store, report) = Store::open(store_config).context("opening the store")?;
     log_recovery(&report);
     let records = store.stats().records;
-    let normalize = config.normalize.then(|| {
-        NormalizeQueue::start(fields_dir(&config.data_dir), config.max_decompressed_bytes)
-    });
-    let (queue, normalize_thread) = normalize.unzip();
-    let normalize_stats = queue.as_ref().map(|q| q.stats.clone());
-    let (writer, writer_thread) = WriterHandle::start(store, records, queue);
+    let watch = CommitWatch::new();
+    let (writer, writer_thread) = WriterHandle::start(store, records, watch.clone());
+    let normalize = match config.normalize {
+        true => Some(normalize::start(normalize::WorkerConfig {
+            store_dir: store_dir(&config.data_dir),
+            fields_dir: normalize::fields_dir(&config.data_dir),
+            max_decompressed_bytes: config.max_decompressed_bytes,
+            watch: watch.clone(),
+            writer: writer.stats.clone(),
+        })?),
+        false => None,
+    };
+    let (normalize_stats, normalize_thread) = normalize.unzip();
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -117,7 +124,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     shutdown.cancel();
     let joined = tokio::task::spawn_blocking(move || {
         let writer = writer_thread.join();
-        // The worker stops once the writer (its only feeder) has stopped.
+        // The worker stops once the writer has stopped (it closes the watch).
         let worker = normalize_thread.map(|t| t.join());
         (writer, worker)
     });

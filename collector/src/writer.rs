@@ -9,15 +9,17 @@
 //! - De-duplication on (agent, stream_id, seq) uses the store's watermark, checked here because
 //!   two connections of one agent may race (invariant 2). A batch wholly at or below the watermark
 //!   is acked without being stored; a batch straddling it is trimmed to its new records.
+//! - After each successful fsync the committed end is published on the [`CommitWatch`]: the
+//!   store's cursors (normalizer, forwarders) read up to it and no further; the watch is closed
+//!   when the writer stops.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use logship_store::{BlockInput, Store};
+use logship_store::{BlockInput, CommitWatch, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ingest::trim::trim_block;
-use crate::normalize::{Job, NormalizeQueue};
 
 /// Capacity of the channel into the writer.
 const QUEUE_CAPACITY: usize = 64;
@@ -69,7 +71,7 @@ impl WriterHandle {
     pub fn start(
         store: Store,
         records_at_open: u64,
-        normalize: Option<NormalizeQueue>,
+        watch: CommitWatch,
     ) -> (WriterHandle, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let stats = Arc::new(WriterStats::default());
@@ -79,7 +81,7 @@ impl WriterHandle {
         let thread_stats = stats.clone();
         let join = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(store, rx, &thread_stats, normalize.as_ref()))
+            .spawn(move || run(store, rx, &thread_stats, &watch))
             .expect("spawning a thread only fails when the OS is out of resources");
         (WriterHandle { tx, stats }, join)
     }
@@ -99,14 +101,14 @@ fn run(
     mut store: Store,
     mut rx: mpsc::Receiver<Request>,
     stats: &WriterStats,
-    normalize: Option<&NormalizeQueue>,
+    watch: &CommitWatch,
 ) {
     let mut pending: Vec<(oneshot::Sender<Reply>, Reply)> = Vec::new();
-    let mut stored: Vec<Job> = Vec::new();
+    watch.publish(store.committed());
     while let Some(first) = rx.blocking_recv() {
-        pending.push(handle(&mut store, first, stats, &mut stored));
+        pending.push(handle(&mut store, first, stats));
         while let Ok(next) = rx.try_recv() {
-            pending.push(handle(&mut store, next, stats, &mut stored));
+            pending.push(handle(&mut store, next, stats));
         }
         let committed = store
             .sync()
@@ -115,11 +117,9 @@ fn run(
         if let Err(error) = &committed {
             tracing::error!(%error, "Store commit failed; refusing the pending batches.");
         }
-        // Normalization follows the commit and never holds it up (try_send).
-        for job in stored.drain(..) {
-            if let (Ok(()), Some(q)) = (&committed, normalize) {
-                q.submit(job);
-            }
+        if committed.is_ok() {
+            // Cursors follow the commit and never hold it up.
+            watch.publish(store.committed());
         }
         for (reply, outcome) in pending.drain(..) {
             let outcome = match (&committed, outcome) {
@@ -130,18 +130,15 @@ fn run(
             reply.send(outcome).ok();
         }
     }
-    if let Err(error) = store.sync() {
-        tracing::error!(%error, "Final store commit failed.");
+    match store.sync() {
+        Ok(()) => watch.publish(store.committed()),
+        Err(error) => tracing::error!(%error, "Final store commit failed."),
     }
+    watch.close();
     tracing::info!("Store writer stopped.");
 }
 
-fn handle(
-    store: &mut Store,
-    req: Request,
-    stats: &WriterStats,
-    stored: &mut Vec<Job>,
-) -> (oneshot::Sender<Reply>, Reply) {
+fn handle(store: &mut Store, req: Request, stats: &WriterStats) -> (oneshot::Sender<Reply>, Reply) {
     let Request { block, reply } = req;
     let watermark = store.watermark(&block.agent, &block.stream_id);
     let last = block.first_seq + u64::from(block.count) - 1;
@@ -167,23 +164,8 @@ fn handle(
         block
     };
     let (count, bytes) = (u64::from(block.count), block.payload.len() as u64);
-    let (agent, stream_id, first_seq, block_count, payload) = (
-        block.agent.clone(),
-        block.stream_id.clone(),
-        block.first_seq,
-        block.count,
-        block.payload.clone(),
-    );
     match store.append(block) {
-        Ok(at) => {
-            stored.push(Job {
-                agent,
-                stream_id,
-                first_seq,
-                count: block_count,
-                payload,
-                at,
-            });
+        Ok(_) => {
             stats.records_stored.fetch_add(count, Ordering::Relaxed);
             stats.blocks_stored.fetch_add(1, Ordering::Relaxed);
             stats.payload_bytes.fetch_add(bytes, Ordering::Relaxed);
