@@ -10,10 +10,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use logship_collector::cli::{Cli, Command, IssueArgs};
+use logship_collector::cli::{Cli, Command, ForwardersAction, IssueArgs};
 use logship_collector::output::progress::{EXIT_INTERRUPTED, Interrupt};
 use logship_collector::output::{self, Format};
-use logship_collector::{config, normalize, pki, report, search, serve};
+use logship_collector::{config, forward, normalize, pki, report, search, serve, timearg};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code for a bad configuration (EX_USAGE-like, as in sysexits).
@@ -57,6 +57,24 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
             let format = Format::choose(format, false);
             let report = report::verify::run(&data_dir, format, &mut output::stdout(), &interrupt)?;
             Ok(exit_code(report.is_ok(), report.interrupted))
+        }
+        Command::Forwarders {
+            data_dir,
+            format,
+            action,
+        } => {
+            let data_dir = data_dir.context("--data-dir is required")?;
+            match action {
+                None => {
+                    let format = Format::choose(format, false);
+                    forward::report::run(&data_dir, format, &mut output::stdout())?;
+                }
+                Some(ForwardersAction::Replay { name, since }) => {
+                    let since = timearg::parse_time(&since, jiff::Timestamp::now())?;
+                    forward::report::replay(&data_dir, &name, since, &mut output::stdout())?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Status { data_dir, format } => {
             let format = Format::choose(format, false);

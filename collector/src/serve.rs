@@ -20,8 +20,8 @@ use crate::drain::Draining;
 use crate::ingest::{
     ClaimBook, DecodeBudget, Guards, HeartbeatBook, IngestService, InstanceBook, Limits,
 };
-use crate::normalize;
 use crate::writer::WriterHandle;
+use crate::{forward, normalize};
 use crate::{status, tls};
 
 /// How long connections get to finish after a stop signal.
@@ -60,6 +60,13 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
         false => None,
     };
     let (normalize_stats, normalize_thread) = normalize.unzip();
+    let forwarders = forward::start(
+        &config.forwards,
+        store_dir(&config.data_dir),
+        &watch,
+        &writer.stats,
+        config.max_decompressed_bytes,
+    )?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -80,6 +87,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
             guards: guards.clone(),
             tls: tls_stats.clone(),
             stale_after: config.stale_after,
+            forwarders: forwarders.stats.clone(),
         },
         shutdown.clone(),
     ));
@@ -126,6 +134,11 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
         let writer = writer_thread.join();
         // The worker stops once the writer has stopped (it closes the watch).
         let worker = normalize_thread.map(|t| t.join());
+        for f in forwarders.joins {
+            if f.join().is_err() {
+                tracing::error!("A forwarder thread panicked.");
+            }
+        }
         (writer, worker)
     });
     match tokio::time::timeout(DRAIN_DEADLINE, joined).await {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod agent_template;
+pub mod forward;
 mod host;
 pub use agent_template::{
     AgentLayout, SERVICE_AGENT_STATE_DIR, SERVICE_CONFIG_DIR, agent_template,
@@ -68,6 +69,9 @@ pub struct RawConfig {
     /// Watching the fleet of agents.
     #[serde(default)]
     pub agents: RawAgents,
+    /// Forwarders to the SOC (`[[forward]]`).
+    #[serde(default)]
+    pub forward: Vec<forward::RawForward>,
 }
 
 /// Watching the fleet of agents.
@@ -197,6 +201,8 @@ pub struct Config {
     pub normalize: bool,
     /// Silence after which an agent is stale.
     pub stale_after: std::time::Duration,
+    /// Forwarders (`[[forward]]`).
+    pub forwards: Vec<forward::ForwardConfig>,
 }
 
 // === impl RawConfig ===
@@ -304,6 +310,7 @@ impl RawConfig {
                 None
             }
         };
+        let forwards = forward::validate(self.forward, &data_dir, &mut problems);
         match (problems.is_empty(), listen, stale_after) {
             (true, Some(listen), Some(stale_after)) => Ok(Config {
                 data_dir,
@@ -324,6 +331,7 @@ impl RawConfig {
                 segment_max_age_secs: self.store.segment_max_age_secs,
                 normalize: self.normalize.enabled,
                 stale_after,
+                forwards,
             }),
             _ => Err(problems),
         }

@@ -15,7 +15,7 @@
 //! - One [`logship_normalize::Normalizer`] per (agent, stream), fed in seq order, so stateful
 //!   parsers (postfix queue ids, auditd serials) see lines in the order they were written.
 
-mod column;
+pub(crate) mod column;
 mod lookup;
 mod offline;
 mod sidecar;

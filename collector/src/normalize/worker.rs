@@ -333,7 +333,7 @@ mod tests {
         let (mut store, _) = Store::open(config).unwrap();
         let writer = Arc::new(WriterStats::default());
         let count = 1000u32;
-        let mut append = |store: &mut Store, b: u64| {
+        let append = |store: &mut Store, b: u64| {
             let first_seq = 1 + b * u64::from(count);
             store
                 .append(BlockInput {

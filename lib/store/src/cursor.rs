@@ -274,6 +274,19 @@ impl Cursor {
         write_file(&self.file, &saved)
     }
 
+    /// Persists `pos` (a block boundary this cursor has passed, e.g. a [`CursorBlock::next`])
+    /// with `hash`, the hex hash of the block that ends there, without moving the reading
+    /// position: for consumers that read ahead of what they have finished.
+    pub fn commit_at(&self, pos: CursorPos, hash: &str) -> Result<(), StoreError> {
+        let saved = SavedCursor {
+            pos,
+            hash: hash.to_string(),
+            updated_ns: now_ns(),
+        };
+        decode_hash(&self.file, hash)?;
+        write_file(&self.file, &saved)
+    }
+
     /// Reads the next committed block, or a skipped range; `None` when caught up.
     pub fn read_next(&mut self) -> Result<Option<CursorItem>, StoreError> {
         self.advance(true)
@@ -298,11 +311,19 @@ impl Cursor {
         }
     }
 
-    /// Moves the cursor to `pos` (in memory; [`Cursor::commit`] persists it).
-    pub fn seek(&mut self, pos: CursorPos) {
+    /// Moves the reading position to `pos` (in memory; [`Cursor::commit`] persists it);
+    /// `hash` is the hex hash of the block ending there if known.
+    pub fn seek(&mut self, pos: CursorPos, hash: Option<&str>) {
         self.pos = pos;
-        self.last_hash = GENESIS_HASH;
+        self.last_hash = hash
+            .and_then(|h| decode_hash(&self.file, h).ok())
+            .unwrap_or(GENESIS_HASH);
         self.reader = None;
+    }
+
+    /// The hex hash of the last block read (64 zeros if none since open or seek).
+    pub fn last_hash(&self) -> String {
+        hex::encode(self.last_hash)
     }
 
     /// The blocks between the cursor and the end of the store, from their headers only.
