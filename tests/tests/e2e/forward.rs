@@ -621,6 +621,11 @@ fn the_normalizer_killed_mid_catch_up_resumes_from_its_cursor() {
             "{missing} seqs without fields, {twice} twice"
         );
         ensure!(at_kill.starts_with("logship-cursor 1 "), "{at_kill}");
+        let backlog: u64 = resumed
+            .rsplit_once("records=")
+            .and_then(|(_, n)| n.trim().parse().ok())
+            .context("records= in the resume line")?;
+        ensure!(backlog < N, "the restart did not resume from the cursor: {resumed}");
         println!("cursor at the kill: {at_kill}; after restart: {resumed}");
         let hits = collector.store().count(&[
             "--where",
