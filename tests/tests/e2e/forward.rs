@@ -36,7 +36,7 @@ fn record(i: u64) -> String {
     let mut s = format!(
         "2026-11-29 10:00:00 rec={i:09} quote\" bracket] eq=a=b back\\slash [x@1 k=\"v\"] 日本語のログ 終わり"
     );
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         s.push_str(&format!(
             "\n  second line ] \" \\ = of {i}\n\tthird line 文字 {i}"
         ));
@@ -427,8 +427,38 @@ fn forwards_200000_records_over_tls_to_rsyslog_once_each_byte_for_byte_past_a_de
             took.as_secs_f64(),
             N as f64 / took.as_secs_f64()
         );
+        // Replay: refused while the collector runs, then moves the cursor back.
+        let data_dir = collector.data_dir().to_path_buf();
+        let replay = |since: &str| {
+            Command::new(bin("logship-collector"))
+                .args([
+                    "forwarders",
+                    "replay",
+                    "soc",
+                    "--since",
+                    since,
+                    "--data-dir",
+                ])
+                .arg(&data_dir)
+                .output()
+        };
+        let refused = replay("1d")?;
+        ensure!(
+            !refused.status.success()
+                && String::from_utf8_lossy(&refused.stderr).contains("collector is running"),
+            "replay while running: {refused:?}"
+        );
         agent.stop()?;
-        collector.stop()
+        collector.stop()?;
+        let done = replay("1d")?;
+        ensure!(done.status.success(), "replay: {done:?}");
+        let shown = forwarders_cmd(collector.data_dir())?;
+        ensure!(shown["soc"]["lag_records"].as_u64() == Some(N), "{shown:?}");
+        ensure!(
+            shown["soc"]["state"].as_str() == Some("stopped"),
+            "{shown:?}"
+        );
+        Ok(())
     });
 }
 
@@ -603,8 +633,7 @@ fn the_normalizer_killed_mid_catch_up_resumes_from_its_cursor() {
         let log_text = std::fs::read_to_string(sb.log_path("collector"))?;
         let resumed = log_text
             .lines()
-            .filter(|l| l.contains("Normalizer resumes from its cursor"))
-            .last()
+            .rfind(|l| l.contains("Normalizer resumes from its cursor"))
             .context("no resume line in the collector's log")?
             .to_string();
         // Every record has its fields column exactly once: none skipped, none twice.
@@ -625,7 +654,10 @@ fn the_normalizer_killed_mid_catch_up_resumes_from_its_cursor() {
             .rsplit_once("records=")
             .and_then(|(_, n)| n.trim().parse().ok())
             .context("records= in the resume line")?;
-        ensure!(backlog < N, "the restart did not resume from the cursor: {resumed}");
+        ensure!(
+            backlog < N,
+            "the restart did not resume from the cursor: {resumed}"
+        );
         println!("cursor at the kill: {at_kill}; after restart: {resumed}");
         let hits = collector.store().count(&[
             "--where",
