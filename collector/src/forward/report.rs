@@ -102,7 +102,14 @@ pub fn collect(data_dir: &Path) -> Result<Vec<Value>> {
             .cloned()
             .unwrap_or_default();
         row.insert("name".into(), json!(name));
-        let cursor = logship_store::load_cursor(&store, &super::cursor_name(&name))?;
+        let cursor = match logship_store::load_cursor(&store, &super::cursor_name(&name)) {
+            Ok(c) => c,
+            Err(e) => {
+                // Shown, not fatal: the forwarder sets a damaged file aside at its next start.
+                row.insert("cursor_error".into(), json!(e.to_string()));
+                None
+            }
+        };
         let pos = match &cursor {
             Some(c) => c.pos,
             None => logship_store::CursorPos::default(),

@@ -29,6 +29,9 @@
 //!   saved hash. If it does not (the segment changed under the cursor), the cursor looks for
 //!   the saved hash in that segment and resumes after it, else at the segment's start (blocks
 //!   are then seen again, never skipped).
+//! - **A damaged cursor file never stops its consumer**: [`Cursor::open`] sets it aside
+//!   (`<name>.cur.damaged-<ns>`, logged) and starts from the oldest block: work is redone, never
+//!   skipped. [`load_cursor`] reports it as an error.
 //! - **Retention and damage never stop a cursor**: a cursor whose segment was removed moves
 //!   to the oldest remaining later segment; a damaged block or region is stepped over. Both
 //!   come out as a [`CursorItem::Skipped`] naming the range, so the consumer counts and logs
@@ -230,7 +233,16 @@ impl Cursor {
     ) -> Result<Cursor, StoreError> {
         check_name(name)?;
         let file = cursor_path(store_dir, name);
-        let saved = load_file(&file)?;
+        let saved = match load_file(&file) {
+            Ok(s) => s,
+            Err(StoreError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                set_aside(&file)?;
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let (pos, last_hash) = match &saved {
             Some(s) => (s.pos, decode_hash(&file, &s.hash)?),
             None => (start_of_store(store_dir)?, GENESIS_HASH),
@@ -800,6 +812,16 @@ fn load_file(path: &Path) -> Result<Option<SavedCursor>, StoreError> {
     parse_line(&text)
         .map(Some)
         .ok_or_else(|| bad(path, "cursor file is damaged (checksum or syntax); remove it to restart this consumer from the oldest block, or `forwarders replay`"))
+}
+
+/// Moves a damaged cursor file to `<name>.cur.damaged-<ns>` (kept for the operator) so the
+/// consumer starts again from the oldest block: it sends or parses again, never skips.
+fn set_aside(path: &Path) -> Result<(), StoreError> {
+    let aside = path.with_extension(format!("cur.damaged-{}", now_ns()));
+    std::fs::rename(path, &aside).map_err(StoreError::io(path))?;
+    tracing::error!(cursor = %path.display(), moved_to = %aside.display(),
+        "A cursor file is damaged; it was set aside and its consumer starts again from the oldest block.");
+    Ok(())
 }
 
 fn write_file(path: &Path, saved: &SavedCursor) -> Result<(), StoreError> {

@@ -196,12 +196,22 @@ fn replay_moves_back_by_time_and_a_stale_position_is_recovered() {
     .unwrap();
     let text = std::fs::read_to_string(crate::cursor_path(dir.path(), "mid")).unwrap();
     assert!(text.starts_with("logship-cursor 1 "));
-    // A damaged cursor file is an error, not a silent restart.
+    // A damaged cursor file is set aside (kept) and its consumer starts from the oldest block.
     std::fs::write(
         crate::cursor_path(dir.path(), "bad"),
         "logship-cursor 1 segment=0\n",
     )
     .unwrap();
-    assert!(Cursor::open(dir.path(), "bad", None).is_err());
+    assert!(crate::load_cursor(dir.path(), "bad").is_err());
+    let mut bad = Cursor::open(dir.path(), "bad", None).unwrap();
+    assert_eq!(seqs(&mut bad).0, vec![1, 2, 3]);
+    let aside = std::fs::read_dir(dir.path().join(crate::CURSORS_DIR))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with("bad.cur.damaged-")
+        })
+        .count();
+    assert_eq!(aside, 1);
     assert!(Cursor::open(dir.path(), "../x", None).is_err());
 }
