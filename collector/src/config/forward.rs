@@ -54,6 +54,8 @@ pub struct RawForward {
 pub enum ForwardFormat {
     /// RFC 5424 with structured data, RFC 5425 octet-counting framing.
     Syslog,
+    /// CEF 0 in an RFC 5424 message, same framing and transports.
+    Cef,
 }
 
 /// Where a forwarder connects.
@@ -130,10 +132,11 @@ pub fn validate(
         }
         let format = match f.format.as_str() {
             "syslog" => Some(ForwardFormat::Syslog),
-            "cef" | "json" | "hec" => {
+            "cef" => Some(ForwardFormat::Cef),
+            "json" | "hec" => {
                 problems.push(format!(
                     "{at}: format {:?} is part of the forwarding contract but not built in this \
-                     version; use \"syslog\"",
+                     version; use \"syslog\" or \"cef\"",
                     f.format
                 ));
                 None
@@ -179,7 +182,7 @@ pub fn validate(
                 "{at}: ca_cert/client_cert/client_key need a tls:// url"
             ));
         }
-        if f.token.is_some() && format == Some(ForwardFormat::Syslog) {
+        if f.token.is_some() && matches!(format, Some(ForwardFormat::Syslog | ForwardFormat::Cef)) {
             problems.push(format!("{at}: token is for the json and hec formats"));
         }
         let conditions = f

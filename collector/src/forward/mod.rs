@@ -16,8 +16,8 @@
 //!   [`worker::SETTLE`] had passed ([`transport`]); any failure rewinds reading to the last
 //!   commit and resends from there. Every record carries its store `event_id`, so the SIEM can
 //!   drop the (rare) repeats.
-//! - **Nothing forged**: the encoder ([`syslog`]) frames each record by octet count and escapes
-//!   every structured-data value, so no byte of a record can end it, start another, or add a
+//! - **Nothing forged**: the encoders ([`syslog`], [`cef`]) frame each record by octet count and
+//!   escape every structured-data or extension value, so no byte of a record can end it, start another, or add a
 //!   field.
 //! - **Permanent errors never block the queue**: a block that cannot be decoded, a range the
 //!   cursor had to step over, or a record the encoder refuses is counted in `errors` with the
@@ -25,6 +25,7 @@
 //! - Transient errors (connect, TLS, write) are retried forever with capped exponential backoff
 //!   ([`worker::BACKOFF_MAX`]); each failure counts in `errors` too.
 
+mod cef;
 mod encode;
 mod filter;
 mod record;

@@ -94,7 +94,7 @@ fn pri(r: &ForwardRecord<'_>) -> u64 {
     }
 }
 
-fn timestamp(ns: i64) -> String {
+pub(super) fn timestamp(ns: i64) -> String {
     match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
         Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
         Err(_) => "-".to_string(),
@@ -102,7 +102,7 @@ fn timestamp(ns: i64) -> String {
 }
 
 /// A header field: printable ASCII (33-126) only, at most `max` bytes, "-" when empty.
-fn header_token(out: &mut Vec<u8>, value: &str, max: usize) {
+pub(super) fn header_token(out: &mut Vec<u8>, value: &str, max: usize) {
     let start = out.len();
     out.extend(
         value

@@ -19,6 +19,7 @@ use logship_proto::v1::RecordList;
 use logship_store::{CommitWatch, Cursor, CursorBlock, CursorItem, CursorPos};
 use serde_json::{Map, Value};
 
+use super::cef::Cef;
 use super::encode::Encoder;
 use super::filter::Filter;
 use super::record::ForwardRecord;
@@ -126,6 +127,7 @@ pub fn start(
             dialer: Dialer::new(config)?,
             encoder: match config.format {
                 ForwardFormat::Syslog => Box::new(Syslog),
+                ForwardFormat::Cef => Box::new(Cef),
             },
             filter: Filter::new(config),
             cursor,
