@@ -669,3 +669,186 @@ fn the_normalizer_killed_mid_catch_up_resumes_from_its_cursor() {
         collector.stop()
     });
 }
+
+/// Python with `pycef` (PyPI, a CEF parser written elsewhere): `LOGSHIP_PYCEF_PYTHON`, else the
+/// venv `scripts/test.sh` makes. Missing is a failure, not a skip.
+fn pycef_python() -> Result<PathBuf> {
+    let python = std::env::var_os("LOGSHIP_PYCEF_PYTHON").map_or_else(
+        || PathBuf::from("/opt/logship-pycef/bin/python"),
+        PathBuf::from,
+    );
+    let ok = Command::new(&python)
+        .args(["-c", "import pycef"])
+        .status()
+        .is_ok_and(|s| s.success());
+    ensure!(
+        ok,
+        "{} cannot import pycef: run scripts/test.sh (it makes that venv) or set \
+         LOGSHIP_PYCEF_PYTHON",
+        python.display()
+    );
+    Ok(python)
+}
+
+/// CEF extension/header unescaping (`\\`, `\=`, `\|`, `\n`, `\r`).
+fn cef_unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some(c) => out.push(c),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+fn cef_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(cef_text).collect::<Vec<_>>().join(","),
+        v => v.to_string(),
+    }
+}
+
+#[test]
+fn cef_output_parses_with_pycef_and_every_mapped_field_round_trips() {
+    run_test(|sb| {
+        let python = pycef_python()?;
+        let pki = sb.path().join("pki");
+        make_pki(&pki)?;
+        let siem_port = free_port();
+        let mut siem = Siem::new(sb, &pki, siem_port)?;
+        siem.start(sb, siem_port)?;
+        let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
+        std::fs::copy(
+            pki.join("soc-ca.pem"),
+            collector.data_dir().join("soc-ca.pem"),
+        )?;
+        add_forward(
+            &collector,
+            &format!(
+                "[[forward]]\nname = \"soc-cef\"\nformat = \"cef\"\nurl = \"tls://localhost:{siem_port}\"\n\
+                 ca_cert = \"soc-ca.pem\"\n"
+            ),
+        )?;
+        collector.start()?;
+        let auth = sb.path().join("auth.log");
+        let mut text = String::new();
+        for i in 0..3000u64 {
+            text.push_str(&match i % 3 {
+                0 => format!(
+                    "Feb 12 14:10:21 gw sshd[{}]: Failed password for invalid user adm{i} from 10.1.{}.{} port {} ssh2\n",
+                    1000 + i, i % 250, i % 200, 20000 + i
+                ),
+                1 => format!(
+                    "Feb 12 14:10:22 gw sshd[{}]: Accepted publickey for user{i} from 192.168.{}.{} port {} ssh2: RSA SHA256:abc\n",
+                    2000 + i, i % 250, i % 200, 30000 + i
+                ),
+                _ => format!("Feb 12 14:10:23 gw sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/ls -l {i}\n"),
+            });
+        }
+        std::fs::write(&auth, text)?;
+        let app = sb.path().join("app.log");
+        write_records(&app, 0..2000)?;
+        let mut multiline = FileInput::new("app", &app);
+        multiline.extra.push(MULTILINE.to_string());
+        let opts = AgentOpts::new(&collector, vec![FileInput::new("auth", &auth), multiline]);
+        let mut agent = Agent::enroll(sb, &collector, "gw", &opts)?;
+        agent.start()?;
+        let n = 5000u64;
+        wait_until(ARRIVAL, "all records delivered as CEF", || {
+            agent.check_alive()?;
+            let f = forwarder(&collector, "soc-cef")?;
+            Ok(records_stored(&collector)? == n
+                && f["lag_records"].as_u64() == Some(0)
+                && f["delivered"].as_u64() == Some(n))
+        })?;
+        siem.stop()?;
+        // pycef parses every message rsyslog wrote.
+        let script = r#"
+import json, sys, pycef
+for line in open(sys.argv[1], encoding="utf-8"):
+    msg = json.loads(line)["msg"]
+    print(json.dumps(pycef.parse(msg), ensure_ascii=False))
+"#;
+        let out = Command::new(&python)
+            .args(["-c", script])
+            .arg(&siem.out)
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "pycef: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut parsed: HashMap<String, Value> = HashMap::new();
+        for line in String::from_utf8(out.stdout)?.lines() {
+            let v: Value = serde_json::from_str(line)?;
+            ensure!(v.is_object(), "pycef could not parse a message: {line}");
+            ensure!(
+                v["DeviceVendor"] == "logship" && v["CEFVersion"] == "0",
+                "{v}"
+            );
+            parsed.insert(v["externalId"].as_str().unwrap_or_default().to_string(), v);
+        }
+        const MAPPED: &[(&str, &str)] = &[
+            ("user.name", "suser"),
+            ("user.target.name", "duser"),
+            ("source.ip", "src"),
+            ("source.port", "spt"),
+            ("event.action", "act"),
+            ("event.outcome", "outcome"),
+            ("event.dataset", "cat"),
+            ("process.name", "sproc"),
+            ("process.pid", "spid"),
+            ("process.command_line", "-"),
+        ];
+        let mut checked = 0u64;
+        let mut records = 0u64;
+        collector.store().search_each(&[], |rec| {
+            records += 1;
+            let id = rec["event_id"].as_str().unwrap_or_default();
+            let p = parsed
+                .get(id)
+                .with_context(|| format!("event {id} not received"))?;
+            let raw = rec["raw"].as_str().unwrap_or_default();
+            let msg = cef_unescape(p["msg"].as_str().unwrap_or_default());
+            ensure!(msg == raw, "event {id}: msg {msg:?} != raw {raw:?}");
+            ensure!(
+                p["input"] == rec["input"] && p["seq"].as_str() == Some(&rec["seq"].to_string()),
+                "{p}"
+            );
+            ensure!(p["deviceExternalId"] == rec["agent"], "{p}");
+            for (ecs, key) in MAPPED {
+                let Some(v) = rec["fields"].get(*ecs) else {
+                    continue;
+                };
+                if *key == "-" {
+                    continue;
+                }
+                let got = p[*key].as_str().map(cef_unescape);
+                ensure!(
+                    got.as_deref() == Some(cef_text(v).as_str()),
+                    "event {id} {ecs}: {got:?} vs {v}"
+                );
+                checked += 1;
+            }
+            Ok(())
+        })?;
+        ensure!(
+            records == n && parsed.len() as u64 == n,
+            "{records} stored, {} parsed",
+            parsed.len()
+        );
+        ensure!(checked >= 3000 * 4, "only {checked} mapped values checked");
+        println!("pycef parsed {n} CEF messages; {checked} mapped field values round-tripped");
+        agent.stop()?;
+        collector.stop()
+    });
+}
