@@ -38,6 +38,8 @@ const MAX_PENDING: usize = 64;
 /// How long a sent batch's bytes must have been acknowledged by the peer's TCP stack, on a
 /// healthy connection, before the cursor moves past it (time for the receiver to read them).
 pub(crate) const SETTLE: Duration = Duration::from_millis(500);
+/// Settling (and so committing the cursor, two fsyncs) happens at most this often.
+const SETTLE_EVERY: Duration = Duration::from_millis(250);
 /// First retry delay after a failure.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 /// Longest retry delay.
@@ -254,13 +256,17 @@ impl Worker {
     fn run(mut self) {
         let mut conn: Option<Conn> = None;
         let mut pending: VecDeque<Pending> = VecDeque::new();
+        let mut last_settle = Instant::now();
         loop {
             self.update_lag();
             if self.watch.is_closed() {
                 self.stop(&mut conn, &mut pending);
                 return;
             }
-            self.settle(&mut conn, &mut pending, Duration::ZERO);
+            if last_settle.elapsed() >= SETTLE_EVERY || pending.len() >= MAX_PENDING {
+                self.settle(&mut conn, &mut pending, Duration::ZERO);
+                last_settle = Instant::now();
+            }
             if pending.len() >= MAX_PENDING {
                 std::thread::sleep(Duration::from_millis(20));
                 continue;

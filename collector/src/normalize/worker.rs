@@ -40,7 +40,7 @@ pub const CURSOR_NAME: &str = "normalizer";
 const MAX_STREAMS: usize = 4096;
 /// Nice value of the worker thread: CFS weight 110 against ingest's 1024.
 const WORKER_NICE: libc::c_int = 10;
-/// Commit the cursor after this many blocks, or [`COMMIT_EVERY`], or when caught up.
+/// Commit the cursor after this many blocks, or [`COMMIT_EVERY`] (also when caught up).
 const COMMIT_BLOCKS: u32 = 256;
 /// Longest time between two cursor commits while working.
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
@@ -169,10 +169,20 @@ impl Worker {
                     uncommitted += 1;
                 }
                 Ok(None) => {
-                    self.commit(&mut uncommitted);
-                    last_commit = Instant::now();
+                    // Caught up: commit at most once per COMMIT_EVERY, so keeping pace with a
+                    // busy writer does not add fsyncs to every one of its commits.
+                    let since = last_commit.elapsed();
+                    let wait = if uncommitted == 0 {
+                        IDLE_WAIT
+                    } else if since >= COMMIT_EVERY {
+                        self.commit(&mut uncommitted);
+                        last_commit = Instant::now();
+                        IDLE_WAIT
+                    } else {
+                        COMMIT_EVERY - since
+                    };
                     self.update_lag();
-                    self.cursor.wait(IDLE_WAIT);
+                    self.cursor.wait(wait);
                 }
                 Err(error) => {
                     tracing::warn!(%error, "Normalizer could not read the store; retrying.");
