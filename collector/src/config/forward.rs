@@ -176,6 +176,9 @@ pub fn validate(
                 None
             }
         };
+        if problems.len() == before {
+            pem_problems(ca_cert.as_ref(), client_cert.as_ref(), &at, problems);
+        }
         let tls_keys = ca_cert.is_some() || client_cert.is_some();
         if tls_keys && matches!(endpoint, Some(Endpoint::Tcp { .. })) {
             problems.push(format!(
@@ -228,6 +231,37 @@ pub fn validate(
     out
 }
 
+/// Checks that the PEM files hold what they should (a forwarder that cannot build its TLS
+/// configuration would otherwise stop the collector at start, after check-config said yes).
+fn pem_problems(
+    ca: Option<&PathBuf>,
+    client: Option<&(PathBuf, PathBuf)>,
+    at: &str,
+    problems: &mut Vec<String>,
+) {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = |path: &PathBuf, key: &str, problems: &mut Vec<String>| {
+        match CertificateDer::pem_file_iter(path).map(|i| i.collect::<Result<Vec<_>, _>>()) {
+            Ok(Ok(c)) if !c.is_empty() => {}
+            Ok(Ok(_)) => problems.push(format!(
+                "{at}: {key}: {} holds no certificate",
+                path.display()
+            )),
+            Ok(Err(e)) | Err(e) => problems.push(format!("{at}: {key}: {}: {e}", path.display())),
+        }
+    };
+    if let Some(ca) = ca {
+        certs(ca, "ca_cert", problems);
+    }
+    if let Some((cert, key)) = client {
+        certs(cert, "client_cert", problems);
+        if let Err(e) = PrivateKeyDer::from_pem_file(key) {
+            problems.push(format!("{at}: client_key: {}: {e}", key.display()));
+        }
+    }
+}
+
 /// Parses `tcp://HOST:PORT` or `tls://HOST:PORT` (IPv6 in brackets).
 fn parse_url(url: &str) -> Result<Endpoint, String> {
     let (scheme, rest) = url
@@ -269,7 +303,9 @@ mod tests {
     #[test]
     fn every_contract_key_parses_and_bad_values_are_reported() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("soc-ca.pem"), "x").unwrap();
+        let ca = rcgen::generate_simple_self_signed(vec!["soc".to_string()]).unwrap();
+        std::fs::write(dir.path().join("soc-ca.pem"), ca.cert.pem()).unwrap();
+        std::fs::write(dir.path().join("junk.pem"), "not a certificate").unwrap();
         let ok = raw(r#"
             [[forward]]
             name = "soc"
@@ -305,6 +341,19 @@ mod tests {
             token = "t"
             where = ["no.such.field=1"]
         "#);
+        let junk = raw(r#"
+            [[forward]]
+            name = "j"
+            format = "cef"
+            url = "tls://x:6514"
+            ca_cert = "junk.pem"
+        "#);
+        let mut problems = Vec::new();
+        assert!(validate(junk, dir.path(), &mut problems).is_empty());
+        assert!(
+            problems.iter().any(|p| p.contains("holds no certificate")),
+            "{problems:?}"
+        );
         let mut problems = Vec::new();
         assert!(validate(bad, dir.path(), &mut problems).is_empty());
         for want in [
