@@ -267,6 +267,15 @@ fn parse_url(url: &str) -> Result<Endpoint, String> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or("expected tcp://HOST:PORT or tls://HOST:PORT")?;
+    match scheme {
+        "tcp" | "tls" => {}
+        "https" => {
+            return Err(
+                "https:// is for the json and hec formats, not built in this version".into(),
+            );
+        }
+        other => return Err(format!("unknown scheme {other:?} (tcp, tls)")),
+    }
     let (host, port) = rest.rsplit_once(':').ok_or("missing :PORT")?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() || host.contains('/') {
@@ -278,14 +287,11 @@ fn parse_url(url: &str) -> Result<Endpoint, String> {
         .filter(|p| *p > 0)
         .ok_or("port must be 1-65535")?;
     let host = host.to_string();
-    match scheme {
-        "tcp" => Ok(Endpoint::Tcp { host, port }),
-        "tls" => Ok(Endpoint::Tls { host, port }),
-        "https" => {
-            Err("https:// is for the json and hec formats, not built in this version".into())
-        }
-        other => Err(format!("unknown scheme {other:?} (tcp, tls)")),
-    }
+    Ok(if scheme == "tcp" {
+        Endpoint::Tcp { host, port }
+    } else {
+        Endpoint::Tls { host, port }
+    })
 }
 
 #[cfg(test)]

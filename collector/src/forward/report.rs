@@ -45,6 +45,10 @@ pub fn run(data_dir: &Path, format: Format, out: &mut dyn Write) -> Result<()> {
                 "LAST_ERROR",
             ]);
             for r in &rows {
+                let mut r = r.clone();
+                if r["last_error"].is_null() {
+                    r["last_error"] = r["cursor_error"].clone();
+                }
                 t.row(
                     [
                         "name",
@@ -150,7 +154,8 @@ pub fn replay(data_dir: &Path, name: &str, since_ns: i64, out: &mut dyn Write) -
         );
     }
     let cursor_name = super::cursor_name(name);
-    let before = logship_store::load_cursor(&store, &cursor_name)?;
+    // A damaged cursor file is simply replaced.
+    let before = logship_store::load_cursor(&store, &cursor_name).unwrap_or(None);
     if before.is_none() && !known_in_status(data_dir, name) {
         bail!(
             "no forwarder named {name:?} has run on {}",

@@ -811,7 +811,7 @@ fn load_file(path: &Path) -> Result<Option<SavedCursor>, StoreError> {
     };
     parse_line(&text)
         .map(Some)
-        .ok_or_else(|| bad(path, "cursor file is damaged (checksum or syntax); remove it to restart this consumer from the oldest block, or `forwarders replay`"))
+        .ok_or_else(|| bad(path, "cursor file is damaged (checksum or syntax); its consumer sets it aside and starts again from the oldest block at its next start"))
 }
 
 /// Moves a damaged cursor file to `<name>.cur.damaged-<ns>` (kept for the operator) so the
