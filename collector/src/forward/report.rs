@@ -156,7 +156,9 @@ pub fn replay(data_dir: &Path, name: &str, since_ns: i64, out: &mut dyn Write) -
     let cursor_name = super::cursor_name(name);
     // A damaged cursor file is simply replaced.
     let before = logship_store::load_cursor(&store, &cursor_name).unwrap_or(None);
-    let has_file = logship_store::cursor_path(&store, &cursor_name).exists();
+    let has_file = logship_store::cursor_path(&store, &cursor_name)
+        .try_exists()
+        .unwrap_or(false);
     if !has_file && !known_in_status(data_dir, name) {
         bail!(
             "no forwarder named {name:?} has run on {}",
