@@ -108,7 +108,6 @@ pub fn start(
             &super::cursor_name(&config.name),
             Some(watch.clone()),
         )?;
-        let backlog = cursor.backlog()?;
         let stats = Arc::new(ForwardStats {
             name: config.name.clone(),
             url: config.url.clone(),
@@ -117,10 +116,9 @@ pub fn start(
             filtered: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             permanent_errors: AtomicU64::new(0),
-            lag_records: AtomicU64::new(backlog.records),
+            lag_records: AtomicU64::new(0),
             state: Mutex::new(State {
                 state: "starting",
-                oldest_undelivered_ns: backlog.oldest_ns,
                 ..State::default()
             }),
         });
@@ -137,17 +135,12 @@ pub fn start(
             watch: watch.clone(),
             stats: stats.clone(),
             writer: writer.clone(),
-            consumed: writer
-                .records_stored
-                .load(Ordering::Relaxed)
-                .saturating_sub(backlog.records),
+            consumed: 0,
             cap: max_decompressed_bytes,
             normalizers: HashMap::new(),
             scratch: Vec::new(),
             backoff: BACKOFF_MIN,
         };
-        tracing::info!(forwarder = %config.name, url = %config.url, lag_records = backlog.records,
-            "Forwarder starting from its cursor.");
         let join = std::thread::Builder::new()
             .name(format!("forward-{}", config.name))
             .spawn(move || worker.run())?;
@@ -253,7 +246,29 @@ struct Worker {
 }
 
 impl Worker {
+    /// Counts what lies after the cursor (headers only; in this thread, so a long store never
+    /// delays the collector's start).
+    fn measure_backlog(&mut self) {
+        let backlog = self.cursor.backlog().unwrap_or_else(|error| {
+            tracing::warn!(forwarder = %self.stats.name, %error, "Could not measure the backlog.");
+            logship_store::Backlog::default()
+        });
+        self.consumed = self
+            .writer
+            .records_stored
+            .load(Ordering::Relaxed)
+            .saturating_sub(backlog.records);
+        self.stats
+            .state
+            .lock()
+            .expect("forward state lock is never poisoned")
+            .oldest_undelivered_ns = backlog.oldest_ns;
+        tracing::info!(forwarder = %self.stats.name, url = %self.stats.url,
+            lag_records = backlog.records, "Forwarder starting from its cursor.");
+    }
+
     fn run(mut self) {
+        self.measure_backlog();
         let mut conn: Option<Conn> = None;
         let mut pending: VecDeque<Pending> = VecDeque::new();
         let mut last_settle = Instant::now();

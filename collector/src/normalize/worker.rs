@@ -96,7 +96,6 @@ pub fn start(
     config: WorkerConfig,
 ) -> anyhow::Result<(Arc<NormalizeStats>, std::thread::JoinHandle<()>)> {
     let cursor = Cursor::open(&config.store_dir, CURSOR_NAME, Some(config.watch.clone()))?;
-    let backlog = cursor.backlog()?.records;
     let stats = Arc::new(NormalizeStats::default());
     let worker = Worker {
         cursor,
@@ -104,19 +103,12 @@ pub fn start(
         cap: config.max_decompressed_bytes,
         stats: stats.clone(),
         watch: config.watch,
-        consumed: config
-            .writer
-            .records_stored
-            .load(Ordering::Relaxed)
-            .saturating_sub(backlog),
+        consumed: 0,
         writer_stats: config.writer,
         normalizers: HashMap::new(),
         scratch: Vec::new(),
         text: Vec::new(),
     };
-    if backlog > 0 {
-        tracing::info!(records = backlog, "Normalizer resumes from its cursor.");
-    }
     let join = std::thread::Builder::new()
         .name("normalizer".into())
         .spawn(move || {
@@ -143,6 +135,16 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
+        // Measured here, not in `start`: a walk over a long store must not delay serving.
+        let backlog = self.cursor.backlog().map_or(0, |b| b.records);
+        self.consumed = self
+            .writer_stats
+            .records_stored
+            .load(Ordering::Relaxed)
+            .saturating_sub(backlog);
+        if backlog > 0 {
+            tracing::info!(records = backlog, "Normalizer resumes from its cursor.");
+        }
         let mut uncommitted = 0u32;
         let mut last_commit = Instant::now();
         loop {
