@@ -21,6 +21,7 @@ command -v strip >/dev/null || need_pkgs+=(binutils)
 [ -x /lib/systemd/systemd-journal-remote ] || need_pkgs+=(systemd-journal-remote)  # journald input tests
 command -v iconv >/dev/null || need_pkgs+=(libc-bin)   # Shift_JIS/UTF-16 files for the encoding tests
 command -v java >/dev/null || need_pkgs+=(default-jdk-headless)  # real Java stack traces (multiline tests)
+/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || need_pkgs+=(python3-venv)  # pycef venv (CEF forwarding test)
 # The Windows agent: cross-linker (and the ProcessPrng DLL the Wine test builds), and Wine to run it.
 command -v x86_64-w64-mingw32-gcc >/dev/null || need_pkgs+=(mingw-w64)
 command -v wine64 >/dev/null || [ -x /usr/lib/wine/wine64 ] || need_pkgs+=(wine64)
@@ -36,6 +37,11 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
   [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
+# pycef (PyPI), a CEF parser no one here wrote, checks the CEF forwarder's output
+# (tests/tests/e2e/forward.rs reads LOGSHIP_PYCEF_PYTHON, default this venv).
+/opt/logship-pycef/bin/python -c 'import pycef' 2>/dev/null || {
+  /usr/bin/python3 -m venv /opt/logship-pycef && /opt/logship-pycef/bin/pip install -q pycef==1.11
+}
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 rustup target add x86_64-pc-windows-gnu >/dev/null   # idempotent; for the Windows agent

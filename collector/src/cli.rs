@@ -124,6 +124,19 @@ pub enum Command {
         #[arg(long, default_value_t = 0.99)]
         min_precision: f64,
     },
+    /// Show each forwarder (`[[forward]]`): state, records delivered, last delivered event, lag
+    /// in records and seconds, errors. `forwarders replay NAME --since T` sends again.
+    Forwarders {
+        /// The collector's data directory.
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+        /// Output format (default: table on a terminal, JSON lines otherwise).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Replay instead of showing.
+        #[command(subcommand)]
+        action: Option<ForwardersAction>,
+    },
     /// Walk the whole store and check its hash chain; exits non-zero on any problem. Ctrl-C
     /// stops it and prints what was checked so far. With --checkpoint, also prove the store
     /// still holds everything up to each signed checkpoint, unchanged. With --archive, check an
@@ -177,6 +190,21 @@ pub struct ExportArgs {
     /// Output directory (created; must not exist or be empty).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// Subcommands of `forwarders`.
+#[derive(Debug, Subcommand)]
+pub enum ForwardersAction {
+    /// Move forwarder NAME's cursor back so it sends again every record from the first stored
+    /// block holding one observed at or after --since. Run it with the collector stopped (it
+    /// refuses while one runs on the data directory: the running forwarder would overwrite it).
+    Replay {
+        /// Forwarder name (as in collector.toml).
+        name: String,
+        /// RFC 3339 time, or an age (1h, 2d: that long ago).
+        #[arg(long, allow_hyphen_values = true)]
+        since: String,
+    },
 }
 
 /// Arguments of `issue-agent-cert`.

@@ -2,7 +2,8 @@
 //! batches and keeps every record durably in the hash-chained store; searches it from the CLI.
 //!
 //! Data flow: [`tls`] (authenticate) → [`ingest`] (check, decompress with a cap) → [`writer`]
-//! (dedup, append, group commit) → ack. [`search`] and [`report`] read the store and the status
+//! (dedup, append, group commit) → ack. Consumers follow the store through durable cursors:
+//! [`normalize`] (fields sidecars) and [`forward`] (to the SOC). [`search`] and [`report`] read the store and the status
 //! file from another process and print for people ([`output`]) or programs.
 
 pub mod certfile;
@@ -10,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod drain;
 pub mod fleet;
+pub mod forward;
 pub mod ingest;
 pub mod integrity;
 pub mod normalize;

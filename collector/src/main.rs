@@ -10,10 +10,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use logship_collector::cli::{Cli, Command, IssueArgs, VerifyArgs};
+use logship_collector::cli::{Cli, Command, ForwardersAction, IssueArgs, VerifyArgs};
 use logship_collector::output::progress::{EXIT_INTERRUPTED, Interrupt};
 use logship_collector::output::{self, Format};
-use logship_collector::{config, integrity, normalize, pki, report, search, serve};
+use logship_collector::{
+    config, forward, integrity, normalize, pki, report, search, serve, timearg,
+};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code for a bad configuration (EX_USAGE-like, as in sysexits).
@@ -55,6 +57,24 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
         Command::Verify(args) => verify(&args),
         Command::Export(args) => {
             integrity::export::run(&args, &mut output::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Forwarders {
+            data_dir,
+            format,
+            action,
+        } => {
+            let data_dir = data_dir.context("--data-dir is required")?;
+            match action {
+                None => {
+                    let format = Format::choose(format, false);
+                    forward::report::run(&data_dir, format, &mut output::stdout())?;
+                }
+                Some(ForwardersAction::Replay { name, since }) => {
+                    let since = timearg::parse_time(&since, jiff::Timestamp::now())?;
+                    forward::report::replay(&data_dir, &name, since, &mut output::stdout())?;
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { data_dir, format } => {

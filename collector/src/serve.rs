@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use logship_proto::v1::ingest_server::IngestServer;
-use logship_store::{Store, StoreConfig};
+use logship_store::{CommitWatch, Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -20,8 +20,8 @@ use crate::drain::Draining;
 use crate::ingest::{
     ClaimBook, DecodeBudget, Guards, HeartbeatBook, IngestService, InstanceBook, Limits,
 };
-use crate::normalize::{NormalizeQueue, fields_dir};
 use crate::writer::WriterHandle;
+use crate::{forward, normalize};
 use crate::{status, tls};
 
 /// How long connections get to finish after a stop signal.
@@ -53,21 +53,35 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
         .stats()
         .records
         .saturating_sub(store.watermark(logship_store::COLLECTOR_IDENTITY, &checkpoints));
-    let normalize = config.normalize.then(|| {
-        NormalizeQueue::start(fields_dir(&config.data_dir), config.max_decompressed_bytes)
-    });
-    let (queue, normalize_thread) = normalize.unzip();
-    let normalize_stats = queue.as_ref().map(|q| q.stats.clone());
     let witness = crate::integrity::Witness {
         key: crate::integrity::key::load_or_create(&config.data_dir)?,
         host: crate::pki::host_name(),
     };
-    let (writer, writer_thread) = WriterHandle::start(store, records, queue, Some(witness));
+    let watch = CommitWatch::new();
+    let (writer, writer_thread) = WriterHandle::start(store, records, watch.clone(), Some(witness));
     let checkpoint_timer = tokio::spawn(crate::integrity::timer::run(
         writer.clone(),
         config.checkpoint_every,
         shutdown.clone(),
     ));
+    let normalize = match config.normalize {
+        true => Some(normalize::start(normalize::WorkerConfig {
+            store_dir: store_dir(&config.data_dir),
+            fields_dir: normalize::fields_dir(&config.data_dir),
+            max_decompressed_bytes: config.max_decompressed_bytes,
+            watch: watch.clone(),
+            writer: writer.stats.clone(),
+        })?),
+        false => None,
+    };
+    let (normalize_stats, normalize_thread) = normalize.unzip();
+    let forwarders = forward::start(
+        &config.forwards,
+        store_dir(&config.data_dir),
+        &watch,
+        &writer.stats,
+        config.max_decompressed_bytes,
+    )?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -88,6 +102,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
             guards: guards.clone(),
             tls: tls_stats.clone(),
             stale_after: config.stale_after,
+            forwarders: forwarders.stats.clone(),
         },
         shutdown.clone(),
     ));
@@ -136,8 +151,13 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     }
     let joined = tokio::task::spawn_blocking(move || {
         let writer = writer_thread.join();
-        // The worker stops once the writer (its only feeder) has stopped.
+        // The worker stops once the writer has stopped (it closes the watch).
         let worker = normalize_thread.map(|t| t.join());
+        for f in forwarders.joins {
+            if f.join().is_err() {
+                tracing::error!("A forwarder thread panicked.");
+            }
+        }
         (writer, worker)
     });
     match tokio::time::timeout(DRAIN_DEADLINE, joined).await {

@@ -41,6 +41,8 @@ pub struct Sources {
     pub tls: Arc<TlsStats>,
     /// Silence after which an agent is stale (`[agents] stale_after`).
     pub stale_after: Duration,
+    /// One per `[[forward]]` entry.
+    pub forwarders: Vec<Arc<crate::forward::ForwardStats>>,
 }
 
 /// How often the file is rewritten.
@@ -128,6 +130,13 @@ impl StatusWriter {
                 .mark(agents, jiff::Timestamp::now().as_nanosecond() as i64);
         }
         doc["agents_stale_after_secs"] = json!(self.stale.after_secs());
+        let now_ns = jiff::Timestamp::now().as_nanosecond() as i64;
+        doc["forwarders"] = s
+            .forwarders
+            .iter()
+            .map(|f| (f.name.clone(), f.snapshot(now_ns)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
         if let Err(error) = write(&self.path, &doc) {
             tracing::warn!(%error, path = %self.path.display(), "Writing the status file failed.");
         }

@@ -11,16 +11,19 @@
 //!   is acked without being stored; a batch straddling it is trimmed to its new records.
 //! - Signed checkpoints ([`crate::integrity`]) are appended here too, between batches, and
 //!   committed by the same fsync; a last one is signed after the last batch at shutdown.
+//! - After each successful fsync the committed end is published on the [`CommitWatch`]: the
+//!   store's cursors (normalizer, forwarders) read up to it and no further, so nothing (a
+//!   checkpoint included) leaves the box before it is durable; the watch is closed when the
+//!   writer stops.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use logship_store::{BlockInput, Store};
+use logship_store::{BlockInput, CommitWatch, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ingest::trim::trim_block;
 use crate::integrity::Witness;
-use crate::normalize::{Job, NormalizeQueue};
 
 /// Capacity of the channel into the writer.
 const QUEUE_CAPACITY: usize = 64;
@@ -86,7 +89,7 @@ impl WriterHandle {
     pub fn start(
         store: Store,
         records_at_open: u64,
-        normalize: Option<NormalizeQueue>,
+        watch: CommitWatch,
         witness: Option<Witness>,
     ) -> (WriterHandle, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -99,13 +102,7 @@ impl WriterHandle {
             .name("store-writer".into())
             .spawn(move || {
                 let mut witness = witness.map(|w| (w, None));
-                run(
-                    store,
-                    rx,
-                    &thread_stats,
-                    normalize.as_ref(),
-                    witness.as_mut(),
-                );
+                run(store, rx, &thread_stats, &watch, witness.as_mut());
             })
             .expect("spawning a thread only fails when the OS is out of resources");
         (WriterHandle { tx, stats }, join)
@@ -160,16 +157,16 @@ fn run(
     mut store: Store,
     mut rx: mpsc::Receiver<Message>,
     stats: &WriterStats,
-    normalize: Option<&NormalizeQueue>,
+    watch: &CommitWatch,
     mut witness: Option<&mut WitnessState>,
 ) {
     let mut pending: Vec<(oneshot::Sender<Reply>, Reply)> = Vec::new();
-    let mut stored: Vec<Job> = Vec::new();
+    watch.publish(store.committed());
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(message) = next.take().or_else(|| rx.try_recv().ok()) {
             match message {
-                Message::Block(req) => pending.push(handle(&mut store, req, stats, &mut stored)),
+                Message::Block(req) => pending.push(handle(&mut store, req, stats)),
                 Message::Checkpoint => {
                     if let Some(w) = witness.as_deref_mut() {
                         checkpoint(&mut store, w, stats, "periodic");
@@ -184,11 +181,9 @@ fn run(
         if let Err(error) = &committed {
             tracing::error!(%error, "Store commit failed; refusing the pending batches.");
         }
-        // Normalization follows the commit and never holds it up (try_send).
-        for job in stored.drain(..) {
-            if let (Ok(()), Some(q)) = (&committed, normalize) {
-                q.submit(job);
-            }
+        if committed.is_ok() {
+            // Cursors follow the commit and never hold it up.
+            watch.publish(store.committed());
         }
         for (reply, outcome) in pending.drain(..) {
             let outcome = match (&committed, outcome) {
@@ -202,18 +197,15 @@ fn run(
     if let Some(w) = witness {
         checkpoint(&mut store, w, stats, "shutdown");
     }
-    if let Err(error) = store.sync() {
-        tracing::error!(%error, "Final store commit failed.");
+    match store.sync() {
+        Ok(()) => watch.publish(store.committed()),
+        Err(error) => tracing::error!(%error, "Final store commit failed."),
     }
+    watch.close();
     tracing::info!("Store writer stopped.");
 }
 
-fn handle(
-    store: &mut Store,
-    req: Request,
-    stats: &WriterStats,
-    stored: &mut Vec<Job>,
-) -> (oneshot::Sender<Reply>, Reply) {
+fn handle(store: &mut Store, req: Request, stats: &WriterStats) -> (oneshot::Sender<Reply>, Reply) {
     let Request { block, reply } = req;
     let watermark = store.watermark(&block.agent, &block.stream_id);
     let last = block.first_seq + u64::from(block.count) - 1;
@@ -239,23 +231,8 @@ fn handle(
         block
     };
     let (count, bytes) = (u64::from(block.count), block.payload.len() as u64);
-    let (agent, stream_id, first_seq, block_count, payload) = (
-        block.agent.clone(),
-        block.stream_id.clone(),
-        block.first_seq,
-        block.count,
-        block.payload.clone(),
-    );
     match store.append(block) {
-        Ok(at) => {
-            stored.push(Job {
-                agent,
-                stream_id,
-                first_seq,
-                count: block_count,
-                payload,
-                at,
-            });
+        Ok(_) => {
             stats.records_stored.fetch_add(count, Ordering::Relaxed);
             stats.blocks_stored.fetch_add(1, Ordering::Relaxed);
             stats.payload_bytes.fetch_add(bytes, Ordering::Relaxed);

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod agent_template;
+pub mod forward;
 mod host;
 pub use agent_template::{
     AgentLayout, SERVICE_AGENT_STATE_DIR, SERVICE_CONFIG_DIR, agent_template,
@@ -73,6 +74,9 @@ pub struct RawConfig {
     /// Signed checkpoints of the store (the witness kept off the box).
     #[serde(default)]
     pub integrity: RawIntegrity,
+    /// Forwarders to the SOC (`[[forward]]`).
+    #[serde(default)]
+    pub forward: Vec<forward::RawForward>,
 }
 
 /// Signed checkpoints of the store.
@@ -213,6 +217,8 @@ pub struct Config {
     pub stale_after: std::time::Duration,
     /// Time between two signed checkpoints.
     pub checkpoint_every: std::time::Duration,
+    /// Forwarders (`[[forward]]`).
+    pub forwards: Vec<forward::ForwardConfig>,
 }
 
 // === impl RawConfig ===
@@ -325,6 +331,7 @@ impl RawConfig {
                 None
             }
         };
+        let forwards = forward::validate(self.forward, &data_dir, &mut problems);
         match (problems.is_empty(), listen, stale_after) {
             (true, Some(listen), Some(stale_after)) => Ok(Config {
                 data_dir,
@@ -348,6 +355,7 @@ impl RawConfig {
                 checkpoint_every: std::time::Duration::from_secs(
                     self.integrity.checkpoint_every_secs,
                 ),
+                forwards,
             }),
             _ => Err(problems),
         }

@@ -2,20 +2,20 @@
 //! slows acknowledgements ("normalization must not be the bottleneck of ingest").
 //!
 //! ```text
-//! writer thread ──(after fsync, try_send)──► worker thread ──► fields sidecar (per agent stream)
-//!                  full queue: block skipped,                      data_dir/fields/<agent>/<stream>.fld
-//!                  counted in status.json
+//! writer thread ──(fsync, then CommitWatch::publish)──► worker thread (store cursor "normalizer")
+//!                                                         └──► fields sidecar (per agent stream)
+//!                                                              data_dir/fields/<agent>/<stream>.fld
 //! search ──► inline block column ▸ sidecar column ▸ computed on the fly (same parsers, same order)
 //! ```
 //!
 //! Invariants:
 //! - Raw records are never changed; fields are derived data. A record whose fields were not
-//!   precomputed (queue full, collector stopped first, torn sidecar tail) still gets them at
-//!   search time, so `--where` sees every record.
+//!   precomputed yet (worker behind, torn sidecar tail) still gets them at search time, so
+//!   `--where` sees every record.
 //! - One [`logship_normalize::Normalizer`] per (agent, stream), fed in seq order, so stateful
 //!   parsers (postfix queue ids, auditd serials) see lines in the order they were written.
 
-mod column;
+pub(crate) mod column;
 mod lookup;
 mod offline;
 mod sidecar;
@@ -23,7 +23,7 @@ mod worker;
 
 pub use lookup::FieldsLookup;
 pub use offline::{run_accuracy, run_offline};
-pub use worker::{Job, NormalizeQueue, NormalizeStats};
+pub use worker::{CURSOR_NAME, NormalizeStats, WorkerConfig, start};
 
 /// Directory of the fields sidecars inside the data directory.
 pub fn fields_dir(data_dir: &std::path::Path) -> std::path::PathBuf {

@@ -9,8 +9,9 @@
 //!
 //! Invariants: one writer (the worker thread); records are appended in seq order; readers stop at
 //! the first record that is incomplete or fails its CRC (everything after it is recomputed at
-//! search time); the writer cuts such a tail when it reopens the file. Sidecars are derived data
-//! and are not fsync'd.
+//! search time); the writer cuts such a tail when it reopens the file. Sidecars are derived data;
+//! the worker fsyncs them ([`Writer::sync`]) before its store cursor commits past their blocks,
+//! and never appends a block the sidecar already covers ([`Writer::covered`]).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -74,7 +75,8 @@ fn parse_record(data: &[u8], at: usize) -> Option<Entry> {
 /// Appends columns to sidecars, keeping a bounded set of open handles.
 pub(crate) struct Writer {
     dir: PathBuf,
-    open: HashMap<(String, String), File>,
+    /// Open handle and highest seq its sidecar covers, per (agent, stream).
+    open: HashMap<(String, String), (File, u64)>,
     frame: Vec<u8>,
 }
 
@@ -85,6 +87,33 @@ impl Writer {
             open: HashMap::new(),
             frame: Vec::new(),
         }
+    }
+
+    /// Highest seq the sidecar of (agent, stream) already holds a column for (0: none); a
+    /// block at or below it was normalized before a restart and is not parsed again.
+    pub(crate) fn covered(&mut self, agent: &str, stream_id: &str) -> std::io::Result<u64> {
+        Ok(self.handle(agent, stream_id)?.1)
+    }
+
+    /// fsyncs every open sidecar (before the normalizer's cursor commits past their blocks).
+    pub(crate) fn sync(&mut self) -> std::io::Result<()> {
+        for (file, _) in self.open.values() {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, agent: &str, stream_id: &str) -> std::io::Result<&mut (File, u64)> {
+        let key = (agent.to_string(), stream_id.to_string());
+        if !self.open.contains_key(&key) {
+            if self.open.len() >= MAX_OPEN {
+                self.sync()?;
+                self.open.clear();
+            }
+            let opened = self.open_for_append(agent, stream_id)?;
+            self.open.insert(key.clone(), opened);
+        }
+        Ok(self.open.get_mut(&key).expect("inserted above"))
     }
 
     /// Appends the column of records `first_seq .. first_seq + count`.
@@ -104,19 +133,18 @@ impl Writer {
         let crc = crc32c::crc32c_append(crc32c::crc32c(&self.frame), column);
         self.frame.extend_from_slice(&crc.to_le_bytes());
         self.frame.extend_from_slice(column);
-        let key = (agent.to_string(), stream_id.to_string());
-        if !self.open.contains_key(&key) {
-            if self.open.len() >= MAX_OPEN {
-                self.open.clear();
-            }
-            let file = self.open_for_append(agent, stream_id)?;
-            self.open.insert(key.clone(), file);
-        }
-        let file = self.open.get_mut(&key).expect("inserted above");
-        file.write_all(&self.frame)
+        let frame = std::mem::take(&mut self.frame);
+        let handle = self.handle(agent, stream_id);
+        let written = handle.and_then(|(file, covered)| {
+            file.write_all(&frame)?;
+            *covered = (*covered).max(first_seq + u64::from(count).saturating_sub(1));
+            Ok(())
+        });
+        self.frame = frame;
+        written
     }
 
-    fn open_for_append(&self, agent: &str, stream_id: &str) -> std::io::Result<File> {
+    fn open_for_append(&self, agent: &str, stream_id: &str) -> std::io::Result<(File, u64)> {
         let path = path(&self.dir, agent, stream_id);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
@@ -127,7 +155,12 @@ impl Writer {
             .create(true)
             .truncate(false)
             .open(&path)?;
-        let (_, end) = scan(&mut file)?;
+        let (entries, end) = scan(&mut file)?;
+        let covered = entries
+            .iter()
+            .map(|e| e.first_seq + u64::from(e.count).saturating_sub(1))
+            .max()
+            .unwrap_or(0);
         if end == 0 {
             file.set_len(0)?;
             file.seek(SeekFrom::Start(0))?;
@@ -136,7 +169,7 @@ impl Writer {
             file.set_len(end)?;
             file.seek(SeekFrom::Start(end))?;
         }
-        Ok(file)
+        Ok((file, covered))
     }
 }
 

@@ -1,11 +1,19 @@
-//! The normalizer worker: one thread that parses stored blocks into fields columns and appends
-//! them to the sidecars. Fed by the store writer after each commit through a bounded queue with
-//! `try_send`, so the writer never waits. When the queue is full the block is *deferred*: only
-//! its [`BlockRef`] is kept (bounded by [`MAX_DEFERRED`]) and the worker reads it back from the
-//! store once the queue is empty, so a burst is normalized after it ends. Past that bound a block
-//! is skipped and counted; its fields are then computed at search time (nothing is lost either
-//! way). Deferred blocks reach a stream's normalizer out of order, which only matters to joins
-//! across lines (postfix queue ids).
+//! The normalizer worker: one thread that follows the store through its own durable cursor
+//! (`normalizer`, see [`logship_store::Cursor`]), parses each committed block into a fields
+//! column and appends it to the block's stream sidecar. The writer never waits for it: it only
+//! publishes its committed end on the [`CommitWatch`] after each fsync, and the worker reads the
+//! blocks back (from the page cache, usually) when it gets the CPU. A burst is normalized after
+//! it ends; a restart in the middle of catch-up resumes from the last cursor commit instead of
+//! leaving blocks to search-time parsing.
+//!
+//! Invariants:
+//! - The cursor commits only after the sidecars holding the columns of the blocks it passed are
+//!   fsync'd, so a crash loses at most the work since the last commit, which is redone; a block
+//!   a sidecar already covers is not parsed again ([`super::sidecar::Writer::covered`]).
+//! - Blocks come in commit order, so each (agent, stream) normalizer sees its records in seq
+//!   order (postfix queue ids, auditd serials join correctly).
+//! - A block that cannot be read or parsed is counted and logged; its fields are computed at
+//!   search time. It never stops the worker.
 //!
 //! Ingest first: the worker thread runs at nice [`WORKER_NICE`] (Linux nice values are per
 //! thread), so when ingest and normalization compete for the cores the scheduler gives ingest
@@ -13,82 +21,61 @@
 //! fields catch up after the burst.
 
 use std::collections::HashMap;
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use logship_normalize::Normalizer;
 use logship_proto::payload::decode_payload;
-use logship_store::BlockRef;
+use logship_store::{CommitWatch, Cursor, CursorBlock, CursorItem};
 
 use super::column::fields_column;
 use super::sidecar::Writer;
+use crate::writer::WriterStats;
 
-/// Blocks waiting for the worker.
-const QUEUE_BLOCKS: usize = 32;
+/// Name of the normalizer's cursor in the store.
+pub const CURSOR_NAME: &str = "normalizer";
 /// Normalizers kept (one per agent stream); past it the map is cleared and state restarts.
 const MAX_STREAMS: usize = 4096;
-/// Deferred blocks remembered for catch-up (about 100 bytes each).
-const MAX_DEFERRED: usize = 100_000;
 /// Nice value of the worker thread: CFS weight 110 against ingest's 1024.
 const WORKER_NICE: libc::c_int = 10;
-/// How long the worker waits for a fresh block before catching up on a deferred one.
-const IDLE_WAIT: Duration = Duration::from_millis(50);
-
-/// One stored block to normalize.
-pub struct Job {
-    /// Agent (certificate name).
-    pub agent: String,
-    /// Stream id.
-    pub stream_id: String,
-    /// Seq of the first record.
-    pub first_seq: u64,
-    /// Records in the block.
-    pub count: u32,
-    /// The block's compressed payload.
-    pub payload: Bytes,
-    /// Where the block is stored (to read it back if it has to wait).
-    pub at: BlockRef,
-}
-
-/// A block waiting for catch-up: everything but its payload.
-struct Deferred {
-    agent: String,
-    stream_id: String,
-    first_seq: u64,
-    count: u32,
-    at: BlockRef,
-}
-
-type DeferredQueue = Arc<Mutex<VecDeque<Deferred>>>;
+/// Commit the cursor after this many blocks, or [`COMMIT_EVERY`] (also when caught up).
+const COMMIT_BLOCKS: u32 = 256;
+/// Longest time between two cursor commits while working.
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// Longest sleep while caught up (the watch wakes the worker earlier on each commit).
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 
 /// Counters for the status file.
 #[derive(Debug, Default)]
 pub struct NormalizeStats {
-    /// Records whose fields were precomputed.
+    /// Records whose fields were precomputed (since the collector started).
     pub records: AtomicU64,
-    /// Records whose blocks wait for catch-up right now.
+    /// Records committed to the store but not normalized yet (the cursor's lag).
     pub deferred_records: AtomicU64,
-    /// Records ever deferred (with `records`, tells how much catch-up was needed).
+    /// Largest lag seen since the collector started (how much catch-up was needed).
     pub deferred_total: AtomicU64,
-    /// Records skipped because even the deferred list was full (fields computed at search time).
+    /// Records of blocks whose payload could not be decoded or parsed (fields computed at
+    /// search time).
     pub skipped_records: AtomicU64,
-    /// Blocks that could not be normalized (sidecar write failed).
+    /// Blocks that could not be normalized (sidecar write failed) and damaged or removed
+    /// ranges the cursor stepped over.
     pub failed_blocks: AtomicU64,
 }
 
-/// Handle to the worker.
-#[derive(Clone)]
-pub struct NormalizeQueue {
-    tx: SyncSender<Job>,
-    deferred: DeferredQueue,
-    /// Shared counters.
-    pub stats: Arc<NormalizeStats>,
+/// Where the worker reads and writes.
+pub struct WorkerConfig {
+    /// The store directory.
+    pub store_dir: PathBuf,
+    /// The fields sidecar directory.
+    pub fields_dir: PathBuf,
+    /// Cap on a decompressed payload.
+    pub max_decompressed_bytes: usize,
+    /// The writer's commit watch (closed when the writer stops).
+    pub watch: CommitWatch,
+    /// The writer's counters (records stored in total, for the lag).
+    pub writer: Arc<WriterStats>,
 }
 
 /// Lowers the calling thread's scheduling priority to [`WORKER_NICE`]; a failure is logged
@@ -104,141 +91,150 @@ fn lower_priority() {
     }
 }
 
-impl NormalizeQueue {
-    /// Starts the worker writing sidecars under `dir`; it stops when every handle is dropped.
-    pub fn start(
-        dir: PathBuf,
-        max_decompressed_bytes: usize,
-    ) -> (NormalizeQueue, std::thread::JoinHandle<()>) {
-        let (tx, rx) = sync_channel(QUEUE_BLOCKS);
-        let stats = Arc::new(NormalizeStats::default());
-        let deferred = DeferredQueue::default();
-        let worker = Worker {
-            writer: Writer::new(dir),
-            cap: max_decompressed_bytes,
-            stats: stats.clone(),
-            deferred: deferred.clone(),
-            normalizers: HashMap::new(),
-            scratch: Vec::new(),
-            text: Vec::new(),
-        };
-        let join = std::thread::Builder::new()
-            .name("normalizer".into())
-            .spawn(move || {
-                lower_priority();
-                worker.run(&rx)
-            })
-            .expect("spawning a thread only fails when the OS is out of resources");
-        (
-            NormalizeQueue {
-                tx,
-                deferred,
-                stats,
-            },
-            join,
-        )
-    }
-
-    /// Queues a block without ever waiting; a full queue defers it (or, past
-    /// [`MAX_DEFERRED`], skips it), counted either way.
-    pub fn submit(&self, job: Job) {
-        let count = u64::from(job.count);
-        let job = match self.tx.try_send(job) {
-            Ok(()) => return,
-            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => job,
-        };
-        let mut deferred = self
-            .deferred
-            .lock()
-            .expect("deferred lock is never poisoned");
-        if deferred.len() >= MAX_DEFERRED {
-            self.stats
-                .skipped_records
-                .fetch_add(count, Ordering::Relaxed);
-            return;
-        }
-        let Job {
-            agent,
-            stream_id,
-            first_seq,
-            count: n,
-            at,
-            ..
-        } = job;
-        deferred.push_back(Deferred {
-            agent,
-            stream_id,
-            first_seq,
-            count: n,
-            at,
-        });
-        self.stats
-            .deferred_records
-            .fetch_add(count, Ordering::Relaxed);
-        self.stats
-            .deferred_total
-            .fetch_add(count, Ordering::Relaxed);
-    }
+/// Starts the worker; it stops soon after the watch is closed, committing its cursor first.
+pub fn start(
+    config: WorkerConfig,
+) -> anyhow::Result<(Arc<NormalizeStats>, std::thread::JoinHandle<()>)> {
+    let cursor = Cursor::open(&config.store_dir, CURSOR_NAME, Some(config.watch.clone()))?;
+    let stats = Arc::new(NormalizeStats::default());
+    let worker = Worker {
+        cursor,
+        writer: Writer::new(config.fields_dir),
+        cap: config.max_decompressed_bytes,
+        stats: stats.clone(),
+        watch: config.watch,
+        consumed: 0,
+        writer_stats: config.writer,
+        normalizers: HashMap::new(),
+        scratch: Vec::new(),
+        text: Vec::new(),
+    };
+    let join = std::thread::Builder::new()
+        .name("normalizer".into())
+        .spawn(move || {
+            lower_priority();
+            worker.run();
+        })?;
+    Ok((stats, join))
 }
 
 /// The worker thread's state.
 struct Worker {
+    cursor: Cursor,
     writer: Writer,
     cap: usize,
     stats: Arc<NormalizeStats>,
-    deferred: DeferredQueue,
+    watch: CommitWatch,
+    /// Records in blocks the cursor has passed (all time), for the lag.
+    consumed: u64,
+    writer_stats: Arc<WriterStats>,
     normalizers: HashMap<(String, String), Normalizer>,
     scratch: Vec<u8>,
     text: Vec<u8>,
 }
 
 impl Worker {
-    /// Fresh blocks first; deferred ones whenever no fresh block arrives for [`IDLE_WAIT`].
-    fn run(mut self, rx: &Receiver<Job>) {
+    fn run(mut self) {
+        // Measured here, not in `start`: a walk over a long store must not delay serving.
+        let backlog = self.cursor.backlog().map_or(0, |b| b.records);
+        self.consumed = self
+            .writer_stats
+            .records_stored
+            .load(Ordering::Relaxed)
+            .saturating_sub(backlog);
+        if backlog > 0 {
+            tracing::info!(records = backlog, "Normalizer resumes from its cursor.");
+        }
+        let mut uncommitted = 0u32;
+        let mut last_commit = Instant::now();
         loop {
-            match rx.recv_timeout(IDLE_WAIT) {
-                Ok(job) => self.normalize(
-                    &job.agent,
-                    &job.stream_id,
-                    job.first_seq,
-                    job.count,
-                    &job.payload,
-                ),
-                Err(RecvTimeoutError::Timeout) => self.catch_up_one(),
-                Err(RecvTimeoutError::Disconnected) => break,
+            if self.watch.is_closed() {
+                self.commit(&mut uncommitted);
+                break;
+            }
+            match self.cursor.read_next() {
+                Ok(Some(CursorItem::Block(b))) => {
+                    self.consumed += u64::from(b.count);
+                    self.block(&b);
+                    uncommitted += 1;
+                    self.update_lag();
+                    if uncommitted >= COMMIT_BLOCKS || last_commit.elapsed() >= COMMIT_EVERY {
+                        self.commit(&mut uncommitted);
+                        last_commit = Instant::now();
+                    }
+                }
+                Ok(Some(CursorItem::Skipped(s))) => {
+                    self.stats.failed_blocks.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(from_segment = s.from.segment, from_offset = s.from.offset,
+                        to_segment = s.to.segment, to_offset = s.to.offset, reason = %s.reason,
+                        "Normalizer stepped over an unreadable range of the store.");
+                    uncommitted += 1;
+                }
+                Ok(None) => {
+                    // Caught up: commit at most once per COMMIT_EVERY, so keeping pace with a
+                    // busy writer does not add fsyncs to every one of its commits.
+                    let since = last_commit.elapsed();
+                    let wait = if uncommitted == 0 {
+                        IDLE_WAIT
+                    } else if since >= COMMIT_EVERY {
+                        self.commit(&mut uncommitted);
+                        last_commit = Instant::now();
+                        IDLE_WAIT
+                    } else {
+                        COMMIT_EVERY - since
+                    };
+                    self.update_lag();
+                    self.cursor.wait(wait);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "Normalizer could not read the store; retrying.");
+                    std::thread::sleep(IDLE_WAIT);
+                }
             }
         }
-        let left = self
-            .deferred
-            .lock()
-            .expect("deferred lock is never poisoned")
-            .len();
-        if left > 0 {
-            tracing::info!(
-                blocks = left,
-                "Normalizer stopped with deferred blocks; search computes their fields."
-            );
+        tracing::info!(
+            lag_records = self.stats.deferred_records.load(Ordering::Relaxed),
+            "Normalizer stopped; it resumes from its cursor at the next start."
+        );
+    }
+
+    fn update_lag(&self) {
+        let lag = self
+            .writer_stats
+            .records_stored
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.consumed);
+        self.stats.deferred_records.store(lag, Ordering::Relaxed);
+        self.stats.deferred_total.fetch_max(lag, Ordering::Relaxed);
+    }
+
+    /// Makes the sidecars durable, then moves the cursor file past their blocks.
+    fn commit(&mut self, uncommitted: &mut u32) {
+        if *uncommitted == 0 {
+            return;
+        }
+        let done = self
+            .writer
+            .sync()
+            .map_err(anyhow::Error::from)
+            .and_then(|()| self.cursor.commit().map_err(Into::into));
+        match done {
+            Ok(()) => *uncommitted = 0,
+            Err(error) => tracing::warn!(error = %format!("{error:#}"),
+                "Normalizer could not commit its cursor; the blocks since are redone after a restart."),
         }
     }
 
-    fn catch_up_one(&mut self) {
-        let next = self
-            .deferred
-            .lock()
-            .expect("deferred lock is never poisoned")
-            .pop_front();
-        let Some(d) = next else { return };
-        self.stats
-            .deferred_records
-            .fetch_sub(u64::from(d.count), Ordering::Relaxed);
-        match logship_store::read_block_payload(&d.at) {
-            Ok(payload) => self.normalize(&d.agent, &d.stream_id, d.first_seq, d.count, &payload),
-            Err(error) => {
-                self.stats.failed_blocks.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%error, agent = %d.agent, first_seq = d.first_seq,
-                    "Reading a deferred block failed; search computes its fields.");
-            }
+    fn block(&mut self, b: &CursorBlock) {
+        let covered = self.writer.covered(&b.agent, &b.stream_id).unwrap_or(0);
+        if b.fields.is_some() || b.first_seq <= covered {
+            // Inline column, or normalized before a restart.
+            self.stats
+                .records
+                .fetch_add(u64::from(b.count), Ordering::Relaxed);
+            return;
         }
+        self.normalize(&b.agent, &b.stream_id, b.first_seq, b.count, &b.payload);
     }
 
     fn normalize(
@@ -254,15 +250,24 @@ impl Worker {
         }
         let key = (agent.to_string(), stream_id.to_string());
         let normalizer = self.normalizers.entry(key).or_default();
-        let column = decode_payload(payload, self.cap, &mut self.scratch)
+        let column = match decode_payload(payload, self.cap, &mut self.scratch)
             .map_err(anyhow::Error::from)
-            .and_then(|list| fields_column(&list, normalizer, &mut self.text));
-        let written = column.and_then(|c| {
-            self.writer
-                .append(agent, stream_id, first_seq, count, &c)
-                .map_err(Into::into)
-        });
-        match written {
+            .and_then(|list| fields_column(&list, normalizer, &mut self.text))
+        {
+            Ok(c) => c,
+            Err(error) => {
+                self.stats
+                    .skipped_records
+                    .fetch_add(u64::from(count), Ordering::Relaxed);
+                tracing::warn!(agent, first_seq, error = %format!("{error:#}"),
+                    "A stored block could not be parsed; its fields are computed at search time.");
+                return;
+            }
+        };
+        match self
+            .writer
+            .append(agent, stream_id, first_seq, count, &column)
+        {
             Ok(()) => {
                 self.stats
                     .records
@@ -270,8 +275,8 @@ impl Worker {
             }
             Err(error) => {
                 self.stats.failed_blocks.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(agent, first_seq, error = %format!("{error:#}"),
-                    "Normalizing a block failed; its fields are computed at search time.");
+                tracing::warn!(agent, first_seq, %error,
+                    "Writing a fields column failed; its fields are computed at search time.");
             }
         }
     }
@@ -279,8 +284,6 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use logship_proto::v1::{Record, RecordList, Source};
     use logship_store::{BlockInput, Store, StoreConfig};
     use prost::Message;
@@ -289,7 +292,7 @@ mod tests {
 
     const STREAM: &str = "0123456789abcdef0123456789abcdef";
 
-    fn payload(first: u64, count: u32) -> Bytes {
+    fn payload(first: u64, count: u32) -> bytes::Bytes {
         let list = RecordList {
             host: "h".into(),
             sources: vec![Source { input: "auth".into(), path: "/var/log/auth.log".into() }],
@@ -313,67 +316,104 @@ mod tests {
             .into()
     }
 
-    #[test]
-    fn a_burst_past_the_queue_is_deferred_then_caught_up_from_the_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = StoreConfig {
-            dir: dir.path().join("store"),
-            ..StoreConfig::default()
-        };
-        let (mut store, _) = Store::open(config).unwrap();
-        let (queue, worker) = NormalizeQueue::start(dir.path().join("fields"), 1 << 24);
-        let (blocks, count) = ((QUEUE_BLOCKS * 3) as u64, 1000u32);
-        let payloads: Vec<_> = (0..blocks)
-            .map(|b| payload(1 + b * u64::from(count), count))
-            .collect();
-        for (b, payload) in (0..blocks).zip(payloads) {
-            let first_seq = 1 + b * u64::from(count);
-            let input = BlockInput {
-                agent: "a".into(),
-                stream_id: STREAM.into(),
-                first_seq,
-                count,
-                host: "h".into(),
-                min_time_ns: 1,
-                max_time_ns: 1,
-                inputs: vec!["auth".into()],
-                payload: payload.clone(),
-                fields: None,
-            };
-            let at = store.append(input).unwrap();
-            queue.submit(Job {
-                agent: "a".into(),
-                stream_id: STREAM.into(),
-                first_seq,
-                count,
-                payload,
-                at,
-            });
-        }
-        store.sync().unwrap();
-        let total = blocks * u64::from(count);
+    fn wait_for(stats: &NormalizeStats, total: u64) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while queue.stats.records.load(Ordering::Relaxed) < total && Instant::now() < deadline {
+        while stats.records.load(Ordering::Relaxed) < total && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert_eq!(queue.stats.records.load(Ordering::Relaxed), total);
-        assert_eq!(queue.stats.deferred_records.load(Ordering::Relaxed), 0);
-        assert_eq!(queue.stats.skipped_records.load(Ordering::Relaxed), 0);
-        assert!(
-            queue.stats.deferred_total.load(Ordering::Relaxed) > 0,
-            "the burst never filled the queue"
-        );
-        drop(queue);
-        worker.join().unwrap();
-        // Every block has its column in the sidecar, in seq order for readers.
+    }
+
+    fn entries(dir: &std::path::Path) -> Vec<(u64, u32)> {
         let mut file = std::fs::File::open(super::super::sidecar::path(
-            &dir.path().join("fields"),
+            &dir.join("fields"),
             "a",
             STREAM,
         ))
         .unwrap();
         let (entries, _) = super::super::sidecar::scan(&mut file).unwrap();
-        assert_eq!(entries.len() as u64, blocks);
-        assert!(entries.windows(2).all(|w| w[0].first_seq < w[1].first_seq));
+        entries.iter().map(|e| (e.first_seq, e.count)).collect()
+    }
+
+    #[test]
+    fn follows_commits_through_its_cursor_and_resumes_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store_dir = dir.path().join("store");
+        let config = StoreConfig {
+            dir: store_dir.clone(),
+            ..StoreConfig::default()
+        };
+        let (mut store, _) = Store::open(config).unwrap();
+        let writer = Arc::new(WriterStats::default());
+        let count = 1000u32;
+        let append = |store: &mut Store, b: u64| {
+            let first_seq = 1 + b * u64::from(count);
+            store
+                .append(BlockInput {
+                    agent: "a".into(),
+                    stream_id: STREAM.into(),
+                    first_seq,
+                    count,
+                    host: "h".into(),
+                    min_time_ns: 1,
+                    max_time_ns: 1,
+                    inputs: vec!["auth".into()],
+                    payload: payload(first_seq, count),
+                    fields: None,
+                })
+                .unwrap();
+            writer
+                .records_stored
+                .fetch_add(u64::from(count), Ordering::Relaxed);
+        };
+        let start_worker = |watch: &CommitWatch| {
+            start(WorkerConfig {
+                store_dir: store_dir.clone(),
+                fields_dir: dir.path().join("fields"),
+                max_decompressed_bytes: 1 << 24,
+                watch: watch.clone(),
+                writer: writer.clone(),
+            })
+            .unwrap()
+        };
+        let watch = CommitWatch::new();
+        let (stats, worker) = start_worker(&watch);
+        for b in 0..40 {
+            append(&mut store, b);
+        }
+        // Not committed yet: the worker must not see them.
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(stats.records.load(Ordering::Relaxed), 0);
+        store.sync().unwrap();
+        watch.publish(store.committed());
+        wait_for(&stats, 40 * u64::from(count));
+        assert_eq!(stats.records.load(Ordering::Relaxed), 40_000);
+        watch.close();
+        worker.join().unwrap();
+        // Stopped: 60 more blocks arrive; a new worker catches up from its saved cursor,
+        // normalizing only the new ones, each once.
+        for b in 40..100 {
+            append(&mut store, b);
+        }
+        store.sync().unwrap();
+        let watch = CommitWatch::new();
+        watch.publish(store.committed());
+        let (stats, worker) = start_worker(&watch);
+        wait_for(&stats, 60_000);
+        assert_eq!(stats.records.load(Ordering::Relaxed), 60_000);
+        watch.close();
+        worker.join().unwrap();
+        let got = entries(dir.path());
+        assert_eq!(got.len(), 100);
+        assert!(got.windows(2).all(|w| w[0].0 + u64::from(w[0].1) == w[1].0));
+        // A cursor lost entirely (removed file) redoes nothing the sidecar holds.
+        std::fs::remove_file(logship_store::cursor_path(&store_dir, CURSOR_NAME)).unwrap();
+        let watch = CommitWatch::new();
+        watch.publish(store.committed());
+        let (stats, worker) = start_worker(&watch);
+        wait_for(&stats, 100_000);
+        assert_eq!(stats.records.load(Ordering::Relaxed), 100_000);
+        watch.close();
+        worker.join().unwrap();
+        assert_eq!(entries(dir.path()).len(), 100);
     }
 }

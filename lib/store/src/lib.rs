@@ -11,6 +11,7 @@
 //! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.seg   segment n (UTC date of its creation)
 //! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.idx   index sidecar, written when sealed
 //! <dir>/quarantine/<segment stem>@<offset>.tail   damaged tail moved out of a last segment
+//! <dir>/cursors/<consumer>.cur                 a consumer's durable place (see [`Cursor`])
 //!
 //! segment  := seg_header block*
 //! seg_header (16 B) := magic "LOGSHSEG" | version u32 = 1 | crc32c(magic|version) u32
@@ -80,6 +81,7 @@
 mod archive;
 mod block;
 mod checkpoint;
+mod cursor;
 mod fuzz;
 mod index;
 mod progress;
@@ -110,6 +112,11 @@ pub use checkpoint::{
     CHECKPOINT_INPUT, CHECKPOINT_PREFIX, CHECKPOINT_STREAM_PREFIX, COLLECTOR_IDENTITY, Checkpoint,
     CheckpointError, FoundCheckpoint, MAX_LINE_BYTES, PublicKey, WitnessKey, checkpoint_stream,
     find_checkpoints, find_checkpoints_in, store_id,
+};
+pub use cursor::{
+    Backlog, CURSORS_DIR, CommitWatch, Cursor, CursorBlock, CursorItem, CursorPos, POLL_INTERVAL,
+    SavedCursor, Skipped, backlog, check_name as check_cursor_name, cursor_path, load_cursor,
+    position_since, save_cursor,
 };
 pub use fuzz::fuzz_segment;
 pub use progress::{Progress, Watch};

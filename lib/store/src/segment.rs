@@ -110,7 +110,7 @@ pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<SegmentInfo>> {
     Ok(out)
 }
 
-fn parse_name(path: &Path) -> Option<(i64, u64)> {
+pub(crate) fn parse_name(path: &Path) -> Option<(i64, u64)> {
     if path.extension()? != "seg" {
         return None;
     }

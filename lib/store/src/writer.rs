@@ -306,6 +306,17 @@ impl Store {
         Ok(())
     }
 
+    /// The end of what the last successful [`Store::sync`] covered (active segment number
+    /// and length), for [`crate::CommitWatch`]; `None` before the first segment exists.
+    pub fn committed(&self) -> Option<crate::CursorPos> {
+        let active = self.active.as_ref()?;
+        let (_, n) = segment::parse_name(&active.path)?;
+        Some(crate::CursorPos {
+            segment: n,
+            offset: active.synced_len,
+        })
+    }
+
     /// Counters and chain head.
     pub fn stats(&self) -> StoreStats {
         self.stats.clone()

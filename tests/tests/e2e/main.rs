@@ -12,6 +12,7 @@ mod exactly_once;
 mod fields;
 mod fleet;
 mod for_people;
+mod forward;
 mod hardening;
 mod hostile;
 mod integrity;

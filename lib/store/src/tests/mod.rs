@@ -3,6 +3,7 @@
 mod archive;
 mod concurrent;
 mod corruption;
+mod cursor;
 mod recovery;
 mod roundtrip;
 mod verify;
