@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,6 +70,8 @@ pub struct ForwardStats {
     pub permanent_errors: AtomicU64,
     /// Records committed to the store that this forwarder has not delivered yet.
     pub lag_records: AtomicU64,
+    /// False until the forwarder has measured its backlog at start (lag unknown: `null`).
+    pub lag_known: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -117,6 +119,7 @@ pub fn start(
             errors: AtomicU64::new(0),
             permanent_errors: AtomicU64::new(0),
             lag_records: AtomicU64::new(0),
+            lag_known: AtomicBool::new(false),
             state: Mutex::new(State {
                 state: "starting",
                 ..State::default()
@@ -163,6 +166,11 @@ impl ForwardStats {
         let lag_seconds = match (lag_records, s.oldest_undelivered_ns) {
             (0, _) | (_, None) => 0.0,
             (_, Some(t)) => ((now_ns - t).max(0) as f64 / 1e9 * 10.0).round() / 10.0,
+        };
+        let known = self.lag_known.load(Ordering::Acquire);
+        let (lag_records, lag_seconds) = match known {
+            true => (Some(lag_records), Some(lag_seconds)),
+            false => (None, None),
         };
         serde_json::json!({
             "url": self.url,
@@ -263,6 +271,8 @@ impl Worker {
             .lock()
             .expect("forward state lock is never poisoned")
             .oldest_undelivered_ns = backlog.oldest_ns;
+        self.update_lag();
+        self.stats.lag_known.store(true, Ordering::Release);
         tracing::info!(forwarder = %self.stats.name, url = %self.stats.url,
             lag_records = backlog.records, "Forwarder starting from its cursor.");
     }

@@ -310,14 +310,16 @@ impl Cursor {
         match &self.watch {
             Some(w) => {
                 let seen = w.end();
-                let limit = self.limit_for(self.pos.segment);
-                // Only sleep if everything committed has been read.
-                if limit.is_some_and(|l| self.pos.offset < l)
-                    && seen.is_some_and(|e| e.segment == self.pos.segment)
-                {
-                    return;
+                // Only sleep if everything committed has been read (a commit may have come
+                // between the last read and this call).
+                match seen {
+                    Some(e) if e.segment == self.pos.segment && self.pos.offset < e.offset => {}
+                    // The writer moved to a later segment: the next read follows it.
+                    Some(e) if e.segment > self.pos.segment => {
+                        w.wait_change(seen, timeout.min(Duration::from_millis(10)));
+                    }
+                    _ => w.wait_change(seen, timeout),
                 }
-                w.wait_change(seen, timeout);
             }
             None => std::thread::sleep(timeout.min(POLL_INTERVAL)),
         }

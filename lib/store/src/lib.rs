@@ -1,7 +1,8 @@
 //! The collector's evidence store: append-only, hash-chained, time-partitioned segment files
 //! holding agent batches verbatim ("compress once"), with a per-segment index sidecar.
 //! One writer ([`Store`], owned by the collector); any number of readers ([`search`],
-//! [`verify`]) in other processes.
+//! [`verify`]) in other processes; consumers that follow the writer in commit order, each with a
+//! durable [`Cursor`] of its own name (the normalizer, forwarders).
 //!
 //! # On-disk format
 //!

@@ -215,3 +215,24 @@ fn replay_moves_back_by_time_and_a_stale_position_is_recovered() {
     assert_eq!(aside, 1);
     assert!(Cursor::open(dir.path(), "../x", None).is_err());
 }
+
+#[test]
+fn a_watched_cursor_follows_the_writer_across_segment_rolls() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig {
+        segment_max_bytes: 1,
+        ..config(dir.path())
+    };
+    let (mut store, _) = Store::open(cfg).unwrap();
+    let watch = CommitWatch::new();
+    let mut c = Cursor::open(dir.path(), "n", Some(watch.clone())).unwrap();
+    for s in 1..=3 {
+        append(&mut store, s);
+        // Rolled to a new segment but not yet committed there: not visible.
+        assert_eq!(seqs(&mut c).0, Vec::<u64>::new());
+        store.sync().unwrap();
+        watch.publish(store.committed());
+        c.wait(Duration::from_secs(5));
+        assert_eq!(seqs(&mut c).0, vec![s]);
+    }
+}
