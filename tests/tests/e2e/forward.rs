@@ -7,7 +7,9 @@
 //! Also: a second forwarder to a dead address never holds back the live one; rsyslog stopped
 //! for 60 s mid-stream and a SIGKILL of the collector lose nothing (ingest rates before and
 //! during the outage are printed); the normalizer killed mid-catch-up resumes from its cursor,
-//! with every record's fields column written exactly once.
+//! with every record's fields column written exactly once; the collector's signed checkpoints
+//! reach rsyslog through a forwarder filtered to one dataset, and the file rsyslog wrote lets
+//! `verify --checkpoint` catch blocks cut from the end of the store.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write as _};
@@ -20,6 +22,7 @@ use logship_e2e::{
     Agent, AgentOpts, Collector, CollectorOpts, FileInput, Proc, Sandbox, Store, bin, free_port,
     run_test, wait_until,
 };
+use logship_store::COLLECTOR_IDENTITY;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
@@ -453,7 +456,14 @@ fn forwards_200000_records_over_tls_to_rsyslog_once_each_byte_for_byte_past_a_de
         let done = replay("1d")?;
         ensure!(done.status.success(), "replay: {done:?}");
         let shown = forwarders_cmd(collector.data_dir())?;
-        ensure!(shown["soc"]["lag_records"].as_u64() == Some(N), "{shown:?}");
+        // Replayed: every record again, and the collector's own signed checkpoint(s) (one at
+        // least, signed at the stop), which every forwarder carries.
+        let checkpoints = collector.store().count(&["--agent", COLLECTOR_IDENTITY])?;
+        ensure!(checkpoints >= 1, "no checkpoint signed at the stop");
+        ensure!(
+            shown["soc"]["lag_records"].as_u64() == Some(N + checkpoints),
+            "{checkpoints} checkpoints: {shown:?}"
+        );
         ensure!(
             shown["soc"]["state"].as_str() == Some("stopped"),
             "{shown:?}"
@@ -553,7 +563,12 @@ fn sidecar_columns(data_dir: &Path) -> Result<Vec<(u64, u32)>> {
     let mut out = Vec::new();
     let mut files = Vec::new();
     for agent in std::fs::read_dir(data_dir.join("fields"))? {
-        files.extend(logship_e2e::files_with_ext(&agent?.path(), "fld")?);
+        let agent = agent?;
+        // The collector's own checkpoint stream has seqs of its own.
+        if agent.file_name() == COLLECTOR_IDENTITY {
+            continue;
+        }
+        files.extend(logship_e2e::files_with_ext(&agent.path(), "fld")?);
     }
     for f in files {
         let data = std::fs::read(&f)?;
@@ -850,5 +865,109 @@ for line in open(sys.argv[1], encoding="utf-8"):
         println!("pycef parsed {n} CEF messages; {checked} mapped field values round-tripped");
         agent.stop()?;
         collector.stop()
+    });
+}
+
+/// `verify --data-dir DIR --checkpoint FILE --format json`: (exit success, problems text).
+fn verify_against(data_dir: &Path, soc_file: &Path) -> Result<(bool, String)> {
+    let out = Command::new(bin("logship-collector"))
+        .arg("verify")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--checkpoint")
+        .arg(soc_file)
+        .args(["--format", "json"])
+        .output()?;
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("verify output: {}", String::from_utf8_lossy(&out.stderr)))?;
+    Ok((out.status.success(), doc["problems"].to_string()))
+}
+
+/// The witness end to end: the collector's signed checkpoints travel to a real rsyslog like any
+/// other record, even through a forwarder filtered to one dataset, and the file rsyslog wrote
+/// is what `verify --checkpoint` needs to catch blocks cut from the end of the store, which the
+/// chain alone cannot see.
+#[test]
+fn checkpoints_forwarded_to_rsyslog_let_verify_catch_blocks_cut_from_the_end() {
+    run_test(|sb| {
+        let pki = sb.path().join("pki");
+        make_pki(&pki)?;
+        let siem_port = free_port();
+        let mut siem = Siem::new(sb, &pki, siem_port)?;
+        siem.start(sb, siem_port)?;
+        let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
+        std::fs::copy(
+            pki.join("soc-ca.pem"),
+            collector.data_dir().join("soc-ca.pem"),
+        )?;
+        add_forward(
+            &collector,
+            &format!(
+                "[integrity]\ncheckpoint_every_secs = 1\n\n\
+                 [[forward]]\nname = \"soc\"\nformat = \"syslog\"\nurl = \"tls://localhost:{siem_port}\"\n\
+                 ca_cert = \"soc-ca.pem\"\ndatasets = [\"sshd\"]\n"
+            ),
+        )?;
+        collector.start()?;
+        let log = sb.path().join("app.log");
+        let mut agent = agent_with_file(sb, &collector, &log)?;
+        agent.start()?;
+        // Three rounds of lines, so checkpoints are signed over a growing store.
+        for round in 0..3u64 {
+            write_records(&log, round * 5_000..(round + 1) * 5_000)?;
+            wait_until(
+                ARRIVAL,
+                "a round stored and a checkpoint signed after it",
+                || {
+                    agent.check_alive()?;
+                    let stored = records_stored(&collector)?;
+                    let signed = collector
+                        .status()?
+                        .and_then(|s| s["checkpoints_signed"].as_u64())
+                        .unwrap_or(0);
+                    Ok(stored == (round + 1) * 5_000 && signed > round)
+                },
+            )?;
+        }
+        wait_until(ARRIVAL, "the forwarder caught up", || {
+            Ok(forwarder(&collector, "soc")?["lag_records"].as_u64() == Some(0))
+        })?;
+        agent.stop()?;
+        collector.stop()?;
+        siem.stop()?;
+        let soc_file = siem.out.clone();
+        let received = siem.received()?;
+        // Only checkpoints match this forwarder's filter (the lines are not sshd).
+        let checkpoints = std::fs::read_to_string(&soc_file)?
+            .matches("LOGSHIP-CHECKPOINT v1 ")
+            .count();
+        ensure!(
+            checkpoints >= 3 && received.lines as usize == checkpoints,
+            "{checkpoints} checkpoints in {} lines received",
+            received.lines
+        );
+
+        let (ok, problems) = verify_against(collector.data_dir(), &soc_file)?;
+        ensure!(ok, "the untouched store against the SOC's file: {problems}");
+
+        // Cut whole blocks from the end of the last segment: a shorter chain still links.
+        let store_dir = collector.data_dir().join("store");
+        let last = logship_store::tamper::segment_files(&store_dir)
+            .last()
+            .cloned()
+            .context("a segment")?;
+        let spans = logship_store::tamper::block_spans(&last, 16);
+        ensure!(spans.len() >= 3, "last segment has {} blocks", spans.len());
+        let (cut_at, _) = spans[spans.len() / 2];
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&last)?
+            .set_len(cut_at)?;
+        let (ok, problems) = verify_against(collector.data_dir(), &soc_file)?;
+        ensure!(
+            !ok && problems.contains("cut from the end"),
+            "blocks cut from the end: {problems}"
+        );
+        Ok(())
     });
 }
