@@ -56,7 +56,14 @@ pub enum ForwardFormat {
     Syslog,
     /// CEF 0 in an RFC 5424 message, same framing and transports.
     Cef,
+    /// Newline-delimited JSON POSTed over HTTPS with `Authorization: Bearer TOKEN`.
+    Json,
+    /// Splunk HTTP Event Collector (`Authorization: Splunk TOKEN`).
+    Hec,
 }
+
+/// Path of Splunk's HEC event endpoint, used when a hec url has no path.
+pub const HEC_DEFAULT_PATH: &str = "/services/collector/event";
 
 /// Where a forwarder connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +81,11 @@ pub enum Endpoint {
         host: String,
         /// Port.
         port: u16,
+    },
+    /// HTTPS POSTs (json, hec): server verified; optional client certificate.
+    Https {
+        /// The full URL POSTed to (`https://HOST[:PORT]/PATH`; hec's default path filled in).
+        url: String,
     },
 }
 
@@ -133,14 +145,8 @@ pub fn validate(
         let format = match f.format.as_str() {
             "syslog" => Some(ForwardFormat::Syslog),
             "cef" => Some(ForwardFormat::Cef),
-            "json" | "hec" => {
-                problems.push(format!(
-                    "{at}: format {:?} is part of the forwarding contract but not built in this \
-                     version; use \"syslog\" or \"cef\"",
-                    f.format
-                ));
-                None
-            }
+            "json" => Some(ForwardFormat::Json),
+            "hec" => Some(ForwardFormat::Hec),
             other => {
                 problems.push(format!(
                     "{at}: unknown format {other:?} (syslog, cef, json, hec)"
@@ -148,7 +154,7 @@ pub fn validate(
                 None
             }
         };
-        let endpoint = match parse_url(&f.url) {
+        let endpoint = match parse_url(&f.url, format) {
             Ok(e) => Some(e),
             Err(e) => {
                 problems.push(format!("{at}: url {:?}: {e}", f.url));
@@ -180,6 +186,7 @@ pub fn validate(
             pem_problems(ca_cert.as_ref(), client_cert.as_ref(), &at, problems);
         }
         let tls_keys = ca_cert.is_some() || client_cert.is_some();
+        // (https endpoints use them like tls:// ones.)
         if tls_keys && matches!(endpoint, Some(Endpoint::Tcp { .. })) {
             problems.push(format!(
                 "{at}: ca_cert/client_cert/client_key need a tls:// url"
@@ -187,6 +194,19 @@ pub fn validate(
         }
         if f.token.is_some() && matches!(format, Some(ForwardFormat::Syslog | ForwardFormat::Cef)) {
             problems.push(format!("{at}: token is for the json and hec formats"));
+        }
+        if matches!(format, Some(ForwardFormat::Json | ForwardFormat::Hec)) {
+            match &f.token {
+                None => problems.push(format!(
+                    "{at}: format {:?} needs token (sent as the Authorization header)",
+                    f.format
+                )),
+                Some(t) if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) => problems
+                    .push(format!(
+                        "{at}: token must be printable ASCII without spaces (it goes in an HTTP header)"
+                    )),
+                Some(_) => {}
+            }
         }
         let conditions = f
             .conditions
@@ -262,19 +282,24 @@ fn pem_problems(
     }
 }
 
-/// Parses `tcp://HOST:PORT` or `tls://HOST:PORT` (IPv6 in brackets).
-fn parse_url(url: &str) -> Result<Endpoint, String> {
+/// Parses `tcp://HOST:PORT` or `tls://HOST:PORT` (IPv6 in brackets) for syslog and cef,
+/// `https://HOST[:PORT][/PATH]` for json and hec (hec without a path: [`HEC_DEFAULT_PATH`]).
+fn parse_url(url: &str, format: Option<ForwardFormat>) -> Result<Endpoint, String> {
     let (scheme, rest) = url
         .split_once("://")
-        .ok_or("expected tcp://HOST:PORT or tls://HOST:PORT")?;
+        .ok_or("expected tcp://HOST:PORT, tls://HOST:PORT or https://HOST/PATH")?;
+    let http = matches!(format, Some(ForwardFormat::Json | ForwardFormat::Hec));
     match scheme {
-        "tcp" | "tls" => {}
-        "https" => {
-            return Err(
-                "https:// is for the json and hec formats, not built in this version".into(),
-            );
+        "tcp" | "tls" if http => {
+            return Err("the json and hec formats are sent over https://HOST[:PORT]/PATH".into());
         }
-        other => return Err(format!("unknown scheme {other:?} (tcp, tls)")),
+        "tcp" | "tls" => {}
+        "https" if http => return parse_https(url, rest, format),
+        "https" => {
+            return Err("https:// is for the json and hec formats; syslog and cef use tcp:// or tls://".into());
+        }
+        "http" => return Err("plain http:// is refused: tokens and logs travel over https:// only".into()),
+        other => return Err(format!("unknown scheme {other:?} (tcp, tls, https)")),
     }
     let (host, port) = rest.rsplit_once(':').ok_or("missing :PORT")?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -292,6 +317,33 @@ fn parse_url(url: &str) -> Result<Endpoint, String> {
     } else {
         Endpoint::Tls { host, port }
     })
+}
+
+/// The https URL of a json or hec forwarder, checked and with hec's default path.
+fn parse_https(url: &str, rest: &str, format: Option<ForwardFormat>) -> Result<Endpoint, String> {
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return Err("missing host (and no user@ part)".into());
+    }
+    let port = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').ok_or("unclosed [ in the host")?.1.strip_prefix(':'),
+        None => authority.split_once(':').map(|(_, p)| p),
+    };
+    if port.is_some_and(|p| p.parse::<u16>().ok().filter(|p| *p > 0).is_none()) {
+        return Err("port must be 1-65535".into());
+    }
+    if path.starts_with(['?', '#']) || url.contains('#') {
+        return Err("expected https://HOST[:PORT]/PATH (no fragment)".into());
+    }
+    let url = match (path.is_empty(), format) {
+        (true, Some(ForwardFormat::Hec)) => format!("https://{authority}{HEC_DEFAULT_PATH}"),
+        (true, _) => format!("https://{authority}/"),
+        (false, _) => url.to_string(),
+    };
+    Ok(Endpoint::Https { url })
 }
 
 #[cfg(test)]

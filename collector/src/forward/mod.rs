@@ -28,6 +28,9 @@
 mod cef;
 mod encode;
 mod filter;
+mod hec;
+mod http;
+mod json;
 mod record;
 pub mod report;
 mod syslog;

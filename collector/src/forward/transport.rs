@@ -87,6 +87,9 @@ impl Dialer {
                     config.client_cert.as_ref(),
                 )?),
             ),
+            Endpoint::Https { .. } => {
+                anyhow::bail!("https:// destinations are sent by the HTTPS sink, not dialed")
+            }
         };
         Ok(Dialer { host, port, tls })
     }
@@ -198,8 +201,9 @@ fn unacked(tcp: &TcpStream) -> io::Result<u64> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// rustls client configuration: roots from `ca` or the system store, optional client cert.
-fn client_config(
+/// rustls client configuration: roots from `ca` or the system store, optional client cert
+/// (also the HTTPS forwarders' TLS, see [`super::http`]).
+pub(crate) fn client_config(
     ca: Option<&PathBuf>,
     client: Option<&(PathBuf, PathBuf)>,
 ) -> Result<Arc<ClientConfig>> {

@@ -22,6 +22,9 @@ use serde_json::{Map, Value};
 use super::cef::Cef;
 use super::encode::Encoder;
 use super::filter::Filter;
+use super::hec::Hec;
+use super::http::{HttpSink, Records, Retry};
+use super::json::Json;
 use super::record::ForwardRecord;
 use super::syslog::Syslog;
 use super::transport::{Conn, Dialer};
@@ -127,10 +130,17 @@ pub fn start(
         });
         let committed = (cursor.position(), cursor.last_hash());
         let worker = Worker {
-            dialer: Dialer::new(config)?,
+            sink: match config.format {
+                ForwardFormat::Syslog | ForwardFormat::Cef => Sink::Stream(Dialer::new(config)?),
+                ForwardFormat::Json | ForwardFormat::Hec => {
+                    Sink::Http(Box::new(HttpSink::new(config)?))
+                }
+            },
             encoder: match config.format {
                 ForwardFormat::Syslog => Box::new(Syslog),
                 ForwardFormat::Cef => Box::new(Cef),
+                ForwardFormat::Json => Box::new(Json),
+                ForwardFormat::Hec => Box::new(Hec),
             },
             filter: Filter::new(config),
             cursor,
@@ -221,6 +231,9 @@ struct Batch {
     end: Option<(CursorPos, String)>,
     last_event: Option<(String, i64)>,
     first_ns: Option<i64>,
+    /// End offset in `bytes` and event id of each record (HTTPS sinks split on them).
+    ends: Vec<usize>,
+    ids: Vec<String>,
 }
 
 /// A sent batch waiting to settle.
@@ -233,10 +246,20 @@ struct Pending {
     block_records: u64,
     last_event: Option<(String, i64)>,
     first_ns: Option<i64>,
+    /// Acknowledged by the destination itself (HTTPS 2xx): settles without waiting.
+    confirmed: bool,
+}
+
+/// Where batches go.
+enum Sink {
+    /// syslog, cef: a byte stream over TCP or TLS, settled by TCP acknowledgement.
+    Stream(Dialer),
+    /// json, hec: HTTPS requests, confirmed by their answers.
+    Http(Box<HttpSink>),
 }
 
 struct Worker {
-    dialer: Dialer,
+    sink: Sink,
     encoder: Box<dyn Encoder>,
     filter: Filter,
     cursor: Cursor,
@@ -320,12 +343,15 @@ impl Worker {
                         block_records: batch.block_records,
                         last_event: batch.last_event,
                         first_ns: batch.first_ns,
+                        confirmed: matches!(self.sink, Sink::Http(_)),
                     });
                     self.backoff = BACKOFF_MIN;
                 }
                 Err(error) => {
-                    // Everything not settled is sent again after the pause.
+                    // Everything not settled is sent again after the pause (batches an HTTPS
+                    // destination confirmed are committed first).
                     conn = None;
+                    self.settle(&mut conn, &mut pending, Duration::ZERO);
                     pending.clear();
                     let (pos, hash) = self.committed.clone();
                     self.cursor.seek(pos, Some(&hash));
@@ -334,6 +360,10 @@ impl Worker {
                         retry_in_ms = self.backoff.as_millis() as u64,
                         "Forwarding failed; resending from the last delivered record after a pause.");
                     self.stats.error(false, format!("{error:#}"));
+                    let hint = error.downcast_ref::<Retry>().and_then(|r| r.retry_after);
+                    if let Some(after) = hint {
+                        self.backoff = after.clamp(BACKOFF_MIN, BACKOFF_MAX);
+                    }
                     self.pause();
                 }
             }
@@ -355,13 +385,34 @@ impl Worker {
             // All filtered out: nothing to send, settles with whatever came before.
             return Ok(conn.as_ref().map_or(0, Conn::written));
         }
+        let dialer = match &mut self.sink {
+            Sink::Stream(d) => d,
+            Sink::Http(http) => {
+                let stats = &self.stats;
+                let records = Records {
+                    bytes: &batch.bytes,
+                    ends: &batch.ends,
+                    ids: &batch.ids,
+                };
+                http.deliver(&records, &mut |refused| {
+                    tracing::error!(forwarder = %stats.name, event_id = %refused.event_id,
+                        answer = %refused.answer,
+                        "The destination refused a record; it is counted and passed over.");
+                    stats.error(
+                        true,
+                        format!("event {} refused: {}", refused.event_id, refused.answer),
+                    );
+                })?;
+                return Ok(0);
+            }
+        };
         if conn.as_mut().is_some_and(|c| !c.healthy()) {
             *conn = None;
             anyhow::bail!("the destination closed the connection");
         }
         if conn.is_none() {
             self.stats.set_state("connecting");
-            let c = self.dialer.connect()?;
+            let c = dialer.connect()?;
             tracing::info!(forwarder = %self.stats.name, "Forwarder connected.");
             *conn = Some(c);
         }
@@ -378,7 +429,14 @@ impl Worker {
         loop {
             let mut done: Option<Pending> = None;
             let (mut records, mut block_records) = (0, 0);
-            if let Some(c) = conn.as_mut() {
+            if pending.front().is_some_and(|p| p.confirmed) {
+                while let Some(p) = pending.pop_front_if(|p| p.confirmed) {
+                    records += p.records;
+                    block_records += p.block_records;
+                    let last_event = p.last_event.clone().or(done.and_then(|d| d.last_event));
+                    done = Some(Pending { last_event, ..p });
+                }
+            } else if let Some(c) = conn.as_mut() {
                 let acked = c.acked().unwrap_or(0);
                 let healthy = pending.front().is_some() && c.healthy();
                 while healthy
@@ -549,6 +607,8 @@ impl Worker {
                 fields: &fields,
             };
             self.encoder.encode(&record, &mut batch.bytes);
+            batch.ends.push(batch.bytes.len());
+            batch.ids.push(event_id.clone());
             batch.records += 1;
             batch.last_event = Some((event_id, time_ns));
         }
