@@ -296,9 +296,16 @@ fn parse_url(url: &str, format: Option<ForwardFormat>) -> Result<Endpoint, Strin
         "tcp" | "tls" => {}
         "https" if http => return parse_https(url, rest, format),
         "https" => {
-            return Err("https:// is for the json and hec formats; syslog and cef use tcp:// or tls://".into());
+            return Err(
+                "https:// is for the json and hec formats; syslog and cef use tcp:// or tls://"
+                    .into(),
+            );
         }
-        "http" => return Err("plain http:// is refused: tokens and logs travel over https:// only".into()),
+        "http" => {
+            return Err(
+                "plain http:// is refused: tokens and logs travel over https:// only".into(),
+            );
+        }
         other => return Err(format!("unknown scheme {other:?} (tcp, tls, https)")),
     }
     let (host, port) = rest.rsplit_once(':').ok_or("missing :PORT")?;
@@ -329,7 +336,11 @@ fn parse_https(url: &str, rest: &str, format: Option<ForwardFormat>) -> Result<E
         return Err("missing host (and no user@ part)".into());
     }
     let port = match authority.strip_prefix('[') {
-        Some(v6) => v6.split_once(']').ok_or("unclosed [ in the host")?.1.strip_prefix(':'),
+        Some(v6) => v6
+            .split_once(']')
+            .ok_or("unclosed [ in the host")?
+            .1
+            .strip_prefix(':'),
         None => authority.split_once(':').map(|(_, p)| p),
     };
     if port.is_some_and(|p| p.parse::<u16>().ok().filter(|p| *p > 0).is_none()) {

@@ -103,6 +103,12 @@ mod tests {
         assert_eq!(v["fields"]["event_id"], "00ff");
         assert_eq!(v["fields"]["seq"], "7");
         assert_eq!(v["fields"]["source.port"], "22");
-        assert!(v["fields"].as_object().unwrap().values().all(Value::is_string));
+        assert!(
+            v["fields"]
+                .as_object()
+                .unwrap()
+                .values()
+                .all(Value::is_string)
+        );
     }
 }

@@ -98,10 +98,8 @@ impl HttpSink {
             ForwardFormat::Hec => format!("Splunk {token}"),
             _ => format!("Bearer {token}"),
         };
-        let tls = super::transport::client_config(
-            config.ca_cert.as_ref(),
-            config.client_cert.as_ref(),
-        )?;
+        let tls =
+            super::transport::client_config(config.ca_cert.as_ref(), config.client_cert.as_ref())?;
         Ok(HttpSink {
             url: url.clone(),
             authorization,

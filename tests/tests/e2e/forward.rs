@@ -29,13 +29,13 @@ use rcgen::{
 };
 use serde_json::Value;
 
-const ARRIVAL: Duration = Duration::from_secs(600);
+pub(crate) const ARRIVAL: Duration = Duration::from_secs(600);
 /// The agents' multiline rule: a record starts with a date.
 const MULTILINE: &str = r"multiline = { start = '^\d{4}-\d{2}-\d{2} ', timeout_ms = 300 }";
 
 /// Raw text of record `i`: hostile for syslog framing and structured data on purpose; every
 /// fifth record spans three lines.
-fn record(i: u64) -> String {
+pub(crate) fn record(i: u64) -> String {
     let mut s = format!(
         "2026-11-29 10:00:00 rec={i:09} quote\" bracket] eq=a=b back\\slash [x@1 k=\"v\"] 日本語のログ 終わり"
     );
@@ -47,7 +47,7 @@ fn record(i: u64) -> String {
     s
 }
 
-fn write_records(path: &Path, range: std::ops::Range<u64>) -> Result<()> {
+pub(crate) fn write_records(path: &Path, range: std::ops::Range<u64>) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -66,13 +66,13 @@ fn write_records(path: &Path, range: std::ops::Range<u64>) -> Result<()> {
 }
 
 /// The record number in a raw text made by [`record`].
-fn record_number(raw: &str) -> Option<u64> {
+pub(crate) fn record_number(raw: &str) -> Option<u64> {
     let at = raw.find("rec=")? + 4;
     raw.get(at..at + 9)?.parse().ok()
 }
 
 /// CA and a server certificate for localhost / 127.0.0.1, as PEM files in `dir`.
-fn make_pki(dir: &Path) -> Result<()> {
+pub(crate) fn make_pki(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
@@ -247,7 +247,7 @@ fn sd_param(sd: &str, name: &str) -> Option<String> {
 }
 
 /// Appends `[[forward]]` tables to the collector's config.
-fn add_forward(collector: &Collector, tables: &str) -> Result<()> {
+pub(crate) fn add_forward(collector: &Collector, tables: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(collector.data_dir().join("collector.toml"))?;
@@ -255,7 +255,7 @@ fn add_forward(collector: &Collector, tables: &str) -> Result<()> {
     Ok(())
 }
 
-fn forwarder(collector: &Collector, name: &str) -> Result<Value> {
+pub(crate) fn forwarder(collector: &Collector, name: &str) -> Result<Value> {
     Ok(collector
         .status()?
         .map(|s| s["forwarders"][name].clone())
@@ -263,7 +263,7 @@ fn forwarder(collector: &Collector, name: &str) -> Result<Value> {
 }
 
 /// `forwarders --format json` as one object per forwarder name.
-fn forwarders_cmd(data_dir: &Path) -> Result<HashMap<String, Value>> {
+pub(crate) fn forwarders_cmd(data_dir: &Path) -> Result<HashMap<String, Value>> {
     let out = Command::new(bin("logship-collector"))
         .arg("forwarders")
         .arg("--data-dir")
@@ -284,7 +284,7 @@ fn forwarders_cmd(data_dir: &Path) -> Result<HashMap<String, Value>> {
 }
 
 /// Every stored record: event id -> raw text.
-fn stored(store: &Store) -> Result<HashMap<String, String>> {
+pub(crate) fn stored(store: &Store) -> Result<HashMap<String, String>> {
     let mut m = HashMap::new();
     store.search_each(&[], |rec| {
         m.insert(
@@ -296,7 +296,7 @@ fn stored(store: &Store) -> Result<HashMap<String, String>> {
     Ok(m)
 }
 
-fn agent_with_file(sb: &Sandbox, collector: &Collector, log: &Path) -> Result<Agent> {
+pub(crate) fn agent_with_file(sb: &Sandbox, collector: &Collector, log: &Path) -> Result<Agent> {
     let mut input = FileInput::new("app", log);
     input.extra.push(MULTILINE.to_string());
     let mut opts = AgentOpts::new(collector, vec![input]);

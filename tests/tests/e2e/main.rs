@@ -13,6 +13,7 @@ mod fields;
 mod fleet;
 mod for_people;
 mod forward;
+mod forward_http;
 mod hardening;
 mod hostile;
 mod integrity;
