@@ -34,6 +34,8 @@ use super::forward::{
 /// What the endpoint answers.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
+    /// 401 to every request (the SOC has not registered the token yet).
+    Unauthorized,
     /// 503 with `Retry-After: 1` to every request.
     Unavailable,
     /// 2xx, except 400 to a request holding the poison record.
@@ -49,7 +51,10 @@ struct Seen {
     events: Vec<Value>,
     requests: u64,
     unavailable_answers: u64,
+    unauthorized_answers: u64,
     refused_answers: u64,
+    /// Pause before answering an accepted request (to kill the collector mid-delivery).
+    delay: std::time::Duration,
     /// Requests that broke the contract (wrong path, header, encoding, body).
     faults: Vec<String>,
 }
@@ -91,7 +96,9 @@ impl Endpoint {
             events: Vec::new(),
             requests: 0,
             unavailable_answers: 0,
+            unauthorized_answers: 0,
             refused_answers: 0,
+            delay: std::time::Duration::ZERO,
             faults: Vec::new(),
         }));
         let state = seen.clone();
@@ -171,6 +178,19 @@ async fn answer(
     let events: Result<Vec<Value>, _> = serde_json::Deserializer::from_slice(&plain)
         .into_iter::<Value>()
         .collect();
+    let (response, delay) = judge(events, faults, state, expect);
+    tokio::time::sleep(delay).await;
+    response
+}
+
+/// The answer to a request's events (and how long to wait before giving it).
+fn judge(
+    events: Result<Vec<Value>, serde_json::Error>,
+    mut faults: Vec<String>,
+    state: &Mutex<Seen>,
+    expect: &Expect,
+) -> (Response<Full<Bytes>>, std::time::Duration) {
+    let now = std::time::Duration::ZERO;
     let mut seen = state.lock().expect("endpoint state lock");
     seen.requests += 1;
     let events = match events {
@@ -182,11 +202,21 @@ async fn answer(
     };
     if !faults.is_empty() {
         seen.faults.extend(faults);
-        return reply(StatusCode::UNAUTHORIZED, "request broke the contract");
+        return (
+            reply(StatusCode::UNAUTHORIZED, "request broke the contract"),
+            now,
+        );
+    }
+    if seen.mode == Mode::Unauthorized {
+        seen.unauthorized_answers += 1;
+        return (reply(StatusCode::UNAUTHORIZED, "unknown token"), now);
     }
     if seen.mode == Mode::Unavailable {
         seen.unavailable_answers += 1;
-        return reply(StatusCode::SERVICE_UNAVAILABLE, "down for maintenance");
+        return (
+            reply(StatusCode::SERVICE_UNAVAILABLE, "down for maintenance"),
+            now,
+        );
     }
     let poisoned = seen.poison.is_some_and(|p| {
         events.iter().any(|e| {
@@ -198,13 +228,19 @@ async fn answer(
     });
     if poisoned {
         seen.refused_answers += 1;
-        return reply(
-            StatusCode::BAD_REQUEST,
-            r#"{"text":"Invalid data format","code":6}"#,
+        return (
+            reply(
+                StatusCode::BAD_REQUEST,
+                r#"{"text":"Invalid data format","code":6}"#,
+            ),
+            now,
         );
     }
     seen.events.extend(events);
-    reply(StatusCode::OK, r#"{"text":"Success","code":0}"#)
+    (
+        reply(StatusCode::OK, r#"{"text":"Success","code":0}"#),
+        seen.delay,
+    )
 }
 
 /// Events of the agent (not the collector's checkpoints) by event_id: (times seen, raw).
@@ -245,7 +281,7 @@ fn json_over_https_every_event_once_a_503_period_retried_and_a_poison_record_cou
         const N: u64 = 20_000;
         const POISON: u64 = 7_777;
         endpoint.seen(|s| {
-            s.mode = Mode::Unavailable;
+            s.mode = Mode::Unauthorized;
             s.poison = Some(POISON);
         });
         let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
@@ -266,11 +302,29 @@ fn json_over_https_every_event_once_a_503_period_retried_and_a_poison_record_cou
         write_records(&log, 0..N / 2)?;
         let mut agent = agent_with_file(sb, &collector, &log)?;
         agent.start()?;
+        // The token is refused: retried (it may be registered later), shown as the last error.
+        wait_until(ARRIVAL, "two 401 answers", || {
+            agent.check_alive()?;
+            Ok(endpoint.seen(|s| s.unauthorized_answers) >= 2)
+        })?;
+        let refused_token = forwarder(&collector, "soc")?;
+        ensure!(
+            refused_token["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("401") && e.contains("token")),
+            "{refused_token}"
+        );
+        ensure!(
+            refused_token["permanent_errors"].as_u64() == Some(0),
+            "{refused_token}"
+        );
+        endpoint.seen(|s| s.mode = Mode::Unavailable);
+        let before = endpoint.seen(|s| s.unavailable_answers);
         // The destination is down: the forwarder retries (Retry-After honoured), counts and
         // shows the error, and delivers nothing.
         wait_until(ARRIVAL, "three 503 answers while records pile up", || {
             agent.check_alive()?;
-            Ok(endpoint.seen(|s| s.unavailable_answers) >= 3)
+            Ok(endpoint.seen(|s| s.unavailable_answers) >= before + 3)
         })?;
         let down = forwarder(&collector, "soc")?;
         ensure!(down["delivered"].as_u64() == Some(0), "{down}");
@@ -283,17 +337,22 @@ fn json_over_https_every_event_once_a_503_period_retried_and_a_poison_record_cou
         );
         ensure!(down["permanent_errors"].as_u64() == Some(0), "{down}");
         endpoint.seen(|s| s.mode = Mode::Accepting);
-        write_records(&log, N / 2..N)?;
-        wait_until(ARRIVAL, "every record but the poison one accepted", || {
-            agent.check_alive()?;
-            let soc = forwarder(&collector, "soc")?;
-            let accepted = endpoint.seen(|s| {
+        let accepted = || {
+            endpoint.seen(|s| {
                 by_event_id(&s.events, |e| e["event_id"].as_str(), "message")
                     .0
                     .len() as u64
-            });
-            Ok(accepted >= N - 1 && soc["lag_records"].as_u64() == Some(0))
-        })?;
+            })
+        };
+        wait_until(
+            ARRIVAL,
+            "the first half but the poison record accepted",
+            || {
+                agent.check_alive()?;
+                let soc = forwarder(&collector, "soc")?;
+                Ok(accepted() >= N / 2 - 1 && soc["lag_records"].as_u64() == Some(0))
+            },
+        )?;
         let soc = forwarder(&collector, "soc")?;
         ensure!(soc["permanent_errors"].as_u64() == Some(1), "{soc}");
         let store = stored(&collector.store())?;
@@ -313,6 +372,35 @@ fn json_over_https_every_event_once_a_503_period_retried_and_a_poison_record_cou
             shown["soc"]["permanent_errors"].as_u64() == Some(1),
             "{shown:?}"
         );
+        // The second half, answered slowly; the collector is killed with SIGKILL once the
+        // endpoint has accepted some of it (requests answered, cursor maybe not committed).
+        endpoint.seen(|s| s.delay = std::time::Duration::from_millis(400));
+        let first_half = accepted();
+        write_records(&log, N / 2..N)?;
+        wait_until(ARRIVAL, "part of the second half accepted", || {
+            agent.check_alive()?;
+            Ok(accepted() > first_half)
+        })?;
+        let started_at = |c: &Collector| -> Result<Value> {
+            Ok(c.status()?.map_or(Value::Null, |s| s["started_at"].clone()))
+        };
+        let killed_run = started_at(&collector)?;
+        collector.kill9()?;
+        let at_kill = accepted();
+        collector.start()?;
+        wait_until(ARRIVAL, "every record but the poison one accepted", || {
+            agent.check_alive()?;
+            let soc = forwarder(&collector, "soc")?;
+            Ok(started_at(&collector)? != killed_run
+                && accepted() >= N - 1
+                && soc["lag_records"].as_u64() == Some(0))
+        })?;
+        let after_restart = forwarder(&collector, "soc")?;
+        ensure!(
+            after_restart["permanent_errors"].as_u64() == Some(0),
+            "the refused record was sent again after the restart: {after_restart}"
+        );
+        let store = stored(&collector.store())?;
         let (faults, requests, unavailable, refused, events) = endpoint.seen(|s| {
             (
                 s.faults.clone(),
@@ -359,7 +447,8 @@ fn json_over_https_every_event_once_a_503_period_retried_and_a_poison_record_cou
         println!(
             "json over https: {} of {N} events accepted ({repeats} repeats by event_id), \
              {checkpoints} checkpoints, {requests} requests, {unavailable} answered 503, \
-             {refused} answered 400; permanent_errors 1 for {poison_id}",
+             {refused} answered 400; permanent_errors 1 for {poison_id}; SIGKILL with {at_kill} \
+             accepted",
             got.len()
         );
         agent.stop()?;
