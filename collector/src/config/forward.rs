@@ -441,4 +441,67 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn json_and_hec_need_https_and_a_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = raw(r#"
+            [[forward]]
+            name = "ndjson"
+            format = "json"
+            url = "https://siem.example.net:8443/ingest"
+            token = "abc"
+            [[forward]]
+            name = "splunk"
+            format = "hec"
+            url = "https://[::1]:8088"
+            token = "0f3b2c1d-aaaa"
+        "#);
+        let mut problems = Vec::new();
+        let v = validate(ok, dir.path(), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            v[0].endpoint,
+            Endpoint::Https {
+                url: "https://siem.example.net:8443/ingest".into()
+            }
+        );
+        assert_eq!(
+            v[1].endpoint,
+            Endpoint::Https {
+                url: "https://[::1]:8088/services/collector/event".into()
+            }
+        );
+        for (table, want) in [
+            ("format = \"json\"\nurl = \"https://x/\"", "needs token"),
+            (
+                "format = \"hec\"\nurl = \"https://x/\"\ntoken = \"a b\"",
+                "printable",
+            ),
+            (
+                "format = \"json\"\nurl = \"tls://x:1\"\ntoken = \"t\"",
+                "https://",
+            ),
+            (
+                "format = \"json\"\nurl = \"http://x/\"\ntoken = \"t\"",
+                "plain http",
+            ),
+            (
+                "format = \"json\"\nurl = \"https://x:0/\"\ntoken = \"t\"",
+                "port",
+            ),
+            (
+                "format = \"syslog\"\nurl = \"https://x/\"",
+                "syslog and cef use",
+            ),
+        ] {
+            let mut problems = Vec::new();
+            let text = format!("[[forward]]\nname = \"f\"\n{table}\n");
+            assert!(validate(raw(&text), dir.path(), &mut problems).is_empty());
+            assert!(
+                problems.iter().any(|p| p.contains(want)),
+                "{want}: {problems:?}"
+            );
+        }
+    }
 }

@@ -109,16 +109,19 @@ impl HttpSink {
         })
     }
 
-    /// Delivers `records`; refused ones are passed to `on_refused` and skipped.
+    /// Delivers `records`; newly refused ones are passed to `on_refused` and skipped. Returns
+    /// how many were skipped because they had been refused before (not sent again).
     pub(crate) fn deliver(
         &mut self,
         records: &Records<'_>,
         on_refused: &mut dyn FnMut(Refused),
-    ) -> Result<(), Retry> {
+    ) -> Result<u64, Retry> {
         let mut chunk: Vec<usize> = Vec::new();
         let mut chunk_bytes = 0;
+        let mut known = 0;
         for i in 0..records.ids.len() {
             if self.refused.contains(&records.ids[i]) {
+                known += 1;
                 continue;
             }
             let len = span(records, i).len();
@@ -135,7 +138,7 @@ impl HttpSink {
         if !chunk.is_empty() {
             self.post_split(records, &chunk, on_refused)?;
         }
-        Ok(())
+        Ok(known)
     }
 
     /// POSTs the records `which`; on a refusal, halves until the refused records are alone.

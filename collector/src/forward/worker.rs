@@ -153,6 +153,7 @@ pub fn start(
             normalizers: HashMap::new(),
             scratch: Vec::new(),
             backoff: BACKOFF_MIN,
+            refused: 0,
         };
         let join = std::thread::Builder::new()
             .name(format!("forward-{}", config.name))
@@ -274,6 +275,8 @@ struct Worker {
     normalizers: HashMap<(String, String), Normalizer>,
     scratch: Vec<u8>,
     backoff: Duration,
+    /// Records of the last sent batch the destination refused (not counted as delivered).
+    refused: u64,
 }
 
 impl Worker {
@@ -334,12 +337,13 @@ impl Worker {
             }
             match self.send(&mut conn, &batch) {
                 Ok(sock_end) => {
-                    self.stats.sent.fetch_add(batch.records, Ordering::Relaxed);
+                    let records = batch.records - std::mem::take(&mut self.refused);
+                    self.stats.sent.fetch_add(records, Ordering::Relaxed);
                     pending.push_back(Pending {
                         end: batch.end.expect("a batch with blocks has an end"),
                         sock_end,
                         sent_at: Instant::now(),
-                        records: batch.records,
+                        records,
                         block_records: batch.block_records,
                         last_event: batch.last_event,
                         first_ns: batch.first_ns,
@@ -389,12 +393,15 @@ impl Worker {
             Sink::Stream(d) => d,
             Sink::Http(http) => {
                 let stats = &self.stats;
+                let refused_count = &mut self.refused;
+                *refused_count = 0;
                 let records = Records {
                     bytes: &batch.bytes,
                     ends: &batch.ends,
                     ids: &batch.ids,
                 };
-                http.deliver(&records, &mut |refused| {
+                let known = http.deliver(&records, &mut |refused| {
+                    *refused_count += 1;
                     tracing::error!(forwarder = %stats.name, event_id = %refused.event_id,
                         answer = %refused.answer,
                         "The destination refused a record; it is counted and passed over.");
@@ -403,6 +410,7 @@ impl Worker {
                         format!("event {} refused: {}", refused.event_id, refused.answer),
                     );
                 })?;
+                self.refused += known;
                 return Ok(0);
             }
         };
