@@ -1,5 +1,5 @@
 //! The seam between forwarding and wire formats: an [`Encoder`] appends one framed record to
-//! a batch buffer. Formats (syslog today; cef, json, hec later) plug in here without touching
+//! a batch buffer. Formats (syslog, cef, json, hec) plug in here without touching
 //! the cursor, batching, retry or transport code.
 
 use super::record::ForwardRecord;

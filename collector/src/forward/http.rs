@@ -24,7 +24,7 @@
 //!   the event_id lets the SIEM de-duplicate).
 
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +49,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bytes of an answer's body quoted in an error.
 const QUOTE: usize = 200;
+/// Bytes of an answer's body read.
+const ANSWER_BYTES: u64 = 4096;
 
 /// A failure after which the batch is sent again later.
 #[derive(Debug, thiserror::Error)]
@@ -190,7 +192,7 @@ impl HttpSink {
         let mut gz = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::default());
         gz.write_all(body).expect("writing to a Vec never fails");
         let gz = gz.finish().expect("writing to a Vec never fails");
-        let response = client
+        let mut response = client
             .post(&self.url)
             .header(reqwest::header::AUTHORIZATION, &self.authorization)
             .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
@@ -199,6 +201,12 @@ impl HttpSink {
             .send()
             .map_err(|e| retry(format!("POST {}: {}", self.url, error_chain(&e)), None))?;
         let status = response.status();
+        // At most ANSWER_BYTES of the answer are read (a hostile destination cannot fill
+        // memory); reading a short answer to its end also lets the connection be reused.
+        let mut answer_body = Vec::new();
+        let read = (&mut response)
+            .take(ANSWER_BYTES)
+            .read_to_end(&mut answer_body);
         if status.is_success() {
             return Ok(None);
         }
@@ -208,7 +216,10 @@ impl HttpSink {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let text = response.text().unwrap_or_default();
+        if let Err(e) = read {
+            tracing::debug!(error = %e, "Could not read the destination's answer.");
+        }
+        let text = String::from_utf8_lossy(&answer_body);
         let quoted: String = text.chars().take(QUOTE).collect();
         let answer = format!("HTTP {status}: {}", quoted.trim());
         match status {

@@ -14,15 +14,18 @@
 //! - **At least once, with a stable id**: the cursor moves past a batch only after its bytes
 //!   were acknowledged by the destination's TCP stack, the connection was still healthy and
 //!   [`worker::SETTLE`] had passed ([`transport`]); any failure rewinds reading to the last
-//!   commit and resends from there. Every record carries its store `event_id`, so the SIEM can
-//!   drop the (rare) repeats.
+//!   commit and resends from there. HTTPS destinations ([`http`]: `json`, `hec`) answer each
+//!   request, so there a batch counts as delivered when every request of it got a 2xx. Every
+//!   record carries its store `event_id`, so the SIEM can drop the (rare) repeats.
 //! - **Nothing forged**: the encoders ([`syslog`], [`cef`]) frame each record by octet count and
-//!   escape every structured-data or extension value, so no byte of a record can end it, start another, or add a
-//!   field.
+//!   escape every structured-data or extension value ([`json`], [`hec`]: one JSON object per
+//!   record, the raw text a JSON string), so no byte of a record can end it, start another, or
+//!   add a field.
 //! - **Permanent errors never block the queue**: a block that cannot be decoded, a range the
-//!   cursor had to step over, or a record the encoder refuses is counted in `errors` with the
-//!   last error text, logged, and passed over.
-//! - Transient errors (connect, TLS, write) are retried forever with capped exponential backoff
+//!   cursor had to step over, or a record an HTTPS destination refuses (400/413/422, found by
+//!   splitting the request) is counted in `errors` and `permanent_errors` with the last error
+//!   text, logged, and passed over.
+//! - Transient errors (connect, TLS, write; HTTP 401/403/429/5xx) are retried forever with capped exponential backoff
 //!   ([`worker::BACKOFF_MAX`]); each failure counts in `errors` too.
 
 mod cef;

@@ -337,7 +337,9 @@ impl Worker {
             }
             match self.send(&mut conn, &batch) {
                 Ok(sock_end) => {
-                    let records = batch.records - std::mem::take(&mut self.refused);
+                    let records = batch
+                        .records
+                        .saturating_sub(std::mem::take(&mut self.refused));
                     self.stats.sent.fetch_add(records, Ordering::Relaxed);
                     pending.push_back(Pending {
                         end: batch.end.expect("a batch with blocks has an end"),
@@ -355,6 +357,7 @@ impl Worker {
                     // Everything not settled is sent again after the pause (batches an HTTPS
                     // destination confirmed are committed first).
                     conn = None;
+                    self.refused = 0;
                     self.settle(&mut conn, &mut pending, Duration::ZERO);
                     pending.clear();
                     let (pos, hash) = self.committed.clone();
