@@ -372,6 +372,16 @@ fn json_over_https_every_event_once_a_503_period_retried_and_a_poison_record_cou
             shown["soc"]["permanent_errors"].as_u64() == Some(1),
             "{shown:?}"
         );
+        // So far no request failed after another of its batch was accepted: each event of
+        // the first half arrived exactly once.
+        let first_repeats = endpoint.seen(|s| {
+            let (m, _) = by_event_id(&s.events, |e| e["event_id"].as_str(), "message");
+            m.values().filter(|(times, _)| *times > 1).count()
+        });
+        ensure!(
+            first_repeats == 0,
+            "{first_repeats} events of the first half repeated"
+        );
         // The second half, answered slowly; the collector is killed with SIGKILL once the
         // endpoint has accepted some of it (requests answered, cursor maybe not committed).
         endpoint.seen(|s| s.delay = std::time::Duration::from_millis(400));
