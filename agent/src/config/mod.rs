@@ -3,6 +3,7 @@
 //! Two phases (STYLE.md habit 4): [`RawConfig`] mirrors the file with `deny_unknown_fields`;
 //! [`RawConfig::validate`] resolves paths relative to the file and returns every problem at once.
 
+mod eventlog;
 mod host;
 mod journald;
 mod raw;
@@ -10,6 +11,7 @@ mod raw;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use eventlog::{EventlogInput, EventlogStart, RawEventlog};
 pub use host::{HostReport, check_host, writable_dir};
 pub use journald::{JournalStart, JournaldInput, RawJournald};
 pub use raw::{
@@ -48,6 +50,8 @@ pub struct Config {
     pub journald: Vec<JournaldInput>,
     /// Syslog receivers.
     pub syslog: Vec<crate::syslog::SyslogInput>,
+    /// Windows Event Log inputs (Windows only).
+    pub eventlog: Vec<EventlogInput>,
 }
 
 /// Bounds of one batch: whichever is reached first closes it.
@@ -175,9 +179,30 @@ impl RawConfig {
             }
             syslog.extend(s.build(base, batch.max_bytes, &mut p));
         }
-        if require_inputs && files.is_empty() && journald.is_empty() && syslog.is_empty() {
+        let mut eventlog = Vec::new();
+        for e in self.eventlog {
+            if !names.insert(e.name.clone()) {
+                p.push(format!("input name {:?} is used twice", e.name));
+            }
+            if !cfg!(windows) {
+                p.push(format!(
+                    "eventlog {:?}: [[eventlog]] reads the Windows Event Log; this agent is not \
+                     running on Windows (exported .evtx files: logship-agent import-evtx)",
+                    e.name
+                ));
+            }
+            eventlog.extend(e.build(batch.max_bytes, &mut p));
+        }
+        if require_inputs
+            && files.is_empty()
+            && journald.is_empty()
+            && syslog.is_empty()
+            && eventlog.is_empty()
+        {
             p.push(
-                "no inputs: add a [[file]], [[journald]] or [[syslog]] table or --tail GLOB".into(),
+                "no inputs: add a [[file]], [[journald]], [[syslog]] or [[eventlog]] table or \
+                 --tail GLOB"
+                    .into(),
             );
         }
         if !p.is_empty() {
@@ -195,6 +220,7 @@ impl RawConfig {
             files,
             journald,
             syslog,
+            eventlog,
         })
     }
 }

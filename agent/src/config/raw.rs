@@ -35,6 +35,9 @@ pub struct RawConfig {
     /// Syslog receivers.
     #[serde(default)]
     pub syslog: Vec<crate::syslog::RawSyslog>,
+    /// Windows Event Log inputs.
+    #[serde(default)]
+    pub eventlog: Vec<super::eventlog::RawEventlog>,
 }
 
 /// `[collector]`.
