@@ -19,6 +19,7 @@ pub mod journald;
 pub mod memory;
 pub mod paths;
 pub mod run;
+pub mod service;
 pub mod shipper;
 pub mod spool_blocked;
 pub mod syslog;
