@@ -111,9 +111,17 @@ fn install(config: &Path) -> Result<ExitCode> {
             actions: Some(vec![restart(5), restart(30), restart(60)]),
         })
         .context("setting restart on failure")?;
-    service
-        .set_failure_actions_on_non_crash_failures(true)
-        .context("setting restart on failure")?;
+    // Also restart when the service reports "stopped" with an error (a run that failed), not
+    // only when its process dies. Wine's SCM does not know this setting (error 124): say so.
+    if let Err(e) = service.set_failure_actions_on_non_crash_failures(true) {
+        match os_error(&e) {
+            Some(124) => eprintln!(
+                "warning: this system does not support restarting a service that stops with an \
+                 error; the service restarts only if its process dies"
+            ),
+            _ => return Err(anyhow::Error::new(e).context("setting restart on failure")),
+        }
+    }
     println!(
         "service {SERVICE_NAME:?} installed (automatic start, LocalSystem) with config {}; \
          start it with `logship-agent service start`; it logs to {}",
@@ -149,9 +157,15 @@ fn uninstall() -> Result<()> {
 
 fn start() -> Result<()> {
     let service = open(ServiceAccess::QUERY_STATUS | ServiceAccess::START)?;
-    service
-        .start::<&OsStr>(&[])
-        .context("starting the service")?;
+    if service.query_status()?.current_state == ServiceState::Running {
+        println!("service {SERVICE_NAME:?} is already running");
+        return Ok(());
+    }
+    match service.start::<&OsStr>(&[]) {
+        // ERROR_SERVICE_ALREADY_RUNNING: started meanwhile (automatic start).
+        Err(e) if os_error(&e) == Some(1056) => {}
+        other => other.context("starting the service")?,
+    }
     wait_for(&service, ServiceState::Running)?;
     println!("service {SERVICE_NAME:?} running");
     Ok(())
