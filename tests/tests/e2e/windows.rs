@@ -240,3 +240,76 @@ fn windows_agent_as_a_service_under_wine_ships_and_stops_cleanly() {
         Ok(())
     });
 }
+
+/// The Windows example config (`deploy/config/agent.windows.example.toml`, with its
+/// `[[eventlog]]` inputs) with real certificates beside it.
+fn windows_example(sb: &logship_e2e::Sandbox, pki: &Collector) -> Result<std::path::PathBuf> {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/config/agent.windows.example.toml");
+    let dir = sb.path().join("winexample");
+    pki.issue_agent_cert("winexample", &dir, &[])?;
+    let copy = dir.join("agent.toml");
+    std::fs::copy(&example, &copy).context("copying the Windows example")?;
+    Ok(copy)
+}
+
+/// The Windows example passes the Windows agent's `check-config` (under Wine), and the
+/// Linux agent refuses its `[[eventlog]]` inputs with a clear message.
+#[test]
+fn windows_example_config_passes_check_config_on_windows_and_is_refused_on_linux() {
+    run_test(|sb| {
+        let pki = Collector::init(sb, "pki", &CollectorOpts::default())?;
+        let config = windows_example(sb, &pki)?;
+        let wine = Wine::install(sb)?;
+        let out = wine
+            .agent()
+            .args(["check-config", "--config", &windows_path(&config)])
+            .output()?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(
+            out.status.success() && text.contains(": ok"),
+            "Windows check-config of the example: {} {text}",
+            out.status
+        );
+        let out = std::process::Command::new(logship_e2e::bin("logship-agent"))
+            .args(["check-config", "--config"])
+            .arg(&config)
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            out.status.code() == Some(64)
+                && text.matches("reads the Windows Event Log").count() == 4,
+            "Linux check-config of the Windows example: {} {text}",
+            out.status
+        );
+        Ok(())
+    });
+}
+
+/// `logship-agent service ...` exists on Linux and says it is for Windows (exit 69).
+#[test]
+fn service_subcommand_on_linux_says_it_is_windows_only() {
+    run_test(|_sb| {
+        for args in [
+            &["service", "install", "--config", "/nonexistent/agent.toml"][..],
+            &["service", "uninstall"],
+            &["service", "start"],
+            &["service", "stop"],
+        ] {
+            let out = std::process::Command::new(logship_e2e::bin("logship-agent"))
+                .args(args)
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stderr);
+            ensure!(
+                out.status.code() == Some(69) && text.contains("works on Windows only"),
+                "{args:?}: {} {text}",
+                out.status
+            );
+        }
+        Ok(())
+    });
+}
