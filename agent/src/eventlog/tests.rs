@@ -515,3 +515,79 @@ fn bookmarks_stored_on_the_spool_are_found_among_the_inputs_checkpoints() {
     );
     assert_eq!(stored(&checkpoints[1..]), None);
 }
+
+/// `xml` quoted as `EvtRender` writes it (attribute values in single quotes, empty elements
+/// self-closed) instead of python-evtx's double quotes and end tags.
+fn as_evtrender_writes_it(xml: &str) -> String {
+    assert!(
+        !xml.contains('\''),
+        "the transform needs events without single quotes"
+    );
+    let mut in_tag = false;
+    let mut out: String = xml
+        .chars()
+        .map(|c| {
+            match c {
+                '<' => in_tag = true,
+                '>' => in_tag = false,
+                _ => {}
+            }
+            if in_tag && c == '"' { '\'' } else { c }
+        })
+        .collect();
+    for tag in [
+        "Provider",
+        "TimeCreated",
+        "Correlation",
+        "Execution",
+        "Security",
+    ] {
+        let open = format!("<{tag} ");
+        let close = format!("></{tag}>");
+        let mut from = 0;
+        while let Some(at) = out[from..].find(&open).map(|i| i + from) {
+            let Some(end) = out[at..].find('>').map(|i| i + at) else {
+                break;
+            };
+            if out[end..].starts_with(&close) {
+                out.replace_range(end..end + close.len(), "/>");
+            }
+            from = end;
+        }
+    }
+    out
+}
+
+#[test]
+fn live_events_normalize_to_the_same_fields_as_their_export() {
+    use logship_normalize::{Context, Normalizer};
+    let ctx = Context {
+        host: "pc1",
+        input: "ev",
+        path: "Security",
+        agent_tz: "UTC",
+        observed_unix_nanos: 1_700_000_000_000_000_000,
+    };
+    for (channel, text, dataset) in [
+        ("Security", NEW_USER, "windows.security"),
+        (SYSMON_CHANNEL, SYSMON, "windows.sysmon"),
+    ] {
+        let exported = lines(text);
+        let live: Vec<String> = exported.iter().map(|x| as_evtrender_writes_it(x)).collect();
+        assert!(live[0].contains("<Provider Name='"), "{}", live[0]);
+        let bench = Bench::new(channel, live.clone());
+        bench.run_until(true, |l, _| l.delivered == live.len());
+        let records = events_of(&bench.records())
+            .into_iter()
+            .cloned()
+            .collect::<Vec<_>>();
+        assert_eq!(records.len(), exported.len());
+        let (mut a, mut b) = (Normalizer::new(), Normalizer::new());
+        for (r, export) in records.iter().zip(&exported) {
+            let ours = a.normalize(&r.raw, &ctx);
+            let theirs = b.normalize(export.as_bytes(), &ctx);
+            assert_eq!(ours.dataset, dataset, "{}", String::from_utf8_lossy(&r.raw));
+            assert_eq!(ours.fields, theirs.fields, "{export}");
+        }
+    }
+}
