@@ -1,4 +1,4 @@
-//! logship agent: reads logs (file and journald inputs), frames and compresses them once into batches on a
+//! logship agent: reads logs (file, journald, syslog and Windows Event Log inputs), frames and compresses them once into batches on a
 //! crash-safe spool, and ships the spooled batches to the collector over mutual TLS.
 //!
 //! Data flow: input thread ([`logship_tail::Tailer`] → [`file_input::FileInputSink`] (decoding,

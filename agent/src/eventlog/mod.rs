@@ -3,7 +3,7 @@
 //! the same record as an imported `.evtx` event ([`crate::evtx::record`]).
 //!
 //! The subscription sits behind the [`EventSource`] trait ([`source`]): the real one
-//! ([`windows`], `wevtapi.dll`) exists on Windows only; the input logic ([`input`]) — start
+//! (`windows.rs`, `wevtapi.dll`) exists on Windows only; the input logic ([`input`]) — start
 //! point, bookmarks on the spool, gaps, errors and retries — is the same code on every platform
 //! and is tested on Linux with recorded events.
 //!

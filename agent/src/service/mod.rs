@@ -1,12 +1,12 @@
 //! `logship-agent service install|uninstall|start|stop`: the agent as a Windows service.
 //!
-//! On Windows ([`windows`], the `windows-service` crate) the service "logship-agent" runs this
+//! On Windows (`windows.rs`, the `windows-service` crate) the service "logship-agent" runs this
 //! executable as `service dispatch --config PATH` under the Service Control Manager, which
 //! calls the same run loop as `logship-agent run`; a Stop, Shutdown or Preshutdown control
 //! cancels it exactly as SIGTERM or Ctrl+C does, so the inputs flush their last batch and the
 //! spool is fsync'd before the service reports "stopped". The service logs to a file next to
 //! its config ([`log_file`]) and warnings, errors and its own start/stop to the Application
-//! event log ([`eventlog_layer`]).
+//! event log (`eventlog_layer.rs`).
 //!
 //! Invariants:
 //! - `install` refuses a config that does not validate (exit 64), so an installed service
