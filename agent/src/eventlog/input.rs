@@ -6,6 +6,8 @@
 //! - An event's bookmark is set as the position only after the event was pushed, so positions
 //!   never run ahead of spooled events; every (re)subscription starts after the last pushed
 //!   bookmark, so no event is read twice or skipped.
+//! - A stored bookmark of another channel (the input's `channel` was changed) is not used: the
+//!   input starts as if it had none.
 //! - With no stored position, `start_at` decides once: "beginning", or "end" = after the newest
 //!   event at that moment; the decision is spooled at once (an empty bookmark means "from the
 //!   beginning"), so a restart never decides again.
@@ -113,6 +115,17 @@ impl<S: EventSource> EventlogReader<S> {
     ) -> Result<Self, SinkClosed> {
         let label = std::path::PathBuf::from(&config.channel);
         let source = batcher.open_source(POSITION_KEY, &label)?;
+        let stored = stored.filter(|s| {
+            let theirs = bookmark_channel(&s.bookmark);
+            let same = theirs.is_none_or(|c| c.eq_ignore_ascii_case(&config.channel));
+            if !same {
+                tracing::warn!(input = %config.name, channel = %config.channel,
+                    stored_channel = theirs.unwrap_or_default(),
+                    "The stored bookmark is of another channel (the config changed); starting \
+                     as start_at says.");
+            }
+            same
+        });
         let (start, last_id) = match stored {
             Some(s) => {
                 let last = (s.record_id > 0).then_some(s.record_id);
@@ -306,6 +319,17 @@ impl<S: EventSource> EventlogReader<S> {
                 "Last batch not spooled; its events will be read again.");
         }
     }
+}
+
+/// The channel a bookmark XML points into (`<Bookmark Channel='...'`), if it names one.
+fn bookmark_channel(bookmark: &str) -> Option<&str> {
+    let at = bookmark.find("Channel=")? + "Channel=".len();
+    let quote = bookmark[at..]
+        .chars()
+        .next()
+        .filter(|&q| q == '\'' || q == '"')?;
+    let rest = &bookmark[at + 1..];
+    rest.find(quote).map(|end| &rest[..end])
 }
 
 /// `s` cut to at most `max` bytes at a character boundary.

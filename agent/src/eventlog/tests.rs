@@ -591,3 +591,24 @@ fn live_events_normalize_to_the_same_fields_as_their_export() {
         }
     }
 }
+
+#[test]
+fn a_bookmark_of_another_channel_is_not_used_after_the_config_changed() {
+    let sysmon = lines(SYSMON);
+    let mut bench = Bench::new(SYSMON_CHANNEL, sysmon[..3].to_vec());
+    bench.run_until(true, |l, _| l.delivered == 3);
+    // The same input now reads Security: the Sysmon bookmark (and its record id 1744) must not
+    // steer it, nor make a gap out of Security's ids.
+    bench.config.channel = "Security".into();
+    bench.log.lock().unwrap().events = lines(NEW_USER);
+    bench.run_until(true, |l, _| l.delivered == 3 + 4);
+    let records = bench.records();
+    assert_eq!(ids_of(&records), [1742, 1743, 1744, 111, 112, 113, 116]);
+    assert_eq!(
+        records.iter().filter(|r| r.kind == KIND_GAP).count(),
+        1,
+        "only 113 -> 116"
+    );
+    let subs = bench.log.lock().unwrap().subscriptions.clone();
+    assert_eq!(subs[1], Start::Beginning);
+}
