@@ -17,6 +17,8 @@
 //! - Backoff between subscriptions: [`FIRST_RETRY`] doubling to [`MAX_RETRY`], reset once a
 //!   subscription has delivered events or lived [`HEALTHY_AFTER`]. The input's error is set
 //!   while it cannot read and cleared when a subscription succeeds.
+//! - An event the source could not render becomes a gap record naming the record before it, and
+//!   the input moves past it with its bookmark (one bad event never blocks a channel).
 //! - An event's XML longer than `max_message_bytes` is cut (record `truncated_from` = its
 //!   length); its attributes are taken before the cut. A longer rendered message is cut too.
 
@@ -239,6 +241,33 @@ impl<S: EventSource> EventlogReader<S> {
 
     /// One event → (a gap record if ids jumped) a record, then its bookmark as the position.
     fn push(&mut self, event: RawEvent) -> Result<(), SinkClosed> {
+        if let Some(error) = &event.unreadable {
+            // The bookmark names the event's record id (`RecordId='N'`).
+            let id = bookmark_attr(&event.bookmark, "RecordId").and_then(|v| v.parse().ok());
+            let which = match (id, self.last_id) {
+                (Some(id), _) => format!("record {id}"),
+                (None, Some(last)) => format!("the event after record {last}"),
+                (None, None) => "an event".to_string(),
+            };
+            let message = format!(
+                "event log channel {:?}: {which} could not be read: {error}",
+                self.config.channel
+            );
+            if let Some(id) = id {
+                self.report_jump(id)?;
+                self.last_id = Some(id);
+            }
+            tracing::warn!(input = %self.config.name, %error,
+                "An event could not be rendered; gap record written.");
+            self.batcher.push_gap(self.source, &message)?;
+            self.batcher.set_position(
+                self.source,
+                Some(event.bookmark.clone()),
+                self.last_id.unwrap_or(0),
+            );
+            self.start = Some(Start::AfterBookmark(event.bookmark));
+            return Ok(());
+        }
         let max = self.config.max_message_bytes;
         let known = Known {
             message: event.message.map(|m| cut(&m, max).to_owned()),
@@ -323,7 +352,13 @@ impl<S: EventSource> EventlogReader<S> {
 
 /// The channel a bookmark XML points into (`<Bookmark Channel='...'`), if it names one.
 fn bookmark_channel(bookmark: &str) -> Option<&str> {
-    let at = bookmark.find("Channel=")? + "Channel=".len();
+    bookmark_attr(bookmark, "Channel")
+}
+
+/// Attribute `name` of a bookmark XML's `<Bookmark>` element, in either quotes.
+fn bookmark_attr<'a>(bookmark: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!(" {name}=");
+    let at = bookmark.find(&key)? + key.len();
     let quote = bookmark[at..]
         .chars()
         .next()

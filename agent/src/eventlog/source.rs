@@ -28,6 +28,9 @@ pub struct RawEvent {
     pub bookmark: String,
     /// The provider's rendered message, when its message file is available.
     pub message: Option<String>,
+    /// Why the event could not be rendered (then `xml` is empty): the input stores a gap record
+    /// for it and moves past it with its bookmark, so one bad event never blocks the channel.
+    pub unreadable: Option<String>,
 }
 
 /// Why a source cannot read now; the text says what is wrong (shown in the heartbeat).

@@ -48,6 +48,8 @@ struct Log {
     denied: bool,
     /// The next `next_batch` fails once (a broken subscription).
     break_once: bool,
+    /// Record ids delivered as events that cannot be rendered.
+    unreadable: Vec<u64>,
     subscriptions: Vec<Start>,
     delivered: usize,
 }
@@ -120,9 +122,18 @@ impl EventSource for Recorded {
             .iter()
             .map(|xml| {
                 let id = record_id(xml);
+                if log.unreadable.contains(&id) {
+                    return RawEvent {
+                        xml: String::new(),
+                        bookmark: bookmark(&self.channel, id),
+                        message: None,
+                        unreadable: Some("rendering failed (122)".into()),
+                    };
+                }
                 RawEvent {
                     xml: xml.clone(),
                     bookmark: bookmark(&self.channel, id),
+                    unreadable: None,
                     message: log
                         .messages
                         .iter()
@@ -611,4 +622,26 @@ fn a_bookmark_of_another_channel_is_not_used_after_the_config_changed() {
     );
     let subs = bench.log.lock().unwrap().subscriptions.clone();
     assert_eq!(subs[1], Start::Beginning);
+}
+
+#[test]
+fn an_event_that_cannot_be_rendered_becomes_a_gap_and_reading_goes_on() {
+    let events = lines(SYSMON);
+    let bench = Bench::new(SYSMON_CHANNEL, events[..10].to_vec());
+    bench.log.lock().unwrap().unreadable = vec![1745];
+    bench.run_until(true, |l, _| l.delivered == 10);
+    let records = bench.records();
+    assert_eq!(records.len(), 10);
+    assert_eq!(records[3].kind, KIND_GAP);
+    let text = String::from_utf8_lossy(&records[3].raw);
+    assert!(
+        text.contains("record 1745 could not be read: rendering failed"),
+        "{text}"
+    );
+    // 1746 follows the unreadable 1745: no second gap for the id it skipped.
+    assert_eq!(
+        ids_of(&records),
+        [1742, 1743, 1744, 1746, 1747, 1748, 1749, 1750, 1751]
+    );
+    assert_eq!(records.iter().filter(|r| r.kind == KIND_GAP).count(), 1);
 }

@@ -250,15 +250,24 @@ impl EventSource for WindowsSource {
             .collect();
         let mut out = Vec::with_capacity(handles.len());
         for event in &handles {
-            let xml = render(event, EvtRenderEventXml.0)
-                .map_err(|e| self.error("rendering an event of", &e))?;
-            let provider = provider_name(&xml).map(str::to_owned);
-            let message = self.message(event, provider.as_deref());
+            let (xml, message, unreadable) = match render(event, EvtRenderEventXml.0) {
+                Ok(xml) => {
+                    let provider = provider_name(&xml).map(str::to_owned);
+                    let message = self.message(event, provider.as_deref());
+                    (xml, message, None)
+                }
+                Err(e) => (
+                    String::new(),
+                    None,
+                    Some(self.error("rendering an event of", &e).0),
+                ),
+            };
             let bookmark = self.advance_bookmark(event)?;
             out.push(RawEvent {
                 xml,
                 bookmark,
                 message,
+                unreadable,
             });
         }
         Ok(out)
