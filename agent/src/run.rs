@@ -124,6 +124,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
             .await?,
         );
     }
+    for input in &config.evtx {
+        let batcher = ctx.batcher(&input.name)?;
+        input_stats
+            .lock()
+            .expect("input stats lock is never poisoned")
+            .insert(input.name.clone(), batcher.stats());
+        threads.push(crate::evtx::watch::spawn(
+            input.clone(),
+            &checkpoints_for(&input.name, &recovered.positions),
+            batcher,
+            input_errors.clone(),
+            stop.clone(),
+        )?);
+    }
     spawn_eventlog_inputs(
         &ctx,
         &config,

@@ -4,6 +4,7 @@
 //! [`RawConfig::validate`] resolves paths relative to the file and returns every problem at once.
 
 mod eventlog;
+mod evtx_input;
 mod host;
 mod journald;
 mod raw;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use eventlog::{EventlogInput, EventlogStart, RawEventlog};
+pub use evtx_input::{EvtxInput, RawEvtx};
 pub use host::{HostReport, check_host, writable_dir};
 pub use journald::{JournalStart, JournaldInput, RawJournald};
 pub use raw::{
@@ -52,6 +54,8 @@ pub struct Config {
     pub syslog: Vec<crate::syslog::SyslogInput>,
     /// Windows Event Log inputs (Windows only).
     pub eventlog: Vec<EventlogInput>,
+    /// Folders of exported `.evtx` files.
+    pub evtx: Vec<EvtxInput>,
 }
 
 /// Bounds of one batch: whichever is reached first closes it.
@@ -193,15 +197,23 @@ impl RawConfig {
             }
             eventlog.extend(e.build(batch.max_bytes, &mut p));
         }
+        let mut evtx = Vec::new();
+        for e in self.evtx {
+            if !names.insert(e.name.clone()) {
+                p.push(format!("input name {:?} is used twice", e.name));
+            }
+            evtx.extend(e.build(base, &mut p));
+        }
         if require_inputs
             && files.is_empty()
             && journald.is_empty()
             && syslog.is_empty()
             && eventlog.is_empty()
+            && evtx.is_empty()
         {
             p.push(
-                "no inputs: add a [[file]], [[journald]], [[syslog]] or [[eventlog]] table or \
-                 --tail GLOB"
+                "no inputs: add a [[file]], [[journald]], [[syslog]], [[eventlog]] or [[evtx]] \
+                 table or --tail GLOB"
                     .into(),
             );
         }
@@ -221,6 +233,7 @@ impl RawConfig {
             journald,
             syslog,
             eventlog,
+            evtx,
         })
     }
 }

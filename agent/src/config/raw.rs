@@ -38,6 +38,9 @@ pub struct RawConfig {
     /// Windows Event Log inputs.
     #[serde(default)]
     pub eventlog: Vec<super::eventlog::RawEventlog>,
+    /// Folders of exported `.evtx` files.
+    #[serde(default)]
+    pub evtx: Vec<super::evtx_input::RawEvtx>,
 }
 
 /// `[collector]`.

@@ -11,6 +11,7 @@
 pub mod file;
 pub mod import;
 pub mod record;
+pub mod watch;
 
 pub use import::{IMPORT_INPUT, Outcome, import};
 pub use record::{EventRecord, Known};
