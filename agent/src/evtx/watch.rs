@@ -10,6 +10,8 @@
 //! - A file that is not a readable `.evtx` is logged once and left alone until it changes; an
 //!   unreadable part of a file becomes a gap record (as for `import-evtx`). A folder that cannot
 //!   be listed is reported in the heartbeat (`input_errors`) and listed again at the next scan.
+//! - A file that changes after it was read has a new identity and is read again in full (its
+//!   earlier events stored twice); this is logged as a warning. Files must be put in whole.
 //! - What is remembered per file in memory is bounded by the files in the folder: entries of
 //!   files no longer listed are dropped.
 
@@ -139,6 +141,12 @@ impl Watch {
                 done: false,
             });
             if seen.len != len || seen.modified != modified {
+                if seen.done {
+                    tracing::warn!(input = %self.config.name, file = %path.display(),
+                        "An .evtx file changed after it was read; it is read again as a new \
+                         file, so events it already had are stored twice (copy files into the \
+                         folder whole: copy elsewhere, then move them in).");
+                }
                 *seen = Seen {
                     len,
                     modified,

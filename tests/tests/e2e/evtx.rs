@@ -505,7 +505,11 @@ fn evtx_folder_input_imports_each_file_once_across_a_kill_copies_and_restarts() 
             "not exactly once"
         );
 
-        // The same content under another name, and a new file.
+        // Junk named .evtx, the same content under another name, and a new file.
+        let junk: Vec<u8> = (0..70_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        std::fs::write(drop.join("junk.evtx"), junk)?;
         let copy = drop.join("copy-of-security.evtx");
         std::fs::copy(&big, &copy)?;
         let short = drop.join("short.evtx");
@@ -537,6 +541,10 @@ fn evtx_folder_input_imports_each_file_once_across_a_kill_copies_and_restarts() 
         );
         let log = agent.log_text()?;
         ensure!(log.contains("Imported an .evtx file."), "{log}");
+        ensure!(
+            log.contains("Not an .evtx file the agent can read"),
+            "the junk file was not reported:\n{log}"
+        );
         Ok(())
     });
 }
