@@ -184,6 +184,19 @@ impl Wine {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// `reg query KEY`: `Some(output)` when the registry key exists, `None` when `reg` fails.
+    pub fn reg_query(&self, key: &str) -> Result<Option<String>> {
+        let out = self
+            .command("reg")
+            .args(["query", key])
+            .output()
+            .context("running reg under wine")?;
+        Ok(out
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned()))
+    }
+
     /// `sc query NAME`: `Some(output)` when the service exists, `None` when Wine's `sc` fails
     /// (it exits 1, silently, for a service that does not exist).
     pub fn sc_query(&self, name: &str) -> Result<Option<String>> {

@@ -6,7 +6,7 @@
 //! cancels it exactly as SIGTERM or Ctrl+C does, so the inputs flush their last batch and the
 //! spool is fsync'd before the service reports "stopped". The service logs to a file next to
 //! its config ([`log_file`]) and warnings, errors and its own start/stop to the Application
-//! event log (`eventlog_layer.rs`).
+//! event log (`eventlog_layer.rs`; the source is registered at install, `event_source.rs`).
 //!
 //! Invariants:
 //! - `install` refuses a config that does not validate (exit 64), so an installed service
@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ServiceCommand;
 use crate::config::Config;
 
+#[cfg(windows)]
+pub mod event_source;
 #[cfg(windows)]
 pub mod eventlog_layer;
 #[cfg(windows)]

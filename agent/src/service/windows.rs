@@ -122,6 +122,12 @@ fn install(config: &Path) -> Result<ExitCode> {
             _ => return Err(anyhow::Error::new(e).context("setting restart on failure")),
         }
     }
+    if let Err(error) = super::event_source::register() {
+        eprintln!(
+            "warning: the Application event log source was not registered ({error}); the \
+             service logs there anyway, Event Viewer adds a \"description not found\" note"
+        );
+    }
     println!(
         "service {SERVICE_NAME:?} installed (automatic start, LocalSystem) with config {}; \
          start it with `logship-agent service start`; it logs to {}",
@@ -151,6 +157,9 @@ fn uninstall() -> Result<()> {
         wait_for(&service, ServiceState::Stopped)?;
     }
     service.delete().context("removing the service")?;
+    if let Err(error) = super::event_source::unregister() {
+        eprintln!("warning: the Application event log source was not removed ({error})");
+    }
     println!("service {SERVICE_NAME:?} removed");
     Ok(())
 }

@@ -176,6 +176,16 @@ fn windows_agent_as_a_service_under_wine_ships_and_stops_cleanly() {
             Ok(!query.is_empty())
         })?;
         ensure!(query.contains("STOPPED"), "after install: {query}");
+        // The Application event log source, so Event Viewer shows the agent's entries as text.
+        const SOURCE_KEY: &str =
+            r"HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\logship-agent";
+        let source = wine
+            .reg_query(SOURCE_KEY)?
+            .context("the event log source is not registered")?;
+        ensure!(
+            source.contains("EventMessageFile") && source.contains("EventLogMessages.dll"),
+            "event log source: {source}"
+        );
 
         // Phase 1: the service ships what is there, then stops cleanly.
         append_numbered(&log, 0, SERVICE_PHASE, 40)?;
@@ -222,6 +232,10 @@ fn windows_agent_as_a_service_under_wine_ships_and_stops_cleanly() {
         ensure!(
             wine.sc_query("logship-agent")?.is_none(),
             "the service still exists after uninstall"
+        );
+        ensure!(
+            wine.reg_query(SOURCE_KEY)?.is_none(),
+            "the event log source is still registered after uninstall"
         );
         let again = wine.agent().args(["service", "start"]).output()?;
         let said = String::from_utf8_lossy(&again.stderr);
