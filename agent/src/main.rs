@@ -40,6 +40,7 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
         Command::Run { config, tails } => (config, tails, false),
         Command::CheckConfig { config, tails } => (config, tails, true),
         Command::ImportEvtx { config, files } => return import_evtx(&config, files),
+        Command::Enroll(args) => return enroll(&args),
     };
     let cfg = match config::load(&path, &tails) {
         Ok(c) => c,
@@ -59,6 +60,25 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
         tokio::spawn(stop_on_signal(shutdown.clone()));
         logship_agent::run::run(cfg, shutdown).await
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `enroll`: a summary on stdout; a refusal is an error (exit 1) naming the reason.
+fn enroll(args: &logship_agent::enroll::EnrollArgs) -> Result<ExitCode> {
+    let enrolled = runtime()?.block_on(logship_agent::enroll::enroll(args))?;
+    print_line(&format!(
+        "enrolled as {:?}; certificate valid until {} (renewed automatically while the agent runs)",
+        enrolled.name, enrolled.not_after
+    ))?;
+    if enrolled.config_written {
+        print_line(&format!("wrote {}", enrolled.config.display()))?;
+    } else {
+        print_line(&format!("kept the existing {}", enrolled.config.display()))?;
+    }
+    print_line(&format!(
+        "start it with: logship-agent run --config {}",
+        enrolled.config.display()
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -41,6 +41,8 @@ pub struct Sources {
     pub tls: Arc<TlsStats>,
     /// Silence after which an agent is stale (`[agents] stale_after`).
     pub stale_after: Duration,
+    /// CA fingerprint and enrollment counters.
+    pub enroll: crate::enroll::StatusFacts,
 }
 
 /// How often the file is rewritten.
@@ -126,6 +128,7 @@ impl StatusWriter {
                 .mark(agents, jiff::Timestamp::now().as_nanosecond() as i64);
         }
         doc["agents_stale_after_secs"] = json!(self.stale.after_secs());
+        s.enroll.add_to(&mut doc);
         if let Err(error) = write(&self.path, &doc) {
             tracing::warn!(%error, path = %self.path.display(), "Writing the status file failed.");
         }

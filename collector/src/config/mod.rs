@@ -68,6 +68,31 @@ pub struct RawConfig {
     /// Watching the fleet of agents.
     #[serde(default)]
     pub agents: RawAgents,
+    /// Enrollment and agent certificates.
+    #[serde(default)]
+    pub enroll: RawEnroll,
+}
+
+/// Enrollment and agent certificates (`[enroll]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnroll {
+    /// Lifetime of agent certificates issued by enrollment and renewal (`30d`, `12h`, `2m`);
+    /// agents renew when a third of it is left.
+    #[serde(default = "default_agent_cert_lifetime")]
+    pub agent_cert_lifetime: String,
+}
+
+impl Default for RawEnroll {
+    fn default() -> Self {
+        RawEnroll {
+            agent_cert_lifetime: default_agent_cert_lifetime(),
+        }
+    }
+}
+
+fn default_agent_cert_lifetime() -> String {
+    crate::enroll::DEFAULT_AGENT_CERT_LIFETIME.to_string()
 }
 
 /// Watching the fleet of agents.
@@ -197,6 +222,8 @@ pub struct Config {
     pub normalize: bool,
     /// Silence after which an agent is stale.
     pub stale_after: std::time::Duration,
+    /// Lifetime of agent certificates issued by enrollment and renewal.
+    pub agent_cert_lifetime: std::time::Duration,
 }
 
 // === impl RawConfig ===
@@ -304,8 +331,21 @@ impl RawConfig {
                 None
             }
         };
-        match (problems.is_empty(), listen, stale_after) {
-            (true, Some(listen), Some(stale_after)) => Ok(Config {
+        let agent_cert_lifetime =
+            match crate::enroll::parse_lifetime(&self.enroll.agent_cert_lifetime) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    problems.push(format!("enroll.agent_cert_lifetime: {e:#}"));
+                    None
+                }
+            };
+        match (
+            problems.is_empty(),
+            listen,
+            stale_after,
+            agent_cert_lifetime,
+        ) {
+            (true, Some(listen), Some(stale_after), Some(agent_cert_lifetime)) => Ok(Config {
                 data_dir,
                 listen,
                 ca_cert,
@@ -324,6 +364,7 @@ impl RawConfig {
                 segment_max_age_secs: self.store.segment_max_age_secs,
                 normalize: self.normalize.enabled,
                 stale_after,
+                agent_cert_lifetime,
             }),
             _ => Err(problems),
         }
@@ -486,6 +527,11 @@ enabled = true
 # STALE in `logship-collector agents`, and one warning in this collector's log when it crosses
 # (one more when it is heard again). 30s, 10m, 2h.
 stale_after = "{stale}"
+
+[enroll]
+# Lifetime of the agent certificates enrollment and renewal issue (30d, 12h, 2m; at least 1m).
+# Agents renew over their own connection when a third of it is left.
+agent_cert_lifetime = "{lifetime}"
 "#,
         data_dir = data_dir.display(),
         mmb = DEFAULT_MAX_MESSAGE_BYTES,
@@ -500,6 +546,7 @@ stale_after = "{stale}"
         smb = DEFAULT_SEGMENT_MAX_BYTES,
         sma = DEFAULT_SEGMENT_MAX_AGE_SECS,
         stale = DEFAULT_STALE_AFTER,
+        lifetime = crate::enroll::DEFAULT_AGENT_CERT_LIFETIME,
     )
 }
 
