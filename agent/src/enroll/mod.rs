@@ -10,12 +10,14 @@
 //!   that CA. The CA returned must have the same fingerprint, the certificate returned must
 //!   certify our key under the name asked for.
 //! - Nothing is written when enrollment is refused or fails; on success the key, certificate and
-//!   CA are each replaced atomically, and `agent.toml` is written unless one is already there
-//!   (its inputs are kept: re-enrolling a machine keeps its config and spool).
+//!   CA are each replaced atomically, and `agent.toml` ([`template`], absolute paths) is written
+//!   unless one is already there (its inputs are kept: re-enrolling a machine keeps its config
+//!   and spool).
 
 pub mod files;
 pub mod pin;
 pub mod renew;
+pub mod template;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,9 +55,14 @@ pub struct EnrollArgs {
     /// Agent name (default: this host's name).
     #[arg(long)]
     pub name: Option<String>,
-    /// Directory for agent.toml, agent.key, agent.pem and ca.pem.
+    /// Directory for agent.key, agent.pem, ca.pem (and agent.toml unless --config-out); the
+    /// spool goes in DIR/spool.
     #[arg(long)]
     pub out: PathBuf,
+    /// Where to write agent.toml (default DIR/agent.toml), e.g. /etc/logship/agent.toml for the
+    /// service with --out /var/lib/logship-agent.
+    #[arg(long)]
+    pub config_out: Option<PathBuf>,
 }
 
 /// What enrollment produced.
@@ -175,11 +182,21 @@ pub async fn enroll(args: &EnrollArgs) -> Result<Enrolled> {
         bail!("the collector returned a CA that does not match --ca-fingerprint; nothing written");
     }
     let not_after = check_issued(&response.cert_pem, &key, &name)?;
-    let config_written = write_out(&args.out, &response, &key.serialize_pem())?;
+    let config = args
+        .config_out
+        .clone()
+        .unwrap_or_else(|| args.out.join(CONFIG_FILE));
+    let config_written = write_out(
+        &args.out,
+        &config,
+        &args.server,
+        &response,
+        &key.serialize_pem(),
+    )?;
     Ok(Enrolled {
         name,
         not_after: crate::cert::date(not_after),
-        config: args.out.join(CONFIG_FILE),
+        config,
         config_written,
     })
 }
@@ -187,10 +204,13 @@ pub async fn enroll(args: &EnrollArgs) -> Result<Enrolled> {
 /// Writes the enrollment's files into `out`; returns whether agent.toml was written.
 fn write_out(
     out: &Path,
+    config: &Path,
+    endpoint: &str,
     response: &logship_proto::v1::EnrollResponse,
     key_pem: &str,
 ) -> Result<bool> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let out_abs = std::path::absolute(out)?;
     files::replace(&out.join(CA_FILE), response.ca_pem.as_bytes(), false)?;
     files::install_pair(
         &out.join(CERT_FILE),
@@ -198,10 +218,14 @@ fn write_out(
         &response.cert_pem,
         key_pem,
     )?;
-    let config = out.join(CONFIG_FILE);
     if config.try_exists()? {
         return Ok(false);
     }
-    files::replace(&config, response.agent_toml.as_bytes(), false)?;
+    if let Some(parent) = config.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let toml = template::agent_toml(endpoint, &out_abs);
+    files::replace(config, toml.as_bytes(), false)?;
     Ok(true)
 }

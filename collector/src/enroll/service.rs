@@ -114,16 +114,6 @@ impl EnrollService {
     }
 }
 
-/// Whether `endpoint` is a plain HOST:PORT that can go into agent.toml.
-fn plain_endpoint(endpoint: &str) -> bool {
-    !endpoint.is_empty()
-        && endpoint.len() <= 255
-        && endpoint.contains(':')
-        && endpoint
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
-}
-
 #[tonic::async_trait]
 impl Enrollment for EnrollService {
     async fn enroll(
@@ -191,18 +181,7 @@ impl Enrollment for EnrollService {
         };
         let ca_pem = std::fs::read_to_string(self.dir.join(pki::CA_CERT))
             .map_err(|e| Status::internal(format!("reading the CA: {e}")))?;
-        let endpoint = if plain_endpoint(&req.endpoint) {
-            req.endpoint
-        } else {
-            "COLLECTOR:7443".to_string()
-        };
-        let agent_toml =
-            crate::config::agent_template(&[endpoint], crate::config::AgentLayout::BesideConfig);
-        Ok(Response::new(EnrollResponse {
-            cert_pem,
-            ca_pem,
-            agent_toml,
-        }))
+        Ok(Response::new(EnrollResponse { cert_pem, ca_pem }))
     }
 
     async fn renew(
