@@ -248,7 +248,8 @@ pub struct IssueArgs {
     /// Issue even though a certificate was issued for this name before (re-enrollment).
     #[arg(long)]
     pub force: bool,
-    /// Write agent.toml for the packaged service: absolute paths, certificates in /etc/logship,
+    /// Write agent.toml for the packaged service: absolute paths, certificates (which the agent
+    /// renews) and spool in /var/lib/logship-agent,
     /// spool in /var/lib/logship-agent.
     #[arg(long)]
     pub for_service: bool,

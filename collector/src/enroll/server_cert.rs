@@ -174,6 +174,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_server_certificate_near_its_end_is_renewed_with_its_names_and_swapped_in() {
+        use crate::pki;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        pki::init_ca(d, &["192.0.2.10".into()]).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let load = || {
+            ServerCertResolver::load(
+                &d.join(pki::CA_CERT),
+                &d.join(pki::SERVER_CERT),
+                &d.join(pki::SERVER_KEY),
+                provider.clone(),
+            )
+            .unwrap()
+        };
+        let now = jiff::Timestamp::now().as_second();
+        // A fresh 825-day certificate is left alone.
+        let resolver = load();
+        let before = std::fs::read(d.join(pki::SERVER_CERT)).unwrap();
+        resolver.check(d, now).unwrap();
+        assert_eq!(std::fs::read(d.join(pki::SERVER_CERT)).unwrap(), before);
+        // Checked as if two thirds of its life had passed: renewed, and in use at once.
+        let old_end = resolver.not_after();
+        let late = old_end - (old_end - now) / 4;
+        resolver.check(d, late).unwrap();
+        assert_ne!(std::fs::read(d.join(pki::SERVER_CERT)).unwrap(), before);
+        assert!(resolver.not_after() > now + 800 * 86_400);
+        let facts = crate::certfile::CertFacts::from_pem_file(&d.join(pki::SERVER_CERT)).unwrap();
+        assert!(facts.not_after.unix_timestamp() == resolver.not_after());
+        let renewed = std::fs::read_to_string(d.join(pki::SERVER_CERT)).unwrap();
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(renewed.as_bytes()).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+        let san = cert.subject_alternative_name().unwrap().unwrap();
+        assert!(format!("{:?}", san.value).contains("[192, 0, 2, 10]"));
+        // A damaged file never replaces the certificate in use.
+        std::fs::write(d.join(pki::SERVER_CERT), "garbage").unwrap();
+        let in_use = resolver.not_after();
+        assert!(resolver.check(d, now).is_err());
+        assert_eq!(resolver.not_after(), in_use);
+    }
+
+    #[test]
     fn renewal_is_due_with_a_third_of_the_lifetime_left() {
         assert!(!renewal_due(0, 300, 100));
         assert!(!renewal_due(0, 300, 199));

@@ -573,3 +573,27 @@ fn not_after(der: &[u8]) -> Result<i64> {
         .replace(' ', "T");
     Ok(date.parse::<jiff::Timestamp>()?.as_second())
 }
+
+#[test]
+fn the_collector_refuses_to_start_with_private_keys_others_can_read() {
+    run_test(|sb| {
+        use std::os::unix::fs::PermissionsExt;
+        let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
+        for key in ["server.key", "ca.key"] {
+            let path = collector.data_dir().join(key);
+            check_private(&path)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640))?;
+            let started = collector.start();
+            ensure!(started.is_err(), "serve started with {key} mode 640");
+            let log = std::fs::read_to_string(sb.log_path("collector"))?;
+            ensure!(
+                log.contains(&format!("{key} is readable by group or others (mode 640)")),
+                "no clear refusal for {key}: {log}"
+            );
+            collector.stop().ok();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        collector.start()?;
+        Ok(())
+    });
+}
