@@ -139,7 +139,7 @@ fn write_server_cert(
     )
 }
 
-/// Writes a server certificate valid for `lifetime` (from five minutes ago).
+/// Writes a server certificate valid for `lifetime`, starting a little before now.
 pub(crate) fn write_server_cert_for(
     dir: &Path,
     issuer: &Issuer<'_, KeyPair>,
@@ -149,9 +149,12 @@ pub(crate) fn write_server_cert_for(
     let server_key = KeyPair::generate().context("generating the server key")?;
     let names = server_names(extra_sans);
     let mut server_params = server_params(&names)?;
+    // Clock skew allowance: five minutes, or a tenth of a short lifetime; the certificate's
+    // whole validity is `lifetime` either way (a renewal keeps it).
+    let skew = time::Duration::minutes(5).min(lifetime / 10);
     let now = time::OffsetDateTime::now_utc();
-    server_params.not_before = now - time::Duration::minutes(5);
-    server_params.not_after = now + lifetime;
+    server_params.not_before = now - skew;
+    server_params.not_after = now - skew + lifetime;
     let server_cert = server_params
         .signed_by(&server_key, issuer)
         .context("signing the server certificate")?;

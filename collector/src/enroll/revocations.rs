@@ -82,11 +82,7 @@ pub fn mark_revoked(dir: &Path, doc: &mut serde_json::Value) -> Result<()> {
 /// Records the revocation of `name` (a second revocation keeps the first's time and reason).
 pub fn revoke(dir: &Path, name: &str, reason: &str, now: i64) -> Result<Revocation> {
     let lock_path = dir.join(LOCK_FILE);
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
+    let lock = super::tokens::open_lock(&lock_path)
         .with_context(|| format!("opening {}", lock_path.display()))?;
     lock.lock()
         .with_context(|| format!("locking {}", lock_path.display()))?;

@@ -205,16 +205,11 @@ impl TokenBook {
 
     fn lock(&self) -> Result<Locked, TokenError> {
         let lock_path = self.dir.join(LOCK_FILE);
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|source| TokenError::Io {
-                what: "opening",
-                path: lock_path.clone(),
-                source,
-            })?;
+        let lock = open_lock(&lock_path).map_err(|source| TokenError::Io {
+            what: "opening",
+            path: lock_path.clone(),
+            source,
+        })?;
         lock.lock().map_err(|source| TokenError::Io {
             what: "locking",
             path: lock_path,
@@ -287,6 +282,20 @@ pub fn date(unix: i64) -> String {
     jiff::Timestamp::from_second(unix)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| unix.to_string())
+}
+
+/// Opens (creating) a lock file; read-only when another user made it (`flock` works on any
+/// open file), so a lock file made by root does not lock the service user out.
+pub(crate) fn open_lock(path: &Path) -> std::io::Result<fs::File> {
+    match fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => fs::File::open(path),
+        other => other,
+    }
 }
 
 fn hash(token: &str) -> String {

@@ -115,11 +115,18 @@ fn a_token_enrolls_as_many_agents_as_its_uses_and_refusals_say_why_and_write_not
         let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
         collector.start()?;
         let fp = fingerprint(&collector)?;
-        let init_fp = std::fs::read_to_string(collector.data_dir().join("ca.pem"))?;
         ensure!(
-            !init_fp.is_empty() && fp.starts_with("sha256:") && fp.len() == 71,
-            "{fp}"
+            fp == openssl_fingerprint(&collector.data_dir().join("ca.pem"))?,
+            "ca-fingerprint {fp} is not what openssl computes"
         );
+        // `init` prints the same fingerprint.
+        let other = sb.path().join("other-collector");
+        let out = collector_cli(&["init", "--data-dir", &other.display().to_string()])?;
+        let expected = format!(
+            "ca fingerprint: {}",
+            openssl_fingerprint(&other.join("ca.pem"))?
+        );
+        ensure!(text(&out).contains(&expected), "init: {}", text(&out));
         let two = token(&collector, &["--uses", "2", "--label", "two PCs"])?;
         let log = sb.path().join("app.log");
         append_numbered(&log, 0, 500, 30)?;
@@ -223,6 +230,24 @@ fn a_token_enrolls_as_many_agents_as_its_uses_and_refusals_say_why_and_write_not
     });
 }
 
+/// `sha256:` + what `openssl x509 -in ca.pem -outform der | sha256sum` prints.
+fn openssl_fingerprint(ca: &Path) -> Result<String> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("openssl x509 -in \"$1\" -outform der | sha256sum")
+        .arg("sh")
+        .arg(ca)
+        .output()?;
+    ensure!(out.status.success(), "openssl: {}", text(&out));
+    let hex = String::from_utf8(out.stdout)?;
+    let hex = hex
+        .split_whitespace()
+        .next()
+        .context("sha256sum printed nothing")?;
+    ensure!(hex.len() == 64, "sha256sum: {hex}");
+    Ok(format!("sha256:{hex}"))
+}
+
 fn check_private(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
@@ -285,6 +310,20 @@ fn a_peer_without_a_certificate_reaches_only_enrollment_and_floods_are_rate_limi
         ensure!(
             status.code() == tonic::Code::Unimplemented,
             "Heartbeat: {status:?}"
+        );
+        // Renew is served there, but answers only a verified certificate.
+        let renew = runtime.block_on(async {
+            let channel = raw_channel(&collector.endpoint(), no_cert.clone()).await?;
+            let mut client = EnrollmentClient::new(channel);
+            let request = logship_proto::v1::RenewRequest {
+                csr_der: bytes::Bytes::from_static(b"not a csr"),
+            };
+            anyhow::Ok(client.renew(request).await)
+        })?;
+        let status = renew.err().context("Renew served without a certificate")?;
+        ensure!(
+            status.code() == tonic::Code::Unauthenticated,
+            "Renew without certificate: {status:?}"
         );
         // A flood of bad tokens from one address: refused, then rate-limited before the token
         // is even looked at (a good token from that address waits too).
@@ -594,6 +633,98 @@ fn the_collector_refuses_to_start_with_private_keys_others_can_read() {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         }
         collector.start()?;
+        Ok(())
+    });
+}
+
+/// Replaces the collector's server certificate with one signed by its CA that lives three
+/// minutes (as if `init` had made it long ago).
+fn short_server_cert(c: &Collector) -> Result<()> {
+    let dir = c.data_dir();
+    let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca.key"))?)?;
+    let issuer =
+        rcgen::Issuer::from_ca_cert_pem(&std::fs::read_to_string(dir.join("ca.pem"))?, ca_key)?;
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress("127.0.0.1".parse()?));
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "logship collector");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::seconds(10);
+    params.not_after = now + time::Duration::seconds(170);
+    let cert = params.signed_by(&key, &issuer)?;
+    std::fs::write(dir.join("server.pem"), cert.pem())?;
+    std::fs::write(dir.join("server.key"), key.serialize_pem())?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )?;
+    Ok(())
+}
+
+#[test]
+fn the_collector_renews_its_server_certificate_without_dropping_agents() {
+    run_test(|sb| {
+        let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
+        short_server_cert(&collector)?;
+        let first = std::fs::read(collector.data_dir().join("server.pem"))?;
+        collector.start()?;
+        let log = sb.path().join("app.log");
+        append_numbered(&log, 0, 1000, 30)?;
+        let opts = AgentOpts::new(&collector, vec![FileInput::new("app", &log)]);
+        let mut agent = Agent::enroll(sb, &collector, "steady", &opts)?;
+        agent.start()?;
+        wait_until(ARRIVAL, "the first 1000 lines", || {
+            Ok(collector.count()? == 1000)
+        })?;
+        // Due with a third of its 3 minutes left; lines keep coming meanwhile.
+        let mut next = 1000;
+        wait_until(
+            Duration::from_secs(180),
+            "the server certificate renewed",
+            || {
+                append_numbered(&log, next, next + 100, 30)?;
+                next += 100;
+                std::thread::sleep(Duration::from_millis(900));
+                log_count(
+                    &sb.log_path("collector"),
+                    "Server certificate renewed before expiry",
+                )
+                .map(|n| n >= 1)
+            },
+        )?;
+        ensure!(
+            std::fs::read(collector.data_dir().join("server.pem"))? != first,
+            "server.pem was not replaced"
+        );
+        check_private(&collector.data_dir().join("server.key"))?;
+        // Past the old certificate's end: the agent's connection was never dropped, and a new
+        // agent connects (it could not against the expired certificate).
+        wait_until(
+            Duration::from_secs(200),
+            "the first server certificate expired",
+            || Ok(!first_cert_valid(&first)?),
+        )?;
+        append_numbered(&log, next, next + 1000, 30)?;
+        next += 1000;
+        let opts2 = AgentOpts::new(&collector, vec![FileInput::new("app2", &log)]);
+        let mut second = Agent::enroll(sb, &collector, "newcomer", &opts2)?;
+        second.start()?;
+        wait_until(ARRIVAL, "every line from both agents", || {
+            Ok(collector.store().count(&["--agent", "steady"])? == next
+                && collector.store().count(&["--agent", "newcomer"])? == next)
+        })?;
+        check_exactly_once(&collector.store(), "app", next)?;
+        let connects = agent
+            .log_text()?
+            .matches("Connected to the collector.")
+            .count();
+        ensure!(connects == 1, "the first agent connected {connects} times");
         Ok(())
     });
 }
