@@ -50,7 +50,8 @@ pub enum Command {
     },
     /// Issue a client certificate and a ready-to-run agent.toml for one agent.
     IssueAgentCert(IssueArgs),
-    /// Re-issue the server certificate with new names (the LAN IP or DNS name agents use),
+    /// Re-issue the server certificate with new names (the LAN IP or DNS name agents use; a
+    /// running collector picks it up within 10 s),
     /// signed by the existing CA; the CA and the agents' certificates stay valid.
     ServerCert {
         /// The collector's data directory (holds the CA).

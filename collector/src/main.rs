@@ -216,7 +216,8 @@ fn server_cert(data_dir: &Path, sans: &[String]) -> Result<ExitCode> {
     )?;
     writeln!(
         out,
-        "restart the collector to use it; the CA and the agents' certificates are unchanged"
+        "a running collector uses it for new connections within 10 s; the CA and the agents' \
+         certificates are unchanged"
     )?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
