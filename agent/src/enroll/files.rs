@@ -4,6 +4,7 @@
 //! [`finish_interrupted_renewal`] repairs the one state where the two do not match (key renamed,
 //! certificate not yet): it completes the second rename. Any other leftover `.new` file is from a
 //! write that never reached its first rename and is removed (the old pair is intact).
+//! On Windows the key's ACL is narrowed to SYSTEM and Administrators before the key is written.
 
 use std::fs;
 use std::io::Write;
@@ -28,11 +29,13 @@ fn write_new(path: &Path, contents: &[u8], private: bool) -> Result<PathBuf> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(if private { 0o600 } else { 0o644 });
     }
-    #[cfg(not(unix))]
-    let _ = private;
     let mut f = options
         .open(&tmp)
         .with_context(|| format!("creating {}", tmp.display()))?;
+    #[cfg(windows)]
+    if private {
+        restrict_to_administrators(&tmp)?;
+    }
     f.write_all(contents)
         .with_context(|| format!("writing {}", tmp.display()))?;
     f.sync_all()
@@ -40,11 +43,38 @@ fn write_new(path: &Path, contents: &[u8], private: bool) -> Result<PathBuf> {
     Ok(tmp)
 }
 
+/// Windows: the key file's ACL keeps only SYSTEM (the service) and Administrators, without
+/// inherited entries (ProgramData lets every user read), set by the system's `icacls` before
+/// the key is written into it. Fails closed: no key is written when the ACL cannot be set.
+#[cfg(windows)]
+fn restrict_to_administrators(path: &Path) -> Result<()> {
+    let out = std::process::Command::new("icacls")
+        .arg(path)
+        .args([
+            "/inheritance:r",
+            "/grant:r",
+            "*S-1-5-18:F",
+            "*S-1-5-32-544:F",
+        ])
+        .output()
+        .context("running icacls to protect the key")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "icacls could not restrict {} to SYSTEM and Administrators: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 fn rename(from: &Path, to: &Path) -> Result<()> {
     fs::rename(from, to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))
 }
 
 fn sync_dir(path: &Path) {
+    #[cfg(not(unix))]
+    let _ = path;
     #[cfg(unix)]
     if let Some(dir) = path.parent()
         && let Ok(d) = fs::File::open(if dir.as_os_str().is_empty() {
