@@ -107,7 +107,8 @@ pub fn rows(doc: &Value, now_ns: i64, stale_ns: i64) -> Vec<Value> {
                 "agent_version": a["agent_version"],
                 "ip_addresses": a["ip_addresses"],
                 "peer_addr": a["peer_addr"],
-                "last_heartbeat": crate::timearg::format_ns(last),
+                // Null for an agent never heard from (listed because it was revoked).
+                "last_heartbeat": (last > 0).then(|| crate::timearg::format_ns(last)),
                 "silent_secs": silent_ns / 1_000_000_000,
                 // The file may be old (collector stopped): a heartbeat must also be recent,
                 // and a stale agent is not online whatever the stale time.
@@ -228,7 +229,11 @@ fn row_cells(r: &Value) -> Vec<String> {
     vec![
         cell(&r["agent"]),
         state.to_owned(),
-        format!("{} ago", human_age(silent)),
+        if r["last_heartbeat"].is_null() {
+            "never".to_owned()
+        } else {
+            format!("{} ago", human_age(silent))
+        },
         cell(&r["host"]),
         addresses(r),
         os,
