@@ -296,6 +296,8 @@ fn tls_json(t: &TlsStats) -> serde_json::Value {
         "handshakes_shed_busy": t.shed_busy.load(Ordering::Relaxed),
         "handshakes_timed_out": t.handshakes_timed_out.load(Ordering::Relaxed),
         "handshakes_failed": t.handshakes_failed.load(Ordering::Relaxed),
+        "refused_revoked": t.refused_revoked.load(Ordering::Relaxed),
+        "anonymous_refused_full": t.anonymous_refused_full.load(Ordering::Relaxed),
     })
 }
 

@@ -461,6 +461,11 @@ fn a_revoked_agent_is_cut_off_refused_after_restart_and_its_spool_arrives_under_
             log_count(&sb.log_path("collector"), "Revoked agent refused")
                 .map(|n| n > refused_before)
         })?;
+        wait_until(ARRIVAL, "status.json counts the refusals", || {
+            Ok(collector
+                .status()?
+                .is_some_and(|s| s["connections"]["refused_revoked"].as_u64() >= Some(1)))
+        })?;
         ensure!(
             collector.store().count(&["--agent", "laptop-7"])? == 1000,
             "stored after revocation"
