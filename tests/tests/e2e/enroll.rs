@@ -733,3 +733,57 @@ fn the_collector_renews_its_server_certificate_without_dropping_agents() {
         Ok(())
     });
 }
+
+#[test]
+fn an_agent_whose_certificate_expired_while_off_says_it_needs_a_new_token() {
+    run_test(|sb| {
+        let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
+        set_cert_lifetime(&collector, "1m")?;
+        collector.start()?;
+        let log = sb.path().join("app.log");
+        append_numbered(&log, 0, 300, 30)?;
+        let opts = AgentOpts::new(&collector, vec![FileInput::new("app", &log)]);
+        let t = token(&collector, &[])?;
+        let mut agent = enrolled_agent(sb, &collector, &t, "holiday-pc", &opts)?;
+        let cert = sb.path().join("holiday-pc").join("agent.pem");
+        let first = std::fs::read(&cert)?;
+        // Switched off until its certificate has expired.
+        wait_until(Duration::from_secs(120), "the certificate expired", || {
+            Ok(!first_cert_valid(&first)?)
+        })?;
+        agent.start()?;
+        wait_until(ARRIVAL, "the agent says it needs a new token", || {
+            let text = agent.log_text()?;
+            Ok(text.contains("certificate expired on")
+                && text.contains("re-enroll this agent with a new token"))
+        })?;
+        ensure!(
+            collector.count()? == 0,
+            "stored from an expired certificate"
+        );
+        // The old token is used up; a new one with --replace re-enrolls the same name.
+        agent.stop()?;
+        let dir = sb.path().join("holiday-pc");
+        let out = enroll(
+            &collector,
+            &t,
+            &fingerprint(&collector)?,
+            "holiday-pc",
+            &dir,
+        )?;
+        ensure!(!out.status.success(), "the used token enrolled again");
+        let fresh = token(&collector, &["--replace"])?;
+        let out = enroll(
+            &collector,
+            &fresh,
+            &fingerprint(&collector)?,
+            "holiday-pc",
+            &dir,
+        )?;
+        ensure!(out.status.success(), "re-enroll: {}", text(&out));
+        agent.start()?;
+        wait_until(ARRIVAL, "the 300 lines", || Ok(collector.count()? == 300))?;
+        check_exactly_once(&collector.store(), "app", 300)?;
+        Ok(())
+    });
+}
