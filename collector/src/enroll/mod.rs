@@ -179,3 +179,35 @@ pub fn parse_lifetime(text: &str) -> Result<Duration> {
     }
     Ok(Duration::from_nanos(ns as u64))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_certificate_lifetime_is_at_least_a_minute() {
+        assert_eq!(
+            parse_lifetime("30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(parse_lifetime("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_lifetime("30s").is_err());
+        assert!(parse_lifetime("soon").is_err());
+    }
+
+    #[test]
+    fn token_create_prints_the_token_last_and_refuses_zero_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::pki::init_ca(dir.path(), &[]).unwrap();
+        let mut out = Vec::new();
+        token_create(dir.path(), "1h", 3, "lab", false, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let last = text.lines().last().unwrap();
+        assert_eq!(last.len(), 64);
+        assert!(last.bytes().all(|b| b.is_ascii_hexdigit()));
+        let stored = std::fs::read_to_string(dir.path().join(tokens::TOKENS_FILE)).unwrap();
+        assert!(!stored.contains(last));
+        assert!(token_create(dir.path(), "1h", 0, "", false, &mut Vec::new()).is_err());
+        assert!(token_create(dir.path(), "0s", 1, "", false, &mut Vec::new()).is_err());
+    }
+}
