@@ -540,16 +540,22 @@ fn a_two_minute_certificate_renews_while_shipping_200000_lines() {
         let first_cert = std::fs::read(&cert)?;
         agent.start()?;
         // 200,000 lines over about 100 s: the renewal (due 60 s after enrollment) happens while
-        // they are being read and shipped.
-        let total = 200_000u64;
-        for chunk in 0..100 {
-            append_numbered(&log, chunk * 2000, (chunk + 1) * 2000, 40)?;
+        // they are being read and shipped (writing goes on until it did).
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        let (mut chunks, mut renewed_while_writing) = (0u64, false);
+        while chunks < 100 || !renewed_while_writing {
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "no renewal while writing"
+            );
+            append_numbered(&log, chunks * 2000, (chunks + 1) * 2000, 40)?;
+            chunks += 1;
             std::thread::sleep(Duration::from_secs(1));
             agent.check_alive()?;
+            renewed_while_writing |= agent.log_text()?.contains("Certificate renewed");
         }
-        wait_until(ARRIVAL, "a renewal", || {
-            Ok(agent.log_text()?.contains("Certificate renewed"))
-        })?;
+        let total = chunks * 2000;
+        ensure!(total >= 200_000, "{total} lines");
         ensure!(
             std::fs::read(&cert)? != first_cert,
             "agent.pem was not replaced"
@@ -576,6 +582,14 @@ fn a_two_minute_certificate_renews_while_shipping_200000_lines() {
             },
         )?;
         check_exactly_once(&collector.store(), "app", total)?;
+        // After the restart the stream resumed from the first unacked record, not from scratch.
+        let duplicates = collector.status()?.context("status.json")?["duplicate_records"]
+            .as_u64()
+            .context("duplicate_records")?;
+        ensure!(
+            duplicates < total / 4,
+            "{duplicates} records resent after the restart"
+        );
         let text = agent.log_text()?;
         ensure!(
             text.matches("Spool opened").count() == 1,
