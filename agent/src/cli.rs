@@ -38,6 +38,11 @@ pub enum Command {
         #[arg(long = "tail")]
         tails: Vec<String>,
     },
+    /// Enroll this machine with a collector: make a key pair here, send a certificate request
+    /// with an enrollment token, trust the collector only through the CA fingerprint given, and
+    /// write agent.toml, the key (mode 0600), the certificate and the CA into --out. Exits
+    /// non-zero and writes nothing when refused.
+    Enroll(crate::enroll::EnrollArgs),
     /// Import exported Windows event logs (.evtx) through the spool and the collector; exits 0
     /// once the collector has acked every event. The config's inputs are not started. A rerun
     /// (after an interruption, or of the same files) stores nothing twice.

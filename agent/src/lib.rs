@@ -9,6 +9,7 @@ pub mod batcher;
 pub mod cert;
 pub mod cli;
 pub mod config;
+pub mod enroll;
 pub mod eventlog;
 pub mod evtx;
 pub mod file_input;

@@ -51,6 +51,7 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
         Command::Service { action } => {
             return logship_agent::service::command(action, &cli.log_level, run_agent);
         }
+        Command::Enroll(args) => return enroll(&args),
     };
     let cfg = match config::load(&path, &tails) {
         Ok(c) => c,
@@ -76,6 +77,25 @@ fn run_agent(cfg: config::Config, shutdown: CancellationToken) -> Result<()> {
         tokio::spawn(stop_on_signal(shutdown.clone()));
         logship_agent::run::run(cfg, shutdown).await
     })
+}
+
+/// `enroll`: a summary on stdout; a refusal is an error (exit 1) naming the reason.
+fn enroll(args: &logship_agent::enroll::EnrollArgs) -> Result<ExitCode> {
+    let enrolled = runtime()?.block_on(logship_agent::enroll::enroll(args))?;
+    print_line(&format!(
+        "enrolled as {:?}; certificate valid until {} (renewed automatically while the agent runs)",
+        enrolled.name, enrolled.not_after
+    ))?;
+    if enrolled.config_written {
+        print_line(&format!("wrote {}", enrolled.config.display()))?;
+    } else {
+        print_line(&format!("kept the existing {}", enrolled.config.display()))?;
+    }
+    print_line(&format!(
+        "start it with: logship-agent run --config {}",
+        enrolled.config.display()
+    ))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `filter` with the `evtx` crate's own logging (a line per chunk at info) at warn, unless the

@@ -32,7 +32,8 @@ const AGENT_INPUT: &str = "logship-agent";
 
 /// Runs the agent until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
-    let tls = tls::client_config(&config.ca_cert, &config.cert, &config.key)?;
+    let (tls, identity) =
+        tls::client_config_with_identity(&config.ca_cert, &config.cert, &config.key)?;
     let spool_config = config.spool.clone();
     let (spool, recovered) = tokio::task::spawn_blocking(move || Spool::open(spool_config))
         .await?
@@ -166,6 +167,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         config: config.shipper,
         heartbeat,
     };
+    let renewal = crate::enroll::renew::Renewal {
+        identity,
+        tls: shipper.tls.clone(),
+        endpoints: config.endpoints.clone(),
+        cert: config.cert.clone(),
+        key: config.key.clone(),
+    };
+    tokio::spawn(renewal.run(shutdown.clone()));
     let shipper_task = tokio::spawn(shipper.run(shutdown.clone()));
     tokio::spawn(crate::memory::trim_when_idle(
         spool.clone(),
