@@ -71,10 +71,18 @@ fn sudo_real_line() {
 
 #[test]
 fn su_documented_formats() {
+    // shadow-utils' form (no real line found; util-linux and older forms are tested on real
+    // lines in tests/auth_proxy.rs). user.name is the account switched to, the caller is
+    // source.user.name.
     let e = norm("Mar  1 10:00:00 h su: FAILED su for root by alice");
     assert_eq!(
-        (e.dataset, s(&e, "user.name"), s(&e, "event.outcome")),
-        ("su", "alice", "failure")
+        (
+            e.dataset,
+            s(&e, "user.name"),
+            s(&e, "source.user.name"),
+            s(&e, "event.outcome")
+        ),
+        ("su", "root", "alice", "failure")
     );
 }
 
