@@ -138,6 +138,19 @@ fn sudo_failures_from_wazuh_rule_tests() {
     );
 }
 
+/// Attack: the command's arguments are the caller's text. A command that writes ` ; USER=…`
+/// cannot change the run-as identity, and the real command stays in `process.command_line`.
+#[test]
+fn sudo_arguments_cannot_forge_fields() {
+    let real = line_of("wazuh-ruletest-su-sudo.log", "COMMAND=/bin/su -");
+    let forged = format!("{real} ; USER=nobody ; COMMAND=/bin/true");
+    let e = norm(&forged);
+    assert_eq!(
+        (s(&e, "user.effective.name"), s(&e, "process.command_line")),
+        ("root", "/bin/su - ; USER=nobody ; COMMAND=/bin/true")
+    );
+}
+
 #[test]
 fn windows_4726_and_4740_documented_events() {
     let f = "msdocs-windows-4726-4740.xml";

@@ -24,12 +24,25 @@ pub(crate) fn parse_sudo(msg: &str) -> Option<Fields> {
     let mut f = Fields::new();
     f.s("process.name", "sudo").s("user.name", user);
     let failed = !rest.starts_with("TTY=") && !rest.starts_with("PWD=");
-    for part in rest.split(" ; ") {
-        if let Some(v) = part.strip_prefix("USER=") {
-            f.s("user.effective.name", v);
-        } else if let Some(v) = part.strip_prefix("COMMAND=") {
-            f.s("process.command_line", v);
-        }
+    // COMMAND is sudo's last field and its arguments are the caller's text: everything after the
+    // first `COMMAND=` is the command line, so arguments such as `x ; USER=root` cannot set
+    // another field, and the real command is always inside `process.command_line`.
+    let (head, cmd) = match rest.strip_prefix("COMMAND=") {
+        Some(c) => ("", Some(c)),
+        None => match rest.split_once(" ; COMMAND=") {
+            Some((h, c)) => (h, Some(c)),
+            None => (rest, None),
+        },
+    };
+    if let Some(v) = head
+        .split(" ; ")
+        .filter_map(|p| p.strip_prefix("USER="))
+        .last()
+    {
+        f.s("user.effective.name", v);
+    }
+    if let Some(c) = cmd {
+        f.s("process.command_line", c);
     }
     if failed {
         f.s("event.reason", rest.split(" ; ").next().unwrap_or(""));
