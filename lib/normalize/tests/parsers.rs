@@ -84,6 +84,18 @@ fn su_documented_formats() {
         ),
         ("su", "root", "alice", "failure")
     );
+    // util-linux su-common.c `"FAILED SU (to %s) %s on %s"` (format string; the success form
+    // `(to %s) %s on %s` is tested on a real line in tests/auth_proxy.rs).
+    let e = norm("Mar  1 10:00:00 h su[1234]: FAILED SU (to root) bob on pts/1");
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "user.name"),
+            s(&e, "source.user.name"),
+            s(&e, "event.outcome")
+        ),
+        ("su", "root", "bob", "failure")
+    );
 }
 
 #[test]
