@@ -96,6 +96,15 @@ fn su_documented_formats() {
         ),
         ("su", "root", "bob", "failure")
     );
+    // Linux-PAM pam_unix_sess.c `"session opened for user %s(uid=%lu) by %s(uid=%lu)"` (newer
+    // form; the older `… by (uid=0)` is tested on a real line in tests/auth_proxy.rs).
+    let e = norm(
+        "Mar  1 10:00:00 h su[1234]: pam_unix(su-l:session): session opened for user root(uid=0) by alice(uid=1000)",
+    );
+    assert_eq!(
+        (e.dataset, s(&e, "user.name"), s(&e, "source.user.name")),
+        ("pam", "root", "alice")
+    );
 }
 
 #[test]
