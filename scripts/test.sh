@@ -17,6 +17,7 @@ command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || need_pkgs+=(rsysl
 command -v logger >/dev/null || need_pkgs+=(bsdutils)   # a real syslog sender (e2e syslog tests)
 dpkg -s rsyslog-gnutls >/dev/null 2>&1 || need_pkgs+=(rsyslog-gnutls)  # rsyslog forwarding over TLS
 command -v debootstrap >/dev/null || need_pkgs+=(debootstrap)
+command -v openssl >/dev/null || need_pkgs+=(openssl)  # CA fingerprint and certificate dates read independently (enroll tests)
 command -v strip >/dev/null || need_pkgs+=(binutils)
 [ -x /lib/systemd/systemd-journal-remote ] || need_pkgs+=(systemd-journal-remote)  # journald input tests
 command -v iconv >/dev/null || need_pkgs+=(libc-bin)   # Shift_JIS/UTF-16 files for the encoding tests

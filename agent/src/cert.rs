@@ -63,7 +63,8 @@ impl Validity {
     pub fn expiry(&self, now: i64) -> Expiry {
         if now > self.not_after {
             Expiry::Invalid(format!(
-                "certificate expired on {}: re-enroll this agent",
+                "certificate expired on {}: re-enroll this agent with a new token \
+                 (logship-agent enroll --token NEW_TOKEN ...)",
                 date(self.not_after)
             ))
         } else if now < self.not_before {
@@ -81,6 +82,18 @@ impl Validity {
             Expiry::Fine
         }
     }
+}
+
+/// The subject CN of a DER certificate (this agent's name).
+pub fn common_name(der: &[u8]) -> Result<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| anyhow!("not a valid X.509 certificate: {e}"))?;
+    cert.subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("the certificate has no subject CN"))
 }
 
 /// The current time in Unix seconds.
@@ -113,7 +126,8 @@ mod tests {
             panic!("an expired certificate must be invalid");
         };
         assert!(
-            text.starts_with("certificate expired on") && text.ends_with("re-enroll this agent")
+            text.starts_with("certificate expired on")
+                && text.contains("re-enroll this agent with a new token")
         );
         assert!(
             matches!(v(-1, 5).expiry(now), Expiry::Invalid(t) if t.contains("not valid until"))

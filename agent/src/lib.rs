@@ -1,4 +1,4 @@
-//! logship agent: reads logs (file and journald inputs), frames and compresses them once into batches on a
+//! logship agent: reads logs (file, journald, syslog and Windows Event Log inputs), frames and compresses them once into batches on a
 //! crash-safe spool, and ships the spooled batches to the collector over mutual TLS.
 //!
 //! Data flow: input thread ([`logship_tail::Tailer`] → [`file_input::FileInputSink`] (decoding,
@@ -9,6 +9,8 @@ pub mod batcher;
 pub mod cert;
 pub mod cli;
 pub mod config;
+pub mod enroll;
+pub mod eventlog;
 pub mod evtx;
 pub mod file_input;
 pub mod heartbeat;
@@ -18,6 +20,7 @@ pub mod journald;
 pub mod memory;
 pub mod paths;
 pub mod run;
+pub mod service;
 pub mod shipper;
 pub mod spool_blocked;
 pub mod syslog;

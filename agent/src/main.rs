@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
-use logship_agent::cli::{Cli, Command};
+use logship_agent::cli::{Cli, Command, ServiceCommand};
 use logship_agent::config;
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +25,15 @@ const EXIT_UNFINISHED: u8 = 75;
 fn main() -> ExitCode {
     logship_agent::memory::limit_arenas();
     let cli = Cli::parse();
-    logship_logging::init(&quiet_evtx(&cli.log_level));
+    // The service (no console) sets up its own logging: a file and the Application event log.
+    if !matches!(
+        cli.command,
+        Command::Service {
+            action: ServiceCommand::Dispatch { .. }
+        }
+    ) {
+        logship_logging::init(&quiet_evtx(&cli.log_level));
+    }
     match try_main(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -40,6 +48,10 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
         Command::Run { config, tails } => (config, tails, false),
         Command::CheckConfig { config, tails } => (config, tails, true),
         Command::ImportEvtx { config, files } => return import_evtx(&config, files),
+        Command::Service { action } => {
+            return logship_agent::service::command(action, &cli.log_level, run_agent);
+        }
+        Command::Enroll(args) => return enroll(&args),
     };
     let cfg = match config::load(&path, &tails) {
         Ok(c) => c,
@@ -53,12 +65,36 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
     if check_only {
         return Ok(report_host_checks(&path, &cfg));
     }
-    let runtime = runtime()?;
-    runtime.block_on(async move {
-        let shutdown = CancellationToken::new();
+    let shutdown = CancellationToken::new();
+    run_agent(cfg, shutdown)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the agent until a stop signal or `shutdown` is cancelled (the Windows service cancels
+/// it on a Stop or Shutdown control).
+fn run_agent(cfg: config::Config, shutdown: CancellationToken) -> Result<()> {
+    runtime()?.block_on(async move {
         tokio::spawn(stop_on_signal(shutdown.clone()));
         logship_agent::run::run(cfg, shutdown).await
-    })?;
+    })
+}
+
+/// `enroll`: a summary on stdout; a refusal is an error (exit 1) naming the reason.
+fn enroll(args: &logship_agent::enroll::EnrollArgs) -> Result<ExitCode> {
+    let enrolled = runtime()?.block_on(logship_agent::enroll::enroll(args))?;
+    print_line(&format!(
+        "enrolled as {:?}; certificate valid until {} (renewed automatically while the agent runs)",
+        enrolled.name, enrolled.not_after
+    ))?;
+    if enrolled.config_written {
+        print_line(&format!("wrote {}", enrolled.config.display()))?;
+    } else {
+        print_line(&format!("kept the existing {}", enrolled.config.display()))?;
+    }
+    print_line(&format!(
+        "start it with: logship-agent run --config {}",
+        enrolled.config.display()
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

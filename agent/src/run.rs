@@ -32,7 +32,8 @@ const AGENT_INPUT: &str = "logship-agent";
 
 /// Runs the agent until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
-    let tls = tls::client_config(&config.ca_cert, &config.cert, &config.key)?;
+    let (tls, identity) =
+        tls::client_config_with_identity(&config.ca_cert, &config.cert, &config.key)?;
     let spool_config = config.spool.clone();
     let (spool, recovered) = tokio::task::spawn_blocking(move || Spool::open(spool_config))
         .await?
@@ -124,6 +125,29 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
             .await?,
         );
     }
+    for input in &config.evtx {
+        let batcher = ctx.batcher(&input.name)?;
+        input_stats
+            .lock()
+            .expect("input stats lock is never poisoned")
+            .insert(input.name.clone(), batcher.stats());
+        threads.push(crate::evtx::watch::spawn(
+            input.clone(),
+            &checkpoints_for(&input.name, &recovered.positions),
+            batcher,
+            input_errors.clone(),
+            stop.clone(),
+        )?);
+    }
+    spawn_eventlog_inputs(
+        &ctx,
+        &config,
+        &recovered.positions,
+        &input_stats,
+        &input_errors,
+        &stop,
+        &mut threads,
+    )?;
     let heartbeat = Heartbeat {
         spool: spool.clone(),
         stream_id: recovered.stream_id.clone(),
@@ -143,6 +167,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         config: config.shipper,
         heartbeat,
     };
+    let renewal = crate::enroll::renew::Renewal {
+        identity,
+        tls: shipper.tls.clone(),
+        endpoints: config.endpoints.clone(),
+        cert: config.cert.clone(),
+        key: config.key.clone(),
+    };
+    tokio::spawn(renewal.run(shutdown.clone()));
     let shipper_task = tokio::spawn(shipper.run(shutdown.clone()));
     tokio::spawn(crate::memory::trim_when_idle(
         spool.clone(),
@@ -158,6 +190,56 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let s = spool.clone();
     tokio::task::spawn_blocking(move || s.close()).await?;
     tracing::info!("Agent stopped.");
+    Ok(())
+}
+
+/// Starts the `[[eventlog]]` inputs (config validation admits them on Windows only).
+#[cfg(windows)]
+fn spawn_eventlog_inputs(
+    ctx: &InputContext,
+    config: &Config,
+    positions: &[Position],
+    input_stats: &Mutex<HashMap<String, Arc<crate::batcher::BatcherStats>>>,
+    input_errors: &InputErrors,
+    stop: &Arc<AtomicBool>,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> Result<()> {
+    for input in &config.eventlog {
+        let stored = crate::eventlog::stored(&checkpoints_for(&input.name, positions));
+        let batcher = ctx.batcher(&input.name)?;
+        input_stats
+            .lock()
+            .expect("input stats lock is never poisoned")
+            .insert(input.name.clone(), batcher.stats());
+        let source = crate::eventlog::windows::WindowsSource::new(input)
+            .context("creating the event log signal")?;
+        threads.push(crate::eventlog::spawn(
+            input.clone(),
+            source,
+            stored,
+            batcher,
+            input_errors.clone(),
+            stop.clone(),
+        )?);
+    }
+    Ok(())
+}
+
+/// `[[eventlog]]` needs Windows; validation refuses it elsewhere, so there is nothing to start.
+#[cfg(not(windows))]
+fn spawn_eventlog_inputs(
+    _ctx: &InputContext,
+    config: &Config,
+    _positions: &[Position],
+    _input_stats: &Mutex<HashMap<String, Arc<crate::batcher::BatcherStats>>>,
+    _input_errors: &InputErrors,
+    _stop: &Arc<AtomicBool>,
+    _threads: &mut Vec<JoinHandle<()>>,
+) -> Result<()> {
+    anyhow::ensure!(
+        config.eventlog.is_empty(),
+        "[[eventlog]] inputs need Windows"
+    );
     Ok(())
 }
 

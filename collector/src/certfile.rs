@@ -92,6 +92,13 @@ pub fn date(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
+/// RFC 3339 in UTC of Unix seconds.
+pub fn date_unix(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .map(date)
+        .unwrap_or_else(|_| unix.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

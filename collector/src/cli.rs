@@ -35,9 +35,23 @@ pub enum Command {
         #[arg(long, default_value = crate::config::DEFAULT_LISTEN)]
         listen: String,
     },
+    /// Print the CA fingerprint (sha256:HEX of the CA certificate's DER bytes) that `logship-agent
+    /// enroll --ca-fingerprint` needs.
+    CaFingerprint {
+        /// The collector's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Enrollment tokens: `token create`, `token list`, `token revoke ID`.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// Issue a client certificate and a ready-to-run agent.toml for one agent.
     IssueAgentCert(IssueArgs),
-    /// Re-issue the server certificate with new names (the LAN IP or DNS name agents use),
+    /// Re-issue the server certificate with new names (the LAN IP or DNS name agents use; a
+    /// running collector picks it up within 10 s),
     /// signed by the existing CA; the CA and the agents' certificates stay valid.
     ServerCert {
         /// The collector's data directory (holds the CA).
@@ -77,10 +91,14 @@ pub enum Command {
     },
     /// List every agent that has sent a heartbeat (the fleet view): certificate, host facts,
     /// addresses, last seen, spool, drops, gaps, lag per input, and whether it is stale.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Agents {
+        /// `revoke NAME` (or `list`, the same as no subcommand).
+        #[command(subcommand)]
+        action: Option<AgentsAction>,
         /// The collector's data directory.
-        #[arg(long)]
-        data_dir: PathBuf,
+        #[arg(long, required = true)]
+        data_dir: Option<PathBuf>,
         /// An agent silent for longer than this is stale (30s, 10m, 2h, 1d). Default: the
         /// collector's `[agents] stale_after` (as recorded in status.json), else 10m.
         #[arg(long)]
@@ -207,6 +225,74 @@ pub enum ForwardersAction {
     },
 }
 
+/// Enrollment token commands.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Create an enrollment token; the token is printed once, as the last line of stdout.
+    Create {
+        /// The collector's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// How long the token can be used (30m, 24h, 7d).
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+        /// How many agents can enroll with it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// Free text shown by `token list` (e.g. "office PCs, floor 2").
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Agents enrolling with this token may take a name that is already enrolled
+        /// (re-enrolling a reinstalled PC under its old name).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List the tokens (id, state, uses, expiry, label, agents enrolled); never the tokens.
+    List {
+        /// The collector's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Revoke a token by its id (as `token list` shows it); a running collector honours it at
+    /// once.
+    Revoke {
+        /// The collector's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Token id.
+        id: String,
+    },
+}
+
+/// `agents` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AgentsAction {
+    /// The fleet view (the same as `agents` alone).
+    List {
+        /// The collector's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// As for `agents --stale`.
+        #[arg(long)]
+        stale: Option<String>,
+        /// Output format (default: table on a terminal, JSON lines otherwise).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
+    /// Revoke an agent: refused from now on; a running collector closes its connections within
+    /// seconds. Persists across restarts.
+    Revoke {
+        /// The collector's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Agent name (certificate CN).
+        name: String,
+        /// Why (kept with the revocation and logged).
+        #[arg(long, default_value = "revoked by the operator")]
+        reason: String,
+    },
+}
+
 /// Arguments of `issue-agent-cert`.
 #[derive(Debug, Args)]
 pub struct IssueArgs {
@@ -234,7 +320,8 @@ pub struct IssueArgs {
     /// Issue even though a certificate was issued for this name before (re-enrollment).
     #[arg(long)]
     pub force: bool,
-    /// Write agent.toml for the packaged service: absolute paths, certificates in /etc/logship,
+    /// Write agent.toml for the packaged service: absolute paths, certificates (which the agent
+    /// renews) and spool in /var/lib/logship-agent,
     /// spool in /var/lib/logship-agent.
     #[arg(long)]
     pub for_service: bool,

@@ -10,6 +10,7 @@ pub mod certfile;
 pub mod cli;
 pub mod config;
 pub mod drain;
+pub mod enroll;
 pub mod fleet;
 pub mod forward;
 pub mod ingest;

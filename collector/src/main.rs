@@ -10,11 +10,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use logship_collector::cli::{Cli, Command, ForwardersAction, IssueArgs, VerifyArgs};
+use logship_collector::cli::{
+    AgentsAction, Cli, Command, ForwardersAction, IssueArgs, TokenAction, VerifyArgs,
+};
 use logship_collector::output::progress::{EXIT_INTERRUPTED, Interrupt};
 use logship_collector::output::{self, Format};
 use logship_collector::{
-    config, forward, integrity, normalize, pki, report, search, serve, timearg,
+    config, enroll, forward, integrity, normalize, pki, report, search, serve, timearg,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -83,14 +85,18 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Agents {
+            action,
             data_dir,
             stale,
             format,
-        } => {
-            let format = Format::choose(format, false);
-            report::agents::run(&data_dir, stale.as_deref(), format, &mut output::stdout())?;
+        } => agents(action, data_dir, stale, format),
+        Command::CaFingerprint { data_dir } => {
+            let mut out = output::stdout();
+            writeln!(out, "{}", pki::ca_fingerprint(&data_dir)?)?;
+            out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Token { action } => token(action),
         Command::Fields { format } => {
             report::fields::run(Format::choose(format, false), &mut output::stdout())?;
             Ok(ExitCode::SUCCESS)
@@ -165,6 +171,49 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
     Ok(exit_code(report.is_ok(), report.interrupted))
 }
 
+fn agents(
+    action: Option<AgentsAction>,
+    data_dir: Option<std::path::PathBuf>,
+    stale: Option<String>,
+    format: Option<Format>,
+) -> Result<ExitCode> {
+    let (data_dir, stale, format) = match action {
+        Some(AgentsAction::Revoke {
+            data_dir,
+            name,
+            reason,
+        }) => {
+            enroll::agent_revoke(&data_dir, &name, &reason, &mut output::stdout())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(AgentsAction::List {
+            data_dir,
+            stale,
+            format,
+        }) => (data_dir, stale, format),
+        None => (data_dir.context("--data-dir is required")?, stale, format),
+    };
+    let format = Format::choose(format, false);
+    report::agents::run(&data_dir, stale.as_deref(), format, &mut output::stdout())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token(action: TokenAction) -> Result<ExitCode> {
+    let mut out = output::stdout();
+    match action {
+        TokenAction::Create {
+            data_dir,
+            ttl,
+            uses,
+            label,
+            replace,
+        } => enroll::token_create(&data_dir, &ttl, uses, &label, replace, &mut out)?,
+        TokenAction::List { data_dir } => enroll::token_list(&data_dir, &mut out)?,
+        TokenAction::Revoke { data_dir, id } => enroll::token_revoke(&data_dir, &id, &mut out)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// 130 after Ctrl-C, else 0 when `ok`, else 1.
 fn exit_code(ok: bool, interrupted: bool) -> ExitCode {
     match (interrupted, ok) {
@@ -193,6 +242,7 @@ fn init(data_dir: &Path, sans: &[String], listen: &str) -> Result<ExitCode> {
         data_dir.join(integrity::key::WITNESS_PUB).display()
     )?;
     writeln!(out, "config: {}", config_path.display())?;
+    writeln!(out, "ca fingerprint: {}", pki::ca_fingerprint(data_dir)?)?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
@@ -242,7 +292,8 @@ fn server_cert(data_dir: &Path, sans: &[String]) -> Result<ExitCode> {
     )?;
     writeln!(
         out,
-        "restart the collector to use it; the CA and the agents' certificates are unchanged"
+        "a running collector uses it for new connections within 10 s; the CA and the agents' \
+         certificates are unchanged"
     )?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)

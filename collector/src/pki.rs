@@ -10,6 +10,10 @@
 //! issued/NAME.pem         every agent certificate issued, by name (issuing a name again needs
 //!                         --force)
 //! ```
+//! Agents that enroll (`crate::enroll`) send a CSR: the collector certifies the CSR's public key
+//! under the name it approved ([`sign_agent_csr`]), so agent private keys never leave the agent.
+//! The CA is named to agents by its fingerprint ([`ca_fingerprint`]).
+//!
 //! An agent certificate's subject CN is the agent's name: the collector takes the agent's identity
 //! from it and from nothing else (DESIGN.md §2). A certificate is never issued with a validity
 //! that has already ended.
@@ -24,6 +28,9 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
+
+/// Allowed clock skew at the start of an enrolled agent's certificate.
+const ENROLLED_SKEW_SECS: i64 = 60;
 
 /// Validity of the CA certificate.
 const CA_VALID_DAYS: i64 = 3650;
@@ -90,14 +97,64 @@ pub fn reissue_server_cert(dir: &Path, extra_sans: &[String]) -> Result<Vec<Stri
     write_server_cert(dir, &issuer, extra_sans)
 }
 
+/// Renews the server certificate in `dir` before it expires: a new key and certificate with the
+/// same names and the same lifetime as the current one, signed by the existing CA.
+pub fn renew_server_cert(dir: &Path) -> Result<Vec<String>> {
+    let pem = read(&dir.join(SERVER_CERT))?;
+    let der = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+        .map(|d: rustls_pki_types::CertificateDer<'static>| d)
+        .context("reading the server certificate")?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|e| anyhow::anyhow!("parsing the server certificate: {e}"))?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                x509_parser::extensions::GeneralName::DNSName(d) => names.push(d.to_string()),
+                x509_parser::extensions::GeneralName::IPAddress(b) => match b.len() {
+                    4 => names.push(IpAddr::from(<[u8; 4]>::try_from(*b)?).to_string()),
+                    16 => names.push(IpAddr::from(<[u8; 16]>::try_from(*b)?).to_string()),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    let v = cert.validity();
+    let lifetime_secs = (v.not_after.timestamp() - v.not_before.timestamp()).max(3600);
+    let issuer = load_issuer(dir)?;
+    write_server_cert_for(dir, &issuer, &names, time::Duration::seconds(lifetime_secs))
+}
+
 fn write_server_cert(
     dir: &Path,
     issuer: &Issuer<'_, KeyPair>,
     extra_sans: &[String],
 ) -> Result<Vec<String>> {
+    write_server_cert_for(
+        dir,
+        issuer,
+        extra_sans,
+        time::Duration::days(SERVER_VALID_DAYS),
+    )
+}
+
+/// Writes a server certificate valid for `lifetime`, starting a little before now.
+pub(crate) fn write_server_cert_for(
+    dir: &Path,
+    issuer: &Issuer<'_, KeyPair>,
+    extra_sans: &[String],
+    lifetime: time::Duration,
+) -> Result<Vec<String>> {
     let server_key = KeyPair::generate().context("generating the server key")?;
     let names = server_names(extra_sans);
-    let server_params = server_params(&names)?;
+    let mut server_params = server_params(&names)?;
+    // Clock skew allowance: five minutes, or a tenth of a short lifetime; the certificate's
+    // whole validity is `lifetime` either way (a renewal keeps it).
+    let skew = time::Duration::minutes(5).min(lifetime / 10);
+    let now = time::OffsetDateTime::now_utc();
+    server_params.not_before = now - skew;
+    server_params.not_after = now - skew + lifetime;
     let server_cert = server_params
         .signed_by(&server_key, issuer)
         .context("signing the server certificate")?;
@@ -136,14 +193,7 @@ pub fn issue_agent_cert(
     }
     let issuer = load_issuer(dir)?;
     let key = KeyPair::generate().context("generating the agent key")?;
-    let mut params = CertificateParams::new(vec![name.to_string()])
-        .context("building agent certificate parameters")?;
-    params.distinguished_name = dn(name);
-    params.not_before = validity.not_before;
-    params.not_after = validity.not_after;
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let params = agent_params(name, validity)?;
     let cert = params
         .signed_by(&key, &issuer)
         .context("signing the agent certificate")?;
@@ -153,6 +203,79 @@ pub fn issue_agent_cert(
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
     })
+}
+
+/// The CA fingerprint of data directory `dir`: `sha256:` + lowercase hex SHA-256 of the CA
+/// certificate's DER bytes (what `openssl x509 -in ca.pem -outform der | sha256sum` prints).
+pub fn ca_fingerprint(dir: &Path) -> Result<String> {
+    use rustls_pki_types::pem::PemObject;
+    let path = dir.join(CA_CERT);
+    let der = rustls_pki_types::CertificateDer::from_pem_file(&path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(fingerprint_of_der(der.as_ref()))
+}
+
+/// `sha256:HEX` of DER bytes.
+pub fn fingerprint_of_der(der: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(der)))
+}
+
+/// Whether a certificate was ever issued for agent `name` (by `issue-agent-cert` or enrollment).
+pub fn name_issued(dir: &Path, name: &str) -> Result<bool> {
+    Ok(dir
+        .join(ISSUED_DIR)
+        .join(format!("{name}.pem"))
+        .try_exists()?)
+}
+
+/// Validity of a certificate issued by enrollment or renewal: from a minute ago for `lifetime`.
+pub fn enrolled_validity(lifetime: std::time::Duration) -> Validity {
+    let now = time::OffsetDateTime::now_utc();
+    Validity {
+        not_before: now - time::Duration::seconds(ENROLLED_SKEW_SECS),
+        not_after: now + time::Duration::seconds(lifetime.as_secs() as i64),
+    }
+}
+
+/// Certifies the public key of a PKCS#10 request (DER; its signature is checked, its subject and
+/// extensions ignored) as agent `name`, signed by the CA in `dir`, and keeps a copy in
+/// `issued/`. Returns the certificate PEM. The caller decides whether `name` may be (re)issued.
+pub fn sign_agent_csr(
+    dir: &Path,
+    name: &str,
+    csr_der: &[u8],
+    validity: Validity,
+) -> Result<String> {
+    validate_agent_name(name)?;
+    check_validity(validity)?;
+    let der = rustls_pki_types::CertificateSigningRequestDer::from(csr_der);
+    let csr = rcgen::CertificateSigningRequestParams::from_der(&der)
+        .map_err(|e| anyhow::anyhow!("the certificate request is not valid: {e}"))?;
+    let issuer = load_issuer(dir)?;
+    let params = agent_params(name, validity)?;
+    let cert = params
+        .signed_by(&csr.public_key, &issuer)
+        .context("signing the agent certificate")?;
+    fs::create_dir_all(dir.join(ISSUED_DIR))?;
+    replace_file(
+        &dir.join(ISSUED_DIR).join(format!("{name}.pem")),
+        &cert.pem(),
+        false,
+    )?;
+    Ok(cert.pem())
+}
+
+fn agent_params(name: &str, validity: Validity) -> Result<CertificateParams> {
+    let mut params = CertificateParams::new(vec![name.to_string()])
+        .context("building agent certificate parameters")?;
+    params.distinguished_name = dn(name);
+    params.not_before = validity.not_before;
+    params.not_after = validity.not_after;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    Ok(params)
 }
 
 /// A validity window must end after it starts, and not in the past.
@@ -263,6 +386,31 @@ pub fn host_name() -> String {
 
 fn read(path: &Path) -> Result<String> {
     fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Refuses private key files that group or others can read or write (the collector does not
+/// start with exposed keys: whoever holds the CA key can mint agents).
+pub fn refuse_exposed_keys(paths: &[std::path::PathBuf]) -> Result<()> {
+    #[cfg(unix)]
+    for path in paths {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "private key {} is readable by group or others (mode {:o}); run `chmod 600 {}` \
+                 and start again",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = paths;
+    Ok(())
 }
 
 /// Writes a file readable by everyone (certificates, configs).

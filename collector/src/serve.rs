@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use logship_proto::v1::enrollment_server::EnrollmentServer;
 use logship_proto::v1::ingest_server::IngestServer;
 use logship_store::{CommitWatch, Store, StoreConfig};
 use tokio::net::TcpListener;
@@ -21,14 +22,16 @@ use crate::ingest::{
     ClaimBook, DecodeBudget, Guards, HeartbeatBook, IngestService, InstanceBook, Limits,
 };
 use crate::writer::WriterHandle;
-use crate::{forward, normalize};
-use crate::{status, tls};
+use crate::{enroll, forward, normalize, status, tls};
 
 /// How long connections get to finish after a stop signal.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// HTTP/2 streams at once on one connection (the service allows one of them to be `Ship`).
 const MAX_STREAMS_PER_CONNECTION: u32 = 4;
+
+/// Largest enrollment or renewal request (a token, a name and a CSR are far smaller).
+const ENROLL_MAX_MESSAGE_BYTES: usize = 64 << 10;
 
 /// The store's directory inside the data directory.
 pub fn store_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
@@ -37,7 +40,25 @@ pub fn store_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
 
 /// Runs the collector until `shutdown` is cancelled.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
-    let tls = tls::server_config(&config.ca_cert, &config.cert, &config.key)?;
+    crate::pki::refuse_exposed_keys(&[
+        config.data_dir.join(crate::pki::CA_KEY),
+        config.key.clone(),
+    ])?;
+    let revocations = enroll::Revocations::load(&config.data_dir, shutdown.clone())?;
+    let server_cert = std::sync::Arc::new(enroll::ServerCertResolver::load(
+        &config.ca_cert,
+        &config.cert,
+        &config.key,
+        std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+    )?);
+    let tls = tls::server_config(&config.ca_cert, server_cert.clone())?;
+    let enroll_stats = std::sync::Arc::new(enroll::EnrollStats::default());
+    let enroll_facts = enroll::StatusFacts {
+        ca_fingerprint: crate::pki::ca_fingerprint(&config.data_dir)?,
+        stats: enroll_stats.clone(),
+        server_cert: server_cert.clone(),
+        revocations: revocations.clone(),
+    };
     let store_config = StoreConfig {
         dir: store_dir(&config.data_dir),
         segment_max_bytes: config.segment_max_bytes,
@@ -57,6 +78,8 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
         key: crate::integrity::key::load_or_create(&config.data_dir)?,
         host: crate::pki::host_name(),
     };
+    // Made above for a data directory older than the witness; held to the same rule.
+    crate::pki::refuse_exposed_keys(&[config.data_dir.join(crate::integrity::key::WITNESS_KEY)])?;
     let watch = CommitWatch::new();
     let (writer, writer_thread) = WriterHandle::start(store, records, watch.clone(), Some(witness));
     let checkpoint_timer = tokio::spawn(crate::integrity::timer::run(
@@ -103,6 +126,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
             tls: tls_stats.clone(),
             stale_after: config.stale_after,
             forwarders: forwarders.stats.clone(),
+            enroll: enroll_facts,
         },
         shutdown.clone(),
     ));
@@ -120,22 +144,39 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
         max_handshakes_per_source: config.max_handshakes_per_source,
         handshake_timeout: config.handshake_timeout,
     };
-    let stop = shutdown.clone();
-    let incoming = ReceiverStream::new(tls::accept_loop(
+    tokio::spawn(revocations.clone().watch());
+    tokio::spawn(server_cert.watch(config.data_dir.clone(), shutdown.clone()));
+    let enrollment = EnrollmentServer::new(enroll::EnrollService::new(
+        config.data_dir.clone(),
+        revocations.clone(),
+        config.agent_cert_lifetime,
+        enroll_stats,
+    ))
+    .max_decoding_message_size(ENROLL_MAX_MESSAGE_BYTES);
+    let incoming = tls::accept_loop(
         listener,
         tls,
         accept_limits,
         tls_stats,
+        revocations,
         shutdown.clone(),
-    ))
-    .map(move |conn| conn.map(|c| Draining::new(c, stop.clone())));
+    );
+    let anonymous = anonymous_server(incoming.anonymous, enrollment.clone(), shutdown.clone());
+    // Each agent connection ends when the collector stops or the agent is revoked.
+    let agents = ReceiverStream::new(incoming.agents).map(|conn| {
+        conn.map(|c| {
+            let stop = c.stop_token();
+            Draining::new(c, stop)
+        })
+    });
     let server = tonic::transport::Server::builder()
         // An agent needs one Ship stream and one Heartbeat call at a time.
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(service)
-        .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+        .add_service(enrollment)
+        .serve_with_incoming_shutdown(agents, shutdown.clone().cancelled_owned());
     let deadline = async {
         shutdown.cancelled().await;
         tokio::time::sleep(DRAIN_DEADLINE).await;
@@ -149,6 +190,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     if let Err(error) = checkpoint_timer.await {
         tracing::warn!(%error, "Checkpoint timer failed.");
     }
+    anonymous.abort();
     let joined = tokio::task::spawn_blocking(move || {
         let writer = writer_thread.join();
         // The worker stops once the writer has stopped (it closes the watch).
@@ -169,6 +211,38 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     }
     tracing::info!("Collector stopped.");
     Ok(())
+}
+
+/// Serves connections without a client certificate: the enrollment service alone (so `Ship`,
+/// `Heartbeat` and `Renew` are not reachable without a certificate), one request at a time per
+/// connection, each connection closed after [`tls::ANONYMOUS_LIFETIME`].
+fn anonymous_server(
+    incoming: tokio::sync::mpsc::Receiver<std::io::Result<tls::AnonymousConn>>,
+    enrollment: EnrollmentServer<enroll::EnrollService>,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let stop = shutdown.clone();
+    let conns = ReceiverStream::new(incoming).map(move |conn| {
+        conn.map(|c| {
+            let end = stop.child_token();
+            let timer = end.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(tls::ANONYMOUS_LIFETIME).await;
+                timer.cancel();
+            });
+            Draining::new(c, end)
+        })
+    });
+    tokio::spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(1))
+            .add_service(enrollment)
+            .serve_with_incoming_shutdown(conns, shutdown.cancelled_owned())
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "Enrollment server failed.");
+        }
+    })
 }
 
 fn log_recovery(report: &logship_store::RecoveryReport) {

@@ -43,6 +43,8 @@ pub struct Sources {
     pub stale_after: Duration,
     /// One per `[[forward]]` entry.
     pub forwarders: Vec<Arc<crate::forward::ForwardStats>>,
+    /// CA fingerprint and enrollment counters.
+    pub enroll: crate::enroll::StatusFacts,
 }
 
 /// How often the file is rewritten.
@@ -137,6 +139,7 @@ impl StatusWriter {
             .map(|f| (f.name.clone(), f.snapshot(now_ns)))
             .collect::<serde_json::Map<_, _>>()
             .into();
+        s.enroll.add_to(&mut doc);
         if let Err(error) = write(&self.path, &doc) {
             tracing::warn!(%error, path = %self.path.display(), "Writing the status file failed.");
         }
@@ -310,6 +313,8 @@ fn tls_json(t: &TlsStats) -> serde_json::Value {
         "handshakes_shed_busy": t.shed_busy.load(Ordering::Relaxed),
         "handshakes_timed_out": t.handshakes_timed_out.load(Ordering::Relaxed),
         "handshakes_failed": t.handshakes_failed.load(Ordering::Relaxed),
+        "refused_revoked": t.refused_revoked.load(Ordering::Relaxed),
+        "anonymous_refused_full": t.anonymous_refused_full.load(Ordering::Relaxed),
     })
 }
 

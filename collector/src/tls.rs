@@ -1,7 +1,17 @@
-//! TLS termination for the ingest server: TLS 1.3 only, client certificates required and verified
-//! against the collector's CA (expired or foreign certificates fail the handshake), and the agent's
-//! identity taken from the verified certificate's subject CN (DESIGN.md §2, invariant 8:
-//! nothing from an unauthenticated peer reaches a parser).
+//! TLS termination for the ingest server: TLS 1.3 only; a client certificate is optional at the
+//! handshake but, when presented, verified against the collector's CA (expired or foreign
+//! certificates fail the handshake); the agent's identity is taken from the verified
+//! certificate's subject CN (DESIGN.md §2, invariant 8: nothing from an unauthenticated peer
+//! reaches a parser).
+//!
+//! Accepted connections come out on two channels ([`Incoming`]): `agents` (verified certificate,
+//! name not revoked) are served the ingest and renewal RPCs; `anonymous` (no certificate) go to
+//! a server that holds the enrollment service alone, so `Ship` and `Heartbeat` cannot be reached
+//! without a certificate. Anonymous connections have their own small budget
+//! ([`MAX_ANONYMOUS`]) and a lifetime ([`ANONYMOUS_LIFETIME`]), apart from the agents' permits.
+//!
+//! The server sends the CA after its own certificate, so an enrolling agent can check the CA
+//! against the fingerprint it was given before it sends anything.
 //!
 //! Unauthenticated peers cannot lock agents out: handshakes have their own small budget, a
 //! per-source-address limit and a short deadline, and the accept loop never waits on either
@@ -19,8 +29,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -28,6 +38,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Connected;
+
+use crate::enroll::{ConnectionGuard, Revocations};
 
 /// The authenticated peer of a connection, available to handlers as a request extension.
 #[derive(Clone, Debug)]
@@ -46,11 +58,44 @@ pub struct PeerIdentity {
 pub struct AgentConn {
     stream: TlsStream<TcpStream>,
     identity: PeerIdentity,
+    stop: CancellationToken,
+    _registered: ConnectionGuard,
     _permit: ConnPermit,
 }
 
-/// Builds the server's rustls configuration (ring provider, TLS 1.3 only, client auth required).
-pub fn server_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
+/// The peer of a connection without a client certificate (request extension of `Enroll`).
+#[derive(Clone, Debug)]
+pub struct AnonymousPeer {
+    /// Remote address.
+    pub addr: SocketAddr,
+}
+
+/// An accepted connection without a client certificate: it can only enroll.
+pub struct AnonymousConn {
+    stream: TlsStream<TcpStream>,
+    peer: AnonymousPeer,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Connections without a certificate at once (enrollment only).
+pub const MAX_ANONYMOUS: usize = 32;
+/// How long a connection without a certificate may stay open.
+pub const ANONYMOUS_LIFETIME: Duration = Duration::from_secs(30);
+
+/// The two kinds of accepted connections.
+pub struct Incoming {
+    /// Verified agents.
+    pub agents: mpsc::Receiver<std::io::Result<AgentConn>>,
+    /// Peers without a certificate.
+    pub anonymous: mpsc::Receiver<std::io::Result<AnonymousConn>>,
+}
+
+/// Builds the server's rustls configuration (ring provider, TLS 1.3 only, client certificate
+/// optional but verified when presented, server certificate from `server_cert`).
+pub fn server_config(
+    ca: &Path,
+    server_cert: Arc<crate::enroll::ServerCertResolver>,
+) -> Result<Arc<rustls::ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     for c in
@@ -59,19 +104,14 @@ pub fn server_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<rustls::S
         roots.add(c?).context("adding the CA certificate")?;
     }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
         .build()
         .context("building the client certificate verifier")?;
     let verifier = crate::refusal::explaining(verifier);
-    let chain = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("reading {}", cert.display()))?
-        .collect::<Result<Vec<_>, _>>()?;
-    let key =
-        PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading {}", key.display()))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .context("loading the server certificate")?;
+        .with_cert_resolver(server_cert);
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }
@@ -106,6 +146,10 @@ pub struct TlsStats {
     pub connections: AtomicU64,
     /// Authenticated connections closed because `max_connections` were open.
     pub connections_refused_full: AtomicU64,
+    /// Connections of revoked agents closed after their handshake.
+    pub refused_revoked: AtomicU64,
+    /// Connections without a certificate closed because [`MAX_ANONYMOUS`] were open.
+    pub anonymous_refused_full: AtomicU64,
 }
 
 /// Accepts TCP connections and runs TLS handshakes off the accept loop, yielding authenticated
@@ -121,15 +165,19 @@ pub fn accept_loop(
     config: Arc<rustls::ServerConfig>,
     limits: AcceptLimits,
     stats: Arc<TlsStats>,
+    revocations: Revocations,
     shutdown: CancellationToken,
-) -> mpsc::Receiver<std::io::Result<AgentConn>> {
+) -> Incoming {
     let (tx, rx) = mpsc::channel(64);
+    let (anon_tx, anon_rx) = mpsc::channel(MAX_ANONYMOUS);
     let gate = Gate {
         acceptor: TlsAcceptor::from(config),
         limits,
         handshakes: Arc::new(Semaphore::new(limits.max_handshakes)),
         per_source: Arc::new(Mutex::new(HashMap::new())),
         connections: Arc::new(Semaphore::new(limits.max_connections)),
+        anonymous: Arc::new(Semaphore::new(MAX_ANONYMOUS)),
+        revocations,
         stats,
     };
     tokio::spawn(async move {
@@ -148,17 +196,29 @@ pub fn accept_loop(
             let Some(ticket) = gate.admit(addr) else {
                 continue;
             };
-            let (gate, tx) = (gate.clone(), tx.clone());
+            let (gate, tx, anon_tx) = (gate.clone(), tx.clone(), anon_tx.clone());
             tokio::spawn(async move {
-                if let Some(conn) = gate.handshake(tcp, addr, ticket).await
-                    && tx.send(Ok(conn)).await.is_err()
-                {
+                let sent = match gate.handshake(tcp, addr, ticket).await {
+                    Some(Accepted::Agent(conn)) => tx.send(Ok(conn)).await.is_ok(),
+                    Some(Accepted::Anonymous(conn)) => anon_tx.send(Ok(conn)).await.is_ok(),
+                    None => true,
+                };
+                if !sent {
                     tracing::debug!(%addr, "Server stopping; connection dropped.");
                 }
             });
         }
     });
-    rx
+    Incoming {
+        agents: rx,
+        anonymous: anon_rx,
+    }
+}
+
+/// A finished handshake.
+enum Accepted {
+    Agent(AgentConn),
+    Anonymous(AnonymousConn),
 }
 
 /// The shared admission state of the accept loop.
@@ -169,6 +229,8 @@ struct Gate {
     handshakes: Arc<Semaphore>,
     per_source: Arc<Mutex<HashMap<IpAddr, usize>>>,
     connections: Arc<Semaphore>,
+    anonymous: Arc<Semaphore>,
+    revocations: Revocations,
     stats: Arc<TlsStats>,
 }
 
@@ -219,7 +281,7 @@ impl Gate {
         tcp: TcpStream,
         addr: SocketAddr,
         ticket: Ticket,
-    ) -> Option<AgentConn> {
+    ) -> Option<Accepted> {
         tcp.set_nodelay(true).ok();
         let done =
             tokio::time::timeout(self.limits.handshake_timeout, self.acceptor.accept(tcp)).await;
@@ -239,6 +301,14 @@ impl Gate {
                 return None;
             }
         };
+        if stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .is_none_or(|c| c.is_empty())
+        {
+            return self.anonymous(stream, addr).map(Accepted::Anonymous);
+        }
         let (agent, cert_not_after) = match peer_name(&stream) {
             Ok(named) => named,
             Err(error) => {
@@ -247,6 +317,11 @@ impl Gate {
                 return None;
             }
         };
+        if let Some(r) = self.revocations.revoked(&agent) {
+            self.stats.refused_revoked.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%agent, %addr, reason = %r.reason, "Revoked agent refused.");
+            return None;
+        }
         let Ok(permit) = self.connections.clone().try_acquire_owned() else {
             self.stats
                 .connections_refused_full
@@ -255,7 +330,8 @@ impl Gate {
             return None;
         };
         tracing::info!(%agent, %addr, "Agent connected.");
-        Some(AgentConn {
+        let (stop, registered) = self.revocations.register(&agent);
+        Some(Accepted::Agent(AgentConn {
             stream,
             identity: PeerIdentity {
                 agent,
@@ -263,7 +339,26 @@ impl Gate {
                 cert_not_after,
                 ship_streams: Arc::default(),
             },
+            stop,
+            _registered: registered,
             _permit: ConnPermit::new(permit, self.stats.clone()),
+        }))
+    }
+
+    /// A connection without a certificate: enrollment only, within its own budget.
+    fn anonymous(&self, stream: TlsStream<TcpStream>, addr: SocketAddr) -> Option<AnonymousConn> {
+        let Ok(permit) = self.anonymous.clone().try_acquire_owned() else {
+            self.stats
+                .anonymous_refused_full
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%addr, "Too many connections without a certificate; closed.");
+            return None;
+        };
+        tracing::debug!(%addr, "Connection without a certificate (enrollment only).");
+        Some(AnonymousConn {
+            stream,
+            peer: AnonymousPeer { addr },
+            _permit: permit,
         })
     }
 }
@@ -342,6 +437,13 @@ pub fn not_after(cert: &CertificateDer<'_>) -> Result<i64> {
 
 // === impl AgentConn ===
 
+impl AgentConn {
+    /// Cancelled when this connection must end: collector stopping or agent revoked.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+}
+
 impl Connected for AgentConn {
     type ConnectInfo = PeerIdentity;
 
@@ -361,6 +463,59 @@ impl AsyncRead for AgentConn {
 }
 
 impl AsyncWrite for AgentConn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+// === impl AnonymousConn ===
+
+impl Connected for AnonymousConn {
+    type ConnectInfo = AnonymousPeer;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.peer.clone()
+    }
+}
+
+impl AsyncRead for AnonymousConn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for AnonymousConn {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut TaskContext<'_>,

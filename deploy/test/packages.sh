@@ -88,8 +88,11 @@ expect() { [ "$2" = "$3" ] || die "$1: expected '$3', found '$2'"; }
 expect "logship user's shell" "$(in_root 'getent passwd logship | cut -d: -f7')" /usr/sbin/nologin
 expect "/etc/logship" "$(in_root "stat -c '%a %U' /etc/logship")" "755 root"
 expect "/var/lib/logship-collector" "$(in_root "stat -c '%a %U' /var/lib/logship-collector")" "700 logship"
-expect "/var/lib/logship-agent" "$(in_root "stat -c '%a %U' /var/lib/logship-agent")" "700 root"
-expect "agent key" "$(in_root "stat -c '%a %U' /etc/logship/agent.key")" "600 root"
+expect "logship-agent user's shell" "$(in_root 'getent passwd logship-agent | cut -d: -f7')" /usr/sbin/nologin
+expect "/var/lib/logship-agent" "$(in_root "stat -c '%a %U' /var/lib/logship-agent")" "700 logship-agent"
+expect "agent key" "$(in_root "stat -c '%a %U' /var/lib/logship-agent/agent.key")" "600 logship-agent"
+grep -q '^key = "/var/lib/logship-agent/agent.key"' "$root/etc/logship/agent.toml" \
+  || die "agent.toml written --for-service does not keep the key in the state folder"
 grep -q '^dir = "/var/lib/logship-agent/spool"' "$root/etc/logship/agent.toml" \
   || die "agent.toml written --for-service has no absolute spool path"
 for p in logship-agent logship-collector; do

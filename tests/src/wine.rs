@@ -76,7 +76,54 @@ impl Wine {
             .status()
             .context("running wineboot")?;
         ensure!(boot.success(), "wineboot --init failed with {boot}");
+        wine.wait_for_settle()?;
+        // One wineserver for the whole test (killed on drop): one "boot", so the Service
+        // Control Manager starts once and automatic-start services start only when told.
+        let server = Command::new(&wine.wineserver)
+            .arg("-p")
+            .env("WINEPREFIX", &wine.prefix)
+            .status()
+            .context("starting a persistent wineserver")?;
+        ensure!(server.success(), "wineserver -p failed with {server}");
+        // The first Windows process of the session starts services.exe and the other system
+        // processes, which live as long as the server and inherit its standard handles: give
+        // them none, or they would hold a later command's captured output open.
+        let first = wine
+            .command("cmd")
+            .args(["/c", "exit", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("starting the Wine session")?;
+        ensure!(first.success(), "cmd /c exit 0 failed with {first}");
         Ok(wine)
+    }
+
+    /// Waits until the wineserver that set up the prefix has exited. A new prefix's first
+    /// boot goes on after `wineboot --init` returns; a command run meanwhile can start a second
+    /// `services.exe`, and two Service Control Managers then answer in turn, each with its own
+    /// list of services (seen with Wine 8: a service installed through one is missing from the
+    /// other).
+    fn wait_for_settle(&self) -> Result<()> {
+        let mut wait = Command::new(&self.wineserver)
+            .arg("-w")
+            .env("WINEPREFIX", &self.prefix)
+            .spawn()
+            .context("running wineserver -w")?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+        loop {
+            if let Some(status) = wait.try_wait()? {
+                ensure!(status.success(), "wineserver -w failed with {status}");
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                wait.kill().ok();
+                wait.wait().ok();
+                bail!("the new Wine prefix did not settle (wineserver -w) within 180 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     /// `wine64 PROGRAM` in this prefix (PROGRAM: a Windows path or a program in the prefix).
@@ -111,6 +158,62 @@ impl Wine {
             );
         }
         Ok(())
+    }
+}
+
+// === Windows service (the prefix's Service Control Manager) ===
+
+impl Wine {
+    /// `logship-agent.exe service ARGS`; fails unless it exits 0. Returns its stdout.
+    pub fn agent_service(&self, args: &[&str]) -> Result<String> {
+        let out = self
+            .agent()
+            .arg("service")
+            .args(args)
+            .output()
+            .context("running logship-agent.exe service under wine")?;
+        if !out.status.success() {
+            bail!(
+                "logship-agent service {} failed with {}: {}{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `reg query KEY`: `Some(output)` when the registry key exists, `None` when `reg` fails.
+    pub fn reg_query(&self, key: &str) -> Result<Option<String>> {
+        let out = self
+            .command("reg")
+            .args(["query", key])
+            .output()
+            .context("running reg under wine")?;
+        Ok(out
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned()))
+    }
+
+    /// `sc query NAME`: `Some(output)` when the service exists, `None` when Wine's `sc` fails
+    /// (it exits 1, silently, for a service that does not exist).
+    pub fn sc_query(&self, name: &str) -> Result<Option<String>> {
+        let out = self
+            .command("sc")
+            .args(["query", name])
+            .output()
+            .context("running sc under wine")?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            eprintln!(
+                "sc query {name}: {} {text}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(out.status.success().then_some(text))
     }
 }
 

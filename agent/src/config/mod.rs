@@ -3,6 +3,8 @@
 //! Two phases (STYLE.md habit 4): [`RawConfig`] mirrors the file with `deny_unknown_fields`;
 //! [`RawConfig::validate`] resolves paths relative to the file and returns every problem at once.
 
+mod eventlog;
+mod evtx_input;
 mod host;
 mod journald;
 mod raw;
@@ -10,6 +12,8 @@ mod raw;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use eventlog::{EventlogInput, EventlogStart, RawEventlog};
+pub use evtx_input::{EvtxInput, RawEvtx};
 pub use host::{HostReport, check_host, writable_dir};
 pub use journald::{JournalStart, JournaldInput, RawJournald};
 pub use raw::{
@@ -48,6 +52,10 @@ pub struct Config {
     pub journald: Vec<JournaldInput>,
     /// Syslog receivers.
     pub syslog: Vec<crate::syslog::SyslogInput>,
+    /// Windows Event Log inputs (Windows only).
+    pub eventlog: Vec<EventlogInput>,
+    /// Folders of exported `.evtx` files.
+    pub evtx: Vec<EvtxInput>,
 }
 
 /// Bounds of one batch: whichever is reached first closes it.
@@ -175,9 +183,38 @@ impl RawConfig {
             }
             syslog.extend(s.build(base, batch.max_bytes, &mut p));
         }
-        if require_inputs && files.is_empty() && journald.is_empty() && syslog.is_empty() {
+        let mut eventlog = Vec::new();
+        for e in self.eventlog {
+            if !names.insert(e.name.clone()) {
+                p.push(format!("input name {:?} is used twice", e.name));
+            }
+            if !cfg!(windows) {
+                p.push(format!(
+                    "eventlog {:?}: [[eventlog]] reads the Windows Event Log; this agent is not \
+                     running on Windows (exported .evtx files: logship-agent import-evtx)",
+                    e.name
+                ));
+            }
+            eventlog.extend(e.build(batch.max_bytes, &mut p));
+        }
+        let mut evtx = Vec::new();
+        for e in self.evtx {
+            if !names.insert(e.name.clone()) {
+                p.push(format!("input name {:?} is used twice", e.name));
+            }
+            evtx.extend(e.build(base, &mut p));
+        }
+        if require_inputs
+            && files.is_empty()
+            && journald.is_empty()
+            && syslog.is_empty()
+            && eventlog.is_empty()
+            && evtx.is_empty()
+        {
             p.push(
-                "no inputs: add a [[file]], [[journald]] or [[syslog]] table or --tail GLOB".into(),
+                "no inputs: add a [[file]], [[journald]], [[syslog]], [[eventlog]] or [[evtx]] \
+                 table or --tail GLOB"
+                    .into(),
             );
         }
         if !p.is_empty() {
@@ -195,6 +232,8 @@ impl RawConfig {
             files,
             journald,
             syslog,
+            eventlog,
+            evtx,
         })
     }
 }

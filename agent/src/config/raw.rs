@@ -35,6 +35,12 @@ pub struct RawConfig {
     /// Syslog receivers.
     #[serde(default)]
     pub syslog: Vec<crate::syslog::RawSyslog>,
+    /// Windows Event Log inputs.
+    #[serde(default)]
+    pub eventlog: Vec<super::eventlog::RawEventlog>,
+    /// Folders of exported `.evtx` files.
+    #[serde(default)]
+    pub evtx: Vec<super::evtx_input::RawEvtx>,
 }
 
 /// `[collector]`.

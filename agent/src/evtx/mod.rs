@@ -1,6 +1,6 @@
 //! Windows event logs: exported `.evtx` files imported with `logship-agent import-evtx`
 //! ([`import`]), read with the `evtx` crate ([`file`]), each event built into the same record shape
-//! the live Event Log input will produce ([`record`]).
+//! as the live Event Log input's ([`record`], shared with [`crate::eventlog`]).
 //!
 //! Invariants:
 //! - An event's position is its file's identity (SHA-256 of the content) and its record id,
@@ -11,6 +11,7 @@
 pub mod file;
 pub mod import;
 pub mod record;
+pub mod watch;
 
 pub use import::{IMPORT_INPUT, Outcome, import};
 pub use record::{EventRecord, Known};

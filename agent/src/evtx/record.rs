@@ -1,5 +1,5 @@
 //! One Windows event as a logship record, the same shape whichever way the event was read
-//! (an exported `.evtx` file now, the live Event Log later):
+//! (an exported `.evtx` file, or the live Event Log input `crate::eventlog`):
 //!
 //! - `raw` = the event's XML, one `<Event>` element as rendered (an XML declaration before it is
 //!   dropped, so every source gives the same bytes for the same event);

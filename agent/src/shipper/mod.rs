@@ -21,6 +21,7 @@ use crate::cert::{Expiry, Validity};
 use crate::config::ShipperConfig;
 use crate::heartbeat::Heartbeat;
 pub use backoff::Backoff;
+pub(crate) use connect::connect;
 use session::{Session, SessionEnd};
 
 /// Everything the shipper needs.

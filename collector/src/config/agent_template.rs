@@ -3,14 +3,15 @@
 //! Its format belongs to the agent (`agent/src/config`); a test in the agent parses what this
 //! writes, so the two cannot drift apart. Written for the packaged service (`--for-service`)
 //! every path is absolute: the unit runs with `ProtectSystem=strict`, where only
-//! `/var/lib/logship-agent` is writable.
+//! `/var/lib/logship-agent` is writable, so the certificate and key (which the agent renews)
+//! live there with the spool; agent.toml stays in `/etc/logship`.
 
 /// Where the files an agent.toml names live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AgentLayout {
     /// Certificates beside agent.toml, spool in `spool/` beside it (paths relative to the file).
     BesideConfig,
-    /// The packaged service: certificates in `/etc/logship`, spool in `/var/lib/logship-agent`.
+    /// The packaged service: certificates and spool in `/var/lib/logship-agent`.
     Service,
 }
 
@@ -24,7 +25,7 @@ pub fn agent_template(collectors: &[String], layout: AgentLayout) -> String {
     let (dir, spool, note) = match layout {
         AgentLayout::BesideConfig => (String::new(), "spool".to_string(), "relative to this file"),
         AgentLayout::Service => (
-            format!("{SERVICE_CONFIG_DIR}/"),
+            format!("{SERVICE_AGENT_STATE_DIR}/"),
             format!("{SERVICE_AGENT_STATE_DIR}/spool"),
             "absolute, for the packaged service",
         ),

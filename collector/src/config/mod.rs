@@ -77,6 +77,9 @@ pub struct RawConfig {
     /// Forwarders to the SOC (`[[forward]]`).
     #[serde(default)]
     pub forward: Vec<forward::RawForward>,
+    /// Enrollment and agent certificates.
+    #[serde(default)]
+    pub enroll: RawEnroll,
 }
 
 /// Signed checkpoints of the store.
@@ -86,6 +89,28 @@ pub struct RawIntegrity {
     /// Seconds between two signed checkpoints (one more is signed at shutdown).
     #[serde(default = "default_checkpoint_every_secs")]
     pub checkpoint_every_secs: u64,
+}
+
+/// Enrollment and agent certificates (`[enroll]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnroll {
+    /// Lifetime of agent certificates issued by enrollment and renewal (`30d`, `12h`, `2m`);
+    /// agents renew when a third of it is left.
+    #[serde(default = "default_agent_cert_lifetime")]
+    pub agent_cert_lifetime: String,
+}
+
+impl Default for RawEnroll {
+    fn default() -> Self {
+        RawEnroll {
+            agent_cert_lifetime: default_agent_cert_lifetime(),
+        }
+    }
+}
+
+fn default_agent_cert_lifetime() -> String {
+    crate::enroll::DEFAULT_AGENT_CERT_LIFETIME.to_string()
 }
 
 /// Watching the fleet of agents.
@@ -219,6 +244,8 @@ pub struct Config {
     pub checkpoint_every: std::time::Duration,
     /// Forwarders (`[[forward]]`).
     pub forwards: Vec<forward::ForwardConfig>,
+    /// Lifetime of agent certificates issued by enrollment and renewal.
+    pub agent_cert_lifetime: std::time::Duration,
 }
 
 // === impl RawConfig ===
@@ -332,8 +359,21 @@ impl RawConfig {
             }
         };
         let forwards = forward::validate(self.forward, &data_dir, &mut problems);
-        match (problems.is_empty(), listen, stale_after) {
-            (true, Some(listen), Some(stale_after)) => Ok(Config {
+        let agent_cert_lifetime =
+            match crate::enroll::parse_lifetime(&self.enroll.agent_cert_lifetime) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    problems.push(format!("enroll.agent_cert_lifetime: {e:#}"));
+                    None
+                }
+            };
+        match (
+            problems.is_empty(),
+            listen,
+            stale_after,
+            agent_cert_lifetime,
+        ) {
+            (true, Some(listen), Some(stale_after), Some(agent_cert_lifetime)) => Ok(Config {
                 data_dir,
                 listen,
                 ca_cert,
@@ -356,6 +396,7 @@ impl RawConfig {
                     self.integrity.checkpoint_every_secs,
                 ),
                 forwards,
+                agent_cert_lifetime,
             }),
             _ => Err(problems),
         }
@@ -535,6 +576,11 @@ stale_after = "{stale}"
 # as a record of its own, agent "@collector", which forwarders deliver to the SOC like any other.
 # `logship-collector verify --data-dir DIR --checkpoint FILE` holds the store against them.
 checkpoint_every_secs = {cpe}
+
+[enroll]
+# Lifetime of the agent certificates enrollment and renewal issue (30d, 12h, 2m; at least 1m).
+# Agents renew over their own connection when a third of it is left.
+agent_cert_lifetime = "{lifetime}"
 "#,
         cpe = DEFAULT_CHECKPOINT_EVERY_SECS,
         data_dir = data_dir.display(),
@@ -550,6 +596,7 @@ checkpoint_every_secs = {cpe}
         smb = DEFAULT_SEGMENT_MAX_BYTES,
         sma = DEFAULT_SEGMENT_MAX_AGE_SECS,
         stale = DEFAULT_STALE_AFTER,
+        lifetime = crate::enroll::DEFAULT_AGENT_CERT_LIFETIME,
     )
 }
 

@@ -8,6 +8,9 @@
 //! Names: `agent` is the certificate identity (authenticated); `host` and `ip_addresses` are
 //! what the agent claims in its heartbeat; `peer_addr` is where its connection came from.
 //!
+//! Revoked agents (`DATA_DIR/revoked.json`) are marked `REVOKED` (JSON: `revoked`,
+//! `revoked_at`, `revoked_reason`), also those that never sent a heartbeat.
+//!
 //! Invariants: JSON has one object per agent with every field; the table never hides an agent,
 //! fits the terminal by leaving out its least important columns (and says which), and marks
 //! stale agents `STALE` by the same rule as the running collector ([`crate::fleet::is_stale`]).
@@ -36,7 +39,8 @@ pub fn run(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let doc = read_status(data_dir)?;
+    let mut doc = read_status(data_dir)?;
+    crate::enroll::revocations::mark_revoked(data_dir, &mut doc)?;
     let stale_ns = match stale {
         Some(text) => parse_age(text).with_context(|| format!("--stale {text:?}"))?,
         None => recorded_stale_ns(&doc),
@@ -91,6 +95,9 @@ pub fn rows(doc: &Value, now_ns: i64, stale_ns: i64) -> Vec<Value> {
             json!({
                 "agent": name,
                 "cert_not_after": a["cert_not_after"],
+                "revoked": a["revoked"].as_bool().unwrap_or(false),
+                "revoked_at": a["revoked_at"],
+                "revoked_reason": a["revoked_reason"],
                 "cert_expires_in_days": a["cert_not_after_unix"].as_i64()
                     .map(|s| s.saturating_sub(now_ns / 1_000_000_000).div_euclid(86_400)),
                 "host": a["host"],
@@ -100,7 +107,8 @@ pub fn rows(doc: &Value, now_ns: i64, stale_ns: i64) -> Vec<Value> {
                 "agent_version": a["agent_version"],
                 "ip_addresses": a["ip_addresses"],
                 "peer_addr": a["peer_addr"],
-                "last_heartbeat": crate::timearg::format_ns(last),
+                // Null for an agent never heard from (listed because it was revoked).
+                "last_heartbeat": (last > 0).then(|| crate::timearg::format_ns(last)),
                 "silent_secs": silent_ns / 1_000_000_000,
                 // The file may be old (collector stopped): a heartbeat must also be recent,
                 // and a stale agent is not online whatever the stale time.
@@ -201,6 +209,7 @@ const COLUMNS: &[Column] = &[
 fn row_cells(r: &Value) -> Vec<String> {
     let silent = r["silent_secs"].as_i64().unwrap_or(0) * 1_000_000_000;
     let state = match (r["stale"].as_bool(), r["online"].as_bool()) {
+        _ if r["revoked"] == true => "REVOKED",
         (Some(true), _) => "STALE",
         (_, Some(true)) => "online",
         _ => "quiet",
@@ -220,7 +229,11 @@ fn row_cells(r: &Value) -> Vec<String> {
     vec![
         cell(&r["agent"]),
         state.to_owned(),
-        format!("{} ago", human_age(silent)),
+        if r["last_heartbeat"].is_null() {
+            "never".to_owned()
+        } else {
+            format!("{} ago", human_age(silent))
+        },
         cell(&r["host"]),
         addresses(r),
         os,

@@ -32,6 +32,7 @@ const FILES: &[(&str, &str)] = &[
         "exchange",
         "elastic-integrations-exchange-messagetracking.log",
     ),
+    ("su/sudo/pam", "wazuh-ruletest-su-sudo.log"),
     ("windows xml", "evtxrs-selected.xml"),
     ("windows json", "otrf-selected.json"),
 ];

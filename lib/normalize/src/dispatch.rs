@@ -187,6 +187,9 @@ fn pick(st: &mut State, tz: &TimeZone, fr: &Frame<'_>) -> Hit {
         }
         "sudo" => return Some(("sudo", sudo::parse_sudo(msg)?)),
         "su" => return Some(("su", sudo::parse_su(msg)?)),
+        _ if p.ends_with(')') && p.contains("(pam_") => {
+            return Some(("pam", sshd::parse_pam_tag(p, msg)?));
+        }
         "openvpn" => return Some(("openvpn", openvpn::parse_msg(msg))),
         "filterlog" => return Some(("filterlog", filterlog::parse(msg)?)),
         "dovecot" => return Some(("dovecot", dovecot::parse(msg)?)),
@@ -244,9 +247,10 @@ fn forced(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: &str) -> Option<
         "sshd" => {
             Some(sshd::parse_joined(msg, fr.host, fr.pid, st)).filter(|f| f.has("event.category"))
         }
-        "pam" => sshd::parse_pam(msg),
+        "pam" => sshd::parse_pam(msg).or_else(|| sshd::parse_pam_tag(fr.program, msg)),
         "sudo" => sudo::parse_sudo(msg),
-        "su" => sudo::parse_su(msg),
+        // su's message forms are loose English (`U to T on TTY`): only su's own lines.
+        "su" => (fr.program == "su").then(|| sudo::parse_su(msg)).flatten(),
         "postfix" => Some(postfix::parse(fr.program, msg, st)).filter(|f| f.has("event.action")),
         // Another program's message is OpenVPN's only with OpenVPN's own evidence (a peer prefix
         // or phrase): `EAP-MS-CHAPv2 verification failed` from charon is not.

@@ -12,9 +12,6 @@ fn accuracy_table_meets_bounds() {
         println!("{m}");
     }
     for d in logship_normalize::datasets() {
-        if ["su", "sudo"].contains(d) {
-            continue; // the corpus holds (almost) no su/sudo lines; see README.md
-        }
         if ["mikrotik", "linux.account"].contains(d) {
             continue; // real lines only in the independent table (tests/oracle.rs); see README.md
         }

@@ -71,10 +71,39 @@ fn sudo_real_line() {
 
 #[test]
 fn su_documented_formats() {
+    // shadow-utils' form (no real line found; util-linux and older forms are tested on real
+    // lines in tests/auth_proxy.rs). user.name is the account switched to, the caller is
+    // source.user.name.
     let e = norm("Mar  1 10:00:00 h su: FAILED su for root by alice");
     assert_eq!(
-        (e.dataset, s(&e, "user.name"), s(&e, "event.outcome")),
-        ("su", "alice", "failure")
+        (
+            e.dataset,
+            s(&e, "user.name"),
+            s(&e, "source.user.name"),
+            s(&e, "event.outcome")
+        ),
+        ("su", "root", "alice", "failure")
+    );
+    // util-linux su-common.c `"FAILED SU (to %s) %s on %s"` (format string; the success form
+    // `(to %s) %s on %s` is tested on a real line in tests/auth_proxy.rs).
+    let e = norm("Mar  1 10:00:00 h su[1234]: FAILED SU (to root) bob on pts/1");
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "user.name"),
+            s(&e, "source.user.name"),
+            s(&e, "event.outcome")
+        ),
+        ("su", "root", "bob", "failure")
+    );
+    // Linux-PAM pam_unix_sess.c `"session opened for user %s(uid=%lu) by %s(uid=%lu)"` (newer
+    // form; the older `… by (uid=0)` is tested on a real line in tests/auth_proxy.rs).
+    let e = norm(
+        "Mar  1 10:00:00 h su[1234]: pam_unix(su-l:session): session opened for user root(uid=0) by alice(uid=1000)",
+    );
+    assert_eq!(
+        (e.dataset, s(&e, "user.name"), s(&e, "source.user.name")),
+        ("pam", "root", "alice")
     );
 }
 

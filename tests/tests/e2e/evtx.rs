@@ -448,3 +448,103 @@ fn import_evtx_damaged_chunk_becomes_one_gap_and_the_rest_is_stored() {
         Ok(())
     });
 }
+
+/// Record ids stored by input `input` for the file at `path` (each must be stored once).
+fn stored_ids(collector: &Collector, input: &str, path: &Path) -> Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for r in collector.store().search(&["--input", input])? {
+        if r["path"] != path.display().to_string().as_str() {
+            continue;
+        }
+        ids.push(
+            r["attributes"]["record_id"]
+                .as_str()
+                .with_context(|| format!("no record_id attribute: {r}"))?
+                .parse()?,
+        );
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// The `[[evtx]]` input: .evtx files put in a watched folder are imported once each. A kill
+/// while the import is blocked on a full spool (collector down) and a restart store the rest
+/// exactly once; a copy of a file under another name stores nothing; a restart stores nothing.
+#[test]
+fn evtx_folder_input_imports_each_file_once_across_a_kill_copies_and_restarts() {
+    run_test(|sb| {
+        let (mut collector, mut agent) = setup(sb, true)?;
+        let drop = agent.config_path().with_file_name("drop");
+        std::fs::create_dir(&drop)?;
+        let mut text = std::fs::read_to_string(agent.config_path())?;
+        text.push_str(
+            "\n[[evtx]]\nname = \"exports\"\nfolder = \"drop\"\nscan_interval_secs = 1\n",
+        );
+        std::fs::write(agent.config_path(), text)?;
+        let big = drop.join("pc-0042-security.evtx");
+        std::fs::copy(fixture(BIG, "evtx"), &big)?;
+        let big_ids = record_ids(&big)?;
+
+        // Collector down: the import fills the 128 KiB spool and blocks mid-file; killed there.
+        agent.start()?;
+        wait_until(IMPORT_DEADLINE, "the import to fill the spool", || {
+            agent.check_alive()?;
+            Ok(logship_e2e::dir_bytes(&agent.spool_dir())? >= 96 << 10)
+        })?;
+        agent.kill9()?;
+        collector.start()?;
+        agent.start()?;
+        wait_until(IMPORT_DEADLINE, "every event of the file stored", || {
+            agent.check_alive()?;
+            Ok(stored_ids(&collector, "exports", &big)?.len() >= big_ids.len())
+        })?;
+        let mut want = big_ids.clone();
+        want.sort_unstable();
+        ensure!(
+            stored_ids(&collector, "exports", &big)? == want,
+            "not exactly once"
+        );
+
+        // Junk named .evtx, the same content under another name, and a new file.
+        let junk: Vec<u8> = (0..70_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        std::fs::write(drop.join("junk.evtx"), junk)?;
+        let copy = drop.join("copy-of-security.evtx");
+        std::fs::copy(&big, &copy)?;
+        let short = drop.join("short.evtx");
+        std::fs::copy(fixture(SHORT, "evtx"), &short)?;
+        let short_ids = record_ids(&short)?;
+        wait_until(IMPORT_DEADLINE, "the new file stored", || {
+            Ok(stored_ids(&collector, "exports", &short)?.len() >= short_ids.len())
+        })?;
+        // A few more scans: the copy must still add nothing.
+        std::thread::sleep(Duration::from_secs(3));
+        let total = collector.store().search(&["--input", "exports"])?.len();
+        ensure!(
+            total == big_ids.len() + short_ids.len(),
+            "{total} records stored, want {} + {}",
+            big_ids.len(),
+            short_ids.len()
+        );
+        ensure!(stored_ids(&collector, "exports", &copy)?.is_empty());
+
+        // A restart reads nothing again.
+        agent.stop()?;
+        agent.start()?;
+        std::thread::sleep(Duration::from_secs(4));
+        agent.check_alive()?;
+        let again = collector.store().search(&["--input", "exports"])?.len();
+        ensure!(
+            again == total,
+            "{again} records after a restart, {total} before"
+        );
+        let log = agent.log_text()?;
+        ensure!(log.contains("Imported an .evtx file."), "{log}");
+        ensure!(
+            log.contains("Not an .evtx file the agent can read"),
+            "the junk file was not reported:\n{log}"
+        );
+        Ok(())
+    });
+}

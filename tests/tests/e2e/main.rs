@@ -7,6 +7,7 @@ mod corruption;
 mod delivery;
 mod disk_full;
 mod encodings;
+mod enroll;
 mod evtx;
 mod exactly_once;
 mod fields;

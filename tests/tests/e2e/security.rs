@@ -51,9 +51,11 @@ fn clients_without_a_valid_certificate_are_refused() {
                     >= 3)
             })?;
         }
+        // Three each from the foreign and the expired agent (the client without a certificate
+        // finishes its handshake and reaches only enrollment, so it is not among them).
         let refusals = log_count(&sb.log_path("collector"), "TLS handshake refused")?;
         ensure!(
-            refusals >= 7,
+            refusals >= 6,
             "collector logged only {refusals} refused handshakes"
         );
         let store = collector.store();

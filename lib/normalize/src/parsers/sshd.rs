@@ -320,9 +320,26 @@ pub(crate) fn parse_pam(msg: &str) -> Option<Fields> {
     }
     let close = msg.find("): ")?;
     let svc = msg.get(open + 1..close)?;
-    let body = &msg[close + 3..];
+    Some(pam_body(
+        module,
+        svc.split(':').next().unwrap_or(""),
+        &msg[close + 3..],
+    ))
+}
+
+/// The old Linux-PAM tag form `SERVICE(pam_unix)[PID]: BODY` (program `su(pam_unix)`).
+pub(crate) fn parse_pam_tag(program: &str, msg: &str) -> Option<Fields> {
+    let (svc, module) = program.strip_suffix(')')?.split_once('(')?;
+    if !module.starts_with("pam_") || svc.is_empty() {
+        return None;
+    }
+    let f = pam_body(module, svc, msg);
+    f.has("event.category").then_some(f)
+}
+
+fn pam_body(module: &str, svc: &str, body: &str) -> Fields {
     let mut f = Fields::new();
-    f.s("process.name", svc.split(':').next().unwrap_or(""));
+    f.s("process.name", svc);
     f.s("pam.module", module);
     if body.starts_with("authentication failure") {
         f.event("authentication", "info", "failure");
@@ -331,6 +348,10 @@ pub(crate) fn parse_pam(msg: &str) -> Option<Fields> {
             match k {
                 "user" => {
                     f.s("user.name", v);
+                }
+                // The account that asked (su's caller, the login name of a remote user).
+                "ruser" => {
+                    f.s("source.user.name", v);
                 }
                 "rhost" => source_host(v, &mut f),
                 _ => {}
@@ -343,10 +364,14 @@ pub(crate) fn parse_pam(msg: &str) -> Option<Fields> {
         f.event("session", "start", "success")
             .s("event.action", "session_opened");
         f.s("user.name", r.split([' ', '(']).next().unwrap_or(""));
+        // `… by alice(uid=1000)`; `by (uid=0)` names no account.
+        if let Some((_, by)) = r.rsplit_once(" by ") {
+            f.s("source.user.name", by.split('(').next().unwrap_or(""));
+        }
     } else if let Some(r) = body.strip_prefix("session closed for user ") {
         f.event("session", "end", "success")
             .s("event.action", "session_closed");
         f.s("user.name", r.split([' ', '(']).next().unwrap_or(""));
     }
-    Some(f)
+    f
 }

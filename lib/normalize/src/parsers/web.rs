@@ -4,6 +4,10 @@
 //! squid: EPOCH.MS ELAPSED CLIENT RESULT/STATUS BYTES METHOD URL USER HIER/PEER TYPE
 //! web:   CLIENT IDENT USER [dd/Mon/yyyy:hh:mm:ss ±zzzz] "METHOD URL PROTO" STATUS BYTES ["REF" "UA"]
 //! ```
+//!
+//! Proxy requests name their destination: an absolute URI (`GET http://host[:port]/…`, squid and
+//! nginx/Apache as forward proxies) or a `CONNECT host:port` authority. Both give `url.domain`
+//! (`url.scheme`, `url.port` when written); an origin-form path (`GET /x`) gives neither.
 
 use crate::fields::Fields;
 use crate::time;
@@ -31,6 +35,7 @@ pub(crate) fn parse_squid(line: &str) -> Option<Fields> {
         .s("url.original", url);
     f.s("http.request.method", method)
         .n("http.response.status_code", status);
+    url_parts(method, url, &mut f);
     f.n("http.response.bytes", bytes).s("event.action", result);
     f.s("observer.vendor", "Squid")
         .s("observer.product", "Squid");
@@ -98,6 +103,7 @@ fn request_fields(req: &str, f: &mut Fields) {
         return;
     }
     f.s("http.request.method", m).s("url.original", url);
+    url_parts(m, url, f);
     if let Some(v) = p.next().and_then(|v| v.strip_prefix("HTTP/")) {
         f.s("http.version", v);
     }
@@ -115,4 +121,41 @@ fn quoted(s: &str) -> Option<(String, &str)> {
         }
     }
     None
+}
+
+/// `url.domain`/`url.port`/`url.scheme` of a proxy request's target (see the module doc).
+fn url_parts(method: &str, url: &str, f: &mut Fields) {
+    let (scheme, authority) = match url.split_once("://") {
+        Some((sch, rest)) if !sch.is_empty() && sch.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            (sch, rest.split(['/', '?', '#']).next().unwrap_or(""))
+        }
+        Some(_) => return,
+        None if method == "CONNECT" => ("", url),
+        None => return,
+    };
+    let authority = authority.rsplit_once('@').map_or(authority, |x| x.1);
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, rest)) => (h, rest.strip_prefix(':').unwrap_or("")),
+            None => return,
+        },
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p),
+            None => (authority, ""),
+        },
+    };
+    let port_ok = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    // A CONNECT target is `host:port`; anything else (squid's `error:method-not-allowed`) is not.
+    if host.is_empty()
+        || (scheme.is_empty() && !port_ok)
+        || (!port.is_empty() && !port_ok)
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+    {
+        return;
+    }
+    f.s("url.domain", &host.to_ascii_lowercase())
+        .s("url.scheme", scheme)
+        .n("url.port", port);
 }

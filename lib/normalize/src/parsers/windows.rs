@@ -1,5 +1,5 @@
 //! Windows Security / Sysmon events from rendered event XML (one `<Event>` per line, `wevtutil`
-//! or python-evtx spelling) and from JSON exports (Mordor/HELK flat objects, winlogbeat `winlog.*`).
+//! / `EvtRender` (single-quoted attributes) or python-evtx spelling) and from JSON exports (Mordor/HELK flat objects, winlogbeat `winlog.*`).
 //!
 //! Both encodings are reduced to a [`WinRecord`] (provider, id, time, computer, data pairs), then
 //! mapped by event id. Events of other ids are still claimed with `event.code` and host fields.
@@ -104,15 +104,29 @@ fn user_data(mut s: &str, r: &mut WinRecord) {
     }
 }
 
-/// Value of attribute `name` in the first element starting with `elem`.
+/// Value of attribute `name` in the first element starting with `elem`. Values may be quoted
+/// with `"` (python-evtx, the `evtx` crate) or `'` (`EvtRender` on Windows, `wevtutil`).
 fn attr<'a>(s: &'a str, elem: &str, name: &str) -> Option<&'a str> {
     let start = s.find(elem)?;
     let s = &s[start..];
     let s = &s[..s.find('>').unwrap_or(s.len())];
-    let key = format!("{name}=\"");
-    let i = s.find(&key)? + key.len();
-    let e = s[i..].find('"')?;
-    Some(&s[i..i + e])
+    let key = format!("{name}=");
+    let mut from = 0;
+    while let Some(at) = s[from..].find(&key).map(|i| i + from) {
+        from = at + key.len();
+        // `Name=` must not match the end of `EventSourceName=`.
+        if at > 0 && !s.as_bytes()[at - 1].is_ascii_whitespace() {
+            continue;
+        }
+        let quote = *s.as_bytes().get(from)?;
+        if quote != b'"' && quote != b'\'' {
+            continue;
+        }
+        let value = &s[from + 1..];
+        let end = value.find(char::from(quote))?;
+        return Some(&value[..end]);
+    }
+    None
 }
 
 fn text<'a>(s: &'a str, elem: &str) -> Option<&'a str> {
@@ -208,4 +222,30 @@ pub(crate) fn fields(r: &WinRecord) -> Fields {
         super::windows_map::security(r.id, &|k| r.get(k), &mut f);
     }
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_in_either_quotes_and_not_inside_longer_names() {
+        let evtrender = "<Event xmlns='x'><System><Provider Name='Microsoft-Windows-Security-Auditing' \
+                         Guid='{5}'/><EventID>4625</EventID></System></Event>";
+        assert_eq!(
+            attr(evtrender, "<Provider ", "Name"),
+            Some("Microsoft-Windows-Security-Auditing")
+        );
+        let python = "<Provider Name=\"A\" Guid=\"{5}\"></Provider>";
+        assert_eq!(attr(python, "<Provider ", "Name"), Some("A"));
+        let classic = "<Provider EventSourceName='Security' Name='B'/>";
+        assert_eq!(attr(classic, "<Provider ", "Name"), Some("B"));
+        assert_eq!(attr("<Provider Name=B/>", "<Provider ", "Name"), None);
+        assert_eq!(attr("<Provider Name='B/>", "<Provider ", "Name"), None);
+        let r = from_xml(evtrender).expect("claimed");
+        assert_eq!(
+            (r.provider.as_str(), r.id),
+            ("Microsoft-Windows-Security-Auditing", 4625)
+        );
+    }
 }

@@ -73,10 +73,13 @@ fn iam(id: u32, g: &Get<'_>, f: &mut Fields) {
     };
     f.event("iam", t, "success").s("event.action", action);
     subject(g, f);
-    f.s("user.target.name", g("TargetUserName"))
-        .s("user.target.domain", g("TargetDomainName"));
+    f.s("user.target.name", g("TargetUserName"));
     if id == 4740 {
+        // 4740 writes the Caller Computer Name (where the failed logons came from) into
+        // TargetDomainName, not the locked account's domain.
         f.s("source.domain", g("TargetDomainName"));
+    } else {
+        f.s("user.target.domain", g("TargetDomainName"));
     }
 }
 

@@ -108,7 +108,43 @@ for f in ("fail2ban-squid.log", "beats-squid-access1-first40.log"):
         e = {"@timestamp": iso(dt.datetime.fromtimestamp(float(p[0]), dt.timezone.utc)), "source.ip": p[2],
              "http.response.status_code": int(p[3].split("/")[1]), "url.original": p[6]}
         if p[7] != "-": e["user.name"] = p[7]
+        # the proxied site: an absolute URL's host, or CONNECT's `host:port` (RFC 9110 authority-form)
+        u = re.match(r"^[a-z]+://([^/:?#@]+)", p[6]) if "://" in p[6] else (re.match(r"^([A-Za-z0-9.-]+):\d+$", p[6]) if p[5] == "CONNECT" else None)
+        if u: e["url.domain"] = u[1].lower()
         add("squid", line, e)
+
+# --- su / sudo / PAM tag form (Wazuh rule tests; a SLES journal in Microsoft's Azure docs) ----------
+# sudo: plugins/sudoers/logging.c "USER : [REASON ; ]TTY=… ; PWD=… ; USER=… ; [TSID=… ; ]COMMAND=…";
+# su: util-linux su "(to T) U on TTY", historic su "U to T on TTY" / "BAD SU U to T on TTY",
+# "failed: TTY changing from U to T"; Linux-PAM pam_unix "authentication failure; … ruser=R … user=U",
+# "session opened for user U by R(uid=N)" under the tag "pam_unix(SVC:…)" or the old "SVC(pam_unix)".
+ANYSYS = re.compile(r"^(?:(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d+) (?P<hms>\d\d:\d\d:\d\d)|(?P<ts>\d{4}-\d\d-\d\dT\S+)) (?P<host>\S+) (?P<prog>[^\s\[:]+)(?:\[\d+\])?: (?P<msg>.*)$")
+for f in ("wazuh-ruletest-su-sudo.log", "msdocs-azure-sles-su.log"):
+    for line in lines(f):
+        m = ANYSYS.match(line)
+        ts = bsd(m) if m["mon"] else iso(dt.datetime.fromisoformat(m["ts"]))
+        e, msg, prog = {"@timestamp": ts, "host.name": m["host"]}, m["msg"], m["prog"]
+        sd = re.match(r"^ *(\S+) : (?:([^;]*[^ ]) ; )?TTY=.* ; USER=(\S+) ; (?:TSID=\S+ ; )?COMMAND=(.*)$", msg)
+        if prog == "sudo" and sd:
+            e.update({"user.name": sd[1], "user.effective.name": sd[3], "process.command_line": sd[4],
+                      "event.outcome": "failure" if sd[2] else "success"})
+            add("sudo", line, e); continue
+        if "pam_unix" in prog or msg.startswith("pam_unix("):
+            u = re.search(r"(?:^| )user=(\S+)", msg) or re.search(r"session (?:opened|closed) for user ([^\s(]+)", msg)
+            if u: e["user.name"] = u[1]
+            r = re.search(r" ruser=(\S+)", msg) or re.search(r" by ([^\s(]+)\(uid=\d+\)", msg)
+            if r: e["source.user.name"] = r[1]
+            if "authentication failure" in msg: e["event.outcome"] = "failure"
+            add("pam", line, e); continue
+        if prog != "su":
+            add("unparsed", line, {}); continue
+        a = (re.match(r"^(FAILED SU )?\(to (\S+)\) (\S+) on ", msg))
+        b = re.match(r"^(BAD SU )?(\S+) to (\S+) on ", msg)
+        c = re.match(r"^failed: \S+ changing from (\S+) to (\S+)$", msg)
+        if a: e.update({"user.name": a[2], "source.user.name": a[3], "event.outcome": "failure" if a[1] else "success"})
+        elif c: e.update({"user.name": c[2], "source.user.name": c[1], "event.outcome": "failure"})
+        elif b: e.update({"user.name": b[3], "source.user.name": b[2], "event.outcome": "failure" if b[1] else "success"})
+        add("su", line, e)
 
 # --- web access -----------------------------------------------------------
 WEB = re.compile(r'^(\S+) \S+ (\S+) \[([^\]]+)\] "(\S+) (\S+)[^"]*" (\d{3}) ')
@@ -247,6 +283,16 @@ for line in lines("evtxrs-selected.xml"):
     if sysmon and eid == 1:
         e["process.command_line"] = d["CommandLine"].replace("&quot;", '"').replace("&amp;", "&")
     add("windows.sysmon" if sysmon else "windows.security", line, e)
+
+# Windows 4726/4740 as Microsoft documents them (one event per line; subject = who acted)
+for line in lines("msdocs-windows-4726-4740.xml"):
+    eid = int(re.search(r'<EventID[^>]*>(\d+)<', line)[1])
+    d = dict(re.findall(r'<Data Name="(\w+)">([^<]*)</Data>', line))
+    day, frac = re.search(r'SystemTime="([^".]+)\.?(\d*)Z"', line).groups()
+    frac = frac.rstrip("0")
+    add("windows.security", line, {"event.code": str(eid), "host.name": re.search(r"<Computer>([^<]*)<", line)[1],
+        "@timestamp": day + ("." + frac if frac else "") + "Z", "user.name": d["SubjectUserName"],
+        "user.target.name": d["TargetUserName"]})
 
 # --- OpenSMTPD (smtp_session.c log_info formats, "smtp-in: ...") -----------------------------------
 for line in lines("wazuh-ruletest-opensmtpd.log"):
