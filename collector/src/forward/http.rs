@@ -17,7 +17,10 @@
 //!   each half sent again, down to the single refused record, which is counted as a permanent
 //!   error (with its event_id and the answer), remembered (so a resend after a later failure
 //!   skips it instead of counting it twice; at most [`MAX_REFUSED`] ids) and passed over;
-//!   the records around it are delivered.
+//!   the records around it are delivered. A destination that refuses [`MAX_BLIND_REFUSALS`]
+//!   requests of a batch and accepts none refuses everything (wrong url, format, index): the
+//!   batch fails and is retried like a 5xx, nothing is counted as refused. (Limit: a batch of
+//!   one record cannot tell the two apart; it is counted as refused.)
 //! - 401, 403, 429, 5xx, any other status, connection and TLS errors: the whole batch fails
 //!   and is retried by the worker with capped backoff (a `Retry-After` in seconds is honoured
 //!   up to the cap). Requests that had already succeeded are sent again then (at least once;
@@ -47,6 +50,9 @@ const MAX_REFUSED: usize = 10_000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline of a whole request (send and answer).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Refused requests of one batch, none accepted, after which the destination is taken to
+/// refuse everything (a batch with one bad record among n costs about 2 log2(n) requests).
+const MAX_BLIND_REFUSALS: u64 = 32;
 /// Bytes of an answer's body quoted in an error.
 const QUOTE: usize = 200;
 /// Bytes of an answer's body read.
@@ -121,6 +127,7 @@ impl HttpSink {
         let mut chunk: Vec<usize> = Vec::new();
         let mut chunk_bytes = 0;
         let mut known = 0;
+        let mut split = Split::default();
         for i in 0..records.ids.len() {
             if self.refused.contains(&records.ids[i]) {
                 known += 1;
@@ -130,7 +137,7 @@ impl HttpSink {
             if !chunk.is_empty()
                 && (chunk.len() >= MAX_REQUEST_RECORDS || chunk_bytes + len > MAX_REQUEST_BYTES)
             {
-                self.post_split(records, &chunk, on_refused)?;
+                self.post_split(records, &chunk, &mut split)?;
                 chunk.clear();
                 chunk_bytes = 0;
             }
@@ -138,37 +145,57 @@ impl HttpSink {
             chunk_bytes += len;
         }
         if !chunk.is_empty() {
-            self.post_split(records, &chunk, on_refused)?;
+            self.post_split(records, &chunk, &mut split)?;
+        }
+        // Only now (the batch went through) are the refused records counted and remembered.
+        for (i, answer) in split.found {
+            let event_id = records.ids[i].clone();
+            if self.refused.len() >= MAX_REFUSED {
+                self.refused.clear();
+            }
+            self.refused.insert(event_id.clone());
+            on_refused(Refused { event_id, answer });
         }
         Ok(known)
     }
 
     /// POSTs the records `which`; on a refusal, halves until the refused records are alone.
+    /// A destination that refuses [`MAX_BLIND_REFUSALS`] requests of a batch without accepting
+    /// one refuses everything (wrong url, format or index): that is a retried failure, not
+    /// thousands of refused records.
     fn post_split(
         &mut self,
         records: &Records<'_>,
         which: &[usize],
-        on_refused: &mut dyn FnMut(Refused),
+        split: &mut Split,
     ) -> Result<(), Retry> {
         let mut body = Vec::new();
         for &i in which {
             body.extend_from_slice(span(records, i));
         }
         match self.post(&body)? {
-            None => Ok(()),
-            Some(answer) if which.len() == 1 => {
-                let event_id = records.ids[which[0]].clone();
-                if self.refused.len() >= MAX_REFUSED {
-                    self.refused.clear();
-                }
-                self.refused.insert(event_id.clone());
-                on_refused(Refused { event_id, answer });
+            None => {
+                split.accepted += 1;
                 Ok(())
             }
-            Some(_) => {
+            Some(answer) => {
+                split.refused += 1;
+                if split.accepted == 0 && split.refused >= MAX_BLIND_REFUSALS {
+                    return Err(retry(
+                        format!(
+                            "the destination refuses every record ({answer}); check the url, \
+                             format and token"
+                        ),
+                        None,
+                    ));
+                }
+                if which.len() == 1 {
+                    split.found.push((which[0], answer));
+                    return Ok(());
+                }
                 let (a, b) = which.split_at(which.len() / 2);
-                self.post_split(records, a, on_refused)?;
-                self.post_split(records, b, on_refused)
+                self.post_split(records, a, split)?;
+                self.post_split(records, b, split)
             }
         }
     }
@@ -233,6 +260,15 @@ impl HttpSink {
             _ => Err(retry(answer, retry_after)),
         }
     }
+}
+
+/// Outcome of the requests of one batch so far.
+#[derive(Default)]
+struct Split {
+    accepted: u64,
+    refused: u64,
+    /// Records refused alone: index and answer.
+    found: Vec<(usize, String)>,
 }
 
 fn span<'a>(records: &Records<'a>, i: usize) -> &'a [u8] {

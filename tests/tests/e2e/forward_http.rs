@@ -40,6 +40,8 @@ enum Mode {
     Unavailable,
     /// 2xx, except 400 to a request holding the poison record.
     Accepting,
+    /// 400 to every request (a destination that refuses everything: wrong index, format).
+    RefuseAll,
 }
 
 /// Everything the endpoint saw.
@@ -218,14 +220,15 @@ fn judge(
             now,
         );
     }
-    let poisoned = seen.poison.is_some_and(|p| {
-        events.iter().any(|e| {
-            e[expect.raw_key]
-                .as_str()
-                .and_then(record_number)
-                .is_some_and(|n| n == p)
-        })
-    });
+    let poisoned = seen.mode == Mode::RefuseAll
+        || seen.poison.is_some_and(|p| {
+            events.iter().any(|e| {
+                e[expect.raw_key]
+                    .as_str()
+                    .and_then(record_number)
+                    .is_some_and(|n| n == p)
+            })
+        });
     if poisoned {
         seen.refused_answers += 1;
         return (
@@ -495,12 +498,30 @@ fn hec_events_have_splunks_shape_and_each_arrives() {
                 endpoint.port
             ),
         )?;
+        endpoint.seen(|s| s.mode = Mode::RefuseAll);
         collector.start()?;
         let log = sb.path().join("app.log");
         const N: u64 = 3_000;
         write_records(&log, 0..N)?;
         let mut agent = agent_with_file(sb, &collector, &log)?;
         agent.start()?;
+        // A destination that refuses everything is a failure to retry, not 3,000 refused
+        // records: nothing counted as refused, nothing passed over.
+        wait_until(ARRIVAL, "a batch refused whole, twice", || {
+            agent.check_alive()?;
+            let s = forwarder(&collector, "splunk")?;
+            Ok(endpoint.seen(|s| s.refused_answers) >= 64
+                && s["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("refuses every record")))
+        })?;
+        let refusing = forwarder(&collector, "splunk")?;
+        ensure!(
+            refusing["permanent_errors"].as_u64() == Some(0)
+                && refusing["delivered"].as_u64() == Some(0),
+            "{refusing}"
+        );
+        endpoint.seen(|s| s.mode = Mode::Accepting);
         wait_until(
             ARRIVAL,
             "every record delivered to the HEC endpoint",
