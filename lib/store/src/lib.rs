@@ -89,6 +89,7 @@ mod progress;
 mod quarantine;
 mod read;
 mod recovery;
+mod retention;
 mod search;
 mod segment;
 #[doc(hidden)]
@@ -123,6 +124,11 @@ pub use fuzz::fuzz_segment;
 pub use progress::{Progress, Watch};
 pub use quarantine::{QuarantinedTail, quarantined};
 pub use read::read_block_payload;
+pub use retention::{
+    ChainBase, RETENTION_INPUT, RETENTION_PREFIX, RETENTION_STREAM_PREFIX, RemovedSegment,
+    RetentionPolicy, RetentionRecord, RetentionReport, parse_record as parse_retention_record,
+    retention_stream,
+};
 pub use search::{Query, RecordView, SearchStats, search, search_watched, search_with_cap};
 pub use verify::{
     CheckpointResult, VerifyReport, Witness, verify, verify_watched, verify_with_witness,
