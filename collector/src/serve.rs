@@ -3,7 +3,7 @@
 //!
 //! Shutdown order: stop accepting → every connection's reads end ([`crate::drain`]), so the gRPC
 //! server stops at once (still bounded by [`DRAIN_DEADLINE`]) → the checkpoint timer stops → the
-//! store writer signs a last checkpoint, commits what it has and stops → final status file.
+//! the retention timer stops → the store writer signs a last checkpoint, commits what it has and stops → final status file.
 
 use std::time::Duration;
 
@@ -58,7 +58,34 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
         host: crate::pki::host_name(),
     };
     let watch = CommitWatch::new();
-    let (writer, writer_thread) = WriterHandle::start(store, records, watch.clone(), Some(witness));
+    let retention_stats = std::sync::Arc::new(crate::retention::RetentionStats::load(&store_dir(
+        &config.data_dir,
+    )));
+    let retention = (config.retention != logship_store::RetentionPolicy::default()).then(|| {
+        let mut consumers: Vec<String> = config
+            .forwards
+            .iter()
+            .map(|f| forward::cursor_name(&f.name))
+            .collect();
+        if config.normalize {
+            consumers.push(normalize::CURSOR_NAME.to_string());
+        }
+        let plan = crate::retention::Plan {
+            policy: config.retention,
+            consumers,
+            host: crate::pki::host_name(),
+        };
+        (plan, retention_stats.clone())
+    });
+    let retention_on = retention.is_some();
+    let (writer, writer_thread) =
+        WriterHandle::start(store, records, watch.clone(), Some(witness), retention);
+    let retention_timer = retention_on.then(|| {
+        tokio::spawn(crate::retention::timer::run(
+            writer.clone(),
+            shutdown.clone(),
+        ))
+    });
     let checkpoint_timer = tokio::spawn(crate::integrity::timer::run(
         writer.clone(),
         config.checkpoint_every,
@@ -103,6 +130,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
             tls: tls_stats.clone(),
             stale_after: config.stale_after,
             forwarders: forwarders.stats.clone(),
+            retention: retention_stats,
         },
         shutdown.clone(),
     ));
@@ -148,6 +176,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     // The timer drops its writer handle when it sees the cancel; the writer stops after it.
     if let Err(error) = checkpoint_timer.await {
         tracing::warn!(%error, "Checkpoint timer failed.");
+    }
+    if let Some(Err(error)) = match retention_timer {
+        Some(t) => Some(t.await),
+        None => None,
+    } {
+        tracing::warn!(%error, "Retention timer failed.");
     }
     let joined = tokio::task::spawn_blocking(move || {
         let writer = writer_thread.join();
