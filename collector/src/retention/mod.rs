@@ -103,6 +103,7 @@ impl RetentionStats {
             "records_removed": self.records_removed.load(Ordering::Relaxed),
             "failures": self.failures.load(Ordering::Relaxed),
             "last_run": (last != 0).then(|| crate::timearg::format_ns(last)),
+            "last_run_unix_ns": last,
             "undelivered": self.lock().clone(),
         })
     }
