@@ -49,10 +49,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     // Agents' records only: the collector's own checkpoint records (one per seq of their
     // stream) are not counted in records_stored.
     let checkpoints = logship_store::checkpoint_stream(store.id());
+    let retention_stream = logship_store::retention_stream(store.id());
     let records = store
         .stats()
         .records
-        .saturating_sub(store.watermark(logship_store::COLLECTOR_IDENTITY, &checkpoints));
+        .saturating_sub(store.watermark(logship_store::COLLECTOR_IDENTITY, &checkpoints))
+        .saturating_sub(store.watermark(logship_store::COLLECTOR_IDENTITY, &retention_stream));
     let witness = crate::integrity::Witness {
         key: crate::integrity::key::load_or_create(&config.data_dir)?,
         host: crate::pki::host_name(),

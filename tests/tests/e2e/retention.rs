@@ -352,3 +352,75 @@ fn retention_held_back_by_a_dead_forwarder_until_the_size_cap_then_recorded_and_
         Ok(())
     });
 }
+
+#[test]
+fn without_forwarders_old_segments_go_by_age_and_the_store_still_verifies() {
+    run_test(|sb: &Sandbox| {
+        let app = sb.path().join("app.log");
+        let copts = CollectorOpts {
+            store_segment_max_bytes: SEGMENT,
+            ..CollectorOpts::default()
+        };
+        let mut collector = Collector::init(sb, "collector", &copts)?;
+        let data_dir = collector.data_dir().to_path_buf();
+        let config = data_dir.join("collector.toml");
+        let mut text = std::fs::read_to_string(&config)?;
+        // Only the age limit: the size cap is far away.
+        text.push_str(&format!("\n[retention]\nmax_age_days = {MAX_AGE_DAYS}\n"));
+        std::fs::write(&config, text)?;
+        collector.start()?;
+        let opts = AgentOpts::new(&collector, vec![FileInput::new("app", &app)]);
+        let mut agent = Agent::enroll(sb, &collector, "agent1", &opts)?;
+        agent.start()?;
+        let store = collector.store();
+        append_numbered(&app, 0, PHASE_1, 80)?;
+        wait_until(ARRIVAL, "phase 1 stored", || {
+            agent.check_alive()?;
+            Ok(store.count(&["--input", "app"])? == PHASE_1)
+        })?;
+        ensure!(segments(&data_dir)?.len() >= 2, "no sealed segment yet");
+        std::thread::sleep(Duration::from_secs_f64(MAX_AGE_DAYS * 86_400.0 + 1.0));
+        // More lines seal another segment, which runs a round.
+        let all = PHASE_1 + PHASE_2;
+        append_numbered(&app, PHASE_1, all, 80)?;
+        wait_until(ARRIVAL, "old segments removed by age", || {
+            agent.check_alive()?;
+            let r = retention_status(&collector)?;
+            Ok(store.count(&[
+                "--input",
+                "app",
+                "--contains",
+                &format!("line={:09}", all - 1),
+            ])? == 1
+                && r["segments_removed"].as_u64() > Some(0))
+        })?;
+        agent.stop()?;
+        collector.stop()?;
+        let records = retention_records(&collector)?;
+        ensure!(
+            !records.is_empty()
+                && records
+                    .iter()
+                    .all(|r| r.reason == "max_age_days" && r.undelivered.is_empty()),
+            "{records:?}"
+        );
+        let segs = segments(&data_dir)?;
+        ensure!(segs[0].0 > 0, "{segs:?}");
+        let (ok, doc) = verify(&data_dir, None)?;
+        ensure!(ok, "verify after retention by age: {doc}");
+        // What remains is a suffix of the lines, each once.
+        let mut seen = Vec::new();
+        store.search_each(&["--input", "app"], |r| {
+            seen.push(line_number(r["raw"].as_str().unwrap_or_default()).context("line")?);
+            Ok(())
+        })?;
+        seen.sort_unstable();
+        let first = *seen.first().context("no line left")?;
+        ensure!(
+            first > 0 && seen == (first..all).collect::<Vec<_>>(),
+            "{} lines from {first}",
+            seen.len()
+        );
+        Ok(())
+    });
+}
