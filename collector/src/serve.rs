@@ -50,9 +50,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     // stream) are not counted in records_stored.
     let checkpoints = logship_store::checkpoint_stream(store.id());
     let retention_stream = logship_store::retention_stream(store.id());
+    // All time: records retention removed count too.
     let records = store
-        .stats()
-        .records
+        .chain_records()
         .saturating_sub(store.watermark(logship_store::COLLECTOR_IDENTITY, &checkpoints))
         .saturating_sub(store.watermark(logship_store::COLLECTOR_IDENTITY, &retention_stream));
     let witness = crate::integrity::Witness {

@@ -77,6 +77,9 @@ pub struct ChainBase {
     pub blocks: u64,
     /// Hash (hex) of the last removed block; 64 zeros when none was removed.
     pub last_hash: String,
+    /// Records in the removed blocks.
+    #[serde(default)]
+    pub records: u64,
 }
 
 /// One removed segment, as named by a [`RetentionRecord`].
@@ -94,6 +97,9 @@ pub struct RemovedSegment {
     pub bytes: u64,
     /// Absolute block count through the end of this segment.
     pub blocks_through: u64,
+    /// Absolute record count through the end of this segment.
+    #[serde(default)]
+    pub records_through: u64,
     /// Hash (hex) of its last block.
     pub last_hash: String,
     /// When it was sealed (creation time of the next segment), Unix ns.
@@ -161,6 +167,7 @@ pub(crate) fn chain_base(
         ChainBase {
             blocks: r.blocks_through,
             last_hash: r.last_hash.clone(),
+            records: r.records_through,
         }
     } else {
         let named = match (record.removed.first(), record.removed.last()) {
@@ -319,9 +326,11 @@ impl Store {
         }
         let (before, mut watermarks) = self.retention_base();
         let mut through = before.blocks;
+        let mut records_through = before.records;
         let mut removed = Vec::new();
         for c in &chosen {
             through += c.index.blocks;
+            records_through += c.index.records;
             for (agent, streams) in &c.index.streams {
                 let marks = watermarks.entry(agent.clone()).or_default();
                 for (stream, &seq) in streams {
@@ -341,6 +350,7 @@ impl Store {
                 records: c.index.records,
                 bytes: c.index.segment_len,
                 blocks_through: through,
+                records_through,
                 last_hash: c
                     .index
                     .last_hash
@@ -486,6 +496,7 @@ pub(crate) fn genesis_base() -> ChainBase {
     ChainBase {
         blocks: 0,
         last_hash: hex::encode(GENESIS_HASH),
+        records: 0,
     }
 }
 

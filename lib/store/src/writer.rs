@@ -217,6 +217,11 @@ impl Store {
         self.base.blocks + self.stats.blocks
     }
 
+    /// Records in the whole chain since the first block, including those retention removed.
+    pub fn chain_records(&self) -> u64 {
+        self.base.records + self.stats.records
+    }
+
     /// The chain base and the watermarks of what retention removed so far.
     pub(crate) fn retention_base(&self) -> (ChainBase, BTreeMap<String, BTreeMap<String, u64>>) {
         (self.base.clone(), self.removed_marks.clone())
@@ -234,6 +239,7 @@ impl Store {
             self.base = ChainBase {
                 blocks: last.blocks_through,
                 last_hash: last.last_hash.clone(),
+                records: last.records_through,
             };
         }
         self.removed_marks = record.watermarks.clone();

@@ -332,6 +332,23 @@ fn retention_held_back_by_a_dead_forwarder_until_the_size_cap_then_recorded_and_
             "want checkpoints both over removed and over kept blocks: {cps:?}"
         );
 
+        // A restart keeps counting all-time: records_stored still counts the removed records
+        // (the agent's only, not the collector's own).
+        let before = collector.status()?.context("status.json")?["started_at"].clone();
+        collector.start()?;
+        wait_until(ARRIVAL, "status of the restarted collector", || {
+            Ok(collector.status()?.is_some_and(|s| {
+                s["started_at"] != before && s["retention"]["runs"].as_u64() >= Some(1)
+            }))
+        })?;
+        let status = collector.status()?.context("status.json")?;
+        ensure!(
+            status["records_stored"].as_u64() == Some(all),
+            "records_stored after a restart: {}",
+            status["records_stored"]
+        );
+        collector.stop()?;
+
         // A segment deleted by hand (no record) is still a problem.
         let copy: PathBuf = sb.path().join("tampered");
         let status = Command::new("cp")

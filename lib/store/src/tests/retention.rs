@@ -102,6 +102,7 @@ fn a_store_after_retention_verifies_clean_and_its_checkpoints_still_check() {
     drop(store);
     let mut store = tiny(dir.path());
     assert_eq!(store.chain_len(), 12);
+    assert_eq!(store.chain_records(), 8 * 4 + 2 + 1 + 1);
     assert_eq!(store.watermark("agent-1", "stream-a"), 32);
     let stale = store.append(block(&Spec {
         first_seq: 1,
