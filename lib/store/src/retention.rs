@@ -385,17 +385,24 @@ impl Store {
         self.append_block(block)?;
         self.sync()?;
         let mut report = RetentionReport::default();
+        // Oldest first, stopping at the first failure: the store must stay a suffix of the
+        // chain. What is left is removed by the next round (with a record of its own).
+        let mut deleted = 0;
         for c in &chosen {
             match delete_segment(&c.info.path) {
-                Ok(()) => report.bytes += c.index.segment_len,
+                Ok(()) => {
+                    report.bytes += c.index.segment_len;
+                    deleted += 1;
+                }
                 Err(error) => {
                     report.delete_failures += 1;
                     tracing::error!(segment = %c.info.path.display(), %error,
-                        "Could not delete a segment removed by retention.");
+                        "Could not delete a segment removed by retention; the next round retries.");
+                    break;
                 }
             }
         }
-        self.note_removed(&record);
+        self.note_removed(&record, deleted);
         report.record = Some(record);
         Ok(report)
     }

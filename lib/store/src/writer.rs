@@ -227,15 +227,17 @@ impl Store {
         (self.base.clone(), self.removed_marks.clone())
     }
 
-    /// Accounts segments a retention round removed (their record is already appended).
-    pub(crate) fn note_removed(&mut self, record: &RetentionRecord) {
-        for r in &record.removed {
+    /// Accounts the first `deleted` segments a retention round named (its record is already
+    /// appended); the chain base moves to the end of the last one deleted.
+    pub(crate) fn note_removed(&mut self, record: &RetentionRecord, deleted: usize) {
+        let gone = &record.removed[..deleted.min(record.removed.len())];
+        for r in gone {
             self.stats.blocks = self.stats.blocks.saturating_sub(r.blocks);
             self.stats.records = self.stats.records.saturating_sub(r.records);
             self.stats.bytes = self.stats.bytes.saturating_sub(r.bytes);
             self.stats.segments = self.stats.segments.saturating_sub(1);
         }
-        if let Some(last) = record.removed.last() {
+        if let Some(last) = gone.last() {
             self.base = ChainBase {
                 blocks: last.blocks_through,
                 last_hash: last.last_hash.clone(),
