@@ -44,7 +44,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
         base: retention::genesis_base(),
         removed_marks: BTreeMap::new(),
     };
-    match retention::chain_base(dir, &segments) {
+    match retention::chain_base(&segments) {
         Ok(None) => {}
         Ok(Some((base, record))) => {
             for (agent, streams) in &record.watermarks {

@@ -144,7 +144,6 @@ pub struct RetentionReport {
 /// empty); `Err` (the reason) when segments are missing and no retention record accounts for
 /// them.
 pub(crate) fn chain_base(
-    dir: &Path,
     segments: &[SegmentInfo],
 ) -> Result<Option<(ChainBase, RetentionRecord)>, String> {
     let Some(first) = segments.first() else {
@@ -160,7 +159,6 @@ pub(crate) fn chain_base(
             m - 1
         )
     })?;
-    let _ = dir;
     let base = if record.removed.first().is_some_and(|r| r.n == m) {
         record.before.clone()
     } else if let Some(r) = record.removed.iter().find(|r| r.n + 1 == m) {

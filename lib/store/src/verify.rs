@@ -179,7 +179,7 @@ pub fn verify_with_witness(
     // Retention: the latest retention record states where the remaining chain starts. Missing
     // segments it does not account for keep the numbering from 0, so they are reported.
     let mut first_n = 0;
-    match crate::retention::chain_base(dir, &segments) {
+    match crate::retention::chain_base(&segments) {
         Ok(None) => {}
         Ok(Some((base, _))) => {
             let hash = crate::retention::base_hash(&base);

@@ -33,7 +33,7 @@ pub fn export(dir: &Path, req: ExportRequest<'_>) -> Result<ExportReport, Archiv
     let segments = segment::list_segments(dir).map_err(StoreError::io(dir))?;
     // Pass 1: number the blocks, find the selected ones and the stored checkpoints.
     // Block numbers are absolute: they start after the blocks retention removed.
-    let mut n = crate::retention::chain_base(dir, &segments)
+    let mut n = crate::retention::chain_base(&segments)
         .ok()
         .flatten()
         .map_or(0, |(base, _)| base.blocks);
