@@ -20,6 +20,7 @@ pub mod output;
 pub mod pki;
 pub mod refusal;
 pub mod report;
+pub mod retention;
 pub mod search;
 pub mod serve;
 pub mod status;

@@ -3,7 +3,7 @@
 //!
 //! Shutdown order: stop accepting → every connection's reads end ([`crate::drain`]), so the gRPC
 //! server stops at once (still bounded by [`DRAIN_DEADLINE`]) → the checkpoint timer stops → the
-//! store writer signs a last checkpoint, commits what it has and stops → final status file.
+//! the retention timer stops → the store writer signs a last checkpoint, commits what it has and stops → final status file.
 
 use std::time::Duration;
 
@@ -70,10 +70,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     // Agents' records only: the collector's own checkpoint records (one per seq of their
     // stream) are not counted in records_stored.
     let checkpoints = logship_store::checkpoint_stream(store.id());
+    let retention_stream = logship_store::retention_stream(store.id());
+    // All time: records retention removed count too.
     let records = store
-        .stats()
-        .records
-        .saturating_sub(store.watermark(logship_store::COLLECTOR_IDENTITY, &checkpoints));
+        .chain_records()
+        .saturating_sub(store.watermark(logship_store::COLLECTOR_IDENTITY, &checkpoints))
+        .saturating_sub(store.watermark(logship_store::COLLECTOR_IDENTITY, &retention_stream));
     let witness = crate::integrity::Witness {
         key: crate::integrity::key::load_or_create(&config.data_dir)?,
         host: crate::pki::host_name(),
@@ -81,7 +83,34 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
     // Made above for a data directory older than the witness; held to the same rule.
     crate::pki::refuse_exposed_keys(&[config.data_dir.join(crate::integrity::key::WITNESS_KEY)])?;
     let watch = CommitWatch::new();
-    let (writer, writer_thread) = WriterHandle::start(store, records, watch.clone(), Some(witness));
+    let retention_stats = std::sync::Arc::new(crate::retention::RetentionStats::load(&store_dir(
+        &config.data_dir,
+    )));
+    let retention = (config.retention != logship_store::RetentionPolicy::default()).then(|| {
+        let mut consumers: Vec<String> = config
+            .forwards
+            .iter()
+            .map(|f| forward::cursor_name(&f.name))
+            .collect();
+        if config.normalize {
+            consumers.push(normalize::CURSOR_NAME.to_string());
+        }
+        let plan = crate::retention::Plan {
+            policy: config.retention,
+            consumers,
+            host: crate::pki::host_name(),
+        };
+        (plan, retention_stats.clone())
+    });
+    let retention_on = retention.is_some();
+    let (writer, writer_thread) =
+        WriterHandle::start(store, records, watch.clone(), Some(witness), retention);
+    let retention_timer = retention_on.then(|| {
+        tokio::spawn(crate::retention::timer::run(
+            writer.clone(),
+            shutdown.clone(),
+        ))
+    });
     let checkpoint_timer = tokio::spawn(crate::integrity::timer::run(
         writer.clone(),
         config.checkpoint_every,
@@ -127,6 +156,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
             stale_after: config.stale_after,
             forwarders: forwarders.stats.clone(),
             enroll: enroll_facts,
+            retention: retention_stats,
         },
         shutdown.clone(),
     ));
@@ -191,6 +221,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
         tracing::warn!(%error, "Checkpoint timer failed.");
     }
     anonymous.abort();
+    if let Some(Err(error)) = match retention_timer {
+        Some(t) => Some(t.await),
+        None => None,
+    } {
+        tracing::warn!(%error, "Retention timer failed.");
+    }
     let joined = tokio::task::spawn_blocking(move || {
         let writer = writer_thread.join();
         // The worker stops once the writer has stopped (it closes the watch).

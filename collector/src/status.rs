@@ -45,6 +45,8 @@ pub struct Sources {
     pub forwarders: Vec<Arc<crate::forward::ForwardStats>>,
     /// CA fingerprint and enrollment counters.
     pub enroll: crate::enroll::StatusFacts,
+    /// Retention counters (all zero when `[retention]` sets no limit).
+    pub retention: Arc<crate::retention::RetentionStats>,
 }
 
 /// How often the file is rewritten.
@@ -136,10 +138,17 @@ impl StatusWriter {
         doc["forwarders"] = s
             .forwarders
             .iter()
-            .map(|f| (f.name.clone(), f.snapshot(now_ns)))
+            .map(|f| {
+                let mut snap = f.snapshot(now_ns);
+                // Records retention removed before this forwarder delivered them (all time).
+                let cursor = crate::forward::cursor_name(&f.name);
+                snap["lost_to_retention"] = json!(s.retention.undelivered(&cursor));
+                (f.name.clone(), snap)
+            })
             .collect::<serde_json::Map<_, _>>()
             .into();
         s.enroll.add_to(&mut doc);
+        doc["retention"] = s.retention.snapshot();
         if let Err(error) = write(&self.path, &doc) {
             tracing::warn!(%error, path = %self.path.display(), "Writing the status file failed.");
         }

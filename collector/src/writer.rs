@@ -15,6 +15,9 @@
 //!   store's cursors (normalizer, forwarders) read up to it and no further, so nothing (a
 //!   checkpoint included) leaves the box before it is durable; the watch is closed when the
 //!   writer stops.
+//! - Retention ([`crate::retention`]) runs here too, between batches: at start, when the timer
+//!   asks, and after every commit that sealed a segment. Its record is appended and fsync'd by
+//!   the store before any segment file is deleted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::ingest::trim::trim_block;
 use crate::integrity::Witness;
+use crate::retention::{Plan, RetentionStats};
 
 /// Capacity of the channel into the writer.
 const QUEUE_CAPACITY: usize = 64;
@@ -51,6 +55,8 @@ enum Message {
     Block(Request),
     /// Sign and store a checkpoint of the chain.
     Checkpoint,
+    /// Apply the retention policy.
+    Retention,
 }
 
 /// Counters shared with the status file.
@@ -91,6 +97,7 @@ impl WriterHandle {
         records_at_open: u64,
         watch: CommitWatch,
         witness: Option<Witness>,
+        retention: Option<(Plan, Arc<RetentionStats>)>,
     ) -> (WriterHandle, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let stats = Arc::new(WriterStats::default());
@@ -102,7 +109,14 @@ impl WriterHandle {
             .name("store-writer".into())
             .spawn(move || {
                 let mut witness = witness.map(|w| (w, None));
-                run(store, rx, &thread_stats, &watch, witness.as_mut());
+                run(
+                    store,
+                    rx,
+                    &thread_stats,
+                    &watch,
+                    witness.as_mut(),
+                    retention.as_ref(),
+                );
             })
             .expect("spawning a thread only fails when the OS is out of resources");
         (WriterHandle { tx, stats }, join)
@@ -116,6 +130,14 @@ impl WriterHandle {
             .await
             .map_err(|_| "the store writer has stopped".to_string())?;
         Ok(rx)
+    }
+
+    /// Asks the writer to apply the retention policy (a no-op without one).
+    pub async fn retention(&self) -> Result<(), String> {
+        self.tx
+            .send(Message::Retention)
+            .await
+            .map_err(|_| "the store writer has stopped".to_string())
     }
 
     /// Asks the writer to sign and store a checkpoint (a no-op without a witness key).
@@ -133,12 +155,12 @@ type WitnessState = (Witness, Option<u64>);
 /// Signs and appends a checkpoint unless nothing was stored since the last one.
 fn checkpoint(store: &mut Store, state: &mut WitnessState, stats: &WriterStats, reason: &str) {
     let (witness, last) = state;
-    if *last == Some(store.stats().blocks) {
+    if *last == Some(store.chain_len()) {
         return;
     }
     match store.append_checkpoint(&witness.key, &witness.host, reason) {
         Ok((at, cp, _)) => {
-            *last = Some(store.stats().blocks);
+            *last = Some(store.chain_len());
             stats.checkpoints.fetch_add(1, Ordering::Relaxed);
             stats
                 .last_checkpoint_ns
@@ -159,9 +181,11 @@ fn run(
     stats: &WriterStats,
     watch: &CommitWatch,
     mut witness: Option<&mut WitnessState>,
+    retention: Option<&(Plan, Arc<RetentionStats>)>,
 ) {
     let mut pending: Vec<(oneshot::Sender<Reply>, Reply)> = Vec::new();
     watch.publish(store.committed());
+    let mut segment_at_last_round = store.committed().map(|p| p.segment);
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(message) = next.take().or_else(|| rx.try_recv().ok()) {
@@ -170,6 +194,12 @@ fn run(
                 Message::Checkpoint => {
                     if let Some(w) = witness.as_deref_mut() {
                         checkpoint(&mut store, w, stats, "periodic");
+                    }
+                }
+                Message::Retention => {
+                    if let Some((plan, counters)) = retention {
+                        retain(&mut store, plan, counters);
+                        segment_at_last_round = store.committed().map(|p| p.segment);
                     }
                 }
             }
@@ -183,6 +213,16 @@ fn run(
         }
         if committed.is_ok() {
             // Cursors follow the commit and never hold it up.
+            watch.publish(store.committed());
+        }
+        // A segment was sealed: hold the size cap now rather than at the next tick. (Its
+        // record is committed by the round itself, before any deletion.)
+        if let Some((plan, counters)) = retention
+            && committed.is_ok()
+            && store.committed().map(|p| p.segment) != segment_at_last_round
+        {
+            retain(&mut store, plan, counters);
+            segment_at_last_round = store.committed().map(|p| p.segment);
             watch.publish(store.committed());
         }
         for (reply, outcome) in pending.drain(..) {
@@ -203,6 +243,43 @@ fn run(
     }
     watch.close();
     tracing::info!("Store writer stopped.");
+}
+
+/// One retention round; failures are logged and counted, never fatal.
+fn retain(store: &mut Store, plan: &Plan, counters: &RetentionStats) {
+    let now = jiff::Timestamp::now().as_nanosecond() as i64;
+    match store.retain(&plan.policy, &plan.consumers, &plan.host) {
+        Ok(report) => {
+            if let Some(record) = &report.record {
+                let first = record.removed.first().map_or(0, |s| s.n);
+                let last = record.removed.last().map_or(0, |s| s.n);
+                let records: u64 = record.removed.iter().map(|s| s.records).sum();
+                tracing::info!(
+                    first_segment = first,
+                    last_segment = last,
+                    segments = record.removed.len(),
+                    records,
+                    bytes = report.bytes,
+                    reason = %record.reason,
+                    "Retention removed the oldest segments of the store."
+                );
+                for (consumer, lost) in &record.undelivered {
+                    tracing::error!(
+                        consumer = %consumer,
+                        records = lost,
+                        "Retention (max_bytes) removed records this consumer had not read; \
+                         the loss is recorded in the store."
+                    );
+                }
+            }
+            counters.note(&report, now);
+        }
+        Err(error) => {
+            counters.failures.fetch_add(1, Ordering::Relaxed);
+            counters.runs.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%error, "Retention failed; the store keeps its segments.");
+        }
+    }
 }
 
 fn handle(store: &mut Store, req: Request, stats: &WriterStats) -> (oneshot::Sender<Reply>, Reply) {

@@ -80,6 +80,21 @@ pub struct RawConfig {
     /// Enrollment and agent certificates.
     #[serde(default)]
     pub enroll: RawEnroll,
+    /// Removal of the oldest sealed segments by age and total size.
+    #[serde(default)]
+    pub retention: RawRetention,
+}
+
+/// Retention of the store; both limits optional (none: keep everything forever).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// Remove sealed segments sealed more than this many days ago (fractions allowed), once
+    /// every forwarder and the normalizer has read them.
+    pub max_age_days: Option<f64>,
+    /// Remove the oldest sealed segments while the store's segment files total more than this
+    /// many bytes, even ones a forwarder has not delivered (the loss is recorded).
+    pub max_bytes: Option<u64>,
 }
 
 /// Signed checkpoints of the store.
@@ -246,6 +261,8 @@ pub struct Config {
     pub forwards: Vec<forward::ForwardConfig>,
     /// Lifetime of agent certificates issued by enrollment and renewal.
     pub agent_cert_lifetime: std::time::Duration,
+    /// Retention limits (`[retention]`); both `None`: keep everything.
+    pub retention: logship_store::RetentionPolicy,
 }
 
 // === impl RawConfig ===
@@ -358,6 +375,7 @@ impl RawConfig {
                 None
             }
         };
+        let retention = retention_policy(&self.retention, &self.store, &mut problems);
         let forwards = forward::validate(self.forward, &data_dir, &mut problems);
         let agent_cert_lifetime =
             match crate::enroll::parse_lifetime(&self.enroll.agent_cert_lifetime) {
@@ -397,6 +415,7 @@ impl RawConfig {
                 ),
                 forwards,
                 agent_cert_lifetime,
+                retention,
             }),
             _ => Err(problems),
         }
@@ -409,6 +428,39 @@ pub fn load(path: &Path) -> Result<Config, Vec<String>> {
         .map_err(|e| vec![format!("reading {}: {e}", path.display())])?;
     let base = path.parent().unwrap_or(Path::new("."));
     RawConfig::parse(&text)?.validate(base)
+}
+
+/// Checks `[retention]`: a positive, finite age; a size cap of at least two segments (a cap
+/// below that would remove every sealed segment as soon as it is sealed).
+fn retention_policy(
+    r: &RawRetention,
+    store: &RawStore,
+    problems: &mut Vec<String>,
+) -> logship_store::RetentionPolicy {
+    const NS_PER_DAY: f64 = 86_400e9;
+    let max_age_ns = match r.max_age_days {
+        Some(days) if !days.is_finite() || days <= 0.0 => {
+            problems.push(format!(
+                "retention.max_age_days must be a number of days greater than 0 (got {days})"
+            ));
+            None
+        }
+        // Ages beyond i64 nanoseconds (292 years) are "forever".
+        Some(days) => Some((days * NS_PER_DAY).min(i64::MAX as f64) as i64),
+        None => None,
+    };
+    if let Some(max) = r.max_bytes {
+        let floor = store.segment_max_bytes.saturating_mul(2);
+        if max < floor {
+            problems.push(format!(
+                "retention.max_bytes must be at least twice store.segment_max_bytes ({floor})"
+            ));
+        }
+    }
+    logship_store::RetentionPolicy {
+        max_age_ns,
+        max_bytes: r.max_bytes,
+    }
 }
 
 fn positive(problems: &mut Vec<String>, name: &str, value: u64) {

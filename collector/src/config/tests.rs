@@ -25,6 +25,46 @@ fn the_example_config_validates() {
     assert_eq!(config.max_decompressed_bytes, 64 << 20);
     assert!(config.normalize);
     assert_eq!(config.stale_after, std::time::Duration::from_secs(600));
+    assert_eq!(config.retention.max_bytes, Some(200_000_000_000));
+    assert_eq!(
+        config.retention.max_age_ns,
+        Some(400 * 86_400 * 1_000_000_000)
+    );
+}
+
+#[test]
+fn retention_is_optional_and_checked() {
+    let dir = data_dir_with_certs();
+    let base = format!(
+        "version = 1\ndata_dir = {:?}\n",
+        dir.path().display().to_string()
+    );
+    let config = RawConfig::parse(&base)
+        .unwrap()
+        .validate(dir.path())
+        .unwrap();
+    assert_eq!(config.retention, logship_store::RetentionPolicy::default());
+    let ok = format!("{base}[retention]\nmax_age_days = 0.5\n");
+    let config = RawConfig::parse(&ok).unwrap().validate(dir.path()).unwrap();
+    assert_eq!(config.retention.max_age_ns, Some(43_200 * 1_000_000_000));
+    assert_eq!(config.retention.max_bytes, None);
+    for (bad, expect) in [
+        ("max_age_days = 0", "retention.max_age_days"),
+        ("max_age_days = -3", "retention.max_age_days"),
+        ("max_age_days = nan", "retention.max_age_days"),
+        (
+            "max_bytes = 1000",
+            "retention.max_bytes must be at least twice",
+        ),
+        ("max_size = 1", "unknown field"),
+    ] {
+        let text = format!("{base}[retention]\n{bad}\n");
+        let problems = RawConfig::parse(&text)
+            .and_then(|r| r.validate(dir.path()).map(|_| ()))
+            .unwrap_err()
+            .join("\n");
+        assert!(problems.contains(expect), "{bad}: {problems}");
+    }
 }
 
 #[test]

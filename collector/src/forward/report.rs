@@ -5,6 +5,8 @@
 //! the store and the blocks after it (exact, works with the collector stopped); the counters,
 //! last delivered event and last error from the running (or last) collector's status.json.
 //! A forwarder no longer in the config still shows while its cursor file exists.
+//! `lost_to_retention` (column LOST): records the size cap of `[retention]` removed before this
+//! forwarder delivered them, summed from the retention records in the store.
 //!
 //! Replay refuses while a collector holds the store's writer lock: the running forwarder keeps
 //! its place in memory and its next commit would overwrite the moved cursor. Stop the
@@ -40,6 +42,7 @@ pub fn run(data_dir: &Path, format: Format, out: &mut dyn Write) -> Result<()> {
                 "LAG",
                 "LAG_S",
                 "ERRORS",
+                "LOST",
                 "LAST_EVENT",
                 "LAST_EVENT_TIME",
                 "LAST_ERROR",
@@ -57,6 +60,7 @@ pub fn run(data_dir: &Path, format: Format, out: &mut dyn Write) -> Result<()> {
                         "lag_records",
                         "lag_seconds",
                         "errors",
+                        "lost_to_retention",
                         "last_event_id",
                         "last_event_time",
                         "last_error",
@@ -97,6 +101,7 @@ pub fn collect(data_dir: &Path) -> Result<Vec<Value>> {
         }
     }
     names.sort();
+    let lost = crate::retention::recorded_losses(&store);
     let now = jiff::Timestamp::now().as_nanosecond() as i64;
     let mut rows = Vec::new();
     for name in names {
@@ -106,6 +111,11 @@ pub fn collect(data_dir: &Path) -> Result<Vec<Value>> {
             .cloned()
             .unwrap_or_default();
         row.insert("name".into(), json!(name));
+        let cursor_name = super::cursor_name(&name);
+        row.insert(
+            "lost_to_retention".into(),
+            json!(lost.get(&cursor_name).copied().unwrap_or(0)),
+        );
         let cursor = match logship_store::load_cursor(&store, &super::cursor_name(&name)) {
             Ok(c) => c,
             Err(e) => {

@@ -6,7 +6,10 @@
 //! `recorded_gaps` (seqs the agent itself declared lost in gap records: explained, not
 //! problems; same shape as `problems`) and `interrupted` (Ctrl-C stopped the walk: the counts
 //! cover what was checked), `checkpoints` (with `--checkpoint`: `line`, `blocks`, `time`,
-//! `ok`, `failure` per signed checkpoint found in the files).
+//! `ok`, `failure`, `note` per signed checkpoint found in the files; `note` is "covered blocks
+//! removed by retention" for a checkpoint whose blocks are all gone, which is not a problem),
+//! `removed_by_retention` (`segments`, `blocks`: what the chain's retention record says was
+//! removed before the oldest remaining block; numbering continues from there).
 //!
 //! `verify --archive DIR` checks an evidence archive instead ([`run_archive`]); JSON keys `ok`,
 //! `archive`, `first_block`, `last_block`, `blocks`, `records`, `checkpoints`, `problems`
@@ -80,6 +83,10 @@ fn document(report: &VerifyReport) -> Value {
         "recorded_gaps": located(&report.recorded_gaps),
         "interrupted": report.interrupted,
         "checkpoints": checkpoints(&report.checkpoints),
+        "removed_by_retention": {
+            "segments": report.removed_segments,
+            "blocks": report.removed_blocks,
+        },
     })
 }
 
@@ -93,6 +100,7 @@ fn checkpoints(list: &[logship_store::CheckpointResult]) -> Vec<Value> {
                 "time": c.time_ns.map(crate::timearg::format_ns),
                 "ok": c.failure.is_none(),
                 "failure": c.failure,
+                "note": c.removed.then_some("covered blocks removed by retention"),
             })
         })
         .collect()
@@ -180,6 +188,16 @@ fn write_table(report: &VerifyReport, out: &mut dyn Write) -> std::io::Result<()
     t.row(vec!["blocks".into(), report.blocks.to_string()]);
     t.row(vec!["records".into(), report.records.to_string()]);
     t.row(vec!["chain head".into(), report.chain_head.clone()]);
+    if report.removed_blocks > 0 {
+        t.row(vec![
+            "removed by retention".into(),
+            format!(
+                "segments 0 to {} ({} blocks), as recorded in the chain",
+                report.removed_segments.saturating_sub(1),
+                report.removed_blocks
+            ),
+        ]);
+    }
     let tail = report.incomplete_tail.as_ref();
     t.row(vec![
         "incomplete tail".into(),
@@ -189,11 +207,16 @@ fn write_table(report: &VerifyReport, out: &mut dyn Write) -> std::io::Result<()
         let good = report
             .checkpoints
             .iter()
-            .filter(|c| c.failure.is_none())
+            .filter(|c| c.failure.is_none() && !c.removed)
             .count();
+        let removed = report.checkpoints.iter().filter(|c| c.removed).count();
+        let note = match removed {
+            0 => String::new(),
+            n => format!("; {n} covered blocks removed by retention"),
+        };
         t.row(vec![
             "checkpoints".into(),
-            format!("{good} of {} hold", report.checkpoints.len()),
+            format!("{good} of {} hold{note}", report.checkpoints.len()),
         ]);
     }
     t.write(out, width)?;

@@ -298,20 +298,21 @@ pub(crate) fn ensure_store_id(dir: &std::path::Path) -> Result<String, crate::St
 }
 
 /// The block holding one checkpoint record: agent [`COLLECTOR_IDENTITY`], stream
-/// [`checkpoint_stream`], input [`CHECKPOINT_INPUT`], the text as the raw line.
+/// `stream_id`, input `input` ([`CHECKPOINT_INPUT`] for checkpoints), the text as the raw line.
 pub(crate) fn record_block(
     text: &str,
     stream_id: &str,
     host: &str,
     time_ns: i64,
     seq: u64,
+    input: &str,
 ) -> crate::BlockInput {
     use logship_proto::v1::{Record, RecordList, Source};
     use prost::Message;
     let list = RecordList {
         host: host.into(),
         sources: vec![Source {
-            input: CHECKPOINT_INPUT.into(),
+            input: input.into(),
             path: String::new(),
         }],
         records: vec![Record {
@@ -334,7 +335,7 @@ pub(crate) fn record_block(
         host: host.into(),
         min_time_ns: time_ns,
         max_time_ns: time_ns,
-        inputs: vec![CHECKPOINT_INPUT.into()],
+        inputs: vec![input.into()],
         payload: bytes::Bytes::from(payload),
         fields: None,
     }

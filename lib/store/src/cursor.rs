@@ -497,9 +497,15 @@ impl Cursor {
     fn enter_segment(&mut self) -> Result<Enter, StoreError> {
         self.refresh_segments()?;
         if let Some(info) = self.segments.iter().find(|s| s.n == self.pos.segment) {
-            let reader = SegmentReader::open(&info.path).map_err(StoreError::io(&info.path))?;
-            self.reader = Some(reader);
-            return Ok(Enter::Ready);
+            match SegmentReader::open(&info.path) {
+                Ok(reader) => {
+                    self.reader = Some(reader);
+                    return Ok(Enter::Ready);
+                }
+                // Removed by retention since the listing: step over it like any removed one.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.refresh_segments()?,
+                Err(e) => return Err(StoreError::io(&info.path)(e)),
+            }
         }
         let Some(later) = self
             .segments

@@ -13,6 +13,8 @@
 //! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.idx   index sidecar, written when sealed
 //! <dir>/quarantine/<segment stem>@<offset>.tail   damaged tail moved out of a last segment
 //! <dir>/cursors/<consumer>.cur                 a consumer's durable place (see [`Cursor`])
+//!                                              (segments removed by retention are simply absent;
+//!                                              their record is in the chain)
 //!
 //! segment  := seg_header block*
 //! seg_header (16 B) := magic "LOGSHSEG" | version u32 = 1 | crc32c(magic|version) u32
@@ -68,13 +70,18 @@
 //!   the store, or whose head differs from the recomputed one, is a problem. What remains: a
 //!   change made after the last checkpoint that reached the SOC, and (for someone holding the
 //!   witness key) new checkpoints signed over a rewritten store, which cannot replace the ones
-//!   the SOC already holds.
+//!   the SOC already holds. Retention removes the oldest segments *with* a record in the
+//!   chain: someone who deletes old segments and forges such a record must insert a block into
+//!   the chain, which the checkpoints the SOC holds catch; what retention removed can no
+//!   longer be checked at all (its checkpoints are reported as covering removed blocks).
 //! - **Block numbers are absolute**: a checkpoint's `blocks` counts from the first block ever
-//!   written. Retention (not built yet) will remove whole sealed segments and append a record of
-//!   [`COLLECTOR_IDENTITY`] (stream `retention`) naming the segments, their block count and the
-//!   hash of their last block; `verify` will then start numbering at that count with that hash
-//!   as the expected `prev_hash`, so later checkpoints still check and an unrecorded removal is
-//!   still a problem.
+//!   written ([`Store::chain_len`]). Retention ([`Store::retain`], module `retention`) removes
+//!   whole sealed segments, oldest first, after appending a record of [`COLLECTOR_IDENTITY`]
+//!   (stream [`retention_stream`]) naming the segments, their block count and the hash of their
+//!   last block; `verify` and [`Store::open`] start numbering at that count with that hash as
+//!   the expected `prev_hash`, so later checkpoints still check, checkpoints over removed
+//!   blocks are reported as such ([`CheckpointResult::removed`]), not as failures, and segments
+//!   missing without such a record are still a problem.
 //! - **Evidence archives** ([`export`], [`verify_archive`]): a contiguous run of the chain
 //!   ending exactly at a signed checkpoint, with the link into the rest of the chain, checked on
 //!   any machine (see the `archive` module).
@@ -89,6 +96,7 @@ mod progress;
 mod quarantine;
 mod read;
 mod recovery;
+mod retention;
 mod search;
 mod segment;
 #[doc(hidden)]
@@ -123,6 +131,11 @@ pub use fuzz::fuzz_segment;
 pub use progress::{Progress, Watch};
 pub use quarantine::{QuarantinedTail, quarantined};
 pub use read::read_block_payload;
+pub use retention::{
+    ChainBase, RETENTION_INPUT, RETENTION_PREFIX, RETENTION_STREAM_PREFIX, RemovedSegment,
+    RetentionPolicy, RetentionRecord, RetentionReport, parse_record as parse_retention_record,
+    retention_stream,
+};
 pub use search::{Query, RecordView, SearchStats, search, search_watched, search_with_cap};
 pub use verify::{
     CheckpointResult, VerifyReport, Witness, verify, verify_watched, verify_with_witness,

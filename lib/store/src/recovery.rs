@@ -4,7 +4,7 @@
 //! not all there) is cut; damaged complete blocks after the last good one are moved to the
 //! quarantine folder first (they may hold acknowledged records) and reported.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -12,6 +12,7 @@ use std::path::Path;
 use crate::block::{self, GENESIS_HASH, HASH_LEN};
 use crate::index::SegmentIndex;
 use crate::quarantine::{self, QuarantinedTail};
+use crate::retention::{self, ChainBase};
 use crate::segment::{self, SEGMENT_HEADER_LEN, SegmentInfo, SegmentReader, Step};
 use crate::writer::{Active, StoreStats};
 use crate::{CorruptBlock, RecoveryReport, StoreError};
@@ -24,6 +25,10 @@ pub(crate) struct Recovered {
     pub(crate) watermarks: HashMap<String, HashMap<String, u64>>,
     pub(crate) stats: StoreStats,
     pub(crate) report: RecoveryReport,
+    /// Where the remaining chain starts (retention).
+    pub(crate) base: ChainBase,
+    /// Watermarks of the blocks retention removed.
+    pub(crate) removed_marks: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// Rebuilds the writer state of the store in `dir`.
@@ -36,7 +41,27 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
         watermarks: HashMap::new(),
         stats: StoreStats::default(),
         report: RecoveryReport::default(),
+        base: retention::genesis_base(),
+        removed_marks: BTreeMap::new(),
     };
+    match retention::chain_base(&segments) {
+        Ok(None) => {}
+        Ok(Some((base, record))) => {
+            for (agent, streams) in &record.watermarks {
+                let marks = rec.watermarks.entry(agent.clone()).or_default();
+                for (stream, &seq) in streams {
+                    let mark = marks.entry(stream.clone()).or_default();
+                    *mark = (*mark).max(seq);
+                }
+            }
+            rec.head = retention::base_hash(&base).unwrap_or(GENESIS_HASH);
+            rec.base = base;
+            rec.removed_marks = record.watermarks;
+        }
+        Err(reason) => {
+            tracing::error!(dir = %dir.display(), %reason, "Segments are missing from the store.");
+        }
+    }
     let Some((last, sealed)) = segments.split_last() else {
         return Ok(rec);
     };

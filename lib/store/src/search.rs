@@ -165,6 +165,8 @@ impl Searcher<'_, '_, '_> {
     fn segment(&mut self, info: &SegmentInfo, is_last: bool) -> Flow {
         match self.try_segment(info, is_last) {
             Ok(flow) => flow,
+            // Removed by retention since the listing: nothing to search, nothing wrong.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Flow::Continue,
             Err(e) => {
                 // Unreadable segment (or cut by a recovering writer): report, keep going.
                 self.report(&info.path, 0, format!("segment read error: {e}"));

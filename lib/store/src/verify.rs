@@ -66,6 +66,11 @@ pub struct VerifyReport {
     pub interrupted: bool,
     /// One result per checkpoint given with a [`Witness`], in input order.
     pub checkpoints: Vec<CheckpointResult>,
+    /// Blocks removed by retention before the oldest remaining one, as the latest retention
+    /// record states (0 when nothing was removed). Block numbers (checkpoints) count them.
+    pub removed_blocks: u64,
+    /// Segments removed by retention (the oldest remaining segment's number).
+    pub removed_segments: u64,
 }
 
 /// Signed checkpoints (as kept off the box) and the key they must be signed with.
@@ -84,6 +89,9 @@ pub struct CheckpointResult {
     pub line: u64,
     /// Blocks it covers (None when its signature did not check out).
     pub blocks: Option<u64>,
+    /// Set when every block it covers was removed by retention: it can no longer be checked,
+    /// which is not a problem.
+    pub removed: bool,
     /// When it was signed, Unix ns (None when its signature did not check out).
     pub time_ns: Option<i64>,
     /// None: the store holds those blocks unchanged. Some: what is wrong (also a problem).
@@ -116,6 +124,8 @@ struct Verifier<'w> {
     scratch: Vec<u8>,
     /// Block counts some checkpoint covers -> the chain head recomputed there, once walked.
     heads_at: HashMap<u64, Option<[u8; HASH_LEN]>>,
+    /// Blocks removed by retention before the first remaining one (absolute numbering base).
+    base: u64,
 }
 
 /// Verifies the whole store in `dir`; see the module documentation for what is checked.
@@ -162,14 +172,35 @@ pub fn verify_with_witness(
         frame: Vec::new(),
         scratch: Vec::new(),
         heads_at,
+        base: 0,
     };
     v.heads_at.insert(0, Some(GENESIS_HASH));
     let mut head = GENESIS_HASH;
+    // Retention: the latest retention record states where the remaining chain starts. Missing
+    // segments it does not account for keep the numbering from 0, so they are reported.
+    let mut first_n = 0;
+    match crate::retention::chain_base(&segments) {
+        Ok(None) => {}
+        Ok(Some((base, _))) => {
+            let hash = crate::retention::base_hash(&base);
+            first_n = segments[0].n;
+            v.base = base.blocks;
+            v.report.removed_blocks = base.blocks;
+            v.report.removed_segments = first_n;
+            v.expect_prev = hash.map(|h| vec![h]);
+            if let Some(h) = hash {
+                head = h;
+                v.heads_at.insert(base.blocks, Some(h));
+            }
+        }
+        Err(reason) => v.problem(&segments[0].path, 0, reason),
+    }
     for (i, info) in segments.iter().enumerate() {
-        if info.n != i as u64 {
+        if info.n != first_n + i as u64 {
             let reason = format!(
                 "segment number {} found where {} was expected (segment removed)",
-                info.n, i
+                info.n,
+                first_n + i as u64
             );
             v.problem(&info.path, 0, reason);
         }
@@ -232,13 +263,17 @@ impl Verifier<'_> {
                 return CheckpointResult {
                     line,
                     blocks: None,
+                    removed: false,
                     time_ns: None,
                     failure: Some(failure),
                 };
             }
         };
-        let walked = self.report.blocks;
-        let failure = if store_id != Some(cp.store.as_str()) {
+        let walked = self.base + self.report.blocks;
+        let removed = store_id == Some(cp.store.as_str()) && cp.blocks < self.base;
+        let failure = if removed {
+            None
+        } else if store_id != Some(cp.store.as_str()) {
             Some(format!(
                 "checkpoint on line {line} is of store {}, this store is {}",
                 cp.store,
@@ -272,6 +307,7 @@ impl Verifier<'_> {
         CheckpointResult {
             line,
             blocks: Some(cp.blocks),
+            removed,
             time_ns: Some(cp.time_ns),
             failure,
         }
@@ -357,7 +393,7 @@ impl Verifier<'_> {
         let computed = block::block_hash(&header.prev_hash, parts.header_bytes, body);
         self.report.blocks += 1;
         self.report.records += u64::from(header.count);
-        if let Some(slot) = self.heads_at.get_mut(&self.report.blocks) {
+        if let Some(slot) = self.heads_at.get_mut(&(self.base + self.report.blocks)) {
             // The recomputed hash: content that no longer matches its stored hash must not
             // pass a checkpoint.
             *slot = Some(computed);

@@ -1,7 +1,7 @@
 //! The single writer: appends blocks to the active segment, rolls segments by size and age,
 //! group-commits with [`Store::sync`], and keeps the watermarks and the chain head.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use bytes::Bytes;
 use crate::block::{self, BlockHeader, HASH_LEN};
 use crate::checkpoint::{self, COLLECTOR_IDENTITY, Checkpoint, WitnessKey};
 use crate::index::SegmentIndex;
+use crate::retention::{ChainBase, RetentionRecord};
 use crate::segment::{self, SEGMENT_HEADER_LEN, SEGMENTS_DIR};
 use crate::{RecoveryReport, StoreConfig, StoreError, recovery};
 
@@ -84,6 +85,10 @@ pub struct Store {
     /// agent -> stream_id -> highest stored seq.
     watermarks: HashMap<String, HashMap<String, u64>>,
     stats: StoreStats,
+    /// Where the remaining chain starts (blocks removed by retention and the last one's hash).
+    base: ChainBase,
+    /// agent -> stream -> highest seq of the blocks removed by retention.
+    removed_marks: BTreeMap<String, BTreeMap<String, u64>>,
     buf: Vec<u8>,
     poisoned: bool,
     /// When the last attempt to recover from a poisoned state was made.
@@ -139,6 +144,8 @@ impl Store {
             head: rec.head,
             watermarks: rec.watermarks,
             stats,
+            base: rec.base,
+            removed_marks: rec.removed_marks,
             buf: Vec::new(),
             poisoned: false,
             last_heal: None,
@@ -183,7 +190,7 @@ impl Store {
         let cp = Checkpoint {
             v: 1,
             store: self.id.clone(),
-            blocks: self.stats.blocks,
+            blocks: self.chain_len(),
             head: hex::encode(self.head),
             time_ns: now_ns(),
             key: key.public_key().id(),
@@ -192,9 +199,52 @@ impl Store {
         let text = key.sign(&cp);
         let stream = checkpoint::checkpoint_stream(&self.id);
         let seq = self.watermark(COLLECTOR_IDENTITY, &stream) + 1;
-        let block = checkpoint::record_block(&text, &stream, host, cp.time_ns, seq);
+        let block = checkpoint::record_block(
+            &text,
+            &stream,
+            host,
+            cp.time_ns,
+            seq,
+            checkpoint::CHECKPOINT_INPUT,
+        );
         let at = self.append_block(block)?;
         Ok((at, cp, text))
+    }
+
+    /// Blocks in the whole chain since the first ever written, including those retention
+    /// removed (what a checkpoint's `blocks` counts).
+    pub fn chain_len(&self) -> u64 {
+        self.base.blocks + self.stats.blocks
+    }
+
+    /// Records in the whole chain since the first block, including those retention removed.
+    pub fn chain_records(&self) -> u64 {
+        self.base.records + self.stats.records
+    }
+
+    /// The chain base and the watermarks of what retention removed so far.
+    pub(crate) fn retention_base(&self) -> (ChainBase, BTreeMap<String, BTreeMap<String, u64>>) {
+        (self.base.clone(), self.removed_marks.clone())
+    }
+
+    /// Accounts the first `deleted` segments a retention round named (its record is already
+    /// appended); the chain base moves to the end of the last one deleted.
+    pub(crate) fn note_removed(&mut self, record: &RetentionRecord, deleted: usize) {
+        let gone = &record.removed[..deleted.min(record.removed.len())];
+        for r in gone {
+            self.stats.blocks = self.stats.blocks.saturating_sub(r.blocks);
+            self.stats.records = self.stats.records.saturating_sub(r.records);
+            self.stats.bytes = self.stats.bytes.saturating_sub(r.bytes);
+            self.stats.segments = self.stats.segments.saturating_sub(1);
+        }
+        if let Some(last) = gone.last() {
+            self.base = ChainBase {
+                blocks: last.blocks_through,
+                last_hash: last.last_hash.clone(),
+                records: last.records_through,
+            };
+        }
+        self.removed_marks = record.watermarks.clone();
     }
 
     /// The store's id (named by its checkpoints).
@@ -202,7 +252,7 @@ impl Store {
         &self.id
     }
 
-    fn append_block(&mut self, block: BlockInput) -> Result<BlockRef, StoreError> {
+    pub(crate) fn append_block(&mut self, block: BlockInput) -> Result<BlockRef, StoreError> {
         if self.poisoned {
             self.heal()?;
         }
@@ -296,6 +346,8 @@ impl Store {
         self.watermarks = rec.watermarks;
         self.stats = rec.stats;
         self.stats.chain_head = hex::encode(rec.head);
+        self.base = rec.base;
+        self.removed_marks = rec.removed_marks;
         self.poisoned = false;
         tracing::warn!(
             dir = %self.config.dir.display(),

@@ -23,6 +23,7 @@ mod multiline;
 mod outage;
 mod quickstart;
 mod read_commands;
+mod retention;
 mod security;
 mod stop;
 mod store_damage;

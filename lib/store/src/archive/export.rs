@@ -32,7 +32,11 @@ pub fn export(dir: &Path, req: ExportRequest<'_>) -> Result<ExportReport, Archiv
     let public = req.key.public_key();
     let segments = segment::list_segments(dir).map_err(StoreError::io(dir))?;
     // Pass 1: number the blocks, find the selected ones and the stored checkpoints.
-    let mut n = 0u64;
+    // Block numbers are absolute: they start after the blocks retention removed.
+    let mut n = crate::retention::chain_base(&segments)
+        .ok()
+        .flatten()
+        .map_or(0, |(base, _)| base.blocks);
     let mut first: Option<u64> = None;
     let mut locs: Vec<Loc> = Vec::new();
     let mut matching = Vec::new();

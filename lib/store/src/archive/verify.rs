@@ -221,6 +221,7 @@ fn archive_checkpoint(
 ) -> CheckpointResult {
     let short = &text[..text.len().min(60)];
     let mut r = CheckpointResult {
+        removed: false,
         line,
         blocks: None,
         time_ns: None,

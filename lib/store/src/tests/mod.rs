@@ -5,6 +5,7 @@ mod concurrent;
 mod corruption;
 mod cursor;
 mod recovery;
+mod retention;
 mod roundtrip;
 mod verify;
 mod witness;

@@ -1,0 +1,287 @@
+//! Retention: whole sealed segments removed and recorded in the chain; `verify` starts at the
+//! recorded base, so a store after retention is clean, later checkpoints still check, and a
+//! segment removed by hand without a record is still a problem.
+
+use super::*;
+use crate::{
+    CursorPos, Query, RetentionPolicy, VerifyReport, Witness, WitnessKey, find_checkpoints,
+    save_cursor, tamper, verify, verify_with_witness,
+};
+
+/// One block per segment (segments of 1 byte roll before every block).
+fn tiny(dir: &Path) -> Store {
+    Store::open(StoreConfig {
+        segment_max_bytes: 1,
+        ..config(dir)
+    })
+    .unwrap()
+    .0
+}
+
+/// Eight agent blocks with checkpoints after the 2nd and the 8th; returns the store, the SOC's
+/// file of checkpoints and the key.
+fn filled(dir: &Path) -> (Store, String, WitnessKey) {
+    let key = WitnessKey::from_pkcs8(&WitnessKey::generate_pkcs8().unwrap()).unwrap();
+    let mut store = tiny(dir);
+    let mut soc = String::new();
+    for b in 0..8u64 {
+        store
+            .append(block(&Spec {
+                first_seq: 1 + 4 * b,
+                ..Spec::default()
+            }))
+            .unwrap();
+        if b == 1 || b == 7 {
+            let (_, _, text) = store.append_checkpoint(&key, "c", "periodic").unwrap();
+            soc.push_str(&format!("{text}\n"));
+        }
+    }
+    store.sync().unwrap();
+    (store, soc, key)
+}
+
+fn witnessed(dir: &Path, soc: &str, key: &WitnessKey) -> VerifyReport {
+    let w = Witness {
+        key: key.public_key(),
+        checkpoints: find_checkpoints(soc),
+    };
+    verify_with_witness(dir, Some(&w), &mut |_| true).unwrap()
+}
+
+fn size_cap(bytes: u64) -> RetentionPolicy {
+    RetentionPolicy {
+        max_age_ns: None,
+        max_bytes: Some(bytes),
+    }
+}
+
+#[test]
+fn a_store_after_retention_verifies_clean_and_its_checkpoints_still_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, soc, key) = filled(dir.path());
+    let before = store.stats();
+    assert_eq!(before.segments, 10);
+    // Keep roughly the newest half.
+    let report = store.retain(&size_cap(before.bytes / 2), &[], "c").unwrap();
+    let record = report.record.expect("segments removed");
+    assert_eq!(record.removed.first().unwrap().n, 0);
+    assert!(record.removed.len() >= 4, "{record:?}");
+    assert!(record.undelivered.is_empty());
+    assert_eq!(record.reason, "max_bytes");
+    let removed_blocks = record.removed.last().unwrap().blocks_through;
+    assert_eq!(removed_blocks, record.removed.len() as u64);
+    assert!(store.stats().bytes <= before.bytes / 2 + 4096);
+    assert_eq!(
+        tamper::segment_files(dir.path()).len(),
+        10 - record.removed.len() + 1
+    );
+    // One more checkpoint after retention: numbering stays absolute.
+    let (_, cp, text) = store.append_checkpoint(&key, "c", "periodic").unwrap();
+    assert_eq!(
+        cp.blocks,
+        10 + 1,
+        "8 blocks, 2 checkpoints, 1 retention record"
+    );
+    store.sync().unwrap();
+    let soc = format!("{soc}{text}\n");
+    let r = witnessed(dir.path(), &soc, &key);
+    assert!(r.is_ok(), "{:?}", r.problems);
+    assert_eq!(r.removed_blocks, removed_blocks);
+    assert_eq!(r.checkpoints.len(), 3);
+    // The first checkpoint (after block 3) covers only removed blocks; the others check.
+    assert!(r.checkpoints[0].removed && r.checkpoints[0].failure.is_none());
+    assert!(
+        r.checkpoints[1..]
+            .iter()
+            .all(|c| !c.removed && c.failure.is_none()),
+        "{:?}",
+        r.checkpoints
+    );
+    // The store reopens at the same place: watermarks of removed streams are kept, and the
+    // chain continues.
+    drop(store);
+    let mut store = tiny(dir.path());
+    assert_eq!(store.chain_len(), 12);
+    assert_eq!(store.chain_records(), 8 * 4 + 2 + 1 + 1);
+    assert_eq!(store.watermark("agent-1", "stream-a"), 32);
+    let stale = store.append(block(&Spec {
+        first_seq: 1,
+        ..Spec::default()
+    }));
+    assert!(
+        matches!(stale, Err(crate::StoreError::SeqNotAboveWatermark { .. })),
+        "{stale:?}"
+    );
+    let (_, cp, text) = store.append_checkpoint(&key, "c", "shutdown").unwrap();
+    assert_eq!(cp.blocks, 12);
+    store.sync().unwrap();
+    let r = witnessed(dir.path(), &format!("{soc}{text}\n"), &key);
+    assert!(r.is_ok(), "{:?}", r.problems);
+    // Search still reads what remains.
+    let (hits, _) = collect(dir.path(), &Query::default());
+    assert!(
+        hits.iter().any(|h| h.0 == "agent-1" && h.2 == 32),
+        "{hits:?}"
+    );
+    assert!(!hits.iter().any(|h| h.0 == "agent-1" && h.2 == 1));
+}
+
+#[test]
+fn a_segment_removed_by_hand_after_retention_is_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, soc, key) = filled(dir.path());
+    let cap = store.stats().bytes / 2;
+    store.retain(&size_cap(cap), &[], "c").unwrap();
+    drop(store);
+    assert!(verify(dir.path()).unwrap().is_ok());
+    let oldest = tamper::segment_files(dir.path())[0].clone();
+    std::fs::remove_file(&oldest).unwrap();
+    std::fs::remove_file(crate::segment::sidecar_path(&oldest)).unwrap();
+    let r = witnessed(dir.path(), &soc, &key);
+    let reasons: Vec<_> = r.problems.iter().map(|p| p.reason.clone()).collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("without a retention record")),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn removing_the_oldest_segment_of_an_unretained_store_by_hand_is_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, _) = filled(dir.path());
+    drop(store);
+    let oldest = tamper::segment_files(dir.path())[0].clone();
+    std::fs::remove_file(&oldest).unwrap();
+    let r = verify(dir.path()).unwrap();
+    let reasons: Vec<_> = r.problems.iter().map(|p| p.reason.clone()).collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("no retention record names them")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("segment removed")),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn consumers_hold_back_removal_by_age_but_not_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _, _) = filled(dir.path());
+    let consumers = vec!["forward.soc".to_string(), "normalizer".to_string()];
+    let age = RetentionPolicy {
+        max_age_ns: Some(0),
+        max_bytes: None,
+    };
+    // Neither consumer has read anything: nothing goes by age.
+    let r = store.retain(&age, &consumers, "c").unwrap();
+    assert!(r.record.is_none());
+    // One is past segment 2, the other past segment 4: segments 0..=2 go.
+    let start = crate::segment::SEGMENT_HEADER_LEN;
+    save_cursor(
+        dir.path(),
+        "forward.soc",
+        CursorPos {
+            segment: 3,
+            offset: start,
+        },
+    )
+    .unwrap();
+    save_cursor(
+        dir.path(),
+        "normalizer",
+        CursorPos {
+            segment: 5,
+            offset: start,
+        },
+    )
+    .unwrap();
+    let r = store.retain(&age, &consumers, "c").unwrap();
+    let rec = r.record.unwrap();
+    assert_eq!(
+        rec.removed.iter().map(|s| s.n).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert_eq!(rec.reason, "max_age_days");
+    assert!(rec.undelivered.is_empty());
+    // The size cap removes what the forwarder has not read and records its loss.
+    let r = store.retain(&size_cap(1), &consumers, "c").unwrap();
+    let rec = r.record.unwrap();
+    assert_eq!(rec.reason, "max_bytes");
+    let lost_soc = rec.undelivered["forward.soc"];
+    let removed_records: u64 = rec.removed.iter().map(|s| s.records).sum();
+    assert_eq!(lost_soc, removed_records);
+    // The normalizer had read segments 3 and 4 (one 4-record block each, or a checkpoint).
+    assert!(rec.undelivered["normalizer"] < lost_soc, "{rec:?}");
+    drop(store);
+    let v = verify(dir.path()).unwrap();
+    assert!(v.is_ok(), "{:?}", v.problems);
+    // The records of the retention rounds are in the store, readable by search.
+    let mut recs = Vec::new();
+    crate::search(
+        dir.path(),
+        &Query {
+            agent: Some(crate::COLLECTOR_IDENTITY.into()),
+            ..Query::default()
+        },
+        &mut |r| {
+            recs.extend(crate::parse_retention_record(r.raw));
+            true
+        },
+    )
+    .unwrap();
+    assert!(
+        recs.iter()
+            .any(|r| r.undelivered.contains_key("forward.soc")),
+        "{recs:?}"
+    );
+}
+
+#[test]
+fn a_crash_between_the_record_and_the_deletions_leaves_a_clean_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, soc, key) = filled(dir.path());
+    let cap = store.stats().bytes / 2;
+    // Keep copies of the first segments, as a crash before their deletion would have.
+    let kept: Vec<_> = tamper::segment_files(dir.path())
+        .iter()
+        .map(|p| (p.clone(), std::fs::read(p).unwrap()))
+        .collect();
+    let rec = store
+        .retain(&size_cap(cap), &[], "c")
+        .unwrap()
+        .record
+        .unwrap();
+    assert!(rec.removed.len() >= 3);
+    drop(store);
+    // Crashed after deleting segment 0 only: the others it names are still there.
+    for (path, bytes) in &kept[1..rec.removed.len()] {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    let r = witnessed(dir.path(), &soc, &key);
+    assert!(r.is_ok(), "{:?}", r.problems);
+    assert_eq!(r.removed_blocks, 1);
+    // Crashed before deleting anything: the whole chain is there from genesis.
+    std::fs::write(&kept[0].0, &kept[0].1).unwrap();
+    let r = witnessed(dir.path(), &soc, &key);
+    assert!(r.is_ok(), "{:?}", r.problems);
+    assert_eq!(r.removed_blocks, 0);
+    // The next round removes them again and records it; the store still verifies.
+    let mut store = tiny(dir.path());
+    let again = store
+        .retain(&size_cap(cap), &[], "c")
+        .unwrap()
+        .record
+        .unwrap();
+    assert_eq!(again.removed[0].n, 0);
+    assert_eq!(again.before.blocks, 0);
+    drop(store);
+    let r = witnessed(dir.path(), &soc, &key);
+    assert!(r.is_ok(), "{:?}", r.problems);
+    assert!(r.removed_blocks >= 3);
+}
