@@ -293,21 +293,10 @@ fn check_validity(v: Validity) -> Result<()> {
     Ok(())
 }
 
-/// Agent names become certificate CNs and store keys: keep them to a safe alphabet.
+/// Agent names become certificate CNs and store keys: the contract's rule
+/// ([`logship_proto::name`]).
 pub fn validate_agent_name(name: &str) -> Result<()> {
-    // The name becomes a path component (`fields/<agent>/`): "." and ".." must never pass.
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if !ok {
-        bail!(
-            "agent name {name:?} must be 1-128 characters of A-Z a-z 0-9 - _ . and not start with ."
-        );
-    }
-    Ok(())
+    Ok(logship_proto::name::check_agent_name(name)?)
 }
 
 fn load_issuer(dir: &Path) -> Result<Issuer<'static, KeyPair>> {

@@ -5,6 +5,7 @@
 //! Versioning: the package is `logship.v1`; within v1 only additive changes are allowed
 //! (new fields with new numbers, new RPCs). A breaking change is a new package `logship.v2`.
 
+pub mod name;
 pub mod payload;
 pub mod scan;
 

@@ -78,20 +78,10 @@ pub struct Enrolled {
     pub config_written: bool,
 }
 
-/// Agent names become certificate CNs: the collector's rule, checked here for a clear message.
+/// Agent names become certificate CNs: the collector's rule ([`logship_proto::name`]), checked
+/// here for a clear message before anything is sent.
 pub fn validate_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if !ok {
-        bail!(
-            "agent name {name:?} must be 1-128 characters of A-Z a-z 0-9 - _ . and not start with ."
-        );
-    }
-    Ok(())
+    Ok(logship_proto::name::check_agent_name(name)?)
 }
 
 /// A fresh key pair and a CSR for it (DER), subject CN `name`.
