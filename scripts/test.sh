@@ -7,6 +7,8 @@
 # throwaway Debian root (deploy/test/packages.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+t0=$SECONDS
+stage() { echo "==> $* (at $((SECONDS - t0)) s)"; }
 
 need_pkgs=()
 command -v logrotate >/dev/null || need_pkgs+=(logrotate)
@@ -27,7 +29,7 @@ command -v java >/dev/null || need_pkgs+=(default-jdk-headless)  # real Java sta
 command -v x86_64-w64-mingw32-gcc >/dev/null || need_pkgs+=(mingw-w64)
 command -v wine64 >/dev/null || [ -x /usr/lib/wine/wine64 ] || need_pkgs+=(wine64)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
-  echo "==> installing ${need_pkgs[*]}"
+  stage "installing ${need_pkgs[*]}"
   # Packages must not start services here (a system rsyslog would compete with the tests' own
   # instances): policy-rc.d exit 101 says no, and it is removed again only if we put it there.
   own_policy=
@@ -43,32 +45,42 @@ fi
 /opt/logship-pycef/bin/python -c 'import pycef' 2>/dev/null || {
   /usr/bin/python3 -m venv /opt/logship-pycef && /opt/logship-pycef/bin/pip install -q pycef==1.11
 }
+# The packages test's Debian root downloads while the code builds (packages.sh waits for nothing:
+# it makes the root itself if this did not).
+mkdir -p target
+bash deploy/test/packages.sh --base-only >target/pkg-base.log 2>&1 &
+base_pid=$!
+stage "cargo tools"
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 rustup target add x86_64-pc-windows-gnu >/dev/null   # idempotent; for the Windows agent
 
-echo "==> format"
+# A fresh clone builds everything once: incremental compilation only adds work there.
+if [ -n "${CI:-}" ] || [ ! -d target/debug ]; then export CARGO_INCREMENTAL=0; fi
+stage "format"
 cargo fmt --all -- --check
-echo "==> clippy"
+stage "clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "==> clippy for Windows (x86_64-pc-windows-gnu): the agent and the libraries it builds on"
-cargo clippy --target x86_64-pc-windows-gnu --quiet --all-targets \
+stage "clippy for Windows (x86_64-pc-windows-gnu): the agent and the libraries it builds on"
+cargo clippy --target x86_64-pc-windows-gnu --quiet \
   -p logship-agent -p logship-tail -p logship-spool -p logship-proto -p logship-logging -- -D warnings
-echo "==> dependency guard: ring is the only TLS crypto provider, no OpenSSL"
+stage "dependency guard: ring is the only TLS crypto provider, no OpenSSL"
 for banned in aws-lc-rs openssl-sys; do
   if cargo tree --quiet -i "$banned" --target all >/dev/null 2>&1; then
     echo "$banned is in the dependency tree (see docs/ARCHITECTURE.md, crate choices)"; exit 1
   fi
 done
-echo "==> build binaries"
+stage "build binaries"
 cargo build --workspace --bins --quiet
-echo "==> cross-build the Windows agent (the Wine test runs it)"
+stage "cross-build the Windows agent (the Wine test runs it)"
 cargo build --target x86_64-pc-windows-gnu -p logship-agent --quiet
-echo "==> parser accuracy gate"
+stage "parser accuracy gate"
 target/debug/logship-collector parser-accuracy --table lib/normalize/tests/data/accuracy.jsonl | tail -n 3
-echo "==> fuzz the parser dispatcher (time-boxed)"
-scripts/fuzz.sh "${LOGSHIP_FUZZ_SECS:-60}"
-echo "==> packages: install, INSTALL.md steps, upgrade, purge in a throwaway Debian root"
+stage "fuzz the parser dispatcher and the readers of outside bytes (time-boxed)"
+scripts/fuzz.sh "${LOGSHIP_FUZZ_SECS:-45}"
+stage "packages: install, INSTALL.md steps, upgrade, purge in a throwaway Debian root"
+wait "$base_pid" || { echo "(the background root build failed; packages.sh retries it)"; cat target/pkg-base.log; }
 bash deploy/test/packages.sh
-echo "==> tests"
+stage "tests"
 cargo nextest run --workspace --no-fail-fast --profile ci
+stage "done"

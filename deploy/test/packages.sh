@@ -3,7 +3,7 @@
 #  1. builds both packages from the debug binaries (cargo deb --no-build, no release build), as
 #     version -1 and, for the upgrade, -2;
 #  2. makes a minimal Debian 12 root with debootstrap (kept in target/pkg-test/ as a tarball, so a
-#     second run takes seconds) and chroots into it;
+#     second run takes seconds; `--base-only` makes just that) and chroots into it;
 #  3. runs every block of docs/INSTALL.md marked `<!-- step: NAME -->`, as written;
 #  4. checks the system user, folders and modes, conffiles, that the units are installed and
 #     enabled, never started by the package, their Documentation= exists, and
@@ -22,6 +22,18 @@ mirror=${LOGSHIP_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 root="$work/root"
 
 die() { echo "FAILED: $*" >&2; exit 1; }
+base="$work/base-$suite.tar"
+# The Debian root as a tarball, made once (the download is most of this script's first run).
+make_base() {
+  [ -f "$base" ] && return 0
+  command -v debootstrap >/dev/null || die "debootstrap is missing (scripts/test.sh installs it)"
+  mkdir -p "$work" && rm -rf "$work/base"
+  debootstrap --variant=minbase --include=init-system-helpers,systemd "$suite" "$work/base" \
+    "$mirror" >"$work/debootstrap.log" || die "debootstrap failed (see $work/debootstrap.log)"
+  tar -C "$work/base" -cf "$base.part" . && rm -rf "$work/base" && mv "$base.part" "$base"
+}
+# `--base-only`: only make the root (scripts/test.sh runs this beside the build).
+if [ "${1:-}" = --base-only ]; then make_base; exit 0; fi
 for tool in cargo-deb debootstrap chroot dpkg-deb strip; do
   command -v "$tool" >/dev/null || die "$tool is missing (scripts/test.sh installs it)"
 done
@@ -52,13 +64,7 @@ for v in 1 2; do
 done
 
 echo "==> throwaway Debian 12 root"
-base="$work/base-$suite.tar"
-if [ ! -f "$base" ]; then
-  rm -rf "$work/base"
-  debootstrap --variant=minbase --include=init-system-helpers,systemd "$suite" "$work/base" \
-    "$mirror" >"$work/debootstrap.log" || die "debootstrap failed (see $work/debootstrap.log)"
-  tar -C "$work/base" -cf "$base" . && rm -rf "$work/base"
-fi
+make_base
 cleanup
 rm -rf "$root" && mkdir -p "$root" && tar -C "$root" -xf "$base"
 mount -t proc proc "$root/proc"
