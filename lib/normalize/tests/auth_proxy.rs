@@ -219,6 +219,53 @@ fn sysmon_3_network_connection_real_json() {
     );
 }
 
+/// Sysmon 3 as Windows renders it (the "Event XML" of a real event in OTRF's OSSEM data
+/// dictionary): the same fields as the JSON form above, through the same event-id map.
+#[test]
+fn sysmon_3_network_connection_real_xml() {
+    let line = data("ossem-sysmon-3.xml");
+    let e = norm(line.trim_end());
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "source.ip"),
+            num(&e, "source.port"),
+            s(&e, "destination.ip"),
+            num(&e, "destination.port"),
+            s(&e, "process.executable"),
+            s(&e, "user.name"),
+            s(&e, "user.domain"),
+            s(&e, "network.transport"),
+        ),
+        (
+            "windows.sysmon",
+            "192.168.64.137",
+            Some(49767),
+            "192.168.64.178",
+            Some(88),
+            "C:\\Windows\\System32\\lsass.exe",
+            "SYSTEM",
+            "NT AUTHORITY",
+            "tcp",
+        )
+    );
+    assert_eq!(
+        (s(&e, "host.name"), s(&e, "event.code"), s(&e, "@timestamp")),
+        (
+            "WARDOG.RIVENDELL.local",
+            "3",
+            "2019-04-27T00:10:32.9642823Z"
+        )
+    );
+    let mut n = Normalizer::new();
+    for ds in datasets().iter().filter(|d| **d != "windows.sysmon") {
+        let e = n
+            .normalize_as(ds, line.trim_end().as_bytes(), &CTX)
+            .expect("known");
+        assert_eq!(e.dataset, "unparsed", "{ds} claimed the Sysmon 3 event");
+    }
+}
+
 /// Squid native lines of a forward proxy: absolute URLs and `CONNECT host:port` name the site.
 #[test]
 fn proxy_targets_give_url_domain() {

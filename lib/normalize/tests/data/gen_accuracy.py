@@ -294,6 +294,16 @@ for line in lines("msdocs-windows-4726-4740.xml"):
         "@timestamp": day + ("." + frac if frac else "") + "Z", "user.name": d["SubjectUserName"],
         "user.target.name": d["TargetUserName"]})
 
+# Sysmon 3 as Windows renders it (OSSEM data dictionary's "Event XML", one event per line)
+for line in lines("ossem-sysmon-3.xml"):
+    d = dict(re.findall(r'<Data Name="(\w+)">([^<]*)</Data>', line))
+    day, frac = re.search(r'SystemTime="([^".]+)\.?(\d*)Z"', line).groups()
+    frac = frac.rstrip("0")
+    add("windows.sysmon", line, {"event.code": "3", "host.name": re.search(r"<Computer>([^<]*)<", line)[1],
+        "@timestamp": day + ("." + frac if frac else "") + "Z", "source.ip": d["SourceIp"],
+        "source.port": int(d["SourcePort"]), "destination.ip": d["DestinationIp"],
+        "destination.port": int(d["DestinationPort"]), "network.transport": d["Protocol"]})
+
 # --- OpenSMTPD (smtp_session.c log_info formats, "smtp-in: ...") -----------------------------------
 for line in lines("wazuh-ruletest-opensmtpd.log"):
     m, ts = syslog_head(line)
