@@ -135,16 +135,22 @@ fn whole(st: &mut State, tz: &TimeZone, line: &str, force: Option<&str>) -> Hit 
         return exchange::parse(line).map(|f| ("exchange", f));
     }
     if b[0].is_ascii_digit() {
-        let tries: [(&'static str, &dyn Fn() -> Option<Fields>); 4] = [
+        let tries: [(&'static str, &dyn Fn() -> Option<Fields>); 5] = [
             ("squid", &|| web::parse_squid(line)),
             ("openvpn", &|| openvpn::parse_native(line, tz)),
             ("netfilter", &|| firewall::parse_proxmox(line)),
+            ("squid", &|| web::parse_squid_combined(line)),
             ("web.access", &|| web::parse_access(line)),
         ];
         return tries
             .iter()
             .filter(|(n, _)| want(force, n))
             .find_map(|(n, p)| Some((*n, p()?)));
+    }
+    if want(force, "squid")
+        && let Some(f) = web::parse_squid_combined(line)
+    {
+        return Some(("squid", f));
     }
     want(force, "web.access")
         .then(|| web::parse_access(line))
