@@ -322,6 +322,31 @@ fn squid_combined_format_documented() {
     // An Apache/nginx combined line (no squid code pair) stays web.access.
     let apache = line_of("elastic-examples-apache_logs-first150.log", "\" 200 ");
     assert_eq!(norm(&apache).dataset, "web.access");
+    // nginx (`ngx_http_proxy_connect_module`) or Apache (`mod_proxy_connect`) as the forward
+    // proxy: the same request in their default combined format names the site the same way.
+    let fwd = tunnel.rsplit_once(' ').map(|x| x.0).unwrap_or_default();
+    let e = norm(fwd);
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "url.domain"),
+            num(&e, "url.port"),
+            s(&e, "source.ip")
+        ),
+        ("web.access", "www.google.com", Some(443), "10.105.21.199")
+    );
+    let get = "10.105.21.199 - - [13/Mar/2026:15:48:43 +0000] \"GET http://httpbin.org/get HTTP/1.1\" 200 640 \"-\" \"curl/8.14.1\"";
+    let e = norm(get);
+    assert_eq!(
+        (e.dataset, s(&e, "url.domain"), s(&e, "url.scheme")),
+        ("web.access", "httpbin.org", "http")
+    );
+    for ds in datasets().iter().filter(|d| **d != "web.access") {
+        for l in [fwd, get] {
+            let e = n.normalize_as(ds, l.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {l}");
+        }
+    }
 }
 
 /// Squid native lines of a forward proxy: absolute URLs and `CONNECT host:port` name the site.
