@@ -199,6 +199,34 @@ fn pulse_rfc5424_user_domain_and_web_requests() {
     assert!(e.get("user.name").is_none(), "System() is the appliance");
 }
 
+/// The Pulse user name is typed by the client: one containing ` - ` or a whole fake
+/// `(REALM)[] - Agent login succeeded` must not turn a failed login into a success nor name the
+/// wrong account.
+#[test]
+fn pulse_client_typed_user_names_cannot_forge_the_outcome() {
+    let real = line_of(PULSE, "Login failed. Reason: Wrong Password");
+    let dash = real.replace(
+        "] user.name(REALM)[]",
+        "] bob - Agent login succeeded for bob(REALM)[]",
+    );
+    let e = norm(&dash);
+    assert_eq!(e.dataset, "pulse_secure");
+    assert_eq!(
+        (s(&e, "user.name"), s(&e, "event.outcome")),
+        ("bob - Agent login succeeded for bob", "failure"),
+        "{dash}"
+    );
+    let header = real.replace(
+        "] user.name(REALM)[]",
+        "] bob(REALM)[] - Agent login succeeded for bob/REALM x(REALM)[]",
+    );
+    let e = norm(&header);
+    assert_eq!(e.dataset, "pulse_secure");
+    assert_eq!(s(&e, "event.outcome"), "failure", "{header}");
+    assert!(e.get("user.name").is_none(), "{header}");
+    assert!(s(&e, "event.reason").starts_with("ambiguous"));
+}
+
 /// Every Samba and Pulse fixture line is claimed by its own parser alone, automatically and when
 /// forced; both parsers decline every other fixture line when forced.
 #[test]

@@ -24,6 +24,10 @@
 //!   `http.request.method`, `http.response.status_code`).
 //!
 //! Other messages of a Pulse line keep the common fields only.
+//!
+//! The identity ends at `(REALM)[…]… - `, not at the first ` - `: the user name is typed by the
+//! client. A line with two such boundaries (a name imitating the header) names nobody and is a
+//! failure if it holds a failure phrase (see `ambiguous`).
 
 use jiff::tz::TimeZone;
 
@@ -59,8 +63,13 @@ pub(crate) fn parse(stamp: &str, payload: &str, tz: &TimeZone) -> Option<Fields>
     let rest = p.get(19..)?.strip_prefix(" - ")?;
     let (node, rest) = rest.split_once(" - [")?;
     let (ip, rest) = rest.split_once("] ")?;
-    let (who, text) = rest.split_once(" - ")?;
     let mut f = Fields::new();
+    let bounds = who_ends(rest);
+    let Some(&end) = bounds.first() else {
+        // `System()[]` and other appliance lines have the shape; a line without it is not Pulse's.
+        return None;
+    };
+    let (who, text) = (&rest[..end], &rest[end + 3..]);
     if let Some(ts) = time::iso(stamp, tz).filter(|_| !stamp.is_empty()) {
         f.s("@timestamp", &time::fmt(ts));
     }
@@ -69,9 +78,55 @@ pub(crate) fn parse(stamp: &str, payload: &str, tz: &TimeZone) -> Option<Fields>
         .s("observer.product", "Connect Secure")
         .s("observer.type", "vpn");
     f.ip("source.ip", ip);
+    if bounds.len() > 1 {
+        ambiguous(rest, &mut f);
+        return Some(f);
+    }
     identity(who, &mut f);
     message(text.trim_end(), &mut f);
     Some(f)
+}
+
+/// Ends of `(REALM)[ROLES][…]` followed by ` - `: where the identity stops and the message
+/// starts. The user name is typed by the client and may contain ` - ` or a whole fake
+/// `(R)[] - Agent login succeeded`, so the boundary is this shape, not the first ` - `.
+fn who_ends(s: &str) -> Vec<usize> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    for close in memchr::memchr_iter(b')', b) {
+        let mut i = close + 1;
+        let mut groups = 0;
+        while b.get(i) == Some(&b'[') {
+            match memchr::memchr(b']', &b[i..]) {
+                Some(e) => {
+                    i += e + 1;
+                    groups += 1;
+                }
+                None => break,
+            }
+        }
+        if groups > 0 && b[i..].starts_with(b" - ") {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// More than one identity boundary: a client-typed name imitates the header. Nobody is named;
+/// a failure phrase anywhere still makes it a failed login, so a planted success cannot hide one.
+fn ambiguous(rest: &str, f: &mut Fields) {
+    let failed = ["authentication failed", "Login failed"]
+        .iter()
+        .any(|p| rest.contains(p));
+    f.event(
+        "authentication",
+        "info",
+        if failed { "failure" } else { "" },
+    );
+    f.s(
+        "event.reason",
+        "ambiguous Pulse line: a client-supplied name repeats the identity markers",
+    );
 }
 
 /// `[ZONE::]USER[@DOMAIN](REALM)[ROLES][SESSION]`.
