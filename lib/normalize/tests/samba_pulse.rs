@@ -94,6 +94,36 @@ fn samba_zone_abbreviation_is_read_in_the_agent_zone() {
     assert_eq!(s(&e, "@timestamp"), "2020-12-18T01:49:33.33379Z");
 }
 
+/// Format details no fixture line has (written from Samba's `auth_log.c` format): an IPv6 peer,
+/// a `became` success with a SID, a Kerberos service, a numeric zone, `local host [NULL]`.
+#[test]
+fn samba_ipv6_kerberos_success_documented_form() {
+    let l = "Auth: [Kerberos KDC,ENC-TS Pre-authentication] user [(null)]\\[ga@EXAMPLE.ORG] at [Wed, 22 Jul 2026 15:42:08.629671 +0200] with [aes256-cts-hmac-sha1-96] status [NT_STATUS_OK] workstation [(null)] remote host [ipv6:2001:db8::5:52256] became [EXAMPLE]\\[ga] [S-1-5-21-1-2-3-1105]. local host [NULL]";
+    let e = norm(l);
+    assert_eq!(e.dataset, "samba");
+    assert_eq!(
+        (
+            s(&e, "event.outcome"),
+            s(&e, "source.ip"),
+            num(&e, "source.port"),
+            s(&e, "user.name"),
+            s(&e, "network.protocol"),
+            s(&e, "@timestamp"),
+        ),
+        (
+            "success",
+            "2001:db8::5",
+            Some(52256),
+            "ga@EXAMPLE.ORG",
+            "kerberos",
+            "2026-07-22T13:42:08.629671Z"
+        )
+    );
+    for k in ["user.domain", "destination.ip", "event.reason"] {
+        assert!(e.get(k).is_none(), "{k}");
+    }
+}
+
 /// A client chooses the user and workstation names, and Samba does not escape brackets: a name
 /// carrying a whole fake `status [NT_STATUS_OK] … remote host […]` must neither turn the failed
 /// attempt into a success nor plant an address.

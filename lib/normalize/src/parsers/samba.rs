@@ -118,15 +118,12 @@ fn ambiguous(msg: &str) -> Option<Fields> {
     Some(f)
 }
 
-/// `ipv4:1.2.3.4:445` / `ipv6:[::1]:445` / `ipv6:::1:445` → `{side}.ip`, `{side}.port`.
+/// `ipv4:1.2.3.4:445` / `ipv6:2001:db8::5:445` (tsocket's form: the port after the last `:`) → `{side}.ip`, `{side}.port`.
 fn endpoint(s: &str, side: &str, f: &mut Fields) {
     let (ip, port) = if let Some(v4) = s.strip_prefix("ipv4:") {
         v4.rsplit_once(':').unwrap_or((v4, ""))
     } else if let Some(v6) = s.strip_prefix("ipv6:") {
-        match v6.strip_prefix('[').and_then(|x| x.split_once("]:")) {
-            Some((a, p)) => (a, p),
-            None => v6.rsplit_once(':').unwrap_or((v6, "")),
-        }
+        v6.rsplit_once(':').unwrap_or((v6, ""))
     } else {
         return;
     };
