@@ -70,7 +70,7 @@ pub(crate) fn parse(stamp: &str, payload: &str, tz: &TimeZone) -> Option<Fields>
         return None;
     };
     let (who, text) = (&rest[..end], &rest[end + 3..]);
-    if let Some(ts) = time::iso(stamp, tz).filter(|_| !stamp.is_empty()) {
+    if let Some(ts) = time::iso(stamp, tz) {
         f.s("@timestamp", &time::fmt(ts));
     }
     f.s("host.name", node).s("observer.name", node);
