@@ -33,6 +33,8 @@ const FILES: &[(&str, &str)] = &[
         "elastic-integrations-exchange-messagetracking.log",
     ),
     ("su/sudo/pam", "wazuh-ruletest-su-sudo.log"),
+    ("samba", "crowdsec-smb-logs.log"),
+    ("pulse_secure", "elastic-integrations-pulse-vpn.log"),
     ("windows xml", "evtxrs-selected.xml"),
     ("windows json", "otrf-selected.json"),
 ];

@@ -110,6 +110,8 @@ const FIELDS: &[FieldInfo] = &[
     f("fortinet.tunnelip", "\"10.212.134.200\""),
     f("cisco.asa.assigned_ip", "\"192.168.50.5\""),
     f("strongswan.assigned_ip", "\"10.3.0.1\""),
+    f("pulse_secure.assigned_ip", "\"172.22.27.209\""),
+    f("pulse_secure.realm", "\"Users\""),
     f("strongswan.ike_sa_id", "\"85\""),
     f("auditd.log.record_type", "\"USER_AUTH\""),
     f("auditd.log.sequence", "1234"),

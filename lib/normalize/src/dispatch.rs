@@ -9,7 +9,7 @@ use jiff::tz::TimeZone;
 use crate::fields::Fields;
 use crate::parsers::{
     State, account, asa, auditd, dovecot, exchange, filterlog, firewall, mikrotik, opensmtpd,
-    openvpn, panos, postfix, sshd, strongswan, sudo, web, windows,
+    openvpn, panos, postfix, pulse, samba, sshd, strongswan, sudo, web, windows,
 };
 use crate::syslog::{self, Frame};
 use crate::{Context, Event, Origin, UNPARSED, time};
@@ -113,6 +113,11 @@ fn whole(st: &mut State, tz: &TimeZone, line: &str, force: Option<&str>) -> Hit 
         b'{' => return win(&windows::from_json(line)?, force),
         _ => {}
     }
+    // Samba's own log file (`/var/log/samba/log.*`): the audit line is an indented continuation
+    // of a `[date, level] file:line(fn)` header line.
+    if b[0] == b'A' && samba::looks(line) && want(force, "samba") {
+        return samba::parse(line, tz).map(|f| ("samba", f));
+    }
     if auditd::looks(line) {
         return want(force, "auditd")
             .then(|| auditd::parse(line, st))
@@ -130,16 +135,22 @@ fn whole(st: &mut State, tz: &TimeZone, line: &str, force: Option<&str>) -> Hit 
         return exchange::parse(line).map(|f| ("exchange", f));
     }
     if b[0].is_ascii_digit() {
-        let tries: [(&'static str, &dyn Fn() -> Option<Fields>); 4] = [
+        let tries: [(&'static str, &dyn Fn() -> Option<Fields>); 5] = [
             ("squid", &|| web::parse_squid(line)),
             ("openvpn", &|| openvpn::parse_native(line, tz)),
             ("netfilter", &|| firewall::parse_proxmox(line)),
+            ("squid", &|| web::parse_squid_combined(line)),
             ("web.access", &|| web::parse_access(line)),
         ];
         return tries
             .iter()
             .filter(|(n, _)| want(force, n))
             .find_map(|(n, p)| Some((*n, p()?)));
+    }
+    if want(force, "squid")
+        && let Some(f) = web::parse_squid_combined(line)
+    {
+        return Some(("squid", f));
     }
     want(force, "web.access")
         .then(|| web::parse_access(line))
@@ -200,6 +211,12 @@ fn pick(st: &mut State, tz: &TimeZone, fr: &Frame<'_>) -> Hit {
             return Some(("linux.account", account::parse(p, msg)?));
         }
         "charon" | "charon-systemd" => return Some(("strongswan", strongswan::parse(msg, st)?)),
+        "PulseSecure:" | "PulseSecure" => {
+            return Some(("pulse_secure", pulse::parse("", msg, tz)?));
+        }
+        _ if samba::PROGRAMS.contains(&p) && samba::looks(msg) => {
+            return Some(("samba", samba::parse(msg, tz)?));
+        }
         "smtpd" if opensmtpd::looks(msg) => {
             return Some(("opensmtpd", opensmtpd::parse(msg, st)?));
         }
@@ -236,6 +253,12 @@ fn by_content(tz: &TimeZone, msg: &str) -> Hit {
     }
     if panos::looks(msg) {
         return panos::parse(msg, tz).map(|f| ("paloalto", f));
+    }
+    if let Some((stamp, payload)) = pulse::find("", msg) {
+        return pulse::parse(stamp, payload, tz).map(|f| ("pulse_secure", f));
+    }
+    if samba::looks(msg) {
+        return samba::parse(msg, tz).map(|f| ("samba", f));
     }
     None
 }
@@ -274,6 +297,11 @@ fn forced(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: &str) -> Option<
             .flatten(),
         "cisco.asa" => asa::parse(asa::find(msg)?),
         "fortigate" => firewall::parse_fortigate(msg, tz).filter(|_| msg.contains("logid=")),
+        "pulse_secure" => {
+            let (stamp, payload) = pulse::find(fr.program, msg)?;
+            pulse::parse(stamp, payload, tz)
+        }
+        "samba" => samba::looks(msg).then(|| samba::parse(msg, tz)).flatten(),
         "netfilter" => firewall::is_netfilter(msg)
             .then(|| firewall::parse_netfilter(msg))
             .flatten(),

@@ -157,6 +157,8 @@ const DATASETS: &[&str] = &[
     "linux.account",
     "paloalto",
     "exchange",
+    "samba",
+    "pulse_secure",
 ];
 
 /// Dataset names of all parsers.

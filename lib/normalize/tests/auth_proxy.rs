@@ -219,6 +219,136 @@ fn sysmon_3_network_connection_real_json() {
     );
 }
 
+/// Sysmon 3 as Windows renders it (the "Event XML" of a real event in OTRF's OSSEM data
+/// dictionary): the same fields as the JSON form above, through the same event-id map.
+#[test]
+fn sysmon_3_network_connection_real_xml() {
+    let line = data("ossem-sysmon-3.xml");
+    let e = norm(line.trim_end());
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "source.ip"),
+            num(&e, "source.port"),
+            s(&e, "destination.ip"),
+            num(&e, "destination.port"),
+            s(&e, "process.executable"),
+            s(&e, "user.name"),
+            s(&e, "user.domain"),
+            s(&e, "network.transport"),
+        ),
+        (
+            "windows.sysmon",
+            "192.168.64.137",
+            Some(49767),
+            "192.168.64.178",
+            Some(88),
+            "C:\\Windows\\System32\\lsass.exe",
+            "SYSTEM",
+            "NT AUTHORITY",
+            "tcp",
+        )
+    );
+    assert_eq!(
+        (s(&e, "host.name"), s(&e, "event.code"), s(&e, "@timestamp")),
+        (
+            "WARDOG.RIVENDELL.local",
+            "3",
+            "2019-04-27T00:10:32.9642823Z"
+        )
+    );
+    let mut n = Normalizer::new();
+    for ds in datasets().iter().filter(|d| **d != "windows.sysmon") {
+        let e = n
+            .normalize_as(ds, line.trim_end().as_bytes(), &CTX)
+            .expect("known");
+        assert_eq!(e.dataset, "unparsed", "{ds} claimed the Sysmon 3 event");
+    }
+}
+
+/// Squid's `logformat combined` (`%>a %[ui %[un [%tl] "%rm %ru HTTP/%rv" %>Hs %<st
+/// "%{Referer}>h" "%{User-Agent}>h" %Ss:%Sh`, squid.conf documentation). No real line with a
+/// usable licence was found, so two real native requests (fail2ban's denied `GET http://…`, and
+/// Beats' `CONNECT host:443`) are written in that documented form here: the same request gives
+/// the same proxy fields in either format, and only the squid parser claims the combined line.
+#[test]
+fn squid_combined_format_documented() {
+    let native = norm(&line_of(
+        "fail2ban-squid.log",
+        "GET http://www.proxy-listen.de/azenv.php",
+    ));
+    let combined = norm(
+        "91.188.124.227 - - [08/Dec/2013:22:55:23 +0000] \"GET http://www.proxy-listen.de/azenv.php HTTP/1.1\" 403 4099 \"-\" \"-\" TCP_DENIED:HIER_NONE",
+    );
+    for k in [
+        "source.ip",
+        "url.domain",
+        "url.original",
+        "http.request.method",
+        "event.action",
+        "event.outcome",
+        "@timestamp",
+    ] {
+        assert_eq!(native.get(k), combined.get(k), "{k}");
+    }
+    assert_eq!(combined.dataset, "squid");
+    assert_eq!(combined.get("event.type").unwrap()[0], "denied");
+    let tunnel = "10.105.21.199 - badeyek [13/Mar/2026:15:48:42 +0000] \"CONNECT www.google.com:443 HTTP/1.1\" 200 28854 \"-\" \"curl/8.14.1\" TCP_TUNNEL:HIER_DIRECT";
+    let e = norm(tunnel);
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "url.domain"),
+            num(&e, "url.port"),
+            s(&e, "user.name"),
+            s(&e, "event.action"),
+        ),
+        (
+            "squid",
+            "www.google.com",
+            Some(443),
+            "badeyek",
+            "TCP_TUNNEL"
+        )
+    );
+    let mut n = Normalizer::new();
+    for ds in datasets().iter().filter(|d| **d != "squid") {
+        let e = n.normalize_as(ds, tunnel.as_bytes(), &CTX).expect("known");
+        assert_eq!(
+            e.dataset, "unparsed",
+            "{ds} claimed the squid combined line"
+        );
+    }
+    // An Apache/nginx combined line (no squid code pair) stays web.access.
+    let apache = line_of("elastic-examples-apache_logs-first150.log", "\" 200 ");
+    assert_eq!(norm(&apache).dataset, "web.access");
+    // nginx (`ngx_http_proxy_connect_module`) or Apache (`mod_proxy_connect`) as the forward
+    // proxy: the same request in their default combined format names the site the same way.
+    let fwd = tunnel.rsplit_once(' ').map(|x| x.0).unwrap_or_default();
+    let e = norm(fwd);
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "url.domain"),
+            num(&e, "url.port"),
+            s(&e, "source.ip")
+        ),
+        ("web.access", "www.google.com", Some(443), "10.105.21.199")
+    );
+    let get = "10.105.21.199 - - [13/Mar/2026:15:48:43 +0000] \"GET http://httpbin.org/get HTTP/1.1\" 200 640 \"-\" \"curl/8.14.1\"";
+    let e = norm(get);
+    assert_eq!(
+        (e.dataset, s(&e, "url.domain"), s(&e, "url.scheme")),
+        ("web.access", "httpbin.org", "http")
+    );
+    for ds in datasets().iter().filter(|d| **d != "web.access") {
+        for l in [fwd, get] {
+            let e = n.normalize_as(ds, l.as_bytes(), &CTX).expect("known");
+            assert_eq!(e.dataset, "unparsed", "{ds} claimed {l}");
+        }
+    }
+}
+
 /// Squid native lines of a forward proxy: absolute URLs and `CONNECT host:port` name the site.
 #[test]
 fn proxy_targets_give_url_domain() {

@@ -9,6 +9,8 @@
 //!   each input line.
 //! - Elastic Beats `filebeat/module/*/test/*.log` plus a key subset of `*-expected.json`, one
 //!   JSON document per line, joined to its line by `log.offset`.
+//! - Elastic integrations `packages/*/data_stream/*/_dev/test/pipeline/*.log` plus a key subset of
+//!   `*-expected.json`, joined by order (the documents carry no offset).
 //!
 //! Conversion (the only judgment made here; everything else is the other project's):
 //! the field map in [`crowdsec_field`] and [`beats_field`]; fields not in the maps are not scored.
@@ -59,14 +61,19 @@ fn crowdsec_field(key: &str, val: &str) -> Option<(&'static str, Value)> {
     let num = |v: &str| v.parse::<u64>().ok().map(Value::from);
     let s = |v: &str| Some(Value::from(v));
     Some(match key {
-        "source_ip" | "sshd_client_ip" | "src_ip" | "dovecot_remote_ip" => ("source.ip", s(val)?),
+        "source_ip" | "sshd_client_ip" | "src_ip" | "dovecot_remote_ip" | "ip_source" => {
+            ("source.ip", s(val)?)
+        }
+        "smb_domain" => ("user.domain", s(val)?),
         "dst_ip" => ("destination.ip", s(val)?),
         "src_port" | "sport" => ("source.port", num(val)?),
         "dst_port" => ("destination.port", num(val)?),
-        "target_user" | "sshd_invalid_user" | "invalid_user" | "dovecot_user" => {
+        "target_user" | "sshd_invalid_user" | "invalid_user" | "dovecot_user" | "user" => {
             ("user.name", s(val)?)
         }
-        "log_type" if val == "ssh_failed-auth" || val == "auth_failed" => {
+        "log_type"
+            if val == "ssh_failed-auth" || val == "auth_failed" || val == "smb_failed_auth" =>
+        {
             ("event.outcome", s("failure")?)
         }
         "dovecot_login_result" if val == "auth_failed" => ("event.outcome", s("failure")?),
@@ -157,6 +164,9 @@ fn beats_field(key: &str) -> Option<&'static str> {
         "source.ip" => "source.ip",
         "source.port" => "source.port",
         "user.name" => "user.name",
+        "user.domain" => "user.domain",
+        // Elastic puts the address a VPN assigned to the client in `source.nat.ip`.
+        "source.nat.ip" => "pulse_secure.assigned_ip",
         "event.outcome" => "event.outcome",
         "event.category" => "event.category",
         "process.pid" => "process.pid",
@@ -209,6 +219,48 @@ fn beats(
         }
         cases.push(Case { line, expect });
     }
+    Source {
+        name,
+        datasets,
+        cases,
+        check_alignment: true,
+    }
+}
+
+// === Elastic integrations ===
+
+/// An Elastic integrations pipeline test (`_dev/test/pipeline/*.log` with a key subset of its
+/// `-expected.json`, one ECS document per line, in line order; the documents carry no offsets).
+fn elastic_ordered(
+    name: &'static str,
+    log: &str,
+    expected: &str,
+    datasets: &'static [&'static str],
+) -> Source {
+    let text = read(&format!("elastic/{log}"));
+    let docs = read(&format!("elastic/{expected}"));
+    let lines: Vec<&str> = text.lines().collect();
+    let docs: Vec<&str> = docs.lines().collect();
+    assert_eq!(
+        lines.len(),
+        docs.len(),
+        "{log}: one expected document per line"
+    );
+    let cases = lines
+        .iter()
+        .zip(docs)
+        .map(|(line, doc)| {
+            let doc: Map<String, Value> = serde_json::from_str(doc).expect("JSON");
+            let expect = doc
+                .into_iter()
+                .filter_map(|(k, v)| Some((beats_field(&k)?.to_owned(), v)))
+                .collect();
+            Case {
+                line: (*line).to_owned(),
+                expect,
+            }
+        })
+        .collect();
     Source {
         name,
         datasets,
@@ -384,6 +436,13 @@ fn sources() -> Vec<Source> {
         crowdsec("crowdsec dovecot-logs", "dovecot-logs", &["dovecot"]),
         crowdsec("crowdsec openvpn-logs", "openvpn-logs", &["openvpn"]),
         crowdsec("crowdsec mikrotik-logs", "mikrotik-logs", &["mikrotik"]),
+        crowdsec("crowdsec smb-logs", "smb-logs", &["samba"]),
+        elastic_ordered(
+            "elastic/integrations pulse_connect_secure test-log-vpn (first 14)",
+            "pulse-vpn-first14.log",
+            "pulse-vpn.log-expected.subset.jsonl",
+            &["pulse_secure"],
+        ),
     ]
 }
 

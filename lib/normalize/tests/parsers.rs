@@ -1181,6 +1181,10 @@ fn parsers_do_not_claim_foreign_lines() {
         ("exchange", &sshd),
         ("exchange", &postfix),
         ("linux.account", &postfix),
+        ("samba", &sshd),
+        ("samba", &postfix),
+        ("pulse_secure", &sshd),
+        ("pulse_secure", &postfix),
     ] {
         let e = n
             .normalize_as(ds, line.as_bytes(), &CTX)
@@ -1256,6 +1260,8 @@ fn dispatcher_never_panics_on_mutations() {
         "beats-cisco-asa-additional-messages.log",
         "beats-panw-traffic-selected.log",
         "elastic-integrations-exchange-messagetracking.log",
+        "crowdsec-smb-logs.log",
+        "elastic-integrations-pulse-vpn.log",
     ];
     let mut n = Normalizer::new();
     for f in files {

@@ -12,6 +12,8 @@ pub(crate) mod opensmtpd;
 pub(crate) mod openvpn;
 pub(crate) mod panos;
 pub(crate) mod postfix;
+pub(crate) mod pulse;
+pub(crate) mod samba;
 pub(crate) mod sshd;
 pub(crate) mod strongswan;
 pub(crate) mod sudo;

@@ -3,7 +3,12 @@
 //! ```text
 //! squid: EPOCH.MS ELAPSED CLIENT RESULT/STATUS BYTES METHOD URL USER HIER/PEER TYPE
 //! web:   CLIENT IDENT USER [dd/Mon/yyyy:hh:mm:ss ±zzzz] "METHOD URL PROTO" STATUS BYTES ["REF" "UA"]
+//! squid `logformat combined`: the web line followed by ` RESULT:HIERARCHY` (`%Ss:%Sh`)
 //! ```
+//!
+//! A web line ending in a squid `RESULT:HIERARCHY` code pair (`TCP_MISS:HIER_DIRECT`) is squid's
+//! `combined` format: dataset `squid` with `event.action` ← RESULT; the access-log parser declines
+//! it, so exactly one parser claims it.
 //!
 //! Proxy requests name their destination: an absolute URI (`GET http://host[:port]/…`, squid and
 //! nginx/Apache as forward proxies) or a `CONNECT host:port` authority. Both give `url.domain`
@@ -57,7 +62,36 @@ fn outcome(f: &mut Fields, status: &str, denied: bool) {
     f.event("web", typ, out);
 }
 
+/// `RESULT` of a trailing squid `RESULT:HIERARCHY` pair (`TCP_DENIED:HIER_NONE`).
+fn squid_trailer(line: &str) -> Option<&str> {
+    let last = line.trim_end().rsplit(' ').next()?;
+    let (ss, sh) = last.split_once(':')?;
+    let code = |c: &str| {
+        c.len() >= 4
+            && c.bytes()
+                .all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit())
+    };
+    (code(ss) && code(sh) && (ss.contains('_') || sh.contains('_'))).then_some(ss)
+}
+
+/// Squid's `logformat combined` (see the module doc).
+pub(crate) fn parse_squid_combined(line: &str) -> Option<Fields> {
+    let result = squid_trailer(line)?;
+    let mut f = access(line, result.contains("DENIED"))?;
+    f.s("event.action", result)
+        .s("observer.vendor", "Squid")
+        .s("observer.product", "Squid");
+    Some(f)
+}
+
 pub(crate) fn parse_access(line: &str) -> Option<Fields> {
+    if squid_trailer(line).is_some() {
+        return None;
+    }
+    access(line, false)
+}
+
+fn access(line: &str, denied: bool) -> Option<Fields> {
     let (client, rest) = line.split_once(' ')?;
     let open = rest.find('[')?;
     // "IDENT USER " (or just "USER " in some variants) before the stamp.
@@ -90,7 +124,7 @@ pub(crate) fn parse_access(line: &str) -> Option<Fields> {
             f.s("user_agent.original", &ua.0);
         }
     }
-    outcome(&mut f, status, false);
+    outcome(&mut f, status, denied);
     Some(f)
 }
 

@@ -294,6 +294,16 @@ for line in lines("msdocs-windows-4726-4740.xml"):
         "@timestamp": day + ("." + frac if frac else "") + "Z", "user.name": d["SubjectUserName"],
         "user.target.name": d["TargetUserName"]})
 
+# Sysmon 3 as Windows renders it (OSSEM data dictionary's "Event XML", one event per line)
+for line in lines("ossem-sysmon-3.xml"):
+    d = dict(re.findall(r'<Data Name="(\w+)">([^<]*)</Data>', line))
+    day, frac = re.search(r'SystemTime="([^".]+)\.?(\d*)Z"', line).groups()
+    frac = frac.rstrip("0")
+    add("windows.sysmon", line, {"event.code": "3", "host.name": re.search(r"<Computer>([^<]*)<", line)[1],
+        "@timestamp": day + ("." + frac if frac else "") + "Z", "source.ip": d["SourceIp"],
+        "source.port": int(d["SourcePort"]), "destination.ip": d["DestinationIp"],
+        "destination.port": int(d["DestinationPort"]), "network.transport": d["Protocol"]})
+
 # --- OpenSMTPD (smtp_session.c log_info formats, "smtp-in: ...") -----------------------------------
 for line in lines("wazuh-ruletest-opensmtpd.log"):
     m, ts = syslog_head(line)
@@ -378,6 +388,40 @@ for line in lines("elastic-integrations-exchange-messagetracking.log"):
     if c[1]: e["source.ip"] = c[1]
     if c[18]: e["email.subject"] = c[18]
     add("exchange", line, e)
+
+# --- Samba auth audit (auth/auth_log.c `log_authentication_event_human_readable` format) --------
+SMB = re.compile(r"Auth: \[[^\]]*\] user \[([^\]]*)\]\\\[([^\]]*)\] at \[\w+, (\d+) (\w+) (\d{4}) "
+                 r"(\d\d:\d\d:\d\d\.\d+) UTC\] with \[[^\]]*\] status \[(NT_STATUS_\w+)\] "
+                 r"workstation \[[^\]]*\] remote host \[ipv4:([\d.]+):(\d+)\]")
+for line in lines("crowdsec-smb-logs.log"):
+    m = SMB.search(line)
+    t = dt.datetime.strptime(f"{m[3]} {m[4]} {m[5]} {m[6]}", "%d %b %Y %H:%M:%S.%f").replace(tzinfo=dt.timezone.utc)
+    e = {"user.name": m[2], "source.ip": m[8], "source.port": int(m[9]), "@timestamp": iso(t),
+         "event.outcome": "success" if m[7] == "NT_STATUS_OK" else "failure"}
+    if m[1]: e["user.domain"] = m[1]
+    if m[7] != "NT_STATUS_OK": e["event.reason"] = m[7]
+    add("samba", line, e)
+
+# --- Pulse/Ivanti Connect Secure "Standard" syslog format (PCS admin guide, syslog fields) ------
+PCS = re.compile(r"(?:1 (\S+) \S+ )?PulseSecure: - - - \d{4}-\d\d-\d\d \d\d:\d\d:\d\d - (\S+) - "
+                 r"\[([^\]]+)\] (?:[^(]*::)?([^(]*)\(([^)]*)\)\S* - (.*)$")
+for line in lines("elastic-integrations-pulse-vpn.log"):
+    m = PCS.search(line)
+    e = {"host.name": m[2], "source.ip": m[3]}
+    if m[1]: e["@timestamp"] = iso(dt.datetime.fromisoformat(m[1]))
+    user, realm, text = m[4], m[5], m[6]
+    if not (user == "System" and realm == ""):
+        if "@" in user:
+            e["user.name"], e["user.domain"] = user.rsplit("@", 1)
+        else:
+            e["user.name"] = user
+    if re.match(r"(Primary|Secondary) authentication successful|Agent login succeeded", text):
+        e["event.outcome"] = "success"
+    if re.match(r"Login failed|(Primary|Secondary) authentication failed", text):
+        e["event.outcome"] = "failure"
+    a = re.search(r"with IPv4 address ([\d.]+)|User with IP ([\d.]+)", text)
+    if a: e["pulse_secure.assigned_ip"] = a[1] or a[2]
+    add("pulse_secure", line, e)
 
 def jtime(j):
     t = j.get("@timestamp") or j["TimeCreated"]
