@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use logship_normalize::Normalizer;
@@ -62,6 +62,11 @@ pub struct NormalizeStats {
     /// Blocks that could not be normalized (sidecar write failed) and damaged or removed
     /// ranges the cursor stepped over.
     pub failed_blocks: AtomicU64,
+    /// Records (all time, in store order) whose fields are ready: the cursor passed their
+    /// block and its column is written (see [`super::lag`]).
+    pub fields_done: AtomicU64,
+    /// Whether `fields_done` is measured yet (after the walk over the store at start).
+    pub fields_done_known: AtomicBool,
 }
 
 /// Where the worker reads and writes.
@@ -142,6 +147,8 @@ impl Worker {
             .records_stored
             .load(Ordering::Relaxed)
             .saturating_sub(backlog);
+        self.update_lag();
+        self.stats.fields_done_known.store(true, Ordering::Release);
         if backlog > 0 {
             tracing::info!(records = backlog, "Normalizer resumes from its cursor.");
         }
@@ -206,6 +213,9 @@ impl Worker {
             .saturating_sub(self.consumed);
         self.stats.deferred_records.store(lag, Ordering::Relaxed);
         self.stats.deferred_total.fetch_max(lag, Ordering::Relaxed);
+        self.stats
+            .fields_done
+            .store(self.consumed, Ordering::Release);
     }
 
     /// Makes the sidecars durable, then moves the cursor file past their blocks.
