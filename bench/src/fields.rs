@@ -54,10 +54,8 @@ mod tests {
             p(r#"{"records_stored": 100, "fields_lag_records": 0}"#),
             100
         );
-        assert_eq!(
-            p(r#"{"records_stored": 90, "fields_lag_records": 0}"#),
-            90.min(99)
-        );
+        // Caught up, but not every line stored yet.
+        assert_eq!(p(r#"{"records_stored": 90, "fields_lag_records": 0}"#), 90);
         // Checkpoint records make the store larger than the file: still not done while lagging.
         assert_eq!(p(r#"{"records_stored": 120, "fields_lag_records": 1}"#), 99);
         assert_eq!(

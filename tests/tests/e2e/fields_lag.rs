@@ -121,7 +121,7 @@ fn fields_lag_reaches_zero_after_a_burst_and_search_works_with_normalization_off
         );
         ensure!(s["normalized_records"] == 0, "{s}");
         ensure!(
-            !collector.data_dir().join("fields").exists(),
+            !collector.data_dir().join("fields").try_exists()?,
             "sidecars written with normalization off"
         );
         let hits = collector.store().search(&[
