@@ -52,7 +52,7 @@ struct Cli {
         default_value = "zstd,rsyslog,logship,logship-nonorm"
     )]
     systems: Vec<System>,
-    /// Keep the big files (the generated log, rsyslog's output, logship's store) after the run;
+    /// Keep the big files (the generated log, rsyslog's output, logship's store and fields) after the run;
     /// by default only configs, program logs and the JSON result stay.
     #[arg(long)]
     keep: bool,
@@ -181,8 +181,10 @@ fn remove_big_files(out: &Path) {
             tracing::warn!(%error, path = %path.display(), "Could not remove a benchmark file.");
         }
     }
+    // The store and the normalizer's fields sidecars, of both logship runs.
     for store in [
         out.join("logship/collector/store"),
+        out.join("logship/collector/fields"),
         out.join("nonorm/logship/collector/store"),
     ] {
         if let Err(error) = std::fs::remove_dir_all(&store)
