@@ -26,6 +26,10 @@
 //!   off and nobody trims the list).
 //! - Both figures are `null` while the normalizer has not measured its position yet (the walk
 //!   over the store at start) and when normalization is off.
+//!
+//! Known limit: the records of a range the cursor steps over as unreadable (damage, counted in
+//! `normalize_failed_blocks`) are not known by number, so they stay in `fields_lag_records`
+//! until the collector restarts and counts the store again.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
