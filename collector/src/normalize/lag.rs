@@ -29,10 +29,9 @@
 //!
 //! Known limit: the records of a range the cursor steps over as unreadable (damage, counted in
 //! `normalize_failed_blocks`) are not known by number, so they stay in `fields_lag_records`
-//! until the collector restarts and counts the store again. And `records_stored` leaves out the
-//! collector's own checkpoint and retention records while the normalizer's position counts
-//! them, so between two starts `fields_lag_records` can read low by the number of those records
-//! stored since the start (one per checkpoint; at the next start the count is exact again).
+//! until the collector restarts and counts the store again. (`records_stored` leaves out the
+//! collector's own checkpoint and retention records; the worker leaves them out of its position
+//! too, see `Worker::counted`.)
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
