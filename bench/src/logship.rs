@@ -67,40 +67,68 @@ struct Status {
     records_stored: u64,
 }
 
-/// Ships the file with logship and measures agent and collector.
+/// Ships the file with logship and measures agent and collector. With `normalize`, the
+/// collector's default `[normalize] enabled = true`, and after the records are stored the run
+/// goes on until their fields are ready ([`crate::fields`]); without it, the collector runs
+/// with `enabled = false` in `<work>/nonorm` (row `logship-nonorm`: fields at search time).
 pub(crate) fn run(
     file: &FileInfo,
     work: &Path,
     bins: &Path,
     stall: Duration,
+    normalize: bool,
 ) -> anyhow::Result<SystemResult> {
-    let layout = Layout::prepare(work, bins)?;
+    let work = if normalize {
+        work.to_path_buf()
+    } else {
+        work.join("nonorm")
+    };
+    let layout = Layout::prepare(&work, bins)?;
     let port = free_port()?;
     let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], port)))?;
     layout.setup(relay.addr())?;
+    if !normalize {
+        layout.disable_normalize()?;
+    }
     let mut collector = layout.start_collector(port)?;
     let start = Instant::now();
     let mut agent = layout.start_agent(Some(&file.path))?;
     let (mut sa, mut sc) = (Sampler::new(agent.pid()), Sampler::new(collector.pid()));
     let status = layout.data.join("status.json");
-    wait_for_progress(
-        file.lines,
-        stall,
-        || Ok(records_stored(&status)),
-        || {
+    let mut poll = || {
+        sa.update();
+        sc.update();
+        agent.ensure_running()?;
+        collector.ensure_running()
+    };
+    wait_for_progress(file.lines, stall, || Ok(records_stored(&status)), &mut poll)
+        .context("logship did not store every line")?;
+    let wall = start.elapsed();
+    let receiver_stored = sc.update();
+    let run = Run {
+        wall,
+        sender: sa.update(),
+        receiver: Some(receiver_stored),
+    };
+    let (up, down) = relay.wire_bytes();
+    let fields = if normalize {
+        let mut poll = || {
             sa.update();
             sc.update();
             agent.ensure_running()?;
             collector.ensure_running()
-        },
-    )
-    .context("logship did not store every line")?;
-    let run = Run {
-        wall: start.elapsed(),
-        sender: sa.update(),
-        receiver: Some(sc.update()),
+        };
+        wait_for_progress(
+            file.lines,
+            stall,
+            || Ok(crate::fields::fields_progress(&status, file.lines)),
+            &mut poll,
+        )
+        .context("the collector's normalizer did not catch up")?;
+        Some((start.elapsed(), sc.update()))
+    } else {
+        None
     };
-    let (up, down) = relay.wire_bytes();
     std::thread::sleep(IDLE_WAIT);
     let idle = sample(agent.pid()).context("agent gone before its idle RSS was read")?;
     for (name, child) in [("agent", &mut agent), ("collector", &mut collector)] {
@@ -108,7 +136,15 @@ pub(crate) fn run(
             tracing::warn!(name, "Process did not stop within its SIGTERM deadline.");
         }
     }
-    let mut result = SystemResult::from_run("logship", file, &run);
+    let name = if normalize {
+        "logship"
+    } else {
+        "logship-nonorm"
+    };
+    let mut result = SystemResult::from_run(name, file, &run);
+    if let Some((ready, at_ready)) = fields {
+        result.set_fields_ready(ready, at_ready, file);
+    }
     result.set_wire_bytes(up + down, file);
     result.idle_rss_mib = Some(mib(idle.rss_kib * 1024));
     result.in_order = Some(layout.search_order(file)?.in_order);
@@ -170,6 +206,14 @@ impl Layout {
             &agent_toml,
             drop_file_inputs(&fs::read_to_string(&agent_toml)?),
         )?;
+        Ok(())
+    }
+
+    /// Sets `[normalize] enabled = false` in `collector.toml` (the table `init` writes, or a
+    /// new one).
+    pub(crate) fn disable_normalize(&self) -> anyhow::Result<()> {
+        let path = self.data.join("collector.toml");
+        fs::write(&path, normalize_off(&fs::read_to_string(&path)?))?;
         Ok(())
     }
 
@@ -284,6 +328,28 @@ fn drop_file_inputs(toml: &str) -> String {
     out
 }
 
+/// The config with `enabled = false` in its `[normalize]` table (added if missing).
+fn normalize_off(toml: &str) -> String {
+    let (mut out, mut table, mut done) = (String::with_capacity(toml.len() + 32), "", false);
+    for line in toml.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            table = trimmed;
+        }
+        if table.starts_with("[normalize]") && trimmed.starts_with("enabled") {
+            out.push_str("enabled = false\n");
+            done = true;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if !done {
+        out.push_str("\n[normalize]\nenabled = false\n");
+    }
+    out
+}
+
 /// `records_stored` from the collector's status file; 0 while it is missing or unreadable.
 pub(crate) fn records_stored(path: &Path) -> u64 {
     fs::read(path)
@@ -393,6 +459,19 @@ mod tests {
         assert_eq!(
             kept,
             "version = 1\n[spool]\ndir = \"s\"\n[batch]\nmax_records = 5\n"
+        );
+    }
+
+    #[test]
+    fn normalize_off_sets_the_key_of_its_table_only() {
+        let toml = "version = 1\n[normalize]\n# on\nenabled = true\n[other]\nenabled = true\n";
+        assert_eq!(
+            normalize_off(toml),
+            "version = 1\n[normalize]\n# on\nenabled = false\n[other]\nenabled = true\n"
+        );
+        assert_eq!(
+            normalize_off("version = 1\n"),
+            "version = 1\n\n[normalize]\nenabled = false\n"
         );
     }
 

@@ -1,10 +1,12 @@
 //! `logship-bench`: generates a mixed log file and moves it with `zstd -1` (the single-core
-//! limit), rsyslog (the peer) and logship in one run; prints a table, checks the targets of
-//! issue 2 and writes the numbers as JSON (its path is the last line of output).
+//! limit), rsyslog (the peer) and logship in one run (and, with `logship-nonorm`, logship with
+//! the collector's normalizer off); prints a table, checks the targets of issues 2 and 13 and
+//! writes the numbers as JSON (its path is the last line of output).
 //!
 //! Exit code: 0 when every system ran (even if a target fails: this is a measurement), 1 when
 //! something could not run, 2 on bad arguments.
 
+mod fields;
 #[path = "gen.rs"]
 mod loggen;
 mod logship;
@@ -44,9 +46,13 @@ struct Cli {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Systems to run, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "zstd,rsyslog,logship")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "zstd,rsyslog,logship,logship-nonorm"
+    )]
     systems: Vec<System>,
-    /// Keep the big files (the generated log, rsyslog's output, logship's store) after the run;
+    /// Keep the big files (the generated log, rsyslog's output, logship's store and fields) after the run;
     /// by default only configs, program logs and the JSON result stay.
     #[arg(long)]
     keep: bool,
@@ -76,6 +82,8 @@ enum System {
     Zstd,
     Rsyslog,
     Logship,
+    /// logship with the collector's `[normalize] enabled = false` (fields at search time).
+    LogshipNonorm,
 }
 
 fn main() -> ExitCode {
@@ -108,7 +116,9 @@ fn try_main(cli: &Cli) -> anyhow::Result<ExitCode> {
             System::Rsyslog => rsyslog::run(&file, &out, stall)
                 .map(|r| SystemResult::from_run("rsyslog", &file, &r)),
             System::Logship => logship::bin_dir(cli.bin_dir.clone())
-                .and_then(|bins| logship::run(&file, &out, &bins, stall)),
+                .and_then(|bins| logship::run(&file, &out, &bins, stall, true)),
+            System::LogshipNonorm => logship::bin_dir(cli.bin_dir.clone())
+                .and_then(|bins| logship::run(&file, &out, &bins, stall, false)),
         };
         match result {
             Ok(r) => systems.push(r),
@@ -171,11 +181,17 @@ fn remove_big_files(out: &Path) {
             tracing::warn!(%error, path = %path.display(), "Could not remove a benchmark file.");
         }
     }
-    let store = out.join("logship/collector/store");
-    if let Err(error) = std::fs::remove_dir_all(&store)
-        && error.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(%error, path = %store.display(), "Could not remove the benchmark store.");
+    // The store and the normalizer's fields sidecars, of both logship runs.
+    for store in [
+        out.join("logship/collector/store"),
+        out.join("logship/collector/fields"),
+        out.join("nonorm/logship/collector/store"),
+    ] {
+        if let Err(error) = std::fs::remove_dir_all(&store)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%error, path = %store.display(), "Could not remove the benchmark store.");
+        }
     }
 }
 

@@ -49,6 +49,13 @@ pub(crate) struct SystemResult {
     pub(crate) wire_ratio: Option<f64>,
     pub(crate) idle_rss_mib: Option<f64>,
     pub(crate) in_order: Option<bool>,
+    /// Receiver CPU per GiB of the file when the last record was stored.
+    pub(crate) receiver_cpu_s_per_gib: Option<f64>,
+    /// Seconds from the start until the fields of the last record were ready (logship with
+    /// normalization on).
+    pub(crate) fields_ready_s: Option<f64>,
+    /// Collector CPU per GiB of the file when the fields of the last record were ready.
+    pub(crate) receiver_cpu_s_per_gib_fields: Option<f64>,
 }
 
 /// One acceptance target; `pass` is `None` when it could not be measured.
@@ -85,8 +92,21 @@ impl SystemResult {
             sender_peak_rss_mib: run.sender.peak_rss_kib as f64 / 1024.0,
             receiver_cpu_s: run.receiver.map(|r| r.cpu_s),
             receiver_peak_rss_mib: run.receiver.map(|r| r.peak_rss_kib as f64 / 1024.0),
+            receiver_cpu_s_per_gib: run.receiver.map(|r| r.cpu_s / gib),
             ..Self::default()
         }
+    }
+
+    /// The fields of the last record were ready `ready` after the start, with the collector
+    /// sampled as `collector` then.
+    pub(crate) fn set_fields_ready(
+        &mut self,
+        ready: Duration,
+        collector: ProcSample,
+        file: &FileInfo,
+    ) {
+        self.fields_ready_s = Some(ready.as_secs_f64());
+        self.receiver_cpu_s_per_gib_fields = Some(collector.cpu_s / (file.bytes as f64 / GIB));
     }
 
     pub(crate) fn set_wire_bytes(&mut self, wire_bytes: u64, file: &FileInfo) {
@@ -122,7 +142,7 @@ impl Report {
             self.file.bytes as f64 / self.file.lines.max(1) as f64
         );
         out += &format!(
-            "{:<8} {:>8} {:>11} {:>9} {:>10} {:>10} {:>9} {:>13} {:>7} {:>8}\n",
+            "{:<14} {:>8} {:>11} {:>9} {:>10} {:>10} {:>9} {:>13} {:>7} {:>8}\n",
             "system",
             "MB/s",
             "lines/s",
@@ -135,12 +155,12 @@ impl Report {
             "idle RSS"
         );
         out += &format!(
-            "{:<8} {:>8} {:>11} {:>9} {:>10} {:>10} {:>9} {:>13} {:>7} {:>8}\n",
+            "{:<14} {:>8} {:>11} {:>9} {:>10} {:>10} {:>9} {:>13} {:>7} {:>8}\n",
             "", "", "", "", "s/GiB", "MiB", "MiB", "", "ratio", "MiB"
         );
         for s in &self.systems {
             out += &format!(
-                "{:<8} {:>8.1} {:>11.0} {:>9.2} {:>10.2} {:>10.1} {:>9} {:>13} {:>7} {:>8}\n",
+                "{:<14} {:>8.1} {:>11.0} {:>9.2} {:>10.2} {:>10.1} {:>9} {:>13} {:>7} {:>8}\n",
                 s.name,
                 s.mb_per_s,
                 s.lines_per_s,
@@ -153,6 +173,7 @@ impl Report {
                 opt(s.idle_rss_mib, 1),
             );
         }
+        out += &self.render_fields();
         out += "\ntargets:\n";
         for t in &self.targets {
             let verdict = match t.pass {
@@ -169,6 +190,43 @@ impl Report {
         }
         for e in &self.errors {
             out += &format!("error: {e}\n");
+        }
+        out
+    }
+
+    /// The receivers' side: when the records were stored, when their fields were ready, and
+    /// the receiver's CPU per GiB at each point (issue 13).
+    fn render_fields(&self) -> String {
+        let rows: Vec<_> = self
+            .systems
+            .iter()
+            .filter(|s| s.receiver_cpu_s_per_gib.is_some())
+            .collect();
+        if rows.is_empty() {
+            return String::new();
+        }
+        let mut out = format!(
+            "\n{:<14} {:>9} {:>15} {:>14} {:>14}\n{:<14} {:>9} {:>15} {:>14} {:>14}\n",
+            "receiver",
+            "stored s",
+            "fields ready s",
+            "rcv CPU s/GiB",
+            "rcv CPU s/GiB",
+            "",
+            "",
+            "",
+            "at stored",
+            "fields ready"
+        );
+        for s in rows {
+            out += &format!(
+                "{:<14} {:>9.2} {:>15} {:>14} {:>14}\n",
+                s.name,
+                s.wall_s,
+                opt(s.fields_ready_s, 2),
+                opt(s.receiver_cpu_s_per_gib, 2),
+                opt(s.receiver_cpu_s_per_gib_fields, 2),
+            );
         }
         out
     }
@@ -192,10 +250,13 @@ fn opt_u(v: Option<u64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
-/// The targets of issue 2, evaluated on whatever systems ran.
+/// The targets of issues 2 and 13, evaluated on whatever systems ran.
 fn targets(systems: &[SystemResult]) -> Vec<Target> {
     let find = |name: &str| systems.iter().find(|s| s.name == name);
     let (logship, rsyslog) = (find("logship"), find("rsyslog"));
+    let ingest_on_vs_off = logship
+        .zip(find("logship-nonorm"))
+        .map(|(on, off)| 100.0 * on.mb_per_s / off.mb_per_s.max(1e-9));
     let speedup = logship
         .zip(rsyslog)
         .map(|(l, r)| l.mb_per_s / r.mb_per_s.max(1e-9));
@@ -243,6 +304,12 @@ fn targets(systems: &[SystemResult]) -> Vec<Target> {
                 .map(|b| f64::from(u8::from(b))),
             limit: "1 (yes)".to_owned(),
             pass: logship.and_then(|l| l.in_order),
+        },
+        Target {
+            name: "ingest, normalizer on vs off (%)",
+            value: ingest_on_vs_off,
+            limit: ">= 90".to_owned(),
+            pass: ingest_on_vs_off.map(|p| p >= 90.0),
         },
     ]
 }
@@ -300,10 +367,34 @@ mod tests {
                 Some(false),
                 Some(true),
                 Some(true),
-                Some(true)
+                Some(true),
+                None
             ]
         );
         assert!(report.render().contains("FAIL  agent peak RSS MiB"));
+    }
+
+    #[test]
+    fn ingest_with_the_normalizer_on_is_held_to_90_percent_of_off() {
+        let mut on = system("logship", 10, 3.0, 1);
+        on.set_fields_ready(
+            Duration::from_secs(40),
+            ProcSample {
+                cpu_s: 50.0,
+                ..ProcSample::default()
+            },
+            &file(),
+        );
+        for (off_wall, pass) in [(9, true), (8, false)] {
+            let off = system("logship-nonorm", off_wall, 3.0, 1);
+            let report = Report::new(file(), vec![on.clone(), off], vec![]);
+            let t = report.targets.last().expect("targets");
+            assert_eq!(t.name, "ingest, normalizer on vs off (%)");
+            assert_eq!(t.pass, Some(pass), "{t:?}");
+            let text = report.render();
+            assert!(text.contains("fields ready"), "{text}");
+            assert!(text.contains("50.00"), "{text}");
+        }
     }
 
     #[test]

@@ -90,6 +90,7 @@ pub async fn run(path: PathBuf, sources: Sources, shutdown: CancellationToken) {
     let mut writer = StatusWriter {
         normalize: sources.normalize.clone().unwrap_or_default(),
         started: jiff::Timestamp::now(),
+        started_instant: std::time::Instant::now(),
         stale: StaleWatch::new(sources.stale_after, &known),
         known,
         path,
@@ -111,6 +112,8 @@ struct StatusWriter {
     sources: Sources,
     normalize: Arc<NormalizeStats>,
     started: jiff::Timestamp,
+    /// The same moment on the monotonic clock (the age of records stored before the start).
+    started_instant: std::time::Instant,
     /// Every agent ever seen (carried over from the previous file at start).
     known: AgentMap,
     /// Which agents are stale, each crossing logged once.
@@ -134,6 +137,7 @@ impl StatusWriter {
                 .mark(agents, jiff::Timestamp::now().as_nanosecond() as i64);
         }
         doc["agents_stale_after_secs"] = json!(self.stale.after_secs());
+        add_fields_lag(&mut doc, s, self.started_instant);
         let now_ns = jiff::Timestamp::now().as_nanosecond() as i64;
         doc["forwarders"] = s
             .forwarders
@@ -156,6 +160,23 @@ impl StatusWriter {
             tracing::warn!(%error, "Writing the instance book failed.");
         }
     }
+}
+
+/// `normalize_enabled`, `fields_lag_records` and `fields_lag_seconds` (see
+/// [`crate::normalize::lag`]; both `null` when normalization is off or not measured yet).
+fn add_fields_lag(doc: &mut serde_json::Value, s: &Sources, started: std::time::Instant) {
+    let lag = s.normalize.as_ref().and_then(|n| {
+        crate::normalize::lag::fields_lag(
+            &s.writer.records_stored,
+            &s.writer.stored_at,
+            n,
+            started,
+            std::time::Instant::now(),
+        )
+    });
+    doc["normalize_enabled"] = json!(s.normalize.is_some());
+    doc["fields_lag_records"] = json!(lag.map(|l| l.records));
+    doc["fields_lag_seconds"] = json!(lag.map(|l| (l.seconds * 1000.0).round() / 1000.0));
 }
 
 /// Damaged tails the store moved to quarantine (listed from disk, so they stay visible until

@@ -78,6 +78,8 @@ pub struct WriterStats {
     pub checkpoint_failures: AtomicU64,
     /// Time the last checkpoint was signed, Unix ns (0: none since start).
     pub last_checkpoint_ns: std::sync::atomic::AtomicI64,
+    /// When `records_stored` reached each value (at each commit), for the fields lag.
+    pub stored_at: crate::normalize::lag::StoredTimes,
 }
 
 /// Handle to submit blocks to the writer thread.
@@ -104,6 +106,9 @@ impl WriterHandle {
         stats
             .records_stored
             .store(records_at_open, Ordering::Relaxed);
+        stats
+            .stored_at
+            .record(records_at_open, std::time::Instant::now());
         let thread_stats = stats.clone();
         let join = std::thread::Builder::new()
             .name("store-writer".into())
@@ -212,6 +217,10 @@ fn run(
             tracing::error!(%error, "Store commit failed; refusing the pending batches.");
         }
         if committed.is_ok() {
+            stats.stored_at.record(
+                stats.records_stored.load(Ordering::Relaxed),
+                std::time::Instant::now(),
+            );
             // Cursors follow the commit and never hold it up.
             watch.publish(store.committed());
         }

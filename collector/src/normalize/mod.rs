@@ -16,6 +16,7 @@
 //!   parsers (postfix queue ids, auditd serials) see lines in the order they were written.
 
 pub(crate) mod column;
+pub mod lag;
 mod lookup;
 mod offline;
 mod sidecar;

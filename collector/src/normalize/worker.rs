@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use logship_normalize::Normalizer;
@@ -62,6 +62,11 @@ pub struct NormalizeStats {
     /// Blocks that could not be normalized (sidecar write failed) and damaged or removed
     /// ranges the cursor stepped over.
     pub failed_blocks: AtomicU64,
+    /// Records (all time, in store order) whose fields are ready: the cursor passed their
+    /// block and its column is written (see [`super::lag`]).
+    pub fields_done: AtomicU64,
+    /// Whether `fields_done` is measured yet (after the walk over the store at start).
+    pub fields_done_known: AtomicBool,
 }
 
 /// Where the worker reads and writes.
@@ -104,6 +109,7 @@ pub fn start(
         stats: stats.clone(),
         watch: config.watch,
         consumed: 0,
+        backlog_left: 0,
         writer_stats: config.writer,
         normalizers: HashMap::new(),
         scratch: Vec::new(),
@@ -125,8 +131,11 @@ struct Worker {
     cap: usize,
     stats: Arc<NormalizeStats>,
     watch: CommitWatch,
-    /// Records in blocks the cursor has passed (all time), for the lag.
-    consumed: u64,
+    /// Records the cursor has passed (all time, as `records_stored` counts them; negative only
+    /// while a backlog holding more of the collector's own records than agents' is passed).
+    consumed: i64,
+    /// Records of the backlog measured at the start not passed yet (see [`Worker::counted`]).
+    backlog_left: u64,
     writer_stats: Arc<WriterStats>,
     normalizers: HashMap<(String, String), Normalizer>,
     scratch: Vec<u8>,
@@ -137,11 +146,11 @@ impl Worker {
     fn run(mut self) {
         // Measured here, not in `start`: a walk over a long store must not delay serving.
         let backlog = self.cursor.backlog().map_or(0, |b| b.records);
-        self.consumed = self
-            .writer_stats
-            .records_stored
-            .load(Ordering::Relaxed)
-            .saturating_sub(backlog);
+        let stored = self.writer_stats.records_stored.load(Ordering::Relaxed);
+        self.consumed = stored as i64 - backlog as i64;
+        self.backlog_left = backlog;
+        self.update_lag();
+        self.stats.fields_done_known.store(true, Ordering::Release);
         if backlog > 0 {
             tracing::info!(records = backlog, "Normalizer resumes from its cursor.");
         }
@@ -154,7 +163,7 @@ impl Worker {
             }
             match self.cursor.read_next() {
                 Ok(Some(CursorItem::Block(b))) => {
-                    self.consumed += u64::from(b.count);
+                    self.consumed += self.counted(&b) as i64;
                     self.block(&b);
                     uncommitted += 1;
                     self.update_lag();
@@ -203,9 +212,28 @@ impl Worker {
             .writer_stats
             .records_stored
             .load(Ordering::Relaxed)
-            .saturating_sub(self.consumed);
+            .saturating_sub(self.consumed.max(0) as u64);
         self.stats.deferred_records.store(lag, Ordering::Relaxed);
         self.stats.deferred_total.fetch_max(lag, Ordering::Relaxed);
+        self.stats
+            .fields_done
+            .store(self.consumed.max(0) as u64, Ordering::Release);
+    }
+
+    /// Records of `b` in the count `records_stored` keeps: all of them while in the backlog
+    /// measured at the start (that backlog counted the collector's own records too, so passing
+    /// it brings `consumed` exactly to `records_stored`), then agents' records only (the writer
+    /// does not count the collector's checkpoint and retention records).
+    fn counted(&mut self, b: &CursorBlock) -> u64 {
+        let n = u64::from(b.count);
+        if self.backlog_left > 0 {
+            self.backlog_left = self.backlog_left.saturating_sub(n);
+            n
+        } else if b.agent == logship_store::COLLECTOR_IDENTITY {
+            0
+        } else {
+            n
+        }
     }
 
     /// Makes the sidecars durable, then moves the cursor file past their blocks.

@@ -11,6 +11,7 @@ mod enroll;
 mod evtx;
 mod exactly_once;
 mod fields;
+mod fields_lag;
 mod fleet;
 mod for_people;
 mod forward;
