@@ -92,6 +92,9 @@ pub(crate) struct CaseResult {
     pub(crate) delivered_per_s: Option<f64>,
     /// Lines rsyslog wrote (every line number once: checked).
     pub(crate) rsyslog_lines: Option<u64>,
+    /// CPU seconds of the collector's forwarder threads (`forward-<name>`) and its normalizer
+    /// thread over the whole case, read from `/proc/<pid>/task/*/stat` before stopping it.
+    pub(crate) thread_cpu_s: std::collections::BTreeMap<String, f64>,
     /// `forwarders --format json` rows after delivery (live and dead).
     pub(crate) forwarders: Vec<Value>,
 }
@@ -256,6 +259,7 @@ fn run_case(
         result.forwarders = forwarders_cmd(&layout, &data)?;
     }
     result.loadavg_end = loadavg();
+    result.thread_cpu_s = thread_cpu(collector.pid());
     for (name, child) in [("agent", &mut agent), ("collector", &mut collector)] {
         if !child.stop(STOP_DEADLINE)? {
             tracing::warn!(name, "Process did not stop within its SIGTERM deadline.");
@@ -435,6 +439,35 @@ fn make_pki(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// CPU seconds (utime + stime) of the threads of `pid` named `forward-*` or `normalizer`.
+fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let name = head.split_once('(').map_or("", |(_, n)| n);
+        if !(name.starts_with("forward-") || name == "normalizer") {
+            continue;
+        }
+        // After the comm: state is field 0, utime 11 and stime 12.
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+            .sum();
+        *out.entry(name.to_string()).or_default() +=
+            ticks as f64 / crate::measure::clock_ticks_per_sec();
+    }
+    out
+}
+
 /// The 1-minute load average; 0 when unreadable.
 fn loadavg() -> f64 {
     fs::read_to_string("/proc/loadavg")
@@ -476,7 +509,7 @@ pub(crate) fn render(file: &FileInfo, results: &[CaseResult]) -> String {
         file.bytes as f64 / 1e6
     );
     s += &format!(
-        "{:<6} {:<10} {:>6} {:>9} {:>11} {:>8} {:>10} {:>8} {:>10} {:>8} {:>9} {:>10}\n",
+        "{:<6} {:<10} {:>6} {:>9} {:>11} {:>8} {:>10} {:>8} {:>10} {:>8} {:>9} {:>10} {:>8} {:>8}\n",
         "round",
         "case",
         "load",
@@ -488,17 +521,19 @@ pub(crate) fn render(file: &FileInfo, results: &[CaseResult]) -> String {
         "max lag",
         "max lag",
         "deliv s",
-        "deliv l/s"
+        "deliv l/s",
+        "soc CPU",
+        "dead CPU"
     );
     s += &format!(
-        "{:<6} {:<10} {:>6} {:>9} {:>11} {:>8} {:>10} {:>8} {:>10} {:>8} {:>9} {:>10}\n",
-        "", "", "1-min", "", "", "s", "records", "s", "records", "s", "", ""
+        "{:<6} {:<10} {:>6} {:>9} {:>11} {:>8} {:>10} {:>8} {:>10} {:>8} {:>9} {:>10} {:>8} {:>8}\n",
+        "", "", "1-min", "", "", "s", "records", "s", "records", "s", "", "", "s", "s"
     );
     let opt_u = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
     let opt_f = |v: Option<f64>, p: usize| v.map_or("-".into(), |v| format!("{v:.p$}"));
     for r in results {
         s += &format!(
-            "{:<6} {:<10} {:>6.2} {:>9.2} {:>11.0} {:>8.2} {:>10} {:>8} {:>10} {:>8} {:>9} {:>10}\n",
+            "{:<6} {:<10} {:>6.2} {:>9.2} {:>11.0} {:>8.2} {:>10} {:>8} {:>10} {:>8} {:>9} {:>10} {:>8} {:>8}\n",
             r.round,
             r.case,
             r.loadavg_start,
@@ -511,6 +546,8 @@ pub(crate) fn render(file: &FileInfo, results: &[CaseResult]) -> String {
             opt_f(r.max_lag_seconds, 1),
             opt_f(r.delivered_s, 2),
             opt_f(r.delivered_per_s, 0),
+            opt_f(r.thread_cpu_s.get("forward-soc").copied(), 2),
+            opt_f(r.thread_cpu_s.get("forward-dead").copied(), 2),
         );
     }
     for case in CASES {
@@ -522,7 +559,7 @@ pub(crate) fn render(file: &FileInfo, results: &[CaseResult]) -> String {
             median(rows.iter().filter_map(|r| f(r)).collect())
         };
         s += &format!(
-            "{:<6} {:<10} {:>6} {:>9} {:>11} {:>8} {:>10} {:>8} {:>10} {:>8} {:>9} {:>10}\n",
+            "{:<6} {:<10} {:>6} {:>9} {:>11} {:>8} {:>10} {:>8} {:>10} {:>8} {:>9} {:>10} {:>8} {:>8}\n",
             "median",
             case_name(case),
             opt_f(m(&|r| Some(r.loadavg_start)), 2),
@@ -535,6 +572,8 @@ pub(crate) fn render(file: &FileInfo, results: &[CaseResult]) -> String {
             opt_f(m(&|r| r.max_lag_seconds), 1),
             opt_f(m(&|r| r.delivered_s), 2),
             opt_f(m(&|r| r.delivered_per_s), 0),
+            opt_f(m(&|r| r.thread_cpu_s.get("forward-soc").copied()), 2),
+            opt_f(m(&|r| r.thread_cpu_s.get("forward-dead").copied()), 2),
         );
     }
     s
@@ -606,6 +645,26 @@ mod tests {
             .expect("prepare")
             .check(&rsyslogd)
             .expect("config valid");
+    }
+
+    #[test]
+    fn thread_cpu_finds_named_threads_of_this_process() {
+        let t = std::thread::Builder::new()
+            .name("forward-test".into())
+            .spawn(|| {
+                let mut x = 0u64;
+                for i in 0..50_000_000u64 {
+                    x = x.wrapping_add(i * i);
+                }
+                std::thread::sleep(Duration::from_millis(300));
+                x
+            })
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(100));
+        let cpu = thread_cpu(std::process::id());
+        assert!(cpu.contains_key("forward-test"), "{cpu:?}");
+        assert!(!cpu.keys().any(|k| k.starts_with("main")), "{cpu:?}");
+        t.join().expect("join");
     }
 
     #[test]
