@@ -477,7 +477,8 @@ fn loadavg() -> f64 {
 }
 
 fn remove_big_files(work: &Path) {
-    for dir in [work.join("logship/collector/store"), work.join("siem")] {
+    let data = work.join("logship/collector");
+    for dir in [data.join("store"), data.join("fields"), work.join("siem")] {
         if let Err(error) = fs::remove_dir_all(&dir)
             && error.kind() != std::io::ErrorKind::NotFound
         {
