@@ -266,7 +266,7 @@ impl crate::UnreadCounter for OnlyAgent2 {
 }
 
 #[test]
-fn a_filtering_consumer_loses_only_what_its_counter_takes_the_rest_are_counted_whole() {
+fn a_filtering_consumer_loses_only_what_its_counter_takes_and_a_damaged_block_counts_whole() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = tiny(dir.path());
     // Segments 0..6: agent-1, agent-2, agent-1, agent-2, ... (one 4-record block each).
@@ -291,6 +291,11 @@ fn a_filtering_consumer_loses_only_what_its_counter_takes_the_rest_are_counted_w
         },
     )
     .unwrap();
+    // Damage agent-1's block in segment 2: the counter would take none of it, but a block that
+    // fails its CRC cannot be judged, so it counts whole (a loss is reported, never hidden).
+    let seg2 = tamper::segment_files(dir.path())[2].clone();
+    let (at, len) = tamper::block_spans(&seg2, crate::segment::SEGMENT_HEADER_LEN)[0];
+    flip(&seg2, at + len / 2);
     let consumers = vec!["forward.narrow".to_string(), "forward.all".to_string()];
     let mut counter = OnlyAgent2 { shown: Vec::new() };
     let r = store
@@ -304,8 +309,9 @@ fn a_filtering_consumer_loses_only_what_its_counter_takes_the_rest_are_counted_w
     // The filtering one: only agent-2's blocks among those it had not read, each block shown
     // to the counter with its payload, and none from the segment it had read.
     let agent2_removed = rec.removed.iter().filter(|s| s.n % 2 == 1).count() as u64 * 4;
-    assert_eq!(rec.undelivered["forward.narrow"], agent2_removed);
-    assert_eq!(counter.shown.len(), rec.removed.len() - 1);
+    assert_eq!(rec.undelivered["forward.narrow"], agent2_removed + 4);
+    assert_eq!(counter.shown.len(), rec.removed.len() - 2);
+    assert!(!counter.shown.contains(&("agent-1".to_string(), 5, true)));
     assert!(counter.shown.iter().all(|(_, _, payload)| *payload));
     assert_eq!(counter.shown[0], ("agent-2".to_string(), 1, true));
 }
