@@ -5,11 +5,12 @@
 //!                                              └──► forwarder "dead" ─► tls://127.0.0.1:<nothing listens>
 //! ```
 //!
-//! Three cases, each on a fresh collector data directory, run **interleaved** (`none`, `live`,
-//! `live+dead`, then again for every round) so that the load other programs put on the machine
-//! falls on every case alike:
+//! Four cases, each on a fresh collector data directory, run **interleaved** (`none`, `dead`,
+//! `live`, `live+dead`, then again for every round) so that the load other programs put on the
+//! machine falls on every case alike:
 //!
 //! - `none`: no forwarder: the ingest baseline;
+//! - `dead`: one forwarder whose destination is down (connections refused): ingest beside it;
 //! - `live`: one forwarder to a real Debian `rsyslogd` (`imtcp`, `gtls` stream driver, a CA made
 //!   here);
 //! - `live+dead`: the same, plus a second forwarder whose destination is down (connections
@@ -57,6 +58,9 @@ pub(crate) enum Case {
     /// No forwarder.
     #[serde(rename = "none")]
     None,
+    /// Only a forwarder whose destination is down.
+    #[serde(rename = "dead")]
+    Dead,
     /// One forwarder to rsyslog over TLS.
     #[serde(rename = "live")]
     Live,
@@ -65,7 +69,19 @@ pub(crate) enum Case {
     LiveAndDead,
 }
 
-pub(crate) const CASES: [Case; 3] = [Case::None, Case::Live, Case::LiveAndDead];
+pub(crate) const CASES: [Case; 4] = [Case::None, Case::Dead, Case::Live, Case::LiveAndDead];
+
+impl Case {
+    /// Whether the case has the live forwarder `soc`.
+    fn live(self) -> bool {
+        matches!(self, Case::Live | Case::LiveAndDead)
+    }
+
+    /// Whether the case has the forwarder `dead`.
+    fn dead(self) -> bool {
+        matches!(self, Case::Dead | Case::LiveAndDead)
+    }
+}
 
 /// What one case of one round measured.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -159,6 +175,7 @@ pub(crate) fn run(
 pub(crate) fn case_name(case: Case) -> &'static str {
     match case {
         Case::None => "none",
+        Case::Dead => "dead",
         Case::Live => "live",
         Case::LiveAndDead => "live+dead",
     }
@@ -180,7 +197,8 @@ fn run_case(
     let siem_dir = work.join("siem");
     let received = siem_dir.join("received.log");
     let mut siem = None;
-    if case != Case::None {
+    let mut tables = String::new();
+    if case.live() {
         let siem_port = free_port()?;
         let conf = siem_conf(&siem_dir.join("receiver"), pki, siem_port, &received);
         let instance = Instance::prepare(&siem_dir, "receiver", &conf)?;
@@ -188,17 +206,20 @@ fn run_case(
         let mut child = instance.start(rsyslogd)?;
         wait_listening(siem_port, &mut child, LISTEN_TIMEOUT)?;
         siem = Some(child);
-        fs::copy(pki.join("soc-ca.pem"), data.join("soc-ca.pem"))?;
-        let mut tables = format!(
+        write!(
+            tables,
             "\n[[forward]]\nname = \"soc\"\nformat = \"syslog\"\nurl = \"tls://localhost:{siem_port}\"\nca_cert = \"soc-ca.pem\"\n"
-        );
-        if case == Case::LiveAndDead {
-            let dead = free_port()?;
-            write!(
-                tables,
-                "\n[[forward]]\nname = \"dead\"\nformat = \"syslog\"\nurl = \"tls://127.0.0.1:{dead}\"\nca_cert = \"soc-ca.pem\"\n"
-            )?;
-        }
+        )?;
+    }
+    if case.dead() {
+        let dead = free_port()?;
+        write!(
+            tables,
+            "\n[[forward]]\nname = \"dead\"\nformat = \"syslog\"\nurl = \"tls://127.0.0.1:{dead}\"\nca_cert = \"soc-ca.pem\"\n"
+        )?;
+    }
+    if case != Case::None {
+        fs::copy(pki.join("soc-ca.pem"), data.join("soc-ca.pem"))?;
         let toml = data.join("collector.toml");
         let mut config = fs::read_to_string(&toml)?;
         config.push_str(&tables);
@@ -237,7 +258,10 @@ fn run_case(
     result.collector_cpu_s = sc.update().cpu_s - cpu_before;
     result.ingest_lines_per_s = file.lines as f64 / result.ingest_s;
     result.ingest_mb_per_s = file.bytes as f64 / 1e6 / result.ingest_s;
-    if case != Case::None {
+    if case == Case::Dead {
+        result.forwarders = forwarders_cmd(&layout, &data)?;
+    }
+    if case.live() {
         result.lag_records_at_ingest_end = ingested.lag_records;
         result.lag_seconds_at_ingest_end = ingested.lag_seconds;
         // Everything delivered: every line (the collector's own checkpoints may come on top)
@@ -268,6 +292,8 @@ fn run_case(
     if let Some(mut child) = siem {
         child.stop(STOP_DEADLINE)?;
         result.rsyslog_lines = Some(check_received(&received, file.lines)?);
+    }
+    if case != Case::None {
         check_forwarders(&result.forwarders, case, file.lines)?;
     }
     Ok(result)
@@ -342,12 +368,14 @@ fn forwarders_cmd(layout: &Layout, data: &Path) -> anyhow::Result<Vec<Value>> {
 /// back every line.
 fn check_forwarders(rows: &[Value], case: Case, lines: u64) -> anyhow::Result<()> {
     let row = |name: &str| rows.iter().find(|r| r["name"] == name);
-    let soc = row("soc").context("forwarders does not show \"soc\"")?;
-    ensure!(
-        soc["lag_records"].as_u64() == Some(0) && soc["delivered"].as_u64() >= Some(lines),
-        "live forwarder after delivery: {soc}"
-    );
-    if case == Case::LiveAndDead {
+    if case.live() {
+        let soc = row("soc").context("forwarders does not show \"soc\"")?;
+        ensure!(
+            soc["lag_records"].as_u64() == Some(0) && soc["delivered"].as_u64() >= Some(lines),
+            "live forwarder after delivery: {soc}"
+        );
+    }
+    if case.dead() {
         let dead = row("dead").context("forwarders does not show \"dead\"")?;
         ensure!(
             dead["delivered"].as_u64() == Some(0)
@@ -627,6 +655,13 @@ mod tests {
         assert!(check_forwarders(&[soc.clone(), sent], Case::LiveAndDead, 10).is_err());
         let behind = serde_json::json!({"name": "soc", "lag_records": 1, "delivered": 9});
         assert!(check_forwarders(&[behind], Case::Live, 10).is_err());
+        let dead =
+            serde_json::json!({"name": "dead", "lag_records": 10, "delivered": 0, "errors": 1});
+        check_forwarders(&[dead], Case::Dead, 10).expect("dead alone");
+        assert!(
+            check_forwarders(&[], Case::Dead, 10).is_err(),
+            "dead missing passed"
+        );
     }
 
     #[test]

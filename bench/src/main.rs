@@ -64,7 +64,7 @@ struct Cli {
     /// Syslog mode: transports, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "udp,tcp")]
     transports: Vec<syslog::Transport>,
-    /// Forward mode: rounds of the three cases (none, live, live+dead), interleaved.
+    /// Forward mode: rounds of the four cases (none, dead, live, live+dead), interleaved.
     #[arg(long, default_value_t = 2)]
     rounds: u32,
 }
@@ -73,7 +73,7 @@ struct Cli {
 enum Mode {
     File,
     Syslog,
-    /// Ingest with no forwarder, one to rsyslog over TLS, and that one beside a dead one.
+    /// Ingest with no forwarder, a dead one, one to rsyslog over TLS, and that one beside a dead one.
     Forward,
 }
 
