@@ -237,6 +237,11 @@ impl Layout {
         &self.agent_dir
     }
 
+    /// The `logship-collector` binary.
+    pub(crate) fn collector_bin(&self) -> &Path {
+        &self.collector_bin
+    }
+
     /// The collector's data dir.
     pub(crate) fn data_dir(&self) -> &Path {
         &self.data

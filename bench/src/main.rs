@@ -7,6 +7,7 @@
 //! something could not run, 2 on bad arguments.
 
 mod fields;
+mod forward;
 #[path = "gen.rs"]
 mod loggen;
 mod logship;
@@ -69,12 +70,17 @@ struct Cli {
     /// Syslog mode: transports, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "udp,tcp")]
     transports: Vec<syslog::Transport>,
+    /// Forward mode: rounds of the four cases (none, dead, live, live+dead), interleaved.
+    #[arg(long, default_value_t = 2)]
+    rounds: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
     File,
     Syslog,
+    /// Ingest with no forwarder, a dead one, one to rsyslog over TLS, and that one beside a dead one.
+    Forward,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -105,6 +111,9 @@ fn try_main(cli: &Cli) -> anyhow::Result<ExitCode> {
     let out = out_dir(cli.out.clone())?;
     if cli.mode == Mode::Syslog {
         return syslog_main(cli, &out);
+    }
+    if cli.mode == Mode::Forward {
+        return forward_main(cli, &out);
     }
     let file = generate(&out, cli.size_mib, cli.seed)?;
     let stall = Duration::from_secs(cli.stall_secs);
@@ -152,6 +161,30 @@ fn syslog_main(cli: &Cli, out: &Path) -> anyhow::Result<ExitCode> {
         println!("error: {error}");
     }
     println!("{}", syslog::write_json(out, &results)?.display());
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `--mode forward`: see [`forward`].
+fn forward_main(cli: &Cli, out: &Path) -> anyhow::Result<ExitCode> {
+    let bins = logship::bin_dir(cli.bin_dir.clone())?;
+    let file = generate(out, cli.size_mib, cli.seed)?;
+    let stall = Duration::from_secs(cli.stall_secs);
+    let (results, errors) = forward::run(&file, out, &bins, cli.rounds, stall, cli.keep)?;
+    if !cli.keep {
+        remove_big_files(out);
+    }
+    print!("{}", forward::render(&file, &results));
+    for error in &errors {
+        println!("error: {error}");
+    }
+    println!(
+        "{}",
+        forward::write_json(out, &file, &results, &errors)?.display()
+    );
     Ok(if errors.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -93,7 +93,7 @@ fn status_kib(status: &str, key: &str) -> Option<u64> {
         .ok()
 }
 
-fn clock_ticks_per_sec() -> f64 {
+pub(crate) fn clock_ticks_per_sec() -> f64 {
     static TICKS: OnceLock<f64> = OnceLock::new();
     *TICKS.get_or_init(|| {
         Command::new("getconf")

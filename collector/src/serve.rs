@@ -99,6 +99,17 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
             policy: config.retention,
             consumers,
             host: crate::pki::host_name(),
+            filters: config
+                .forwards
+                .iter()
+                .map(|f| {
+                    (
+                        forward::cursor_name(&f.name),
+                        forward::filter::Filter::new(f),
+                    )
+                })
+                .collect(),
+            cap: config.max_decompressed_bytes,
         };
         (plan, retention_stats.clone())
     });

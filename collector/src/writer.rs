@@ -257,7 +257,8 @@ fn run(
 /// One retention round; failures are logged and counted, never fatal.
 fn retain(store: &mut Store, plan: &Plan, counters: &RetentionStats) {
     let now = jiff::Timestamp::now().as_nanosecond() as i64;
-    match store.retain(&plan.policy, &plan.consumers, &plan.host) {
+    let mut loss = crate::retention::FilteredLoss::new(plan);
+    match store.retain_counting(&plan.policy, &plan.consumers, &plan.host, &mut loss) {
         Ok(report) => {
             if let Some(record) = &report.record {
                 let first = record.removed.first().map_or(0, |s| s.n);

@@ -13,7 +13,7 @@ use crate::config::forward::ForwardConfig;
 
 /// A forwarder's record filter.
 #[derive(Debug, Clone)]
-pub(crate) struct Filter {
+pub struct Filter {
     agents: Vec<String>,
     inputs: Vec<String>,
     datasets: Vec<String>,
@@ -21,13 +21,26 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
-    pub(crate) fn new(c: &ForwardConfig) -> Filter {
+    pub fn new(c: &ForwardConfig) -> Filter {
         Filter {
             agents: c.agents.clone(),
             inputs: c.inputs.clone(),
             datasets: c.datasets.clone(),
             conditions: c.conditions.clone(),
         }
+    }
+
+    /// Whether every record passes (no agents, inputs, datasets or conditions).
+    pub(crate) fn takes_all(&self) -> bool {
+        self.agents.is_empty()
+            && self.inputs.is_empty()
+            && self.datasets.is_empty()
+            && self.conditions.is_empty()
+    }
+
+    /// Whether deciding needs a record's normalized fields (datasets or `where` conditions).
+    pub(crate) fn needs_fields(&self) -> bool {
+        !self.datasets.is_empty() || !self.conditions.is_empty()
     }
 
     /// Whether a whole block of `agent` can be skipped without decoding it.

@@ -30,10 +30,11 @@
 
 mod cef;
 mod encode;
-mod filter;
+pub mod filter;
 mod hec;
 mod http;
 mod json;
+pub(crate) mod matcher;
 mod record;
 pub mod report;
 mod syslog;

@@ -6,18 +6,15 @@
 //! (one block may exceed them on its own); at most [`MAX_PENDING`] sent batches wait to settle,
 //! then reading pauses until they do. Nothing else is buffered: the store is the queue.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use logship_normalize::Normalizer;
-use logship_proto::payload::decode_payload;
-use logship_proto::v1::RecordList;
 use logship_store::{CommitWatch, Cursor, CursorBlock, CursorItem, CursorPos};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::cef::Cef;
 use super::encode::Encoder;
@@ -25,11 +22,11 @@ use super::filter::Filter;
 use super::hec::Hec;
 use super::http::{HttpSink, Records, Retry};
 use super::json::Json;
+use super::matcher::Matcher;
 use super::record::ForwardRecord;
 use super::syslog::Syslog;
 use super::transport::{Conn, Dialer};
 use crate::config::forward::{ForwardConfig, ForwardFormat};
-use crate::normalize::column::record_fields;
 use crate::writer::WriterStats;
 
 /// Bytes of encoded records per batch (a batch ends at the block that crosses it).
@@ -51,8 +48,6 @@ pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(10);
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// At shutdown, how long sent batches get to settle.
 const STOP_SETTLE: Duration = Duration::from_secs(3);
-/// Normalizers kept per forwarder (one per agent stream).
-const MAX_STREAMS: usize = 4096;
 
 /// Counters and state of one forwarder, for status.json.
 #[derive(Debug)]
@@ -142,16 +137,13 @@ pub fn start(
                 ForwardFormat::Json => Box::new(Json),
                 ForwardFormat::Hec => Box::new(Hec),
             },
-            filter: Filter::new(config),
+            matcher: Matcher::new(Filter::new(config), max_decompressed_bytes),
             cursor,
             committed,
             watch: watch.clone(),
             stats: stats.clone(),
             writer: writer.clone(),
             consumed: 0,
-            cap: max_decompressed_bytes,
-            normalizers: HashMap::new(),
-            scratch: Vec::new(),
             backoff: BACKOFF_MIN,
             refused: 0,
         };
@@ -262,7 +254,7 @@ enum Sink {
 struct Worker {
     sink: Sink,
     encoder: Box<dyn Encoder>,
-    filter: Filter,
+    matcher: Matcher,
     cursor: Cursor,
     /// Last committed position and the hash of the block ending there.
     committed: (CursorPos, String),
@@ -271,9 +263,6 @@ struct Worker {
     writer: Arc<WriterStats>,
     /// Records in blocks the committed cursor has passed (all time).
     consumed: u64,
-    cap: usize,
-    normalizers: HashMap<(String, String), Normalizer>,
-    scratch: Vec<u8>,
     backoff: Duration,
     /// Records of the last sent batch the destination refused (not counted as delivered).
     refused: u64,
@@ -555,14 +544,37 @@ impl Worker {
     }
 
     fn encode_block(&mut self, b: &CursorBlock, batch: &mut Batch) {
-        if self.filter.skips_agent(&b.agent) {
-            self.stats
-                .filtered
-                .fetch_add(u64::from(b.count), Ordering::Relaxed);
-            return;
-        }
-        let list = match decode_payload(&b.payload, self.cap, &mut self.scratch) {
-            Ok(l) => l,
+        let encoder = &mut self.encoder;
+        let taken = self.matcher.each(b, |t| {
+            let event_id = logship_store::event_id(&b.agent, &b.stream_id, t.seq);
+            let r = t.record;
+            let time_ns = if r.event_unix_nanos != 0 {
+                r.event_unix_nanos
+            } else {
+                r.observed_unix_nanos
+            };
+            let record = ForwardRecord {
+                event_id: &event_id,
+                agent: &b.agent,
+                host: &t.list.host,
+                input: t.input,
+                seq: t.seq,
+                time_ns,
+                raw: &r.raw,
+                fields: t.fields,
+            };
+            encoder.encode(&record, &mut batch.bytes);
+            batch.ends.push(batch.bytes.len());
+            batch.ids.push(event_id.clone());
+            batch.records += 1;
+            batch.last_event = Some((event_id, time_ns));
+        });
+        match taken {
+            Ok(passed_over) => {
+                self.stats
+                    .filtered
+                    .fetch_add(passed_over, Ordering::Relaxed);
+            }
             Err(error) => {
                 tracing::error!(forwarder = %self.stats.name, agent = %b.agent, first_seq = b.first_seq,
                     %error, "A stored block cannot be decoded; its records are not forwarded.");
@@ -573,76 +585,9 @@ impl Worker {
                         b.agent, b.stream_id, b.first_seq
                     ),
                 );
-                return;
             }
-        };
-        let inline = b
-            .fields
-            .as_ref()
-            .and_then(|f| inline_rows(f, list.records.len(), self.cap));
-        if self.normalizers.len() >= MAX_STREAMS {
-            self.normalizers.clear();
-        }
-        let normalizer = self
-            .normalizers
-            .entry((b.agent.clone(), b.stream_id.clone()))
-            .or_default();
-        for (i, r) in list.records.iter().enumerate() {
-            let seq = b.first_seq + i as u64;
-            let mut fields = match &inline {
-                Some(rows) => rows[i].clone(),
-                None => record_fields(&list, r, normalizer),
-            };
-            if r.kind != 1 {
-                fields.insert("agent.name".into(), Value::String(b.agent.clone()));
-            }
-            let input = input_of(&list, r.source);
-            if !self.filter.matches(&b.agent, input, &fields) {
-                self.stats.filtered.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let event_id = logship_store::event_id(&b.agent, &b.stream_id, seq);
-            let time_ns = if r.event_unix_nanos != 0 {
-                r.event_unix_nanos
-            } else {
-                r.observed_unix_nanos
-            };
-            let record = ForwardRecord {
-                event_id: &event_id,
-                agent: &b.agent,
-                host: &list.host,
-                input,
-                seq,
-                time_ns,
-                raw: &r.raw,
-                fields: &fields,
-            };
-            self.encoder.encode(&record, &mut batch.bytes);
-            batch.ends.push(batch.bytes.len());
-            batch.ids.push(event_id.clone());
-            batch.records += 1;
-            batch.last_event = Some((event_id, time_ns));
         }
     }
-}
-
-fn input_of(list: &RecordList, source: u32) -> &str {
-    list.sources
-        .get(source as usize)
-        .map_or("", |s| s.input.as_str())
-}
-
-/// The rows of an inline fields column, if it decodes to exactly `n` objects.
-fn inline_rows(column: &[u8], n: usize, cap: usize) -> Option<Vec<Map<String, Value>>> {
-    let mut text = Vec::new();
-    logship_proto::payload::decompress_capped(column, cap, &mut text).ok()?;
-    let rows: Vec<Map<String, Value>> = text
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(serde_json::from_slice)
-        .collect::<Result<_, _>>()
-        .ok()?;
-    (rows.len() == n).then_some(rows)
 }
 
 fn now_ns() -> i64 {

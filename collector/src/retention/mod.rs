@@ -13,6 +13,15 @@
 //!   retention record (`undelivered`), logged, counted here and shown per forwarder as
 //!   `lost_to_retention` (all time: the counts are read back from the store's retention records
 //!   at start). The consumer's cursor reports the removed range as skipped, as for any loss.
+//! - **A loss is what the forwarder would have sent**: for a forwarder with a filter (agents,
+//!   inputs, datasets, `where`), [`FilteredLoss`] runs each unread removed block through the
+//!   forwarder's own [`Matcher`] (decode; fields only when the filter names datasets or `where`
+//!   conditions; filter) before the removal, so records its filter would have passed over are
+//!   not counted. This reads and decodes those blocks on the store writer thread while ingest
+//!   waits (per forced removal: the unread part of the removed segments, once per filtered
+//!   forwarder; with datasets or `where` each of those records is normalized again, the work
+//!   the forwarder itself would have done on them); forwarders without a filter and the
+//!   normalizer are counted from the segment index, reading nothing.
 //! - **What goes with a segment**: its index sidecar (`.idx`) is deleted with it; search lists
 //!   segments, so it never looks for removed ones. The normalizer's fields sidecars
 //!   (`fields/<agent>/<stream>.fld`) are per stream, not per segment: their entries for removed
@@ -21,13 +30,18 @@
 
 pub mod timer;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use logship_store::{COLLECTOR_IDENTITY, Query, RetentionPolicy, RetentionReport};
+use logship_store::{
+    COLLECTOR_IDENTITY, CursorBlock, Query, RetentionPolicy, RetentionReport, UnreadCounter,
+};
 use serde_json::{Value, json};
+
+use crate::forward::filter::Filter;
+use crate::forward::matcher::Matcher;
 
 /// What the writer needs to apply retention.
 #[derive(Debug, Clone)]
@@ -38,6 +52,42 @@ pub struct Plan {
     pub consumers: Vec<String>,
     /// Host name written in the retention records.
     pub host: String,
+    /// Cursor name -> filter of each forwarder, for [`FilteredLoss`].
+    pub filters: Vec<(String, Filter)>,
+    /// Decompression cap of a block (`max_decompressed_bytes`).
+    pub cap: usize,
+}
+
+/// Counts the records a forwarder with a filter would have delivered (see the module doc).
+pub struct FilteredLoss {
+    matchers: HashMap<String, Matcher>,
+}
+
+impl FilteredLoss {
+    /// Fresh matchers for one retention round.
+    pub fn new(plan: &Plan) -> FilteredLoss {
+        let matchers = plan
+            .filters
+            .iter()
+            .map(|(name, f)| (name.clone(), Matcher::new(f.clone(), plan.cap)))
+            .filter(|(_, m)| !m.takes_all())
+            .collect();
+        FilteredLoss { matchers }
+    }
+}
+
+impl UnreadCounter for FilteredLoss {
+    fn filters(&self, name: &str) -> bool {
+        self.matchers.contains_key(name)
+    }
+
+    /// A block the forwarder could not decode counts whole: the loss is reported, not hidden.
+    fn count(&mut self, name: &str, block: &CursorBlock) -> u64 {
+        let Some(m) = self.matchers.get_mut(name) else {
+            return u64::from(block.count);
+        };
+        m.count(block).unwrap_or(u64::from(block.count))
+    }
 }
 
 /// Counters of retention, shared with the status file.

@@ -658,7 +658,7 @@ fn removed(from: CursorPos, to: CursorPos) -> Skipped {
     }
 }
 
-fn header_block(
+pub(crate) fn header_block(
     at: CursorPos,
     next: CursorPos,
     header: block::BlockHeader,

@@ -133,8 +133,8 @@ pub use quarantine::{QuarantinedTail, quarantined};
 pub use read::read_block_payload;
 pub use retention::{
     ChainBase, RETENTION_INPUT, RETENTION_PREFIX, RETENTION_STREAM_PREFIX, RemovedSegment,
-    RetentionPolicy, RetentionRecord, RetentionReport, parse_record as parse_retention_record,
-    retention_stream,
+    RetentionPolicy, RetentionRecord, RetentionReport, TakesAll, UnreadCounter,
+    parse_record as parse_retention_record, retention_stream,
 };
 pub use search::{Query, RecordView, SearchStats, search, search_watched, search_with_cap};
 pub use verify::{

@@ -28,9 +28,17 @@
 //! - **Consumers hold back age, not size**: a segment that a named consumer (a forwarder, the
 //!   normalizer) has not passed is removed by age only once every consumer is past it; the
 //!   size cap removes it anyway and the records each consumer never read are counted in the
-//!   record (`undelivered`, counted from its cursor regardless of the consumer's filter) and
-//!   in the returned [`RetentionReport`]. The cursor itself then reports the removed range as
-//!   [`crate::Skipped`] on its next read.
+//!   record (`undelivered`) and in the returned [`RetentionReport`]. The cursor itself then
+//!   reports the removed range as [`crate::Skipped`] on its next read.
+//! - **Counted as the consumer would have taken them**: a consumer that takes every record is
+//!   counted from the segment index (nothing read). For a consumer with a filter (a forwarder
+//!   narrowed to some agents, inputs, datasets or `--where` conditions) the caller passes an
+//!   [`UnreadCounter`], and every block the consumer had not read in the removed segments is
+//!   read, checked against its CRC and handed to it, so `undelivered` holds only the records
+//!   the consumer would have delivered. That read happens before the removal, on the caller's
+//!   thread (the store writer: ingest waits for it; it costs what the forwarder itself would
+//!   have spent deciding on those records). A block that cannot be read or fails its CRC is
+//!   counted whole: an unknowable loss is reported as a loss, never hidden.
 //! - **Watermarks survive**: the record carries the highest seq of every stream in what was
 //!   removed, and [`crate::Store::open`] merges them back, so an agent's or the collector's
 //!   own streams never reuse a seq (and so an event id) after their blocks are gone.
@@ -125,6 +133,31 @@ pub struct RetentionRecord {
     pub undelivered: BTreeMap<String, u64>,
     /// agent -> stream -> highest seq in everything removed so far.
     pub watermarks: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// Counts, for consumers with a filter, how many records of a block they would have taken
+/// (see the module doc). Consumers for which [`UnreadCounter::filters`] is false are counted
+/// from the segment index without reading anything.
+pub trait UnreadCounter {
+    /// Whether consumer `name` filters records (false: it takes every record).
+    fn filters(&self, name: &str) -> bool;
+    /// How many records of `block` (payload and fields column included) consumer `name` would
+    /// have taken.
+    fn count(&mut self, name: &str, block: &crate::CursorBlock) -> u64;
+}
+
+/// The [`UnreadCounter`] of consumers that take every record.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TakesAll;
+
+impl UnreadCounter for TakesAll {
+    fn filters(&self, _: &str) -> bool {
+        false
+    }
+
+    fn count(&mut self, _: &str, block: &crate::CursorBlock) -> u64 {
+        u64::from(block.count)
+    }
 }
 
 /// What one [`Store::retain`] call did.
@@ -277,6 +310,18 @@ impl Store {
         consumers: &[String],
         host: &str,
     ) -> Result<RetentionReport, StoreError> {
+        self.retain_counting(policy, consumers, host, &mut TakesAll)
+    }
+
+    /// [`Store::retain`], with the records a filtering consumer never read counted by
+    /// `counter` (only what it would have taken).
+    pub fn retain_counting(
+        &mut self,
+        policy: &RetentionPolicy,
+        consumers: &[String],
+        host: &str,
+        counter: &mut dyn UnreadCounter,
+    ) -> Result<RetentionReport, StoreError> {
         let dir = self.dir().to_path_buf();
         let now = now_ns();
         let candidates = self.sealed_candidates()?;
@@ -316,7 +361,10 @@ impl Store {
         for (name, pos) in &positions {
             let mut lost = 0;
             for c in &chosen {
-                lost += unread_records(c, *pos);
+                lost += match counter.filters(name) {
+                    false => unread_records(c, *pos),
+                    true => unread_matching(c, *pos, name, counter),
+                };
             }
             if lost > 0 {
                 undelivered.insert(name.clone(), lost);
@@ -472,6 +520,74 @@ fn unread_records(c: &Candidate, pos: CursorPos) -> u64 {
             }) => {
                 n += u64::from(header.count);
                 at = offset + frame_len;
+            }
+            Ok(Step::Corrupt { next, .. }) => at = next,
+            _ => return n,
+        }
+    }
+}
+
+/// The records of the blocks of `c` at or after `pos` that `counter` says consumer `name`
+/// would have taken. A block that cannot be read, or fails its CRC, counts whole.
+fn unread_matching(
+    c: &Candidate,
+    pos: CursorPos,
+    name: &str,
+    counter: &mut dyn UnreadCounter,
+) -> u64 {
+    if pos.segment > c.info.n {
+        return 0;
+    }
+    let Ok(reader) = SegmentReader::open(&c.info.path) else {
+        return c.index.records;
+    };
+    let mut at = match pos.segment < c.info.n {
+        true => segment::SEGMENT_HEADER_LEN,
+        false => pos.offset.max(segment::SEGMENT_HEADER_LEN),
+    };
+    let (mut n, mut frame) = (0, Vec::new());
+    loop {
+        match reader.step(at) {
+            Ok(Step::Block {
+                offset,
+                header,
+                head_len,
+                frame_len,
+            }) => {
+                let here = CursorPos {
+                    segment: c.info.n,
+                    offset,
+                };
+                let next = CursorPos {
+                    segment: c.info.n,
+                    offset: offset + frame_len,
+                };
+                let count = u64::from(header.count);
+                n += match reader.read_frame(offset, frame_len, &mut frame) {
+                    Err(_) => count,
+                    Ok(()) => {
+                        let parts = block::split_frame(&header, head_len, &frame);
+                        match parts.crc_ok {
+                            false => count,
+                            true => {
+                                let body = (
+                                    bytes::Bytes::copy_from_slice(parts.payload),
+                                    parts.fields.map(bytes::Bytes::copy_from_slice),
+                                );
+                                let hash = parts.stored_hash;
+                                let b = crate::cursor::header_block(
+                                    here,
+                                    next,
+                                    header,
+                                    Some(body),
+                                    hash,
+                                );
+                                counter.count(name, &b)
+                            }
+                        }
+                    }
+                };
+                at = next.offset;
             }
             Ok(Step::Corrupt { next, .. }) => at = next,
             _ => return n,

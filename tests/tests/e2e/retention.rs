@@ -2,7 +2,13 @@
 //! segments, `[retention] max_age_days` and `max_bytes`, and a forwarder to a dead address.
 //! The dead forwarder holds back removal by age (its segments are kept though old enough);
 //! the size cap then forces removal, and the records the forwarder never delivered are
-//! recorded in the store, shown in status.json and by `forwarders`. Afterwards `verify
+//! recorded in the store, shown in status.json and by `forwarders`, each forwarder counting only
+//! what its filter would have sent: `dead` (no filter) and `dead_app` (agents, inputs and a
+//! `where` every line passes) lose every removed record; `dead_own` (an input no agent has) and
+//! `dead_sshd` (`where` on a dataset none of the lines has, so decided on the normalized
+//! fields) only the collector's own records (checkpoints, retention records), which pass every
+//! filter.
+//! Afterwards `verify
 //! --data-dir` and `verify --checkpoint` (the checkpoints as the SOC would hold them: the
 //! collector's own records, read out while it ran) report no problem; search still returns
 //! every remaining line exactly once (across a kill -9 of the collector right after the
@@ -158,7 +164,13 @@ fn retention_held_back_by_a_dead_forwarder_until_the_size_cap_then_recorded_and_
         text.push_str(&format!(
             "\n[integrity]\ncheckpoint_every_secs = 1\n\n[retention]\nmax_age_days = {MAX_AGE_DAYS}\n\
              max_bytes = {MAX_BYTES}\n\n[[forward]]\nname = \"dead\"\nformat = \"syslog\"\n\
-             url = \"tcp://127.0.0.1:{dead}\"\n"
+             url = \"tcp://127.0.0.1:{dead}\"\n\n[[forward]]\nname = \"dead_app\"\n\
+             format = \"syslog\"\nurl = \"tcp://127.0.0.1:{dead}\"\nagents = [\"agent1\"]\n\
+             inputs = [\"app\"]\nwhere = [\"event.dataset!=sshd\"]\n\n[[forward]]\n\
+             name = \"dead_own\"\nformat = \"syslog\"\nurl = \"tcp://127.0.0.1:{dead}\"\n\
+             inputs = [\"no-such-input\"]\n\n[[forward]]\nname = \"dead_sshd\"\n\
+             format = \"syslog\"\nurl = \"tcp://127.0.0.1:{dead}\"\n\
+             where = [\"event.dataset=sshd\"]\n"
         ));
         std::fs::write(&config, text)?;
         collector.start()?;
@@ -305,6 +317,65 @@ fn retention_held_back_by_a_dead_forwarder_until_the_size_cap_then_recorded_and_
         );
 
         collector.stop()?;
+        // Filtered forwarders lose only what they would have sent: `dead_app` passes every
+        // line (so everything, counted by decoding the removed blocks), `dead_own` and
+        // `dead_sshd` none of them (only the collector's own records, which pass every filter).
+        // Read with the collector stopped, so no retention round is in flight.
+        let records = retention_records(&collector)?;
+        let removed_records: u64 = records
+            .iter()
+            .flat_map(|r| &r.removed)
+            .map(|s| s.records)
+            .sum();
+        let mut first = u64::MAX;
+        store.search_each(&["--input", "app"], |r| {
+            let raw = r["raw"].as_str().unwrap_or_default();
+            first = first.min(line_number(raw).with_context(|| format!("line {raw}"))?);
+            Ok(())
+        })?;
+        let lost_by = |name: &str| -> u64 {
+            records
+                .iter()
+                .filter_map(|r| r.undelivered.get(&format!("forward.{name}")))
+                .sum()
+        };
+        let own_removed = removed_records - first;
+        ensure!(
+            lost_by("dead_app") == removed_records && lost_by("dead") == removed_records,
+            "dead_app lost {}, dead {}, {removed_records} removed",
+            lost_by("dead_app"),
+            lost_by("dead")
+        );
+        ensure!(
+            own_removed > 0,
+            "no record of the collector's own was removed"
+        );
+        for name in ["dead_own", "dead_sshd"] {
+            ensure!(
+                lost_by(name) == own_removed,
+                "{name} lost {}, of {removed_records} removed records {first} were the agent's",
+                lost_by(name)
+            );
+        }
+        let shown = forwarders(&data_dir)?;
+        let status = collector.status()?.context("status.json")?;
+        for (name, want) in [
+            ("dead_app", removed_records),
+            ("dead_own", own_removed),
+            ("dead_sshd", own_removed),
+        ] {
+            ensure!(
+                shown[name]["lost_to_retention"].as_u64() == Some(want),
+                "forwarders: {name} {:?}, want {want}",
+                shown.get(name)
+            );
+            ensure!(
+                status["forwarders"][name]["lost_to_retention"].as_u64() == Some(want),
+                "status.json: {name} {}, want {want}",
+                status["forwarders"][name]
+            );
+        }
+
         soc.push_str(&checkpoints_now(&data_dir)?);
         let soc_file = sb.path().join("soc-received.jsonl");
         std::fs::write(&soc_file, &soc)?;

@@ -241,6 +241,81 @@ fn consumers_hold_back_removal_by_age_but_not_by_size() {
     );
 }
 
+/// Counts the records of agent-2 only, and remembers every block it was shown.
+struct OnlyAgent2 {
+    shown: Vec<(String, u64, bool)>,
+}
+
+impl crate::UnreadCounter for OnlyAgent2 {
+    fn filters(&self, name: &str) -> bool {
+        name == "forward.narrow"
+    }
+
+    fn count(&mut self, name: &str, block: &crate::CursorBlock) -> u64 {
+        assert_eq!(name, "forward.narrow");
+        self.shown.push((
+            block.agent.clone(),
+            block.first_seq,
+            !block.payload.is_empty(),
+        ));
+        match block.agent == "agent-2" {
+            true => u64::from(block.count),
+            false => 0,
+        }
+    }
+}
+
+#[test]
+fn a_filtering_consumer_loses_only_what_its_counter_takes_and_a_damaged_block_counts_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = tiny(dir.path());
+    // Segments 0..6: agent-1, agent-2, agent-1, agent-2, ... (one 4-record block each).
+    for b in 0..6u64 {
+        let agent = if b % 2 == 0 { "agent-1" } else { "agent-2" };
+        store
+            .append(block(&Spec {
+                agent,
+                first_seq: 1 + 4 * (b / 2),
+                ..Spec::default()
+            }))
+            .unwrap();
+    }
+    store.sync().unwrap();
+    // "narrow" had read segment 0 (so it is not counted), "all" nothing.
+    save_cursor(
+        dir.path(),
+        "forward.narrow",
+        CursorPos {
+            segment: 1,
+            offset: crate::segment::SEGMENT_HEADER_LEN,
+        },
+    )
+    .unwrap();
+    // Damage agent-1's block in segment 2: the counter would take none of it, but a block that
+    // fails its CRC cannot be judged, so it counts whole (a loss is reported, never hidden).
+    let seg2 = tamper::segment_files(dir.path())[2].clone();
+    let (at, len) = tamper::block_spans(&seg2, crate::segment::SEGMENT_HEADER_LEN)[0];
+    flip(&seg2, at + len / 2);
+    let consumers = vec!["forward.narrow".to_string(), "forward.all".to_string()];
+    let mut counter = OnlyAgent2 { shown: Vec::new() };
+    let r = store
+        .retain_counting(&size_cap(1), &consumers, "c", &mut counter)
+        .unwrap();
+    let rec = r.record.unwrap();
+    let removed: u64 = rec.removed.iter().map(|s| s.records).sum();
+    assert!(rec.removed.len() >= 4, "{rec:?}");
+    // The unfiltered consumer loses everything removed, counted from the index.
+    assert_eq!(rec.undelivered["forward.all"], removed);
+    // The filtering one: only agent-2's blocks among those it had not read, each block shown
+    // to the counter with its payload, and none from the segment it had read.
+    let agent2_removed = rec.removed.iter().filter(|s| s.n % 2 == 1).count() as u64 * 4;
+    assert_eq!(rec.undelivered["forward.narrow"], agent2_removed + 4);
+    assert_eq!(counter.shown.len(), rec.removed.len() - 2);
+    assert!(!counter.shown.contains(&("agent-1".to_string(), 5, true)));
+    assert!(counter.shown.iter().all(|(_, _, payload)| *payload));
+    assert_eq!(counter.shown[0], ("agent-2".to_string(), 1, true));
+}
+
 #[test]
 fn a_crash_between_the_record_and_the_deletions_leaves_a_clean_store() {
     let dir = tempfile::tempdir().unwrap();
