@@ -90,6 +90,7 @@ mod archive;
 mod block;
 mod checkpoint;
 mod cursor;
+pub mod fields;
 mod fuzz;
 mod index;
 mod progress;
@@ -136,7 +137,9 @@ pub use retention::{
     RetentionPolicy, RetentionRecord, RetentionReport, parse_record as parse_retention_record,
     retention_stream,
 };
-pub use search::{Query, RecordView, SearchStats, search, search_watched, search_with_cap};
+pub use search::{
+    FieldsRow, Query, RecordView, SearchStats, search, search_watched, search_with_cap,
+};
 pub use verify::{
     CheckpointResult, VerifyReport, Witness, verify, verify_watched, verify_with_witness,
 };
