@@ -1,6 +1,6 @@
 //! The normalizer worker: one thread that follows the store through its own durable cursor
 //! (`normalizer`, see [`logship_store::Cursor`]), parses each committed block into a fields
-//! column and appends it to the block's stream sidecar. The writer never waits for it: it only
+//! column and appends it to its segment's fields sidecar ([`logship_store::fields`]). The writer never waits for it: it only
 //! publishes its committed end on the [`CommitWatch`] after each fsync, and the worker reads the
 //! blocks back (from the page cache, usually) when it gets the CPU. A burst is normalized after
 //! it ends; a restart in the middle of catch-up resumes from the last cursor commit instead of
@@ -9,7 +9,7 @@
 //! Invariants:
 //! - The cursor commits only after the sidecars holding the columns of the blocks it passed are
 //!   fsync'd, so a crash loses at most the work since the last commit, which is redone; a block
-//!   a sidecar already covers is not parsed again ([`super::sidecar::Writer::covered`]).
+//!   a sidecar already covers is not parsed again ([`FieldsWriter::covered`]).
 //! - Blocks come in commit order, so each (agent, stream) normalizer sees its records in seq
 //!   order (postfix queue ids, auditd serials join correctly).
 //! - A block that cannot be read or parsed is counted and logged; its fields are computed at
@@ -28,10 +28,10 @@ use std::time::{Duration, Instant};
 
 use logship_normalize::Normalizer;
 use logship_proto::payload::decode_payload;
+use logship_store::fields::{ColumnBuilder, FieldsWriter};
 use logship_store::{CommitWatch, Cursor, CursorBlock, CursorItem};
 
 use super::column::fields_column;
-use super::sidecar::Writer;
 use crate::writer::WriterStats;
 
 /// Name of the normalizer's cursor in the store.
@@ -66,10 +66,8 @@ pub struct NormalizeStats {
 
 /// Where the worker reads and writes.
 pub struct WorkerConfig {
-    /// The store directory.
+    /// The store directory (the fields sidecars live beside its segments).
     pub store_dir: PathBuf,
-    /// The fields sidecar directory.
-    pub fields_dir: PathBuf,
     /// Cap on a decompressed payload.
     pub max_decompressed_bytes: usize,
     /// The writer's commit watch (closed when the writer stops).
@@ -99,7 +97,7 @@ pub fn start(
     let stats = Arc::new(NormalizeStats::default());
     let worker = Worker {
         cursor,
-        writer: Writer::new(config.fields_dir),
+        writer: FieldsWriter::new(&config.store_dir),
         cap: config.max_decompressed_bytes,
         stats: stats.clone(),
         watch: config.watch,
@@ -107,7 +105,8 @@ pub fn start(
         writer_stats: config.writer,
         normalizers: HashMap::new(),
         scratch: Vec::new(),
-        text: Vec::new(),
+        builder: ColumnBuilder::new(),
+        column: Vec::new(),
     };
     let join = std::thread::Builder::new()
         .name("normalizer".into())
@@ -121,7 +120,7 @@ pub fn start(
 /// The worker thread's state.
 struct Worker {
     cursor: Cursor,
-    writer: Writer,
+    writer: FieldsWriter,
     cap: usize,
     stats: Arc<NormalizeStats>,
     watch: CommitWatch,
@@ -130,7 +129,8 @@ struct Worker {
     writer_stats: Arc<WriterStats>,
     normalizers: HashMap<(String, String), Normalizer>,
     scratch: Vec<u8>,
-    text: Vec<u8>,
+    builder: ColumnBuilder,
+    column: Vec<u8>,
 }
 
 impl Worker {
@@ -226,47 +226,50 @@ impl Worker {
     }
 
     fn block(&mut self, b: &CursorBlock) {
-        let covered = self.writer.covered(&b.agent, &b.stream_id).unwrap_or(0);
-        if b.fields.is_some() || b.first_seq <= covered {
+        let covered = self
+            .writer
+            .covered(b.at.segment, b.at.offset)
+            .unwrap_or(false);
+        if b.fields.is_some() || covered {
             // Inline column, or normalized before a restart.
             self.stats
                 .records
                 .fetch_add(u64::from(b.count), Ordering::Relaxed);
             return;
         }
-        self.normalize(&b.agent, &b.stream_id, b.first_seq, b.count, &b.payload);
+        self.normalize(b);
     }
 
-    fn normalize(
-        &mut self,
-        agent: &str,
-        stream_id: &str,
-        first_seq: u64,
-        count: u32,
-        payload: &[u8],
-    ) {
+    /// Produces the fields of the block's records (the one place they are made) and appends
+    /// them to the segment's sidecar.
+    fn normalize(&mut self, b: &CursorBlock) {
+        let (agent, first_seq, count) = (b.agent.as_str(), b.first_seq, b.count);
         if self.normalizers.len() >= MAX_STREAMS {
             self.normalizers.clear();
         }
-        let key = (agent.to_string(), stream_id.to_string());
+        let key = (b.agent.clone(), b.stream_id.clone());
         let normalizer = self.normalizers.entry(key).or_default();
-        let column = match decode_payload(payload, self.cap, &mut self.scratch)
-            .map_err(anyhow::Error::from)
-            .and_then(|list| fields_column(&list, normalizer, &mut self.text))
-        {
-            Ok(c) => c,
-            Err(error) => {
+        match decode_payload(&b.payload, self.cap, &mut self.scratch) {
+            Ok(list) if list.records.len() == count as usize => {
+                fields_column(&list, normalizer, &mut self.builder);
+                self.builder.finish(&mut self.column);
+            }
+            result => {
+                let error = match result {
+                    Ok(list) => format!("{} records, header says {count}", list.records.len()),
+                    Err(e) => e.to_string(),
+                };
                 self.stats
                     .skipped_records
                     .fetch_add(u64::from(count), Ordering::Relaxed);
-                tracing::warn!(agent, first_seq, error = %format!("{error:#}"),
+                tracing::warn!(agent, first_seq, %error,
                     "A stored block could not be parsed; its fields are computed at search time.");
                 return;
             }
-        };
+        }
         match self
             .writer
-            .append(agent, stream_id, first_seq, count, &column)
+            .append(b.at.segment, b.at.offset, count, &self.column)
         {
             Ok(()) => {
                 self.stats
@@ -323,15 +326,36 @@ mod tests {
         }
     }
 
+    /// (block offset, count) of every sidecar entry of the store, in segment order.
     fn entries(dir: &std::path::Path) -> Vec<(u64, u32)> {
-        let mut file = std::fs::File::open(super::super::sidecar::path(
-            &dir.join("fields"),
-            "a",
-            STREAM,
-        ))
-        .unwrap();
-        let (entries, _) = super::super::sidecar::scan(&mut file).unwrap();
-        entries.iter().map(|e| (e.first_seq, e.count)).collect()
+        let mut segments: Vec<_> = walk(&dir.join("store"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+            .collect();
+        segments.sort();
+        segments
+            .iter()
+            .filter_map(|s| logship_store::fields::SidecarIndex::open(s))
+            .flat_map(|i| {
+                i.entries()
+                    .iter()
+                    .map(|e| (e.block_offset, e.count))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
     }
 
     #[test]
@@ -368,7 +392,6 @@ mod tests {
         let start_worker = |watch: &CommitWatch| {
             start(WorkerConfig {
                 store_dir: store_dir.clone(),
-                fields_dir: dir.path().join("fields"),
                 max_decompressed_bytes: 1 << 24,
                 watch: watch.clone(),
                 writer: writer.clone(),
@@ -404,7 +427,11 @@ mod tests {
         worker.join().unwrap();
         let got = entries(dir.path());
         assert_eq!(got.len(), 100);
-        assert!(got.windows(2).all(|w| w[0].0 + u64::from(w[0].1) == w[1].0));
+        assert!(got.iter().all(|e| e.1 == count));
+        assert!(
+            got.windows(2).all(|w| w[0].0 < w[1].0),
+            "each block once, in order"
+        );
         // A cursor lost entirely (removed file) redoes nothing the sidecar holds.
         std::fs::remove_file(logship_store::cursor_path(&store_dir, CURSOR_NAME)).unwrap();
         let watch = CommitWatch::new();
