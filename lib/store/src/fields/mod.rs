@@ -166,6 +166,68 @@ impl SidecarIndex {
     }
 }
 
+/// A stored block and how many columns its segment's sidecar holds for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockCoverage {
+    /// Segment number.
+    pub segment: u64,
+    /// Offset of the block in the segment.
+    pub offset: u64,
+    /// Agent identity that stored the block.
+    pub agent: String,
+    /// The agent's stream.
+    pub stream_id: String,
+    /// Seq of the first record.
+    pub first_seq: u64,
+    /// Records in the block.
+    pub count: u32,
+    /// Readable sidecar entries for the block whose record count matches (normally 0 or 1).
+    pub columns: u32,
+}
+
+/// Every readable block of the store at `store_dir`, in store order, with the number of
+/// sidecar columns it has: what the normalizer has done, for reports and tests.
+pub fn coverage(store_dir: &Path) -> std::io::Result<Vec<BlockCoverage>> {
+    let mut out = Vec::new();
+    for info in segment::list_segments(store_dir)? {
+        let reader = match segment::SegmentReader::open(&info.path) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let entries = SidecarIndex::open(&info.path).map_or_else(Vec::new, |s| s.entries);
+        let mut pos = segment::SEGMENT_HEADER_LEN;
+        loop {
+            match reader.step(pos)? {
+                segment::Step::Block {
+                    offset,
+                    header,
+                    frame_len,
+                    ..
+                } => {
+                    let columns = entries
+                        .iter()
+                        .filter(|e| e.block_offset == offset && e.count == header.count)
+                        .count() as u32;
+                    out.push(BlockCoverage {
+                        segment: info.n,
+                        offset,
+                        agent: header.agent,
+                        stream_id: header.stream_id,
+                        first_seq: header.first_seq,
+                        count: header.count,
+                        columns,
+                    });
+                    pos = offset + frame_len;
+                }
+                segment::Step::Corrupt { next, .. } => pos = next,
+                segment::Step::Tail { .. } | segment::Step::End => break,
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// An open sidecar being appended to.
 struct Open {
     file: File,
