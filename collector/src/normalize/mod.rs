@@ -25,7 +25,7 @@ mod worker;
 
 pub use lookup::FieldsLookup;
 pub use offline::{run_accuracy, run_offline};
-pub use worker::{CURSOR_NAME, NormalizeStats, WorkerConfig, start};
+pub use worker::{CURSOR_NAME, Done, NormalizeStats, Pipeline, WorkerConfig, start};
 
 /// Removes the per-stream sidecars of earlier versions (`data_dir/fields/`, zstd JSON lines):
 /// derived data that nothing reads any more (their blocks get their fields at search time).

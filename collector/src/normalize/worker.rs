@@ -97,16 +97,11 @@ pub fn start(
     let stats = Arc::new(NormalizeStats::default());
     let worker = Worker {
         cursor,
-        writer: FieldsWriter::new(&config.store_dir),
-        cap: config.max_decompressed_bytes,
+        pipeline: Pipeline::new(&config.store_dir, config.max_decompressed_bytes),
         stats: stats.clone(),
         watch: config.watch,
         consumed: 0,
         writer_stats: config.writer,
-        normalizers: HashMap::new(),
-        scratch: Vec::new(),
-        builder: ColumnBuilder::new(),
-        column: Vec::new(),
     };
     let join = std::thread::Builder::new()
         .name("normalizer".into())
@@ -120,17 +115,12 @@ pub fn start(
 /// The worker thread's state.
 struct Worker {
     cursor: Cursor,
-    writer: FieldsWriter,
-    cap: usize,
+    pipeline: Pipeline,
     stats: Arc<NormalizeStats>,
     watch: CommitWatch,
     /// Records in blocks the cursor has passed (all time), for the lag.
     consumed: u64,
     writer_stats: Arc<WriterStats>,
-    normalizers: HashMap<(String, String), Normalizer>,
-    scratch: Vec<u8>,
-    builder: ColumnBuilder,
-    column: Vec<u8>,
 }
 
 impl Worker {
@@ -214,7 +204,7 @@ impl Worker {
             return;
         }
         let done = self
-            .writer
+            .pipeline
             .sync()
             .map_err(anyhow::Error::from)
             .and_then(|()| self.cursor.commit().map_err(Into::into));
@@ -226,62 +216,113 @@ impl Worker {
     }
 
     fn block(&mut self, b: &CursorBlock) {
+        let (agent, first_seq, count) = (b.agent.as_str(), b.first_seq, u64::from(b.count));
+        match self.pipeline.block(b) {
+            Done::Covered | Done::Written => {
+                self.stats.records.fetch_add(count, Ordering::Relaxed);
+            }
+            Done::Unreadable(error) => {
+                self.stats
+                    .skipped_records
+                    .fetch_add(count, Ordering::Relaxed);
+                tracing::warn!(agent, first_seq, %error,
+                    "A stored block could not be parsed; its fields are computed at search time.");
+            }
+            Done::WriteFailed(error) => {
+                self.stats.failed_blocks.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(agent, first_seq, %error,
+                    "Writing a fields column failed; its fields are computed at search time.");
+            }
+        }
+    }
+}
+
+/// What [`Pipeline::block`] did with a block.
+#[derive(Debug)]
+pub enum Done {
+    /// The block has an inline column, or its sidecar already holds its column.
+    Covered,
+    /// Its column was appended to the sidecar.
+    Written,
+    /// The payload could not be decoded (fields computed at search time).
+    Unreadable(String),
+    /// The sidecar could not be written (fields computed at search time).
+    WriteFailed(std::io::Error),
+}
+
+/// The normalizer's work on one block, apart from its thread and cursor: decompress the
+/// payload, parse every record with its stream's normalizer, append the column to the
+/// segment's sidecar. The component benchmark (`examples/normalize_bench.rs`) runs exactly this.
+pub struct Pipeline {
+    writer: FieldsWriter,
+    cap: usize,
+    normalizers: HashMap<(String, String), Normalizer>,
+    scratch: Vec<u8>,
+    builder: ColumnBuilder,
+    column: Vec<u8>,
+}
+
+impl Pipeline {
+    /// A pipeline writing the sidecars of the store at `store_dir`; `cap` bounds a decompressed
+    /// payload.
+    pub fn new(store_dir: &std::path::Path, cap: usize) -> Pipeline {
+        Pipeline {
+            writer: FieldsWriter::new(store_dir),
+            cap,
+            normalizers: HashMap::new(),
+            scratch: Vec::new(),
+            builder: ColumnBuilder::new(),
+            column: Vec::new(),
+        }
+    }
+
+    /// fsyncs the sidecars written since the last call.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        self.writer.sync()
+    }
+
+    /// Normalizes one committed block unless its sidecar already covers it.
+    pub fn block(&mut self, b: &CursorBlock) -> Done {
         let covered = self
             .writer
             .covered(b.at.segment, b.at.offset)
             .unwrap_or(false);
         if b.fields.is_some() || covered {
             // Inline column, or normalized before a restart.
-            self.stats
-                .records
-                .fetch_add(u64::from(b.count), Ordering::Relaxed);
-            return;
+            return Done::Covered;
         }
-        self.normalize(b);
+        if let Err(error) = self.normalize(b) {
+            return Done::Unreadable(error);
+        }
+        match self
+            .writer
+            .append(b.at.segment, b.at.offset, b.count, &self.column)
+        {
+            Ok(()) => Done::Written,
+            Err(error) => Done::WriteFailed(error),
+        }
     }
 
-    /// Produces the fields of the block's records (the one place they are made) and appends
-    /// them to the segment's sidecar.
-    fn normalize(&mut self, b: &CursorBlock) {
-        let (agent, first_seq, count) = (b.agent.as_str(), b.first_seq, b.count);
+    /// Produces the fields of the block's records into `self.column` (the one place they are
+    /// made).
+    fn normalize(&mut self, b: &CursorBlock) -> Result<(), String> {
         if self.normalizers.len() >= MAX_STREAMS {
             self.normalizers.clear();
         }
         let key = (b.agent.clone(), b.stream_id.clone());
         let normalizer = self.normalizers.entry(key).or_default();
-        match decode_payload(&b.payload, self.cap, &mut self.scratch) {
-            Ok(list) if list.records.len() == count as usize => {
-                fields_column(&list, normalizer, &mut self.builder);
-                self.builder.finish(&mut self.column);
-            }
-            result => {
-                let error = match result {
-                    Ok(list) => format!("{} records, header says {count}", list.records.len()),
-                    Err(e) => e.to_string(),
-                };
-                self.stats
-                    .skipped_records
-                    .fetch_add(u64::from(count), Ordering::Relaxed);
-                tracing::warn!(agent, first_seq, %error,
-                    "A stored block could not be parsed; its fields are computed at search time.");
-                return;
-            }
+        let list =
+            decode_payload(&b.payload, self.cap, &mut self.scratch).map_err(|e| e.to_string())?;
+        if list.records.len() != b.count as usize {
+            return Err(format!(
+                "{} records, header says {}",
+                list.records.len(),
+                b.count
+            ));
         }
-        match self
-            .writer
-            .append(b.at.segment, b.at.offset, count, &self.column)
-        {
-            Ok(()) => {
-                self.stats
-                    .records
-                    .fetch_add(u64::from(count), Ordering::Relaxed);
-            }
-            Err(error) => {
-                self.stats.failed_blocks.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(agent, first_seq, %error,
-                    "Writing a fields column failed; its fields are computed at search time.");
-            }
-        }
+        fields_column(&list, normalizer, &mut self.builder);
+        self.builder.finish(&mut self.column);
+        Ok(())
     }
 }
 

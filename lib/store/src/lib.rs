@@ -11,6 +11,8 @@
 //! <dir>/store-id                               the store's random id (hex), named by checkpoints
 //! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.seg   segment n (UTC date of its creation)
 //! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.idx   index sidecar, written when sealed
+//! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.fld   fields sidecar (derived, written by
+//!                                              the normalizer; format in [`fields`])
 //! <dir>/quarantine/<segment stem>@<offset>.tail   damaged tail moved out of a last segment
 //! <dir>/cursors/<consumer>.cur                 a consumer's durable place (see [`Cursor`])
 //!                                              (segments removed by retention are simply absent;
