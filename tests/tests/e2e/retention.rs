@@ -444,7 +444,11 @@ fn without_forwarders_old_segments_go_by_age_and_the_store_still_verifies() {
             for f in std::fs::read_dir(day?.path())? {
                 let p = f?.path();
                 if p.extension().is_some_and(|e| e == "fld") {
-                    ensure!(p.with_extension("seg").exists(), "orphan {}", p.display());
+                    ensure!(
+                        p.with_extension("seg").try_exists()?,
+                        "orphan {}",
+                        p.display()
+                    );
                 }
             }
         }

@@ -97,6 +97,9 @@ pub struct ColumnBuilder {
     row_fields: u64,
     row_body: Vec<u8>,
     count: u32,
+    /// Key id seen at each field position of the rows before: rows of one format name the
+    /// same fields in the same order, so one comparison usually replaces a dictionary lookup.
+    key_hint: Vec<u32>,
 }
 
 /// A string dictionary without one allocation per entry: entries live in one buffer, the map
@@ -234,6 +237,7 @@ impl ColumnBuilder {
         self.row_body.clear();
         self.row_fields = 0;
         self.count = 0;
+        self.key_hint.clear();
     }
 
     /// Rows finished so far.
@@ -242,7 +246,19 @@ impl ColumnBuilder {
     }
 
     fn key(&mut self, key: &str, tag: u8) {
-        let k = self.keys.id(key);
+        let pos = self.row_fields as usize;
+        let k = match self.key_hint.get(pos) {
+            Some(&id) if self.keys.get(id as usize) == key.as_bytes() => u64::from(id),
+            _ => {
+                let id = self.keys.id(key);
+                if pos < self.key_hint.len() {
+                    self.key_hint[pos] = id as u32;
+                } else {
+                    self.key_hint.push(id as u32);
+                }
+                id
+            }
+        };
         put_varint(&mut self.row_body, k);
         self.row_body.push(tag);
         self.row_fields += 1;

@@ -279,7 +279,9 @@ impl FieldsWriter {
             };
             for f in files.flatten() {
                 let p = f.path();
-                if p.extension().is_some_and(|e| e == "fld") && !p.with_extension("seg").exists() {
+                if p.extension().is_some_and(|e| e == "fld")
+                    && !p.with_extension("seg").try_exists().unwrap_or(true)
+                {
                     tracing::info!(path = %p.display(), "Removing the fields of a removed segment.");
                     std::fs::remove_file(&p).ok();
                 }
@@ -375,14 +377,14 @@ impl FieldsWriter {
 /// `None` when the segment is gone.
 fn open_for_append(segment: &Path) -> std::io::Result<Option<Open>> {
     let path = sidecar_path(segment);
-    let created = !path.exists();
+    let created = !path.try_exists()?;
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(&path)?;
-    if !segment.exists() {
+    if !segment.try_exists()? {
         // Retention removed the segment while its blocks were being normalized.
         drop(file);
         std::fs::remove_file(&path).ok();

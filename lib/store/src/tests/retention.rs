@@ -307,7 +307,7 @@ fn the_fields_sidecars_of_removed_segments_go_with_them() {
     let sidecars = |dir: &Path| -> Vec<u64> {
         tamper::segment_files(dir)
             .iter()
-            .filter(|s| crate::fields::sidecar_path(s).exists())
+            .filter(|s| crate::fields::sidecar_path(s).try_exists().unwrap())
             .filter_map(|s| crate::segment::parse_name(s).map(|(_, n)| n))
             .collect()
     };
@@ -329,7 +329,11 @@ fn the_fields_sidecars_of_removed_segments_go_with_them() {
         for f in std::fs::read_dir(day.unwrap().path()).unwrap() {
             let p = f.unwrap().path();
             if p.extension().is_some_and(|e| e == "fld") {
-                assert!(p.with_extension("seg").exists(), "{}", p.display());
+                assert!(
+                    p.with_extension("seg").try_exists().unwrap(),
+                    "{}",
+                    p.display()
+                );
             }
         }
     }
