@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use logship_normalize::Normalizer;
 use logship_proto::payload::decode_payload;
-use logship_store::fields::{ColumnBuilder, FieldsWriter};
+use logship_store::fields::{ColumnBuilder, FieldsWriter, TAG_LEN};
 use logship_store::{CommitWatch, Cursor, CursorBlock, CursorItem};
 
 use super::column::fields_column;
@@ -283,9 +283,14 @@ impl Pipeline {
 
     /// Normalizes one committed block unless its sidecar already covers it.
     pub fn block(&mut self, b: &CursorBlock) -> Done {
+        let mut tag = [0u8; TAG_LEN];
+        let hex_tag = b.hash.get(..2 * TAG_LEN).unwrap_or_default();
+        if hex::decode_to_slice(hex_tag, &mut tag).is_err() {
+            return Done::Unreadable(format!("block hash {:?} is not hex", b.hash));
+        }
         let covered = self
             .writer
-            .covered(b.at.segment, b.at.offset)
+            .covered(b.at.segment, b.at.offset, &tag)
             .unwrap_or(false);
         if b.fields.is_some() || covered {
             // Inline column, or normalized before a restart.
@@ -296,7 +301,7 @@ impl Pipeline {
         }
         match self
             .writer
-            .append(b.at.segment, b.at.offset, b.count, &self.column)
+            .append(b.at.segment, b.at.offset, &tag, b.count, &self.column)
         {
             Ok(()) => Done::Written,
             Err(error) => Done::WriteFailed(error),

@@ -307,10 +307,11 @@ impl Searcher<'_, '_, '_> {
             let record_fields = fields.get(i).filter(|m| !m.is_empty());
             let column = sidecar.get_or_insert_with(|| {
                 let cap = self.cap;
+                let tag = crate::fields::block_tag(&parts.stored_hash);
                 self.sidecar
                     .get_or_insert_with(|| SidecarIndex::open(&info.path))
                     .as_mut()
-                    .and_then(|s| s.column(offset, header.count, cap))
+                    .and_then(|s| s.column(offset, &tag, header.count, cap))
             });
             let row = column.as_ref().map(|column| FieldsRow { column, row: i });
             if self.emit_record(header, &list, i, record_fields, row) == Flow::Stop {

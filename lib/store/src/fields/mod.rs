@@ -5,15 +5,20 @@
 //! <dir>/segments/<YYYY-MM-DD>/<segment stem>.fld          fields of the blocks of <stem>.seg
 //!
 //! file   := magic "LSFLD002" entry*
-//! entry  := block_offset u64 | count u32 | len u32 | head_crc u32 | body_crc u32 | body
-//! head_crc = crc32c(block_offset | count | len)    -> `len` is trusted only after this check
+//! entry  := block_offset u64 | count u32 | len u32 | block_tag [8] | head_crc u32
+//!           | body_crc u32 | body
+//! block_tag = the first 8 bytes of the block's chained hash
+//! head_crc = crc32c(block_offset | count | len | block_tag)  -> `len` trusted only after this
 //! body_crc = crc32c(body)
 //! body   := zstd(column)                           (see [`column`] for the column format)
 //!                                                  (integers little-endian)
 //! ```
 //!
-//! `block_offset` is the offset of the block in its segment (a [`crate::CursorPos`] offset) and
-//! `count` its record count; the column has exactly `count` rows, row `i` being record `i`.
+//! `block_offset` is the offset of the block in its segment (a [`crate::CursorPos`] offset),
+//! `count` its record count and `block_tag` names the block itself: a column is used only for
+//! the block at that offset whose hash starts with the tag, so a column never lands on another
+//! block (one stored at the same offset after recovery cut and quarantined a damaged tail).
+//! The column has exactly `count` rows, row `i` being record `i`.
 //!
 //! # Invariants
 //!
@@ -43,7 +48,16 @@ pub use column::{Column, ColumnBuilder, ColumnError, StrList, ValueRef};
 use crate::segment;
 
 const MAGIC: &[u8; 8] = b"LSFLD002";
-const HEAD: usize = 24;
+const HEAD: usize = 32;
+/// Bytes of the block hash an entry carries.
+pub const TAG_LEN: usize = 8;
+
+/// The tag of a block: the first [`TAG_LEN`] bytes of its chained hash.
+pub fn block_tag(hash: &[u8; 32]) -> [u8; TAG_LEN] {
+    let mut t = [0u8; TAG_LEN];
+    t.copy_from_slice(&hash[..TAG_LEN]);
+    t
+}
 /// zstd level of a column: the column is already compact, level 1 is cheap and halves it.
 const ZSTD_LEVEL: i32 = 1;
 
@@ -59,31 +73,35 @@ pub struct Entry {
     pub block_offset: u64,
     /// Records in the block.
     pub count: u32,
+    /// The block's tag ([`block_tag`]).
+    pub tag: [u8; TAG_LEN],
     /// Where the body starts in the sidecar.
     body_at: u64,
     len: u32,
     body_crc: u32,
 }
 
-fn head(block_offset: u64, count: u32, len: u32) -> [u8; 16] {
-    let mut h = [0u8; 16];
+fn head(block_offset: u64, count: u32, len: u32, tag: &[u8; TAG_LEN]) -> [u8; 24] {
+    let mut h = [0u8; 24];
     h[..8].copy_from_slice(&block_offset.to_le_bytes());
     h[8..12].copy_from_slice(&count.to_le_bytes());
     h[12..16].copy_from_slice(&len.to_le_bytes());
+    h[16..24].copy_from_slice(tag);
     h
 }
 
 fn parse_head(h: &[u8; HEAD], at: u64, file_len: u64) -> Option<Entry> {
     let le32 = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-    if crc32c::crc32c(&h[..16]) != le32(16) {
+    if crc32c::crc32c(&h[..24]) != le32(24) {
         return None;
     }
     let e = Entry {
         block_offset: u64::from_le_bytes(h[..8].try_into().ok()?),
         count: le32(8),
+        tag: h[16..24].try_into().ok()?,
         body_at: at + HEAD as u64,
         len: le32(12),
-        body_crc: le32(20),
+        body_crc: le32(28),
     };
     (e.body_at + u64::from(e.len) <= file_len).then_some(e)
 }
@@ -150,14 +168,22 @@ impl SidecarIndex {
         &self.entries
     }
 
-    /// The column of the block at `block_offset` with `count` records, or `None` when the
-    /// sidecar has none that checks (see the module invariants).
-    pub fn column(&mut self, block_offset: u64, count: u32, cap: usize) -> Option<Column> {
-        let i = self
+    /// The column of the block at `block_offset` whose tag is `tag`, with `count` records, or
+    /// `None` when the sidecar has none that checks (see the module invariants).
+    pub fn column(
+        &mut self,
+        block_offset: u64,
+        tag: &[u8; TAG_LEN],
+        count: u32,
+        cap: usize,
+    ) -> Option<Column> {
+        let from = self
             .entries
-            .binary_search_by_key(&block_offset, |e| e.block_offset)
-            .ok()?;
-        let e = self.entries[i];
+            .partition_point(|e| e.block_offset < block_offset);
+        let e = *self.entries[from..]
+            .iter()
+            .take_while(|e| e.block_offset == block_offset)
+            .find(|e| &e.tag == tag)?;
         if e.count != count || !read_body(&self.file, &e, &mut self.body).ok()? {
             return None;
         }
@@ -181,7 +207,10 @@ pub struct BlockCoverage {
     pub first_seq: u64,
     /// Records in the block.
     pub count: u32,
-    /// Readable sidecar entries for the block whose record count matches (normally 0 or 1).
+    /// The block's tag ([`block_tag`]).
+    pub tag: [u8; TAG_LEN],
+    /// Readable sidecar entries for the block (same offset, tag and record count; normally 0
+    /// or 1).
     pub columns: u32,
 }
 
@@ -205,9 +234,12 @@ pub fn coverage(store_dir: &Path) -> std::io::Result<Vec<BlockCoverage>> {
                     frame_len,
                     ..
                 } => {
+                    let tag = block_tag(&reader.read_hash(offset, frame_len)?);
                     let columns = entries
                         .iter()
-                        .filter(|e| e.block_offset == offset && e.count == header.count)
+                        .filter(|e| {
+                            e.block_offset == offset && e.count == header.count && e.tag == tag
+                        })
                         .count() as u32;
                     out.push(BlockCoverage {
                         segment: info.n,
@@ -216,6 +248,7 @@ pub fn coverage(store_dir: &Path) -> std::io::Result<Vec<BlockCoverage>> {
                         stream_id: header.stream_id,
                         first_seq: header.first_seq,
                         count: header.count,
+                        tag,
                         columns,
                     });
                     pos = offset + frame_len;
@@ -231,8 +264,8 @@ pub fn coverage(store_dir: &Path) -> std::io::Result<Vec<BlockCoverage>> {
 /// An open sidecar being appended to.
 struct Open {
     file: File,
-    /// Offset of the last block the sidecar covers (None: empty).
-    covered: Option<u64>,
+    /// The blocks (offset, tag) the sidecar holds a column for.
+    covered: std::collections::HashSet<(u64, [u8; TAG_LEN])>,
     dirty: bool,
 }
 
@@ -313,10 +346,15 @@ impl FieldsWriter {
     }
 
     /// True when the sidecar of segment `segment` already holds the block at `block_offset`
-    /// (written before a restart), or the segment is gone.
-    pub fn covered(&mut self, segment: u64, block_offset: u64) -> std::io::Result<bool> {
+    /// with tag `tag` (written before a restart), or the segment is gone.
+    pub fn covered(
+        &mut self,
+        segment: u64,
+        block_offset: u64,
+        tag: &[u8; TAG_LEN],
+    ) -> std::io::Result<bool> {
         Ok(match self.handle(segment)? {
-            Some(o) => o.covered.is_some_and(|c| c >= block_offset),
+            Some(o) => o.covered.contains(&(block_offset, *tag)),
             None => true,
         })
     }
@@ -327,6 +365,7 @@ impl FieldsWriter {
         &mut self,
         segment: u64,
         block_offset: u64,
+        tag: &[u8; TAG_LEN],
         count: u32,
         column: &[u8],
     ) -> std::io::Result<()> {
@@ -342,14 +381,14 @@ impl FieldsWriter {
         let n = compressor.compress_to_buffer(column, &mut frame[HEAD..])?;
         frame.truncate(HEAD + n);
         let len = u32::try_from(n).map_err(std::io::Error::other)?;
-        let h = head(block_offset, count, len);
+        let h = head(block_offset, count, len, tag);
         let body_crc = crc32c::crc32c(&frame[HEAD..]);
-        frame[..16].copy_from_slice(&h);
-        frame[16..20].copy_from_slice(&crc32c::crc32c(&h).to_le_bytes());
-        frame[20..24].copy_from_slice(&body_crc.to_le_bytes());
+        frame[..24].copy_from_slice(&h);
+        frame[24..28].copy_from_slice(&crc32c::crc32c(&h).to_le_bytes());
+        frame[28..32].copy_from_slice(&body_crc.to_le_bytes());
         let written = match self.handle(segment) {
             Ok(Some(o)) => o.file.write_all(&frame).map(|()| {
-                o.covered = Some(block_offset);
+                o.covered.insert((block_offset, *tag));
                 o.dirty = true;
             }),
             Ok(None) => Ok(()),
@@ -394,15 +433,15 @@ fn open_for_append(segment: &Path) -> std::io::Result<Option<Open>> {
     // Keep the entries whose bodies check too, up to the first that does not.
     let mut body = Vec::new();
     let mut end = MAGIC.len() as u64;
-    let mut covered = None;
+    let mut covered = std::collections::HashSet::new();
     for e in &entries {
         if !read_body(&file, e, &mut body)? {
             break;
         }
         end = e.body_at + u64::from(e.len);
-        covered = Some(e.block_offset);
+        covered.insert((e.block_offset, e.tag));
     }
-    if covered.is_none() {
+    if covered.is_empty() {
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;
         file.write_all(MAGIC)?;

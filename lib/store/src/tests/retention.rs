@@ -300,7 +300,9 @@ fn the_fields_sidecars_of_removed_segments_go_with_them() {
         }
         let mut bytes = Vec::new();
         c.finish(&mut bytes);
-        fields.append(b.segment, b.offset, b.count, &bytes).unwrap();
+        fields
+            .append(b.segment, b.offset, &b.tag, b.count, &bytes)
+            .unwrap();
     }
     fields.sync().unwrap();
     drop(fields);
