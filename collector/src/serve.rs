@@ -127,10 +127,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
         config.checkpoint_every,
         shutdown.clone(),
     ));
+    normalize::remove_legacy_sidecars(&config.data_dir);
     let normalize = match config.normalize {
         true => Some(normalize::start(normalize::WorkerConfig {
             store_dir: store_dir(&config.data_dir),
-            fields_dir: normalize::fields_dir(&config.data_dir),
             max_decompressed_bytes: config.max_decompressed_bytes,
             watch: watch.clone(),
             writer: writer.stats.clone(),

@@ -13,7 +13,7 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use logship_normalize::FieldFilter;
 use logship_store::{BlockSummary, COLLECTOR_IDENTITY, ExportRequest, Query};
-use serde_json::{Map, json};
+use serde_json::json;
 
 use crate::cli::ExportArgs;
 use crate::timearg::parse_time;
@@ -74,7 +74,7 @@ pub fn run(args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
         bail!("{} holds no store", args.data_dir.display());
     }
     let key = super::key::load(&args.data_dir)?;
-    let matches = matching_ranges(&args.data_dir, &dir, since, until, &filters)?;
+    let matches = matching_ranges(&dir, since, until, &filters)?;
     let mut select = |b: &BlockSummary<'_>| {
         let last = b.first_seq + u64::from(b.count) - 1;
         matches
@@ -126,7 +126,6 @@ pub fn run(args: &ExportArgs, out: &mut dyn Write) -> Result<()> {
 
 /// (agent, stream) -> seq ranges of the records selected, merged.
 fn matching_ranges(
-    data_dir: &std::path::Path,
     store: &std::path::Path,
     since: i64,
     until: i64,
@@ -137,18 +136,14 @@ fn matching_ranges(
         until_ns: Some(until),
         ..Query::default()
     };
-    let mut lookup = crate::normalize::FieldsLookup::new(data_dir);
+    let mut lookup = crate::normalize::FieldsLookup::new();
     let mut ranges = Selected::new();
-    let empty = Map::new();
     let stats = logship_store::search(store, &query, &mut |r| {
         if r.agent == COLLECTOR_IDENTITY {
             return true;
         }
-        if !filters.is_empty() {
-            let fields = lookup.fields(r).unwrap_or(&empty);
-            if !filters.iter().all(|f| f.matches(fields)) {
-                return true;
-            }
+        if !lookup.matches(r, filters) {
+            return true;
         }
         let list = ranges
             .entry((r.agent.to_string(), r.stream_id.to_string()))

@@ -6,58 +6,39 @@
 //! stateful joins (postfix from/to) only see the records the search reads.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
 
-use logship_normalize::{Context, Normalizer, Origin};
+use logship_normalize::{Context, FieldFilter, Normalizer, Origin, Scalar};
 use logship_store::RecordView;
+use logship_store::fields::ValueRef;
 use serde_json::{Map, Value};
 
-use super::sidecar::{self, Entry};
+use super::column::row_map;
+
+/// Field holding the certificate identity of the agent that stored the record.
+const AGENT_NAME: &str = "agent.name";
 
 /// Sets `agent.name` (ECS) to the verified agent identity.
 fn with_agent<'m>(fields: &'m mut Map<String, Value>, agent: &str) -> &'m Map<String, Value> {
-    if fields.get("agent.name").and_then(Value::as_str) != Some(agent) {
-        fields.insert("agent.name".into(), Value::String(agent.to_string()));
+    if fields.get(AGENT_NAME).and_then(Value::as_str) != Some(agent) {
+        fields.insert(AGENT_NAME.into(), Value::String(agent.to_string()));
     }
     fields
 }
 
-/// Cap on a column once decompressed.
-const COLUMN_CAP: usize = 1 << 30;
-
 type StreamKey = (String, String);
 
-/// The parsed column of one block: its stream, first seq and one object per record.
-struct Column {
-    key: StreamKey,
-    first_seq: u64,
-    rows: Vec<Map<String, Value>>,
-}
-
 /// Finds or computes the fields of search results, one record at a time in store order.
+#[derive(Default)]
 pub struct FieldsLookup {
-    dir: PathBuf,
-    indexes: HashMap<StreamKey, Option<(File, Vec<Entry>)>>,
-    /// The parsed column of the block last looked up: (key, first_seq, rows).
-    column: Option<Column>,
     normalizers: HashMap<StreamKey, Normalizer>,
-    computed: Map<String, Value>,
-    scratch: Vec<u8>,
+    /// The fields of the record last asked for (built from its row, or computed).
+    current: Map<String, Value>,
 }
 
 impl FieldsLookup {
-    /// A lookup over the sidecars of `data_dir`.
-    pub fn new(data_dir: &std::path::Path) -> Self {
-        FieldsLookup {
-            dir: super::fields_dir(data_dir),
-            indexes: HashMap::new(),
-            column: None,
-            normalizers: HashMap::new(),
-            computed: Map::new(),
-            scratch: Vec::new(),
-        }
+    /// A lookup with no normalizer state yet.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// The fields of `r`, or `None` for gap records and records that yield none. Every
@@ -68,18 +49,59 @@ impl FieldsLookup {
             return None;
         }
         if let Some(inline) = r.fields {
-            self.computed = inline.clone();
-            return Some(with_agent(&mut self.computed, r.agent));
+            self.current = inline.clone();
+            return Some(with_agent(&mut self.current, r.agent));
         }
+        if let Some(row) = r.sidecar {
+            if row.column.row_is_empty(row.row) {
+                return None;
+            }
+            self.current = row_map(row.column, row.row);
+            return Some(with_agent(&mut self.current, r.agent));
+        }
+        self.compute(r);
+        Some(with_agent(&mut self.current, r.agent))
+    }
+
+    /// True when `r` satisfies every filter. On a record with a sidecar row the filters are
+    /// evaluated on the column itself (no map is built); otherwise on [`FieldsLookup::fields`].
+    pub fn matches(&mut self, r: &RecordView<'_>, filters: &[FieldFilter]) -> bool {
+        if filters.is_empty() {
+            return true;
+        }
+        if let Some(row) = r.sidecar.filter(|_| r.kind != 1 && r.fields.is_none()) {
+            let (c, i) = (row.column, row.row);
+            let empty = c.row_is_empty(i);
+            return filters.iter().all(|f| {
+                if empty {
+                    return f.matches_values(None::<std::iter::Empty<Scalar<'_>>>);
+                }
+                if f.field() == AGENT_NAME {
+                    return f.matches_values(Some(std::iter::once(Scalar::Str(r.agent))));
+                }
+                match c.key_id(f.field()).and_then(|k| c.get(i, k)) {
+                    None => f.matches_values(None::<std::iter::Empty<Scalar<'_>>>),
+                    Some(ValueRef::Strs(list)) => {
+                        f.matches_values(Some(list.iter().map(Scalar::Str)))
+                    }
+                    Some(ValueRef::Json(text)) => {
+                        let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+                        let mut one = Map::new();
+                        one.insert(f.field().to_string(), v);
+                        f.matches(&one)
+                    }
+                    Some(v) => f.matches_values(Some(std::iter::once(scalar(v)))),
+                }
+            });
+        }
+        let empty = Map::new();
+        let fields = self.fields(r).unwrap_or(&empty);
+        filters.iter().all(|f| f.matches(fields))
+    }
+
+    /// Computes the fields of `r` into `self.current`, with the normalizer of its stream.
+    fn compute(&mut self, r: &RecordView<'_>) {
         let key = (r.agent.to_string(), r.stream_id.to_string());
-        if self.load_column(&key, r.seq) {
-            let c = self.column.as_mut().expect("loaded above");
-            return c
-                .rows
-                .get_mut((r.seq - c.first_seq) as usize)
-                .filter(|m| !m.is_empty())
-                .map(|m| with_agent(m, r.agent));
-        }
         let normalizer = self.normalizers.entry(key).or_default();
         let ctx = Context {
             host: r.host,
@@ -93,69 +115,40 @@ impl FieldsLookup {
             observed_unix_nanos: r.observed_ns,
         };
         let origin = Origin::from_journal(r.attributes, r.event_ns);
-        self.computed = normalizer
+        self.current = normalizer
             .normalize_from(r.raw, &ctx, origin.as_ref())
             .fields;
-        Some(with_agent(&mut self.computed, r.agent))
-    }
-
-    /// Makes the column holding `seq` current; false when no sidecar column covers it.
-    fn load_column(&mut self, key: &StreamKey, seq: u64) -> bool {
-        if let Some(c) = &self.column
-            && &c.key == key
-            && seq >= c.first_seq
-            && seq < c.first_seq + c.rows.len() as u64
-        {
-            return true;
-        }
-        let dir = &self.dir;
-        let index = self.indexes.entry(key.clone()).or_insert_with(|| {
-            let mut file = File::open(sidecar::path(dir, &key.0, &key.1)).ok()?;
-            let (entries, _) = sidecar::scan(&mut file).ok()?;
-            Some((file, entries))
-        });
-        let Some((file, entries)) = index else {
-            return false;
-        };
-        let at = entries.partition_point(|e| e.first_seq + u64::from(e.count) <= seq);
-        let Some(entry) = entries.get(at).filter(|e| e.first_seq <= seq).copied() else {
-            return false;
-        };
-        match read_rows(file, entry, &mut self.scratch) {
-            Some(rows) if rows.len() == entry.count as usize => {
-                self.column = Some(Column {
-                    key: key.clone(),
-                    first_seq: entry.first_seq,
-                    rows,
-                });
-                true
-            }
-            _ => false,
-        }
     }
 }
 
-fn read_rows(file: &mut File, e: Entry, scratch: &mut Vec<u8>) -> Option<Vec<Map<String, Value>>> {
-    let mut body = vec![0u8; e.len as usize];
-    file.seek(SeekFrom::Start(e.offset)).ok()?;
-    file.read_exact(&mut body).ok()?;
-    logship_proto::payload::decompress_capped(&body, COLUMN_CAP, scratch).ok()?;
-    scratch
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).ok())
-        .collect()
+/// A scalar column value as a filter sees it.
+fn scalar(v: ValueRef<'_>) -> Scalar<'_> {
+    match v {
+        ValueRef::Str(s) => Scalar::Str(s),
+        ValueRef::U64(u) => Scalar::U64(u),
+        ValueRef::I64(i) => Scalar::I64(i),
+        ValueRef::F64(f) => Scalar::F64(f),
+        ValueRef::Bool(b) => Scalar::Bool(b),
+        ValueRef::Strs(_) | ValueRef::Json(_) => Scalar::Other,
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use logship_store::FieldsRow;
+    use logship_store::fields::{Column, ColumnBuilder};
+
     use super::*;
-    use crate::normalize::sidecar::Writer;
 
     const SSHD: &[u8] =
         b"Feb 12 14:10:21 sd-126005 sshd[16378]: Invalid user pascal from 35.188.49.176 port 53502";
 
-    fn view<'a>(seq: u64, raw: &'a [u8], kind: i32) -> RecordView<'a> {
+    fn view<'a>(
+        seq: u64,
+        raw: &'a [u8],
+        kind: i32,
+        sidecar: Option<FieldsRow<'a>>,
+    ) -> RecordView<'a> {
         static NO_ATTRIBUTES: std::sync::LazyLock<std::collections::HashMap<String, String>> =
             std::sync::LazyLock::new(Default::default);
         RecordView {
@@ -175,42 +168,72 @@ mod tests {
             kind,
             agent_tz: "UTC",
             fields: None,
+            sidecar,
         }
     }
 
-    fn column(rows: &[&str]) -> Vec<u8> {
-        let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
-        zstd::bulk::compress(text.as_bytes(), 1).unwrap()
+    fn column() -> Column {
+        let mut b = ColumnBuilder::new();
+        b.str("user.name", "from-sidecar");
+        b.strs("event.category", ["authentication"].into_iter());
+        b.u64("source.port", 22);
+        b.end_row();
+        b.end_row();
+        let mut bytes = Vec::new();
+        b.finish(&mut bytes);
+        Column::decode(bytes, 2).unwrap()
+    }
+
+    fn filters(f: &[&str]) -> Vec<FieldFilter> {
+        f.iter().map(|f| FieldFilter::parse(f).unwrap()).collect()
     }
 
     #[test]
-    fn sidecar_columns_win_and_missing_ones_are_computed() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut w = Writer::new(crate::normalize::fields_dir(dir.path()));
-        w.append(
-            "a",
-            "s",
-            1,
-            2,
-            &column(&[r#"{"user.name":"from-sidecar"}"#, "{}"]),
-        )
-        .unwrap();
-        drop(w);
-        let mut lookup = FieldsLookup::new(dir.path());
-        let r1 = view(1, SSHD, 0);
+    fn sidecar_rows_win_and_missing_ones_are_computed() {
+        let c = column();
+        let mut lookup = FieldsLookup::new();
+        let r1 = view(1, SSHD, 0, Some(FieldsRow { column: &c, row: 0 }));
         assert_eq!(lookup.fields(&r1).unwrap()["user.name"], "from-sidecar");
         // The certificate identity stands beside the claimed host name.
         assert_eq!(lookup.fields(&r1).unwrap()["agent.name"], "a");
-        let r2 = view(2, SSHD, 0);
-        assert!(
-            lookup.fields(&r2).is_none(),
-            "an empty object means no fields"
-        );
-        let r3 = view(3, SSHD, 0);
+        let r2 = view(2, SSHD, 0, Some(FieldsRow { column: &c, row: 1 }));
+        assert!(lookup.fields(&r2).is_none(), "an empty row means no fields");
+        let r3 = view(3, SSHD, 0, None);
         let computed = lookup.fields(&r3).unwrap();
         assert_eq!(computed["user.name"], "pascal");
         assert_eq!(computed["event.outcome"], "failure");
-        let gap = view(4, b"lost", 1);
+        let gap = view(4, b"lost", 1, None);
         assert!(lookup.fields(&gap).is_none());
+    }
+
+    #[test]
+    fn filters_on_a_row_agree_with_filters_on_its_map() {
+        let c = column();
+        let mut lookup = FieldsLookup::new();
+        let cases = [
+            "user.name=from-sidecar",
+            "user.name!=from-sidecar",
+            "user.name=x",
+            "user.name!=x",
+            "event.category=authentication",
+            "event.category!=authentication",
+            "event.category=network",
+            "source.port=22",
+            "source.port>=22",
+            "source.port<22",
+            "source.port>21",
+            "source.ip=10.0.0.0/8",
+            "source.ip!=10.0.0.0/8",
+        ];
+        for row in 0..2 {
+            let r = view(1, SSHD, 0, Some(FieldsRow { column: &c, row }));
+            for case in cases {
+                let f = filters(&[case]);
+                let on_row = lookup.matches(&r, &f);
+                let empty = Map::new();
+                let map = lookup.fields(&r).cloned().unwrap_or(empty);
+                assert_eq!(on_row, f[0].matches(&map), "row {row}: {case}");
+            }
+        }
     }
 }

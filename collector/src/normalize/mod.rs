@@ -3,10 +3,13 @@
 //!
 //! ```text
 //! writer thread ──(fsync, then CommitWatch::publish)──► worker thread (store cursor "normalizer")
-//!                                                         └──► fields sidecar (per agent stream)
-//!                                                              data_dir/fields/<agent>/<stream>.fld
+//!                                                         └──► fields sidecar (per segment)
+//!                                                              store/segments/<day>/<stem>.fld
 //! search ──► inline block column ▸ sidecar column ▸ computed on the fly (same parsers, same order)
 //! ```
+//!
+//! The sidecar format belongs to the store ([`logship_store::fields`]); this module produces the
+//! fields ([`column`]) and reads them for search ([`FieldsLookup`]).
 //!
 //! Invariants:
 //! - Raw records are never changed; fields are derived data. A record whose fields were not
@@ -19,14 +22,22 @@ pub(crate) mod column;
 pub mod lag;
 mod lookup;
 mod offline;
-mod sidecar;
 mod worker;
 
 pub use lookup::FieldsLookup;
 pub use offline::{run_accuracy, run_offline};
-pub use worker::{CURSOR_NAME, NormalizeStats, WorkerConfig, start};
+pub use worker::{CURSOR_NAME, Done, NormalizeStats, Pipeline, WorkerConfig, start};
 
-/// Directory of the fields sidecars inside the data directory.
-pub fn fields_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
-    data_dir.join("fields")
+/// Removes the per-stream sidecars of earlier versions (`data_dir/fields/`, zstd JSON lines):
+/// derived data that nothing reads any more (their blocks get their fields at search time).
+pub fn remove_legacy_sidecars(data_dir: &std::path::Path) {
+    let legacy = data_dir.join("fields");
+    if legacy.is_dir() {
+        match std::fs::remove_dir_all(&legacy) {
+            Ok(()) => tracing::info!(dir = %legacy.display(),
+                "Removed the fields sidecars of an earlier version; their fields are computed at search time."),
+            Err(error) => tracing::warn!(dir = %legacy.display(), %error,
+                "Could not remove the fields sidecars of an earlier version."),
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The normalizer worker: one thread that follows the store through its own durable cursor
 //! (`normalizer`, see [`logship_store::Cursor`]), parses each committed block into a fields
-//! column and appends it to the block's stream sidecar. The writer never waits for it: it only
+//! column and appends it to its segment's fields sidecar ([`logship_store::fields`]). The writer never waits for it: it only
 //! publishes its committed end on the [`CommitWatch`] after each fsync, and the worker reads the
 //! blocks back (from the page cache, usually) when it gets the CPU. A burst is normalized after
 //! it ends; a restart in the middle of catch-up resumes from the last cursor commit instead of
@@ -9,7 +9,7 @@
 //! Invariants:
 //! - The cursor commits only after the sidecars holding the columns of the blocks it passed are
 //!   fsync'd, so a crash loses at most the work since the last commit, which is redone; a block
-//!   a sidecar already covers is not parsed again ([`super::sidecar::Writer::covered`]).
+//!   a sidecar already covers is not parsed again ([`FieldsWriter::covered`]).
 //! - Blocks come in commit order, so each (agent, stream) normalizer sees its records in seq
 //!   order (postfix queue ids, auditd serials join correctly).
 //! - A block that cannot be read or parsed is counted and logged; its fields are computed at
@@ -28,10 +28,10 @@ use std::time::{Duration, Instant};
 
 use logship_normalize::Normalizer;
 use logship_proto::payload::decode_payload;
+use logship_store::fields::{ColumnBuilder, FieldsWriter, TAG_LEN};
 use logship_store::{CommitWatch, Cursor, CursorBlock, CursorItem};
 
 use super::column::fields_column;
-use super::sidecar::Writer;
 use crate::writer::WriterStats;
 
 /// Name of the normalizer's cursor in the store.
@@ -71,10 +71,8 @@ pub struct NormalizeStats {
 
 /// Where the worker reads and writes.
 pub struct WorkerConfig {
-    /// The store directory.
+    /// The store directory (the fields sidecars live beside its segments).
     pub store_dir: PathBuf,
-    /// The fields sidecar directory.
-    pub fields_dir: PathBuf,
     /// Cap on a decompressed payload.
     pub max_decompressed_bytes: usize,
     /// The writer's commit watch (closed when the writer stops).
@@ -104,16 +102,12 @@ pub fn start(
     let stats = Arc::new(NormalizeStats::default());
     let worker = Worker {
         cursor,
-        writer: Writer::new(config.fields_dir),
-        cap: config.max_decompressed_bytes,
+        pipeline: Pipeline::new(&config.store_dir, config.max_decompressed_bytes),
         stats: stats.clone(),
         watch: config.watch,
         consumed: 0,
         backlog_left: 0,
         writer_stats: config.writer,
-        normalizers: HashMap::new(),
-        scratch: Vec::new(),
-        text: Vec::new(),
     };
     let join = std::thread::Builder::new()
         .name("normalizer".into())
@@ -127,8 +121,7 @@ pub fn start(
 /// The worker thread's state.
 struct Worker {
     cursor: Cursor,
-    writer: Writer,
-    cap: usize,
+    pipeline: Pipeline,
     stats: Arc<NormalizeStats>,
     watch: CommitWatch,
     /// Records the cursor has passed (all time, as `records_stored` counts them; negative only
@@ -137,9 +130,6 @@ struct Worker {
     /// Records of the backlog measured at the start not passed yet (see [`Worker::counted`]).
     backlog_left: u64,
     writer_stats: Arc<WriterStats>,
-    normalizers: HashMap<(String, String), Normalizer>,
-    scratch: Vec<u8>,
-    text: Vec<u8>,
 }
 
 impl Worker {
@@ -242,7 +232,7 @@ impl Worker {
             return;
         }
         let done = self
-            .writer
+            .pipeline
             .sync()
             .map_err(anyhow::Error::from)
             .and_then(|()| self.cursor.commit().map_err(Into::into));
@@ -254,59 +244,118 @@ impl Worker {
     }
 
     fn block(&mut self, b: &CursorBlock) {
-        let covered = self.writer.covered(&b.agent, &b.stream_id).unwrap_or(0);
-        if b.fields.is_some() || b.first_seq <= covered {
-            // Inline column, or normalized before a restart.
-            self.stats
-                .records
-                .fetch_add(u64::from(b.count), Ordering::Relaxed);
-            return;
-        }
-        self.normalize(&b.agent, &b.stream_id, b.first_seq, b.count, &b.payload);
-    }
-
-    fn normalize(
-        &mut self,
-        agent: &str,
-        stream_id: &str,
-        first_seq: u64,
-        count: u32,
-        payload: &[u8],
-    ) {
-        if self.normalizers.len() >= MAX_STREAMS {
-            self.normalizers.clear();
-        }
-        let key = (agent.to_string(), stream_id.to_string());
-        let normalizer = self.normalizers.entry(key).or_default();
-        let column = match decode_payload(payload, self.cap, &mut self.scratch)
-            .map_err(anyhow::Error::from)
-            .and_then(|list| fields_column(&list, normalizer, &mut self.text))
-        {
-            Ok(c) => c,
-            Err(error) => {
+        let (agent, first_seq, count) = (b.agent.as_str(), b.first_seq, u64::from(b.count));
+        match self.pipeline.block(b) {
+            Done::Covered | Done::Written => {
+                self.stats.records.fetch_add(count, Ordering::Relaxed);
+            }
+            Done::Unreadable(error) => {
                 self.stats
                     .skipped_records
-                    .fetch_add(u64::from(count), Ordering::Relaxed);
-                tracing::warn!(agent, first_seq, error = %format!("{error:#}"),
+                    .fetch_add(count, Ordering::Relaxed);
+                tracing::warn!(agent, first_seq, %error,
                     "A stored block could not be parsed; its fields are computed at search time.");
-                return;
             }
-        };
-        match self
-            .writer
-            .append(agent, stream_id, first_seq, count, &column)
-        {
-            Ok(()) => {
-                self.stats
-                    .records
-                    .fetch_add(u64::from(count), Ordering::Relaxed);
-            }
-            Err(error) => {
+            Done::WriteFailed(error) => {
                 self.stats.failed_blocks.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(agent, first_seq, %error,
                     "Writing a fields column failed; its fields are computed at search time.");
             }
         }
+    }
+}
+
+/// What [`Pipeline::block`] did with a block.
+#[derive(Debug)]
+pub enum Done {
+    /// The block has an inline column, or its sidecar already holds its column.
+    Covered,
+    /// Its column was appended to the sidecar.
+    Written,
+    /// The payload could not be decoded (fields computed at search time).
+    Unreadable(String),
+    /// The sidecar could not be written (fields computed at search time).
+    WriteFailed(std::io::Error),
+}
+
+/// The normalizer's work on one block, apart from its thread and cursor: decompress the
+/// payload, parse every record with its stream's normalizer, append the column to the
+/// segment's sidecar. The component benchmark (`examples/normalize_bench.rs`) runs exactly this.
+pub struct Pipeline {
+    writer: FieldsWriter,
+    cap: usize,
+    normalizers: HashMap<(String, String), Normalizer>,
+    scratch: Vec<u8>,
+    builder: ColumnBuilder,
+    column: Vec<u8>,
+}
+
+impl Pipeline {
+    /// A pipeline writing the sidecars of the store at `store_dir`; `cap` bounds a decompressed
+    /// payload.
+    pub fn new(store_dir: &std::path::Path, cap: usize) -> Pipeline {
+        Pipeline {
+            writer: FieldsWriter::new(store_dir),
+            cap,
+            normalizers: HashMap::new(),
+            scratch: Vec::new(),
+            builder: ColumnBuilder::new(),
+            column: Vec::new(),
+        }
+    }
+
+    /// fsyncs the sidecars written since the last call.
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        self.writer.sync()
+    }
+
+    /// Normalizes one committed block unless its sidecar already covers it.
+    pub fn block(&mut self, b: &CursorBlock) -> Done {
+        let mut tag = [0u8; TAG_LEN];
+        let hex_tag = b.hash.get(..2 * TAG_LEN).unwrap_or_default();
+        if hex::decode_to_slice(hex_tag, &mut tag).is_err() {
+            return Done::Unreadable(format!("block hash {:?} is not hex", b.hash));
+        }
+        let covered = self
+            .writer
+            .covered(b.at.segment, b.at.offset, &tag)
+            .unwrap_or(false);
+        if b.fields.is_some() || covered {
+            // Inline column, or normalized before a restart.
+            return Done::Covered;
+        }
+        if let Err(error) = self.normalize(b) {
+            return Done::Unreadable(error);
+        }
+        match self
+            .writer
+            .append(b.at.segment, b.at.offset, &tag, b.count, &self.column)
+        {
+            Ok(()) => Done::Written,
+            Err(error) => Done::WriteFailed(error),
+        }
+    }
+
+    /// Produces the fields of the block's records into `self.column` (the one place they are
+    /// made).
+    fn normalize(&mut self, b: &CursorBlock) -> Result<(), String> {
+        if self.normalizers.len() >= MAX_STREAMS {
+            self.normalizers.clear();
+        }
+        let key = (b.agent.clone(), b.stream_id.clone());
+        let normalizer = self.normalizers.entry(key).or_default();
+        let list =
+            decode_payload(&b.payload, self.cap, &mut self.scratch).map_err(|e| e.to_string())?;
+        if list.records.len() != b.count as usize {
+            return Err(format!(
+                "{} records, header says {}",
+                list.records.len(),
+                b.count
+            ));
+        }
+        fields_column(&list, normalizer, &mut self.builder);
+        self.builder.finish(&mut self.column);
+        Ok(())
     }
 }
 
@@ -351,15 +400,36 @@ mod tests {
         }
     }
 
+    /// (block offset, count) of every sidecar entry of the store, in segment order.
     fn entries(dir: &std::path::Path) -> Vec<(u64, u32)> {
-        let mut file = std::fs::File::open(super::super::sidecar::path(
-            &dir.join("fields"),
-            "a",
-            STREAM,
-        ))
-        .unwrap();
-        let (entries, _) = super::super::sidecar::scan(&mut file).unwrap();
-        entries.iter().map(|e| (e.first_seq, e.count)).collect()
+        let mut segments: Vec<_> = walk(&dir.join("store"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+            .collect();
+        segments.sort();
+        segments
+            .iter()
+            .filter_map(|s| logship_store::fields::SidecarIndex::open(s))
+            .flat_map(|i| {
+                i.entries()
+                    .iter()
+                    .map(|e| (e.block_offset, e.count))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
     }
 
     #[test]
@@ -396,7 +466,6 @@ mod tests {
         let start_worker = |watch: &CommitWatch| {
             start(WorkerConfig {
                 store_dir: store_dir.clone(),
-                fields_dir: dir.path().join("fields"),
                 max_decompressed_bytes: 1 << 24,
                 watch: watch.clone(),
                 writer: writer.clone(),
@@ -432,7 +501,11 @@ mod tests {
         worker.join().unwrap();
         let got = entries(dir.path());
         assert_eq!(got.len(), 100);
-        assert!(got.windows(2).all(|w| w[0].0 + u64::from(w[0].1) == w[1].0));
+        assert!(got.iter().all(|e| e.1 == count));
+        assert!(
+            got.windows(2).all(|w| w[0].0 < w[1].0),
+            "each block once, in order"
+        );
         // A cursor lost entirely (removed file) redoes nothing the sidecar holds.
         std::fs::remove_file(logship_store::cursor_path(&store_dir, CURSOR_NAME)).unwrap();
         let watch = CommitWatch::new();

@@ -16,7 +16,6 @@ use std::io::{IsTerminal, Write};
 use anyhow::{Context, Result, bail};
 use logship_normalize::FieldFilter;
 use logship_store::{Query, RecordView};
-use serde_json::Map;
 
 use crate::cli::SearchArgs;
 use crate::output::progress::{Interrupt, Spinner, describe};
@@ -104,8 +103,7 @@ fn scan(
     interrupt: &Interrupt,
 ) -> Result<(Outcome, logship_store::Progress)> {
     let limit = args.limit.unwrap_or(usize::MAX) as u64;
-    let mut lookup = crate::normalize::FieldsLookup::new(&args.data_dir);
-    let needs_fields = !(filters.fields.is_empty() && args.count);
+    let mut lookup = crate::normalize::FieldsLookup::new();
     let spinner = Spinner::new("scanned");
     let mut matched = 0u64;
     let mut failure = None;
@@ -114,10 +112,12 @@ fn scan(
         if interrupt.raised() {
             return false;
         }
-        let fields = if needs_fields { lookup.fields(r) } else { None };
-        if !filters.matches(r, fields) {
+        // Fields filters run on the sidecar's columns when it has the record; a map is built
+        // only for the records printed.
+        if !filters.matches_text(r) || !lookup.matches(r, &filters.fields) {
             return true;
         }
+        let fields = if args.count { None } else { lookup.fields(r) };
         matched += 1;
         let written = if spinner.visible() {
             spinner.suspend(|| printer.record(r, fields).and_then(|()| printer.flush()))
@@ -196,18 +196,13 @@ impl Filters {
         Ok(Filters { fields, folded })
     }
 
-    fn matches(&self, r: &RecordView<'_>, fields: Option<&Map<String, serde_json::Value>>) -> bool {
-        if let Some(needle) = &self.folded
-            && !String::from_utf8_lossy(r.raw)
+    /// The `--contains -i` test (the store tests `--contains` itself).
+    fn matches_text(&self, r: &RecordView<'_>) -> bool {
+        self.folded.as_ref().is_none_or(|needle| {
+            String::from_utf8_lossy(r.raw)
                 .to_lowercase()
                 .contains(needle.as_str())
-        {
-            return false;
-        }
-        let empty = Map::new();
-        self.fields
-            .iter()
-            .all(|f| f.matches(fields.unwrap_or(&empty)))
+        })
     }
 }
 

@@ -104,55 +104,110 @@ impl FieldFilter {
         })
     }
 
+    /// The field the filter tests.
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
     /// True when the fields satisfy the predicate. A missing field matches only `!=`.
     pub fn matches(&self, fields: &Map<String, Value>) -> bool {
-        let Some(v) = fields.get(&self.field) else {
+        match fields.get(&self.field) {
+            None => self.matches_values(None::<std::iter::Empty<Scalar<'_>>>),
+            Some(Value::Array(a)) => self.matches_values(Some(a.iter().map(Scalar::of))),
+            Some(v) => self.matches_values(Some(std::iter::once(Scalar::of(v)))),
+        }
+    }
+
+    /// The predicate on a field given as its values (one, or each element of a list; `None`:
+    /// the record has no such field), without building a map: for columnar readers. Same
+    /// semantics as [`FieldFilter::matches`].
+    pub fn matches_values<'v>(&self, values: Option<impl Iterator<Item = Scalar<'v>>>) -> bool {
+        let Some(mut values) = values else {
             return self.op == Op::Ne;
         };
-        let any = |test: &dyn Fn(&Value) -> bool| match v {
-            Value::Array(a) => a.iter().any(test),
-            v => test(v),
-        };
         match self.op {
-            Op::Eq => any(&|v| self.equal(v)),
-            Op::Ne => !any(&|v| self.equal(v)),
-            Op::Gt => any(&|v| self.order(v).is_some_and(|o| o.is_gt())),
-            Op::Ge => any(&|v| self.order(v).is_some_and(|o| o.is_ge())),
-            Op::Lt => any(&|v| self.order(v).is_some_and(|o| o.is_lt())),
-            Op::Le => any(&|v| self.order(v).is_some_and(|o| o.is_le())),
+            Op::Eq => values.any(|v| self.equal(v)),
+            Op::Ne => !values.any(|v| self.equal(v)),
+            Op::Gt => values.any(|v| self.order(v).is_some_and(|o| o.is_gt())),
+            Op::Ge => values.any(|v| self.order(v).is_some_and(|o| o.is_ge())),
+            Op::Lt => values.any(|v| self.order(v).is_some_and(|o| o.is_lt())),
+            Op::Le => values.any(|v| self.order(v).is_some_and(|o| o.is_le())),
         }
     }
 
     /// How the record's value `v` orders against the filter's: numerically when both are
     /// numbers, else as text; `None` when they cannot be compared.
-    fn order(&self, v: &Value) -> Option<std::cmp::Ordering> {
+    fn order(&self, v: Scalar<'_>) -> Option<std::cmp::Ordering> {
         let Expected::Text(t) = &self.value else {
             return None;
         };
-        match (v, t.parse::<f64>()) {
-            (Value::Number(n), Ok(want)) => n.as_f64()?.partial_cmp(&want),
-            (Value::String(s), Ok(want)) => match s.parse::<f64>() {
+        match (v.number(), v, t.parse::<f64>()) {
+            (Some(n), _, Ok(want)) => n.partial_cmp(&want),
+            (_, Scalar::Str(s), Ok(want)) => match s.parse::<f64>() {
                 Ok(have) => have.partial_cmp(&want),
-                Err(_) => Some(s.as_str().cmp(t.as_str())),
+                Err(_) => Some(s.cmp(t.as_str())),
             },
-            (Value::String(s), Err(_)) => Some(s.as_str().cmp(t.as_str())),
+            (_, Scalar::Str(s), Err(_)) => Some(s.cmp(t.as_str())),
             _ => None,
         }
     }
 
-    fn equal(&self, v: &Value) -> bool {
+    fn equal(&self, v: Scalar<'_>) -> bool {
         match (&self.value, v) {
-            (Expected::Net(net), Value::String(s)) => {
+            (Expected::Net(net), Scalar::Str(s)) => {
                 s.parse::<IpAddr>().is_ok_and(|ip| net.contains(&ip))
             }
             (Expected::Net(_), _) => false,
-            (Expected::Text(t), Value::String(s)) => s == t,
-            (Expected::Text(t), Value::Number(n)) => match (t.parse::<f64>(), n.as_f64()) {
+            (Expected::Text(t), Scalar::Str(s)) => s == t,
+            (Expected::Text(t), Scalar::Bool(b)) => t.parse::<bool>().is_ok_and(|x| x == b),
+            (Expected::Text(t), v) => match (t.parse::<f64>(), v.number()) {
                 (Ok(a), Some(b)) => a == b,
                 _ => false,
             },
-            (Expected::Text(t), Value::Bool(b)) => t.parse::<bool>().is_ok_and(|x| x == *b),
-            _ => false,
+        }
+    }
+}
+
+/// One value of a field as a filter sees it (an element, for list fields).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar<'a> {
+    /// A string.
+    Str(&'a str),
+    /// An unsigned integer.
+    U64(u64),
+    /// A signed integer.
+    I64(i64),
+    /// A float.
+    F64(f64),
+    /// A boolean.
+    Bool(bool),
+    /// Anything else (null, an object, a nested list): matches only `!=`.
+    Other,
+}
+
+impl<'a> Scalar<'a> {
+    /// The scalar of a JSON value (`Other` for null, objects and lists).
+    pub fn of(v: &'a Value) -> Scalar<'a> {
+        match v {
+            Value::String(s) => Scalar::Str(s),
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => Scalar::U64(u),
+                (_, Some(i), _) => Scalar::I64(i),
+                (_, _, Some(f)) => Scalar::F64(f),
+                _ => Scalar::Other,
+            },
+            _ => Scalar::Other,
+        }
+    }
+
+    /// The value as a number, when it is one (strings are not).
+    fn number(self) -> Option<f64> {
+        match self {
+            Scalar::U64(u) => Some(u as f64),
+            Scalar::I64(i) => Some(i as f64),
+            Scalar::F64(f) => Some(f),
+            _ => None,
         }
     }
 }

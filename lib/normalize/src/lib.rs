@@ -24,7 +24,7 @@ mod time;
 pub mod accuracy;
 
 pub use catalog::{FieldInfo, is_known_field, known_fields};
-pub use filter::{FieldFilter, FilterError};
+pub use filter::{FieldFilter, FilterError, Scalar};
 pub use origin::Origin;
 
 use serde_json::{Map, Value};

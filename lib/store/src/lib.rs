@@ -11,6 +11,8 @@
 //! <dir>/store-id                               the store's random id (hex), named by checkpoints
 //! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.seg   segment n (UTC date of its creation)
 //! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.idx   index sidecar, written when sealed
+//! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.fld   fields sidecar (derived, written by
+//!                                              the normalizer; format in [`fields`])
 //! <dir>/quarantine/<segment stem>@<offset>.tail   damaged tail moved out of a last segment
 //! <dir>/cursors/<consumer>.cur                 a consumer's durable place (see [`Cursor`])
 //!                                              (segments removed by retention are simply absent;
@@ -90,6 +92,7 @@ mod archive;
 mod block;
 mod checkpoint;
 mod cursor;
+pub mod fields;
 mod fuzz;
 mod index;
 mod progress;
@@ -136,7 +139,9 @@ pub use retention::{
     RetentionPolicy, RetentionRecord, RetentionReport, TakesAll, UnreadCounter,
     parse_record as parse_retention_record, retention_stream,
 };
-pub use search::{Query, RecordView, SearchStats, search, search_watched, search_with_cap};
+pub use search::{
+    FieldsRow, Query, RecordView, SearchStats, search, search_watched, search_with_cap,
+};
 pub use verify::{
     CheckpointResult, VerifyReport, Witness, verify, verify_watched, verify_with_witness,
 };

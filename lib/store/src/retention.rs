@@ -9,8 +9,8 @@
 //! (number, file name, blocks, records, bytes, the absolute block count through each one and
 //! the hash of its last block), the chain base before this round, the per-stream watermarks of
 //! everything removed so far, and the records each consumer had not passed (`undelivered`).
-//! The record is fsync'd; only then are the segment files and their index sidecars deleted,
-//! oldest first, and the directory entries fsync'd.
+//! The record is fsync'd; only then are the segment files and their index and fields
+//! sidecars deleted, oldest first, and the directory entries fsync'd.
 //!
 //! # Invariants
 //!
@@ -595,13 +595,18 @@ fn unread_matching(
     }
 }
 
-/// Deletes a segment and its index sidecar, then fsyncs the directory (and removes it when
-/// it is left empty).
+/// Deletes a segment, its index sidecar and its fields sidecar, then fsyncs the directory (and
+/// removes it when it is left empty).
 fn delete_segment(path: &Path) -> std::io::Result<()> {
     std::fs::remove_file(path)?;
-    match std::fs::remove_file(segment::sidecar_path(path)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
+    for sidecar in [
+        segment::sidecar_path(path),
+        crate::fields::sidecar_path(path),
+    ] {
+        match std::fs::remove_file(sidecar) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
     if let Some(day) = path.parent() {
         sync_dir(day).map_err(|e| std::io::Error::other(e.to_string()))?;

@@ -14,6 +14,7 @@ use logship_proto::v1::RecordList;
 use serde_json::{Map, Value};
 
 use crate::block::{self, BlockHeader};
+use crate::fields::{Column, SidecarIndex};
 use crate::index::SegmentIndex;
 use crate::progress::{Progress, Watch};
 use crate::segment::{self, SEGMENT_HEADER_LEN, SegmentInfo, SegmentReader, Step};
@@ -64,6 +65,18 @@ pub struct RecordView<'a> {
     pub agent_tz: &'a str,
     /// Normalized fields; `None` when the block has no fields column or the object is empty.
     pub fields: Option<&'a Map<String, Value>>,
+    /// The record's row in its segment's fields sidecar ([`crate::fields`]), when the sidecar
+    /// holds a column for its block that checks; `None`: compute the fields.
+    pub sidecar: Option<FieldsRow<'a>>,
+}
+
+/// A record's row in the precomputed fields column of its block.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldsRow<'a> {
+    /// The block's column.
+    pub column: &'a Column,
+    /// The record's row in it.
+    pub row: usize,
 }
 
 /// What a search looked at.
@@ -89,6 +102,8 @@ struct Searcher<'q, 'e, 'w> {
     frame: Vec<u8>,
     scratch: Vec<u8>,
     fields_scratch: Vec<u8>,
+    /// The fields sidecar of the segment being read (opened at its first matching record).
+    sidecar: Option<Option<SidecarIndex>>,
     stats: SearchStats,
     watch: Watch<'w>,
     progress: Progress,
@@ -138,6 +153,7 @@ pub fn search_watched(
         frame: Vec::new(),
         scratch: Vec::new(),
         fields_scratch: Vec::new(),
+        sidecar: None,
         stats: SearchStats::default(),
         watch,
         progress: Progress {
@@ -177,6 +193,7 @@ impl Searcher<'_, '_, '_> {
 
     fn try_segment(&mut self, info: &SegmentInfo, is_last: bool) -> std::io::Result<Flow> {
         let reader = SegmentReader::open(&info.path)?;
+        self.sidecar = None;
         if !is_last {
             let sidecar = segment::sidecar_path(&info.path);
             if let Some(index) = SegmentIndex::read(&sidecar, reader.len())
@@ -278,6 +295,7 @@ impl Searcher<'_, '_, '_> {
             return Flow::Continue;
         };
         let mut fields: Option<Vec<Map<String, Value>>> = None;
+        let mut sidecar: Option<Option<Column>> = None;
         for i in 0..list.records.len() {
             if !self.record_matches(&list, i) {
                 continue;
@@ -287,7 +305,16 @@ impl Searcher<'_, '_, '_> {
                 None => Vec::new(),
             });
             let record_fields = fields.get(i).filter(|m| !m.is_empty());
-            if self.emit_record(header, &list, i, record_fields) == Flow::Stop {
+            let column = sidecar.get_or_insert_with(|| {
+                let cap = self.cap;
+                let tag = crate::fields::block_tag(&parts.stored_hash);
+                self.sidecar
+                    .get_or_insert_with(|| SidecarIndex::open(&info.path))
+                    .as_mut()
+                    .and_then(|s| s.column(offset, &tag, header.count, cap))
+            });
+            let row = column.as_ref().map(|column| FieldsRow { column, row: i });
+            if self.emit_record(header, &list, i, record_fields, row) == Flow::Stop {
                 return Flow::Stop;
             }
         }
@@ -321,6 +348,7 @@ impl Searcher<'_, '_, '_> {
         list: &RecordList,
         i: usize,
         fields: Option<&Map<String, Value>>,
+        sidecar: Option<FieldsRow<'_>>,
     ) -> Flow {
         let rec = &list.records[i];
         let (input, path) = source_of(list, rec.source);
@@ -343,6 +371,7 @@ impl Searcher<'_, '_, '_> {
             kind: rec.kind,
             agent_tz: &list.agent_tz,
             fields,
+            sidecar,
         };
         self.stats.records_matched += 1;
         let more = (self.emit)(&view);

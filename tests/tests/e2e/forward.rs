@@ -558,38 +558,15 @@ fn rsyslog_down_60_s_and_a_collector_sigkill_lose_nothing_and_ingest_goes_on() {
     });
 }
 
-/// (first_seq, count) of every column in the fields sidecars under `data_dir/fields`.
-fn sidecar_columns(data_dir: &Path) -> Result<Vec<(u64, u32)>> {
-    let mut out = Vec::new();
-    let mut files = Vec::new();
-    for agent in std::fs::read_dir(data_dir.join("fields"))? {
-        let agent = agent?;
+/// (first_seq, count, columns) of every agent block of the store: how many fields columns its
+/// segment's sidecar holds for it.
+fn sidecar_columns(data_dir: &Path) -> Result<Vec<(u64, u32, u32)>> {
+    Ok(logship_store::fields::coverage(&data_dir.join("store"))?
+        .into_iter()
         // The collector's own checkpoint stream has seqs of its own.
-        if agent.file_name() == COLLECTOR_IDENTITY {
-            continue;
-        }
-        files.extend(logship_e2e::files_with_ext(&agent.path(), "fld")?);
-    }
-    for f in files {
-        let data = std::fs::read(&f)?;
-        ensure!(
-            data.starts_with(b"LSFLD001"),
-            "{} has no magic",
-            f.display()
-        );
-        let mut at = 8;
-        while at + 20 <= data.len() {
-            let first = u64::from_le_bytes(data[at..at + 8].try_into()?);
-            let count = u32::from_le_bytes(data[at + 8..at + 12].try_into()?);
-            let len = u32::from_le_bytes(data[at + 12..at + 16].try_into()?) as usize;
-            if at + 20 + len > data.len() {
-                break;
-            }
-            out.push((first, count));
-            at += 20 + len;
-        }
-    }
-    Ok(out)
+        .filter(|b| b.agent != COLLECTOR_IDENTITY)
+        .map(|b| (b.first_seq, b.count, b.columns))
+        .collect())
 }
 
 #[test]
@@ -632,7 +609,10 @@ fn the_normalizer_killed_mid_catch_up_resumes_from_its_cursor() {
             cursor.try_exists().map_err(Into::into)
         })?;
         let columns = sidecar_columns(collector.data_dir())?;
-        let done: u64 = columns.iter().map(|c| u64::from(c.1)).sum();
+        let done: u64 = columns
+            .iter()
+            .map(|c| u64::from(c.1) * u64::from(c.2))
+            .sum();
         ensure!(
             done < N,
             "the normalizer caught up before it could be killed ({done})"
@@ -653,9 +633,9 @@ fn the_normalizer_killed_mid_catch_up_resumes_from_its_cursor() {
             .to_string();
         // Every record has its fields column exactly once: none skipped, none twice.
         let mut seen = vec![0u8; N as usize + 1];
-        for (first, count) in sidecar_columns(collector.data_dir())? {
+        for (first, count, columns) in sidecar_columns(collector.data_dir())? {
             for s in first..first + u64::from(count) {
-                seen[s as usize] += 1;
+                seen[s as usize] += columns as u8;
             }
         }
         let missing = (1..=N).filter(|s| seen[*s as usize] == 0).count();

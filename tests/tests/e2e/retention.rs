@@ -472,6 +472,12 @@ fn without_forwarders_old_segments_go_by_age_and_the_store_still_verifies() {
             Ok(store.count(&["--input", "app"])? == PHASE_1)
         })?;
         ensure!(segments(&data_dir)?.len() >= 2, "no sealed segment yet");
+        // The normalizer gives the first segment a fields sidecar before it is removed.
+        let first_fields =
+            logship_store::fields::sidecar_path(&tamper::segment_files(&data_dir.join("store"))[0]);
+        wait_until(ARRIVAL, "fields of the first segment", || {
+            Ok(first_fields.try_exists()?)
+        })?;
         std::thread::sleep(Duration::from_secs_f64(MAX_AGE_DAYS * 86_400.0 + 1.0));
         // More lines seal another segment, which runs a round.
         let all = PHASE_1 + PHASE_2;
@@ -499,6 +505,24 @@ fn without_forwarders_old_segments_go_by_age_and_the_store_still_verifies() {
         );
         let segs = segments(&data_dir)?;
         ensure!(segs[0].0 > 0, "{segs:?}");
+        // A removed segment's fields sidecar went with it; none is left without its segment.
+        ensure!(
+            !first_fields.try_exists()?,
+            "{} left behind",
+            first_fields.display()
+        );
+        for day in std::fs::read_dir(data_dir.join("store/segments"))? {
+            for f in std::fs::read_dir(day?.path())? {
+                let p = f?.path();
+                if p.extension().is_some_and(|e| e == "fld") {
+                    ensure!(
+                        p.with_extension("seg").try_exists()?,
+                        "orphan {}",
+                        p.display()
+                    );
+                }
+            }
+        }
         let (ok, doc) = verify(&data_dir, None)?;
         ensure!(ok, "verify after retention by age: {doc}");
         // What remains is a suffix of the lines, each once.

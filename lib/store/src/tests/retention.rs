@@ -360,3 +360,65 @@ fn a_crash_between_the_record_and_the_deletions_leaves_a_clean_store() {
     assert!(r.is_ok(), "{:?}", r.problems);
     assert!(r.removed_blocks >= 3);
 }
+
+#[test]
+fn the_fields_sidecars_of_removed_segments_go_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _, _) = filled(dir.path());
+    let mut fields = crate::fields::FieldsWriter::new(dir.path());
+    let blocks = crate::fields::coverage(dir.path()).unwrap();
+    for b in &blocks {
+        let mut c = crate::fields::ColumnBuilder::new();
+        for _ in 0..b.count {
+            c.str("user.name", "alice");
+            c.end_row();
+        }
+        let mut bytes = Vec::new();
+        c.finish(&mut bytes);
+        fields
+            .append(b.segment, b.offset, &b.tag, b.count, &bytes)
+            .unwrap();
+    }
+    fields.sync().unwrap();
+    drop(fields);
+    let sidecars = |dir: &Path| -> Vec<u64> {
+        tamper::segment_files(dir)
+            .iter()
+            .filter(|s| crate::fields::sidecar_path(s).try_exists().unwrap())
+            .filter_map(|s| crate::segment::parse_name(s).map(|(_, n)| n))
+            .collect()
+    };
+    assert_eq!(sidecars(dir.path()).len(), 10, "one per segment");
+    let before = store.stats();
+    let record = store
+        .retain(&size_cap(before.bytes / 2), &[], "c")
+        .unwrap()
+        .record
+        .expect("segments removed");
+    let kept = sidecars(dir.path());
+    assert!(
+        record.removed.iter().all(|r| !kept.contains(&r.n)),
+        "{kept:?}"
+    );
+    assert_eq!(kept.len(), 10 - record.removed.len());
+    // No sidecar is left without its segment.
+    for day in std::fs::read_dir(dir.path().join("segments")).unwrap() {
+        for f in std::fs::read_dir(day.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            if p.extension().is_some_and(|e| e == "fld") {
+                assert!(
+                    p.with_extension("seg").try_exists().unwrap(),
+                    "{}",
+                    p.display()
+                );
+            }
+        }
+    }
+    assert!(
+        crate::fields::coverage(dir.path())
+            .unwrap()
+            .iter()
+            .filter(|b| b.agent == "agent-1")
+            .all(|b| b.columns == 1)
+    );
+}
