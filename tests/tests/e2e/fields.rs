@@ -78,7 +78,7 @@ fn where_filters_find_normalized_records_shipped_by_an_agent() {
 }
 
 /// The fields sidecars next to the store's segments.
-fn sidecars(data_dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+pub(crate) fn sidecars(data_dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
     let mut out = Vec::new();
     for day in std::fs::read_dir(data_dir.join("store/segments"))? {
         for f in std::fs::read_dir(day?.path())? {
