@@ -9,15 +9,18 @@ use serde_json::{Map, Value};
 /// zstd level of the fields column.
 const FIELDS_ZSTD_LEVEL: i32 = 1;
 
-/// Builds the compressed fields column of a decoded batch.
+/// Builds the compressed fields column of a decoded batch; `each` sees every record's fields.
 pub(crate) fn fields_column(
     list: &RecordList,
     normalizer: &mut Normalizer,
     out: &mut Vec<u8>,
+    each: &mut dyn FnMut(&Map<String, Value>),
 ) -> Result<Vec<u8>> {
     out.clear();
     for r in &list.records {
-        serde_json::to_writer(&mut *out, &record_fields(list, r, normalizer))?;
+        let fields = record_fields(list, r, normalizer);
+        each(&fields);
+        serde_json::to_writer(&mut *out, &fields)?;
         out.push(b'\n');
     }
     Ok(zstd::bulk::compress(out, FIELDS_ZSTD_LEVEL)?)

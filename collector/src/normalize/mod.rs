@@ -5,6 +5,8 @@
 //! writer thread ──(fsync, then CommitWatch::publish)──► worker thread (store cursor "normalizer")
 //!                                                         └──► fields sidecar (per agent stream)
 //!                                                              data_dir/fields/<agent>/<stream>.fld
+//!                                                         └──► field index of each sealed segment
+//!                                                              (logship_store::FieldIndexBuilder)
 //! search ──► inline block column ▸ sidecar column ▸ computed on the fly (same parsers, same order)
 //! ```
 //!
@@ -16,6 +18,7 @@
 //!   parsers (postfix queue ids, auditd serials) see lines in the order they were written.
 
 pub(crate) mod column;
+mod fieldindex;
 mod lookup;
 mod offline;
 mod sidecar;

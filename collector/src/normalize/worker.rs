@@ -28,9 +28,10 @@ use std::time::{Duration, Instant};
 
 use logship_normalize::Normalizer;
 use logship_proto::payload::decode_payload;
-use logship_store::{CommitWatch, Cursor, CursorBlock, CursorItem};
+use logship_store::{CommitWatch, Cursor, CursorBlock, CursorItem, CursorPos};
 
 use super::column::fields_column;
+use super::fieldindex::BlockIndexer;
 use super::sidecar::Writer;
 use crate::writer::WriterStats;
 
@@ -108,6 +109,7 @@ pub fn start(
         normalizers: HashMap::new(),
         scratch: Vec::new(),
         text: Vec::new(),
+        index: BlockIndexer::new(&config.store_dir),
     };
     let join = std::thread::Builder::new()
         .name("normalizer".into())
@@ -131,6 +133,8 @@ struct Worker {
     normalizers: HashMap<(String, String), Normalizer>,
     scratch: Vec<u8>,
     text: Vec<u8>,
+    /// The field index of the segments, fed with each block's fields.
+    index: BlockIndexer,
 }
 
 impl Worker {
@@ -234,11 +238,19 @@ impl Worker {
                 .fetch_add(u64::from(b.count), Ordering::Relaxed);
             return;
         }
-        self.normalize(&b.agent, &b.stream_id, b.first_seq, b.count, &b.payload);
+        self.normalize(
+            b.at,
+            &b.agent,
+            &b.stream_id,
+            b.first_seq,
+            b.count,
+            &b.payload,
+        );
     }
 
     fn normalize(
         &mut self,
+        at: CursorPos,
         agent: &str,
         stream_id: &str,
         first_seq: u64,
@@ -252,8 +264,12 @@ impl Worker {
         let normalizer = self.normalizers.entry(key).or_default();
         let column = match decode_payload(payload, self.cap, &mut self.scratch)
             .map_err(anyhow::Error::from)
-            .and_then(|list| fields_column(&list, normalizer, &mut self.text))
-        {
+            .and_then(|list| {
+                let index = &mut self.index;
+                fields_column(&list, normalizer, &mut self.text, &mut |f| {
+                    index.record(at, f)
+                })
+            }) {
             Ok(c) => c,
             Err(error) => {
                 self.stats
@@ -269,6 +285,7 @@ impl Worker {
             .append(agent, stream_id, first_seq, count, &column)
         {
             Ok(()) => {
+                self.index.done(at);
                 self.stats
                     .records
                     .fetch_add(u64::from(count), Ordering::Relaxed);

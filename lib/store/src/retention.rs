@@ -483,9 +483,11 @@ fn unread_records(c: &Candidate, pos: CursorPos) -> u64 {
 /// it is left empty).
 fn delete_segment(path: &Path) -> std::io::Result<()> {
     std::fs::remove_file(path)?;
-    match std::fs::remove_file(segment::sidecar_path(path)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
+    for side in [segment::sidecar_path(path), crate::fieldindex::path(path)] {
+        match std::fs::remove_file(side) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
     if let Some(day) = path.parent() {
         sync_dir(day).map_err(|e| std::io::Error::other(e.to_string()))?;
