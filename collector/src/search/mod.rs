@@ -145,6 +145,13 @@ fn scan(
     let stats = logship_store::search_watched(dir, query, cap, &mut emit, &mut watch)
         .context("searching the store")?;
     spinner.finish();
+    tracing::debug!(
+        blocks_scanned = stats.blocks_scanned,
+        blocks_skipped = stats.blocks_skipped,
+        blocks_skipped_by_field_index = stats.blocks_skipped_by_field_index,
+        probes = query.field_probes.len(),
+        "Search walked the store."
+    );
     if let Some(e) = failure {
         return Err(e.context("writing search output"));
     }

@@ -81,6 +81,8 @@ pub struct SearchStats {
     pub blocks_scanned: u64,
     /// Blocks skipped by a segment index or by their header.
     pub blocks_skipped: u64,
+    /// Of `blocks_skipped`, those skipped because a field index ruled out every probe value.
+    pub blocks_skipped_by_field_index: u64,
     /// Records emitted.
     pub records_matched: u64,
     /// Damaged blocks skipped.
@@ -198,6 +200,9 @@ impl Searcher<'_, '_, '_> {
                         .as_ref()
                         .is_some_and(|f| f.rules_out_all(index.blocks)))
             {
+                if index.may_match(self.query) {
+                    self.stats.blocks_skipped_by_field_index += index.blocks;
+                }
                 self.stats.blocks_skipped += index.blocks;
                 self.progress.blocks += index.blocks;
                 return Ok(self.watched());
@@ -221,12 +226,14 @@ impl Searcher<'_, '_, '_> {
                     pos = offset + frame_len;
                     self.progress
                         .block(header.count, header.min_time_ns, header.max_time_ns);
-                    if !block_may_match(&header, self.query)
-                        || field_index
-                            .as_ref()
-                            .is_some_and(|f| !f.block_may_match(offset))
+                    if !block_may_match(&header, self.query) {
+                        self.stats.blocks_skipped += 1;
+                    } else if field_index
+                        .as_ref()
+                        .is_some_and(|f| !f.block_may_match(offset))
                     {
                         self.stats.blocks_skipped += 1;
+                        self.stats.blocks_skipped_by_field_index += 1;
                     } else {
                         reader.read_frame(offset, frame_len, &mut self.frame)?;
                         if self.block(info, offset, &header, head_len) == Flow::Stop {

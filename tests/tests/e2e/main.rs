@@ -10,6 +10,7 @@ mod encodings;
 mod enroll;
 mod evtx;
 mod exactly_once;
+mod field_index;
 mod fields;
 mod fleet;
 mod for_people;
