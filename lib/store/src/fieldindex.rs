@@ -17,7 +17,9 @@
 //! file     := magic "LSFIDX1\n" | body_len u64 | crc32c(body) u32 | body
 //! body     := segment_len u64 | n_blocks u32 | block_offset u64 * n_blocks   (strictly ascending)
 //!             | n_fields u16 | field * n_fields
-//! field    := name str | overflowed u8 (1: values not kept, every block may match)
+//! field    := name str | field_len u64 | field_body    (field_len: bytes of field_body, so a
+//!                                                      reader skips the fields it is not asked about)
+//! field_body := overflowed u8 (1: values not kept, every block may match)
 //!             | other postings      (blocks where the field has a value that is not text:
 //!                                    a number, a bool, null, an object, an over-long text)
 //!             | n_values u32 | (value str | postings) * n_values   (values strictly ascending)
@@ -334,6 +336,8 @@ fn encode(build: &SegmentBuild, segment_len: u64) -> Vec<u8> {
     out.extend_from_slice(&(INDEXED_FIELDS.len() as u16).to_le_bytes());
     for (name, fb) in INDEXED_FIELDS.iter().zip(&build.fields) {
         put_str(&mut out, name);
+        let len_at = out.len();
+        out.extend_from_slice(&0u64.to_le_bytes());
         out.push(u8::from(fb.overflowed));
         put_postings(&mut out, &fb.other);
         let mut values: Vec<_> = fb.values.iter().collect();
@@ -343,6 +347,8 @@ fn encode(build: &SegmentBuild, segment_len: u64) -> Vec<u8> {
             put_str(&mut out, v);
             put_postings(&mut out, p);
         }
+        let field_len = (out.len() - len_at - 8) as u64;
+        out[len_at..len_at + 8].copy_from_slice(&field_len.to_le_bytes());
     }
     out
 }
@@ -411,44 +417,17 @@ impl Candidates {
             }
             blocks.push(off);
         }
-        // Per probe: the blocks that may hold its value; `None` = every block may.
+        // Per probe: the blocks that may hold its value; `None` = every block may (a field
+        // the file does not index, or an overflowed one, says nothing).
         let mut allowed: Vec<Option<Vec<bool>>> = vec![None; probes.len()];
-        let mut seen = vec![false; probes.len()];
         let n_fields = r.u16()?;
         for _ in 0..n_fields {
             let name = r.str()?;
-            let overflowed = match r.u8()? {
-                0 => false,
-                1 => true,
-                _ => return None,
-            };
-            let mine: Vec<usize> = (0..probes.len())
-                .filter(|&i| probes[i].field.as_bytes() == name)
-                .collect();
-            let other = r.postings(n_blocks)?;
-            for &i in &mine {
-                seen[i] = true;
-                if !overflowed {
-                    let mut a = vec![false; n_blocks];
-                    other.set(&mut a);
-                    allowed[i] = Some(a);
-                }
-            }
-            let n_values = r.u32()?;
-            let mut prev: Option<&[u8]> = None;
-            for _ in 0..n_values {
-                let value = r.str()?;
-                if prev.is_some_and(|p| value <= p) {
-                    return None;
-                }
-                prev = Some(value);
-                let p = r.postings(n_blocks)?;
-                for &i in &mine {
-                    if probes[i].value.as_bytes() == value
-                        && let Some(a) = allowed[i].as_mut()
-                    {
-                        p.set(a);
-                    }
+            let field_len = usize::try_from(r.u64()?).ok()?;
+            let body = r.take(field_len)?;
+            for (i, p) in probes.iter().enumerate() {
+                if p.field.as_bytes() == name {
+                    allowed[i] = Reader(body).field(n_blocks, p.value.as_bytes())?;
                 }
             }
         }
@@ -456,12 +435,9 @@ impl Candidates {
             return None;
         }
         let mut may = vec![true; n_blocks];
-        for (a, seen) in allowed.iter().zip(seen) {
-            // A field the file does not index says nothing.
-            if let (Some(a), true) = (a, seen) {
-                for (m, ok) in may.iter_mut().zip(a) {
-                    *m &= *ok;
-                }
+        for a in allowed.iter().flatten() {
+            for (m, ok) in may.iter_mut().zip(a) {
+                *m &= *ok;
             }
         }
         Some(Candidates { blocks, may })
@@ -515,6 +491,36 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(s).ok()?;
         Some(s)
     }
+    /// Reads a whole field body; the blocks that may hold `want` (`None`: every block may,
+    /// the field overflowed). `None` (outer) when the body is malformed.
+    #[allow(clippy::option_option)]
+    fn field(mut self, n_blocks: usize, want: &[u8]) -> Option<Option<Vec<bool>>> {
+        let overflowed = match self.u8()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        let mut allowed = vec![false; n_blocks];
+        self.postings(n_blocks)?.set(&mut allowed);
+        let n_values = self.u32()?;
+        let mut prev: Option<&[u8]> = None;
+        for _ in 0..n_values {
+            let value = self.str()?;
+            if prev.is_some_and(|p| value <= p) {
+                return None;
+            }
+            prev = Some(value);
+            let p = self.postings(n_blocks)?;
+            if value == want {
+                p.set(&mut allowed);
+            }
+        }
+        if !self.0.is_empty() {
+            return None;
+        }
+        Some((!overflowed).then_some(allowed))
+    }
+
     /// A postings list whose ordinals are checked strictly ascending and below `n_blocks`.
     fn postings(&mut self, n_blocks: usize) -> Option<Postings<'a>> {
         let n = self.u32()? as usize;

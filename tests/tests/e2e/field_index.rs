@@ -146,7 +146,7 @@ fn field_search_results_do_not_depend_on_the_index() {
         })?;
         let last = segments.last().expect("checked above");
         ensure!(
-            !last.with_extension("fidx").exists(),
+            !last.with_extension("fidx").try_exists()?,
             "the active segment must not be indexed"
         );
 
