@@ -5,7 +5,8 @@
 //! - Values are handed over exactly as search compares them (`FieldFilter`'s `=`): a text as
 //!   its bytes, each element of an array on its own, anything else (number, bool, null,
 //!   object) as "not text", so the index never rules out a block a search would match.
-//! - A block is marked done only after its fields column was written, so the index covers
+//! - A block is marked done only after its fields column was written, and indexes are written
+//!   ([`BlockIndexer::flush`]) only after the sidecars were fsync'd, so the index covers
 //!   exactly the blocks whose fields search reads from the column the index was built from.
 //! - An index that cannot be written is logged and left out: search then reads the segment.
 
@@ -44,21 +45,22 @@ impl BlockIndexer {
 
     /// Marks the block at `at` covered: all its records were added and its column is stored.
     pub(crate) fn done(&mut self, at: CursorPos) {
-        let r = self.builder.block_done(at.segment, at.offset);
-        log(r);
+        self.builder.block_done(at.segment, at.offset);
+    }
+
+    /// Writes the indexes of the segments the normalizer has left; call after the sidecars
+    /// were fsync'd.
+    pub(crate) fn flush(&mut self) {
+        if let Err(error) = self.builder.flush() {
+            let error: FieldIndexError = error;
+            tracing::warn!(%error, "Could not write a field index; searches read that segment whole.");
+        }
     }
 
     fn value(&mut self, at: CursorPos, field: &str, v: &Value) {
-        let r = match v {
+        match v {
             Value::String(s) => self.builder.add(at.segment, at.offset, field, s),
             _ => self.builder.add_other(at.segment, at.offset, field),
-        };
-        log(r);
-    }
-}
-
-fn log(r: Result<(), FieldIndexError>) {
-    if let Err(error) = r {
-        tracing::warn!(%error, "Could not write a field index; searches read that segment whole.");
+        }
     }
 }

@@ -223,7 +223,10 @@ impl Worker {
             .map_err(anyhow::Error::from)
             .and_then(|()| self.cursor.commit().map_err(Into::into));
         match done {
-            Ok(()) => *uncommitted = 0,
+            Ok(()) => {
+                *uncommitted = 0;
+                self.index.flush();
+            }
             Err(error) => tracing::warn!(error = %format!("{error:#}"),
                 "Normalizer could not commit its cursor; the blocks since are redone after a restart."),
         }

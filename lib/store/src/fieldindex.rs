@@ -7,7 +7,9 @@
 //! ([`FieldIndexBuilder::add`]), "… has a value that is not text" ([`FieldIndexBuilder::add_other`])
 //! and "every field value of block `b` was added" ([`FieldIndexBuilder::block_done`]). It does not
 //! depend on how the fields are stored. When the builder first hears of a later segment, the
-//! earlier one is sealed (the writer never appends to it again) and its index is written.
+//! earlier one is sealed (the writer never appends to it again); its index is written by the
+//! next [`FieldIndexBuilder::flush`], which the consumer calls once the fields the index
+//! describes are durable (so an index never covers a block whose fields a crash lost).
 //!
 //! # On-disk format
 //!
@@ -135,6 +137,8 @@ struct SegmentBuild {
 pub struct FieldIndexBuilder {
     store_dir: PathBuf,
     current: Option<SegmentBuild>,
+    /// Sealed segments whose index waits for [`FieldIndexBuilder::flush`].
+    sealed: Vec<SegmentBuild>,
 }
 
 // === impl FieldIndexBuilder ===
@@ -145,24 +149,19 @@ impl FieldIndexBuilder {
         FieldIndexBuilder {
             store_dir: store_dir.into(),
             current: None,
+            sealed: Vec::new(),
         }
     }
 
     /// Block `block` (its offset) of segment `segment` has the text `value` for `field`.
-    /// Fields not in [`INDEXED_FIELDS`] are ignored. Moving to a later segment writes the
-    /// index of the earlier one (its error is returned; the new block is still accounted).
-    pub fn add(
-        &mut self,
-        segment: u64,
-        block: u64,
-        field: &str,
-        value: &str,
-    ) -> Result<(), FieldIndexError> {
+    /// Fields not in [`INDEXED_FIELDS`] are ignored. Moving to a later segment seals the
+    /// earlier one (written by the next [`FieldIndexBuilder::flush`]).
+    pub fn add(&mut self, segment: u64, block: u64, field: &str, value: &str) {
         let Some(f) = field_no(field) else {
-            return Ok(());
+            return;
         };
-        let (Some(build), written) = self.at(segment, block) else {
-            return Ok(());
+        let Some(build) = self.at(segment, block) else {
+            return;
         };
         let ord = build.blocks.len() as u32;
         let fb = &mut build.fields[f];
@@ -186,36 +185,41 @@ impl FieldIndexBuilder {
                 fb.values = HashMap::new();
             }
         }
-        written
     }
 
     /// Block `block` of segment `segment` has a value for `field` that is not text.
-    pub fn add_other(
-        &mut self,
-        segment: u64,
-        block: u64,
-        field: &str,
-    ) -> Result<(), FieldIndexError> {
+    pub fn add_other(&mut self, segment: u64, block: u64, field: &str) {
         let Some(f) = field_no(field) else {
-            return Ok(());
+            return;
         };
-        let (build, written) = self.at(segment, block);
-        if let Some(build) = build {
+        if let Some(build) = self.at(segment, block) {
             let ord = build.blocks.len() as u32;
             push_ord(&mut build.fields[f].other, ord);
         }
-        written
     }
 
     /// Every field value of the block was added: the block is covered. A block never marked
     /// done (its fields could not be computed) stays uncovered and is always read.
-    pub fn block_done(&mut self, segment: u64, block: u64) -> Result<(), FieldIndexError> {
-        let (build, written) = self.at(segment, block);
-        if let Some(build) = build {
+    pub fn block_done(&mut self, segment: u64, block: u64) {
+        if let Some(build) = self.at(segment, block) {
             build.open = None;
             build.blocks.push(block);
         }
-        written
+    }
+
+    /// Writes the index of every sealed segment not written yet. Call it only once the fields
+    /// of the blocks marked done are durable. A segment whose index cannot be written is
+    /// dropped (searches read it whole); the first error is returned after trying them all.
+    pub fn flush(&mut self) -> Result<(), FieldIndexError> {
+        let mut first = Ok(());
+        for build in std::mem::take(&mut self.sealed) {
+            if let Err(e) = self.write(build)
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
     }
 
     /// Drops what was added for the open block, if any (its values must not be kept under
@@ -239,21 +243,16 @@ impl FieldIndexBuilder {
         }
     }
 
-    /// The build of `segment` with `block` open; writes the previous segment's index first
-    /// when the segment changed.
-    /// `None`: the block is already covered and is ignored.
-    fn at(
-        &mut self,
-        segment: u64,
-        block: u64,
-    ) -> (Option<&mut SegmentBuild>, Result<(), FieldIndexError>) {
-        let mut written = Ok(());
+    /// The build of `segment` with `block` open; seals the previous segment when the segment
+    /// changed. `None`: the block is already covered and is ignored.
+    fn at(&mut self, segment: u64, block: u64) -> Option<&mut SegmentBuild> {
         let same = self.current.as_ref().is_some_and(|b| b.segment == segment);
         if !same {
-            if let Some(done) = self.current.take()
+            if let Some(mut done) = self.current.take()
                 && segment > done.segment
             {
-                written = self.write(done);
+                Self::abandon_open(&mut done);
+                self.sealed.push(done);
             }
             self.current = Some(SegmentBuild {
                 segment,
@@ -270,10 +269,10 @@ impl FieldIndexBuilder {
         }
         // A block at or before a covered one (handed out again): already accounted.
         if build.blocks.last().is_some_and(|&last| block <= last) {
-            return (None, written);
+            return None;
         }
         build.open = Some(block);
-        (Some(build), written)
+        Some(build)
     }
 
     /// Writes the index of a sealed segment.
@@ -562,17 +561,17 @@ mod tests {
     /// failure in 200; block 300 was never done.
     fn sample() -> SegmentBuild {
         let mut b = FieldIndexBuilder::new("/nonexistent");
-        b.add(0, 16, "user.name", "alice").unwrap();
-        b.add(0, 16, "event.outcome", "success").unwrap();
-        b.add(0, 16, "message", "ignored").unwrap();
-        b.block_done(0, 16).unwrap();
-        b.add_other(0, 100, "user.name").unwrap();
-        b.block_done(0, 100).unwrap();
-        b.add(0, 200, "user.name", "alice").unwrap();
-        b.add(0, 200, "user.name", "Alice").unwrap();
-        b.add(0, 200, "event.outcome", "failure").unwrap();
-        b.block_done(0, 200).unwrap();
-        b.add(0, 300, "user.name", "bob").unwrap();
+        b.add(0, 16, "user.name", "alice");
+        b.add(0, 16, "event.outcome", "success");
+        b.add(0, 16, "message", "ignored");
+        b.block_done(0, 16);
+        b.add_other(0, 100, "user.name");
+        b.block_done(0, 100);
+        b.add(0, 200, "user.name", "alice");
+        b.add(0, 200, "user.name", "Alice");
+        b.add(0, 200, "event.outcome", "failure");
+        b.block_done(0, 200);
+        b.add(0, 300, "user.name", "bob");
         let mut build = b.current.take().unwrap();
         FieldIndexBuilder::abandon_open(&mut build);
         build
@@ -639,9 +638,9 @@ mod tests {
     fn overflowed_fields_say_nothing() {
         let mut b = FieldIndexBuilder::new("/nonexistent");
         for i in 0..=MAX_VALUES {
-            b.add(0, 16, "source.ip", &format!("10.{i}")).unwrap();
+            b.add(0, 16, "source.ip", &format!("10.{i}"));
         }
-        b.block_done(0, 16).unwrap();
+        b.block_done(0, 16);
         let build = b.current.take().unwrap();
         assert!(build.fields[1].overflowed && build.fields[1].values.is_empty());
         let bytes = file(&build, 1);
