@@ -359,10 +359,12 @@ fn generate(path: &Path, size_bytes: u64, seed: u64) -> anyhow::Result<(u64, u64
         n += 1;
         line.clear();
         if n % NEEDLE_EVERY == 0 {
+            // No " seq=N" suffix here: sshd's parser does not recognize a line with trailing
+            // text after "ssh2", and the needle must be a failure in its fields.
             needles += 1;
             let hh = (needles * 7) % 24;
             line.push_str(&format!(
-                "Mar  5 {hh:02}:17:{:02} bastion sshd[4242]: Failed password for {NEEDLE} from 198.51.100.{} port {} ssh2 seq={n}\n",
+                "Mar  5 {hh:02}:17:{:02} bastion sshd[4242]: Failed password for {NEEDLE} from 198.51.100.{} port {} ssh2\n",
                 needles % 60,
                 needles % 250,
                 50000 + needles
