@@ -15,6 +15,7 @@ mod measure;
 mod relay;
 mod report;
 mod rsyslog;
+mod search;
 mod syslog;
 
 use std::path::{Path, PathBuf};
@@ -60,8 +61,9 @@ struct Cli {
     /// Give up on a pipeline that makes no progress for this long.
     #[arg(long, default_value_t = 60)]
     stall_secs: u64,
-    /// What to measure: `file` (a log file shipped; the default) or `syslog` (syslog messages
-    /// received over the network and stored; see `--messages`, `--transports`).
+    /// What to measure: `file` (a log file shipped; the default), `syslog` (syslog messages
+    /// received over the network and stored; see `--messages`, `--transports`) or `search`
+    /// (a field search over the stored file, with and without the field index; see search.rs).
     #[arg(long, value_enum, default_value = "file")]
     mode: Mode,
     /// Syslog mode: messages sent to each receiver.
@@ -81,6 +83,7 @@ enum Mode {
     Syslog,
     /// Ingest with no forwarder, a dead one, one to rsyslog over TLS, and that one beside a dead one.
     Forward,
+    Search,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -114,6 +117,14 @@ fn try_main(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     if cli.mode == Mode::Forward {
         return forward_main(cli, &out);
+    }
+    if cli.mode == Mode::Search {
+        let bins = logship::bin_dir(cli.bin_dir.clone())?;
+        let stall = Duration::from_secs(cli.stall_secs);
+        let r = search::run(&out, &bins, cli.size_mib, cli.seed, cli.keep, stall)?;
+        print!("{}", search::render(&r));
+        println!("{}", search::write_json(&out, &r)?.display());
+        return Ok(ExitCode::SUCCESS);
     }
     let file = generate(&out, cli.size_mib, cli.seed)?;
     let stall = Duration::from_secs(cli.stall_secs);

@@ -11,16 +11,20 @@ use logship_proto::v1::{Record, RecordList};
 use logship_store::fields::{Column, ColumnBuilder, ValueRef};
 use serde_json::{Map, Value};
 
-/// Normalizes every record of `list` into a new column in `out` (gap records get an empty row).
+/// Normalizes every record of `list` into a new column in `out` (gap records get an empty row);
+/// `each` sees every normalized record's fields (the field index is built from them).
 pub(crate) fn fields_column(
     list: &RecordList,
     normalizer: &mut Normalizer,
     out: &mut ColumnBuilder,
+    each: &mut dyn FnMut(&Map<String, Value>),
 ) {
     out.clear();
     for r in &list.records {
         if r.kind != 1 {
-            push_map(out, &record_fields(list, r, normalizer));
+            let fields = record_fields(list, r, normalizer);
+            each(&fields);
+            push_map(out, &fields);
         }
         out.end_row();
     }

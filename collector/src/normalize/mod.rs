@@ -5,6 +5,8 @@
 //! writer thread ──(fsync, then CommitWatch::publish)──► worker thread (store cursor "normalizer")
 //!                                                         └──► fields sidecar (per segment)
 //!                                                              store/segments/<day>/<stem>.fld
+//!                                                         └──► field index of each sealed segment
+//!                                                              (logship_store::FieldIndexBuilder)
 //! search ──► inline block column ▸ sidecar column ▸ computed on the fly (same parsers, same order)
 //! ```
 //!
@@ -19,6 +21,7 @@
 //!   parsers (postfix queue ids, auditd serials) see lines in the order they were written.
 
 pub(crate) mod column;
+mod fieldindex;
 pub mod lag;
 mod lookup;
 mod offline;

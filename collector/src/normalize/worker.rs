@@ -32,6 +32,7 @@ use logship_store::fields::{ColumnBuilder, FieldsWriter, TAG_LEN};
 use logship_store::{CommitWatch, Cursor, CursorBlock, CursorItem};
 
 use super::column::fields_column;
+use super::fieldindex::BlockIndexer;
 use crate::writer::WriterStats;
 
 /// Name of the normalizer's cursor in the store.
@@ -237,7 +238,10 @@ impl Worker {
             .map_err(anyhow::Error::from)
             .and_then(|()| self.cursor.commit().map_err(Into::into));
         match done {
-            Ok(()) => *uncommitted = 0,
+            Ok(()) => {
+                *uncommitted = 0;
+                self.pipeline.flush_index();
+            }
             Err(error) => tracing::warn!(error = %format!("{error:#}"),
                 "Normalizer could not commit its cursor; the blocks since are redone after a restart."),
         }
@@ -288,6 +292,8 @@ pub struct Pipeline {
     scratch: Vec<u8>,
     builder: ColumnBuilder,
     column: Vec<u8>,
+    /// The field index of the segments, fed with each block's fields.
+    index: BlockIndexer,
 }
 
 impl Pipeline {
@@ -301,12 +307,19 @@ impl Pipeline {
             scratch: Vec::new(),
             builder: ColumnBuilder::new(),
             column: Vec::new(),
+            index: BlockIndexer::new(store_dir),
         }
     }
 
     /// fsyncs the sidecars written since the last call.
     pub fn sync(&mut self) -> std::io::Result<()> {
         self.writer.sync()
+    }
+
+    /// Writes the field indexes of the segments left behind; call after [`Pipeline::sync`] (and
+    /// the cursor commit), so an index never covers a block whose column a crash lost.
+    pub fn flush_index(&mut self) {
+        self.index.flush();
     }
 
     /// Normalizes one committed block unless its sidecar already covers it.
@@ -331,7 +344,10 @@ impl Pipeline {
             .writer
             .append(b.at.segment, b.at.offset, &tag, b.count, &self.column)
         {
-            Ok(()) => Done::Written,
+            Ok(()) => {
+                self.index.done(b.at);
+                Done::Written
+            }
             Err(error) => Done::WriteFailed(error),
         }
     }
@@ -353,7 +369,10 @@ impl Pipeline {
                 b.count
             ));
         }
-        fields_column(&list, normalizer, &mut self.builder);
+        let (index, at) = (&mut self.index, b.at);
+        fields_column(&list, normalizer, &mut self.builder, &mut |f| {
+            index.record(at, f)
+        });
         self.builder.finish(&mut self.column);
         Ok(())
     }

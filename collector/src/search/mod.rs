@@ -8,6 +8,9 @@
 //! - Ctrl-C stops the scan at a record boundary: what was printed stays, a summary goes to
 //!   stderr and the command exits 130 ([`Outcome::interrupted`]).
 //! - A `--where` on a field no parser produces is an error listing the known fields.
+//! - `--where field=text` filters are also handed to the store as field probes, so sealed
+//!   segments' field indexes skip blocks that hold none of the values; what is printed is
+//!   decided by the filters alone and never depends on whether an index exists.
 
 mod print;
 
@@ -15,7 +18,7 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::{Context, Result, bail};
 use logship_normalize::FieldFilter;
-use logship_store::{Query, RecordView};
+use logship_store::{FieldProbe, Query, RecordView};
 
 use crate::cli::SearchArgs;
 use crate::output::progress::{Interrupt, Spinner, describe};
@@ -90,6 +93,7 @@ fn query(args: &SearchArgs, filters: &Filters) -> Result<Query> {
         agent: args.agent.clone(),
         contains: args.contains.clone().filter(|_| !args.ignore_case),
         limit: if ours { None } else { args.limit },
+        field_probes: filters.probes(),
     })
 }
 
@@ -141,6 +145,13 @@ fn scan(
     let stats = logship_store::search_watched(dir, query, cap, &mut emit, &mut watch)
         .context("searching the store")?;
     spinner.finish();
+    tracing::debug!(
+        blocks_scanned = stats.blocks_scanned,
+        blocks_skipped = stats.blocks_skipped,
+        blocks_skipped_by_field_index = stats.blocks_skipped_by_field_index,
+        probes = query.field_probes.len(),
+        "Search walked the store."
+    );
     if let Some(e) = failure {
         return Err(e.context("writing search output"));
     }
@@ -194,6 +205,19 @@ impl Filters {
             .filter(|_| args.ignore_case)
             .map(|c| c.to_lowercase());
         Ok(Filters { fields, folded })
+    }
+
+    /// The `field=text` filters, as hints for the store's field index (it skips blocks that
+    /// hold none of the values; the filters still decide every record).
+    fn probes(&self) -> Vec<FieldProbe> {
+        self.fields
+            .iter()
+            .filter_map(FieldFilter::exact_text)
+            .map(|(field, value)| FieldProbe {
+                field: field.to_owned(),
+                value: value.to_owned(),
+            })
+            .collect()
     }
 
     /// The `--contains -i` test (the store tests `--contains` itself).

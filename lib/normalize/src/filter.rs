@@ -109,6 +109,17 @@ impl FieldFilter {
         &self.field
     }
 
+    /// The exact text a matching record's field must hold, when the filter is `field=text`:
+    /// the one shape a value index can answer. `None` for `!=`, ranges and CIDR networks,
+    /// where an index cannot rule anything out. (A `=` also matches numbers and bools equal
+    /// by value; an index must treat those as "may match".)
+    pub fn exact_text(&self) -> Option<(&str, &str)> {
+        match (&self.op, &self.value) {
+            (Op::Eq, Expected::Text(t)) => Some((&self.field, t)),
+            _ => None,
+        }
+    }
+
     /// True when the fields satisfy the predicate. A missing field matches only `!=`.
     pub fn matches(&self, fields: &Map<String, Value>) -> bool {
         match fields.get(&self.field) {
@@ -263,6 +274,23 @@ mod tests {
         assert!(!FieldFilter::parse("user.id=x").unwrap().matches(&f));
         assert!(FieldFilter::parse("user.id!=x").unwrap().matches(&f));
         assert!(FieldFilter::parse("url.original=a=b").is_ok());
+        let exact = |s: &str| {
+            FieldFilter::parse(s)
+                .unwrap()
+                .exact_text()
+                .map(|(f, v)| (f.to_owned(), v.to_owned()))
+        };
+        assert_eq!(
+            exact("user.name=Alice"),
+            Some(("user.name".into(), "Alice".into()))
+        );
+        assert_eq!(exact("user.name!=alice"), None);
+        assert_eq!(exact("source.ip=10.0.0.0/8"), None);
+        assert_eq!(
+            exact("source.ip=10.0.0.1"),
+            Some(("source.ip".into(), "10.0.0.1".into()))
+        );
+        assert_eq!(exact("source.port>=22"), None);
         assert!(matches!(
             FieldFilter::parse("nope"),
             Err(FilterError::Syntax(_))

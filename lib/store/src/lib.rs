@@ -13,6 +13,8 @@
 //! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.idx   index sidecar, written when sealed
 //! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.fld   fields sidecar (derived, written by
 //!                                              the normalizer; format in [`fields`])
+//! <dir>/segments/<YYYY-MM-DD>/<start-ns:020>-<n:010>.fidx  field index (module `fieldindex`),
+//!                                              written by the normalizer once the segment is sealed
 //! <dir>/quarantine/<segment stem>@<offset>.tail   damaged tail moved out of a last segment
 //! <dir>/cursors/<consumer>.cur                 a consumer's durable place (see [`Cursor`])
 //!                                              (segments removed by retention are simply absent;
@@ -92,6 +94,7 @@ mod archive;
 mod block;
 mod checkpoint;
 mod cursor;
+mod fieldindex;
 pub mod fields;
 mod fuzz;
 mod index;
@@ -129,6 +132,10 @@ pub use cursor::{
     Backlog, CURSORS_DIR, CommitWatch, Cursor, CursorBlock, CursorItem, CursorPos, POLL_INTERVAL,
     SavedCursor, Skipped, backlog, check_name as check_cursor_name, cursor_path, load_cursor,
     position_since, save_cursor,
+};
+pub use fieldindex::{
+    FieldIndexBuilder, FieldIndexError, FieldProbe, INDEXED_FIELDS, MAX_FILE_BYTES, MAX_POSTINGS,
+    MAX_VALUE_LEN, MAX_VALUES,
 };
 pub use fuzz::fuzz_segment;
 pub use progress::{Progress, Watch};

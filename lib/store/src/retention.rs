@@ -602,6 +602,7 @@ fn delete_segment(path: &Path) -> std::io::Result<()> {
     for sidecar in [
         segment::sidecar_path(path),
         crate::fields::sidecar_path(path),
+        crate::fieldindex::path(path),
     ] {
         match std::fs::remove_file(sidecar) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),

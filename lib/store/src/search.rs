@@ -1,6 +1,9 @@
 //! The read side: streams matching records in store order, from any process, while the writer
 //! appends. Segments are skipped with their sidecar when it is valid; blocks are skipped by
-//! their header (time range, host, agent, inputs) before any payload is read. Each payload that
+//! their header (time range, host, agent, inputs) before any payload is read. With field
+//! probes ([`Query::field_probes`]), a sealed segment's field index ([`crate::fieldindex`])
+//! skips the segment or the covered blocks that hold none of the probed values; without a
+//! usable index every block is read, so the records handed out never depend on the index. Each payload that
 //! must be looked at is decompressed once, with a capped decoder and reused scratch buffers.
 //!
 //! The last segment may end in a block still being written: it is treated as the end of data,
@@ -14,6 +17,7 @@ use logship_proto::v1::RecordList;
 use serde_json::{Map, Value};
 
 use crate::block::{self, BlockHeader};
+use crate::fieldindex::{Candidates, FieldProbe};
 use crate::fields::{Column, SidecarIndex};
 use crate::index::SegmentIndex;
 use crate::progress::{Progress, Watch};
@@ -39,6 +43,10 @@ pub struct Query {
     pub contains: Option<String>,
     /// Stop after this many matches.
     pub limit: Option<usize>,
+    /// Hints, all of which a record the caller wants satisfies: blocks the field index proves
+    /// hold none of a probe's value are not read. Records are not filtered by them (the caller
+    /// applies its own field filters to what it gets).
+    pub field_probes: Vec<FieldProbe>,
 }
 
 /// One matching record, borrowed from the block being read.
@@ -86,6 +94,8 @@ pub struct SearchStats {
     pub blocks_scanned: u64,
     /// Blocks skipped by a segment index or by their header.
     pub blocks_skipped: u64,
+    /// Of `blocks_skipped`, those skipped because a field index ruled out every probe value.
+    pub blocks_skipped_by_field_index: u64,
     /// Records emitted.
     pub records_matched: u64,
     /// Damaged blocks skipped.
@@ -194,11 +204,22 @@ impl Searcher<'_, '_, '_> {
     fn try_segment(&mut self, info: &SegmentInfo, is_last: bool) -> std::io::Result<Flow> {
         let reader = SegmentReader::open(&info.path)?;
         self.sidecar = None;
+        let mut field_index = None;
         if !is_last {
             let sidecar = segment::sidecar_path(&info.path);
-            if let Some(index) = SegmentIndex::read(&sidecar, reader.len())
-                && !index.may_match(self.query)
+            let index = SegmentIndex::read(&sidecar, reader.len());
+            if !self.query.field_probes.is_empty() {
+                field_index = Candidates::read(&info.path, reader.len(), &self.query.field_probes);
+            }
+            if let Some(index) = index
+                && (!index.may_match(self.query)
+                    || field_index
+                        .as_ref()
+                        .is_some_and(|f| f.rules_out_all(index.blocks)))
             {
+                if index.may_match(self.query) {
+                    self.stats.blocks_skipped_by_field_index += index.blocks;
+                }
                 self.stats.blocks_skipped += index.blocks;
                 self.progress.blocks += index.blocks;
                 return Ok(self.watched());
@@ -224,6 +245,12 @@ impl Searcher<'_, '_, '_> {
                         .block(header.count, header.min_time_ns, header.max_time_ns);
                     if !block_may_match(&header, self.query) {
                         self.stats.blocks_skipped += 1;
+                    } else if field_index
+                        .as_ref()
+                        .is_some_and(|f| !f.block_may_match(offset))
+                    {
+                        self.stats.blocks_skipped += 1;
+                        self.stats.blocks_skipped_by_field_index += 1;
                     } else {
                         reader.read_frame(offset, frame_len, &mut self.frame)?;
                         if self.block(info, offset, &header, head_len) == Flow::Stop {

@@ -10,6 +10,7 @@ mod encodings;
 mod enroll;
 mod evtx;
 mod exactly_once;
+mod field_index;
 mod fields;
 mod fields_lag;
 mod fleet;
