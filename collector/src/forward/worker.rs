@@ -311,6 +311,12 @@ impl Worker {
                 std::thread::sleep(Duration::from_millis(20));
                 continue;
             }
+            if pending.is_empty()
+                && let Err(error) = self.connect_first(&mut conn)
+            {
+                self.failed(&mut conn, &mut pending, error);
+                continue;
+            }
             let batch = self.fill();
             if batch.blocks == 0 {
                 if pending.is_empty() {
@@ -342,28 +348,53 @@ impl Worker {
                     });
                     self.backoff = BACKOFF_MIN;
                 }
-                Err(error) => {
-                    // Everything not settled is sent again after the pause (batches an HTTPS
-                    // destination confirmed are committed first).
-                    conn = None;
-                    self.refused = 0;
-                    self.settle(&mut conn, &mut pending, Duration::ZERO);
-                    pending.clear();
-                    let (pos, hash) = self.committed.clone();
-                    self.cursor.seek(pos, Some(&hash));
-                    self.stats.set_state("retrying");
-                    tracing::warn!(forwarder = %self.stats.name, error = %format!("{error:#}"),
-                        retry_in_ms = self.backoff.as_millis() as u64,
-                        "Forwarding failed; resending from the last delivered record after a pause.");
-                    self.stats.error(false, format!("{error:#}"));
-                    let hint = error.downcast_ref::<Retry>().and_then(|r| r.retry_after);
-                    if let Some(after) = hint {
-                        self.backoff = after.clamp(BACKOFF_MIN, BACKOFF_MAX);
-                    }
-                    self.pause();
-                }
+                Err(error) => self.failed(&mut conn, &mut pending, error),
             }
         }
+    }
+
+    /// After a failed send or connect: everything not settled is sent again after the pause
+    /// (batches an HTTPS destination confirmed are committed first).
+    fn failed(
+        &mut self,
+        conn: &mut Option<Conn>,
+        pending: &mut VecDeque<Pending>,
+        error: anyhow::Error,
+    ) {
+        *conn = None;
+        self.refused = 0;
+        self.settle(conn, pending, Duration::ZERO);
+        pending.clear();
+        let (pos, hash) = self.committed.clone();
+        self.cursor.seek(pos, Some(&hash));
+        self.stats.set_state("retrying");
+        tracing::warn!(forwarder = %self.stats.name, error = %format!("{error:#}"),
+            retry_in_ms = self.backoff.as_millis() as u64,
+            "Forwarding failed; resending from the last delivered record after a pause.");
+        self.stats.error(false, format!("{error:#}"));
+        let hint = error.downcast_ref::<Retry>().and_then(|r| r.retry_after);
+        if let Some(after) = hint {
+            self.backoff = after.clamp(BACKOFF_MIN, BACKOFF_MAX);
+        }
+        self.pause();
+    }
+
+    /// Connects a stream destination before a batch is read and encoded, when records are
+    /// waiting: a destination that is down then costs one refused connect per retry, not the
+    /// reading and encoding of a whole batch (which would take CPU from ingest and from the
+    /// other forwarders).
+    fn connect_first(&mut self, conn: &mut Option<Conn>) -> Result<()> {
+        if conn.is_some() || self.stats.lag_records.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        let Sink::Stream(dialer) = &mut self.sink else {
+            return Ok(());
+        };
+        self.stats.set_state("connecting");
+        let c = dialer.connect()?;
+        tracing::info!(forwarder = %self.stats.name, "Forwarder connected.");
+        *conn = Some(c);
+        Ok(())
     }
 
     /// Sleeps the backoff (waking early at shutdown) and doubles it up to [`BACKOFF_MAX`].

@@ -183,9 +183,13 @@ fn field_search_results_do_not_depend_on_the_index() {
         for f in &indexes {
             std::fs::copy(saved.join(f.file_name().context("file name")?), f)?;
         }
-        let fields = collector.data_dir().join("fields");
-        ensure!(fields.is_dir(), "the normalizer wrote no sidecars");
-        std::fs::rename(&fields, collector.data_dir().join("fields.moved"))?;
+        let sidecars = files_with_ext(&store, "fld")?;
+        ensure!(!sidecars.is_empty(), "the normalizer wrote no sidecars");
+        let moved = sb.path().join("fld.moved");
+        std::fs::create_dir_all(&moved)?;
+        for f in &sidecars {
+            std::fs::rename(f, moved.join(f.file_name().context("file name")?))?;
+        }
         let no_sidecars = run_all(collector.data_dir())?;
         same(&with_index, &no_sidecars, "no fields sidecars")?;
         ensure!(
