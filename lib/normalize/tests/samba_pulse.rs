@@ -2,42 +2,10 @@
 //! lines (CrowdSec hub `smb-logs` tests; Elastic integrations `pulse_connect_secure` pipeline
 //! tests; provenance in tests/data/README.md), plus the foreign-line checks for both parsers.
 
-use logship_normalize::{Context, Event, Normalizer, datasets};
+mod common;
 
-const CTX: Context<'static> = Context {
-    host: "agent-host",
-    input: "test",
-    path: "test",
-    agent_tz: "UTC",
-    observed_unix_nanos: 1_735_689_600_000_000_000, // 2025-01-01T00:00:00Z
-};
-
-fn data(name: &str) -> String {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name);
-    std::fs::read_to_string(p).expect("fixture present")
-}
-
-fn line_of(file: &str, needle: &str) -> String {
-    data(file)
-        .lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("{file}: no line with {needle}"))
-        .to_owned()
-}
-
-fn norm(line: &str) -> Event {
-    Normalizer::new().normalize(line.as_bytes(), &CTX)
-}
-
-fn s<'a>(e: &'a Event, k: &str) -> &'a str {
-    e.get(k).and_then(|v| v.as_str()).unwrap_or("")
-}
-
-fn num(e: &Event, k: &str) -> Option<u64> {
-    e.get(k).and_then(|v| v.as_u64())
-}
+use common::{CTX, data, line_of, norm, num, s};
+use logship_normalize::{Context, Normalizer, datasets};
 
 const PULSE: &str = "elastic-integrations-pulse-vpn.log";
 const SMB: &str = "crowdsec-smb-logs.log";
