@@ -246,6 +246,27 @@ fn sd_param(sd: &str, name: &str) -> Option<String> {
     None
 }
 
+/// A running rsyslog SIEM (TLS, with a CA made for it) and a collector, not started, with the
+/// CA as `soc-ca.pem` in its data directory and `tables(siem port)` added to its config; and
+/// the SIEM's port.
+fn siem_and_collector(
+    sb: &Sandbox,
+    tables: impl Fn(u16) -> String,
+) -> Result<(Siem, Collector, u16)> {
+    let pki = sb.path().join("pki");
+    make_pki(&pki)?;
+    let siem_port = free_port();
+    let mut siem = Siem::new(sb, &pki, siem_port)?;
+    siem.start(sb, siem_port)?;
+    let collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
+    std::fs::copy(
+        pki.join("soc-ca.pem"),
+        collector.data_dir().join("soc-ca.pem"),
+    )?;
+    add_forward(&collector, &tables(siem_port))?;
+    Ok((siem, collector, siem_port))
+}
+
 /// Appends `[[forward]]` tables to the collector's config.
 pub(crate) fn add_forward(collector: &Collector, tables: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
@@ -475,23 +496,12 @@ fn forwards_200000_records_over_tls_to_rsyslog_once_each_byte_for_byte_past_a_de
 #[test]
 fn rsyslog_down_60_s_and_a_collector_sigkill_lose_nothing_and_ingest_goes_on() {
     run_test(|sb| {
-        let pki = sb.path().join("pki");
-        make_pki(&pki)?;
-        let siem_port = free_port();
-        let mut siem = Siem::new(sb, &pki, siem_port)?;
-        siem.start(sb, siem_port)?;
-        let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
-        std::fs::copy(
-            pki.join("soc-ca.pem"),
-            collector.data_dir().join("soc-ca.pem"),
-        )?;
-        add_forward(
-            &collector,
-            &format!(
+        let (mut siem, mut collector, siem_port) = siem_and_collector(sb, |siem_port| {
+            format!(
                 "[[forward]]\nname = \"soc\"\nformat = \"syslog\"\nurl = \"tls://localhost:{siem_port}\"\n\
                  ca_cert = \"soc-ca.pem\"\n"
-            ),
-        )?;
+            )
+        })?;
         collector.start()?;
         let log = sb.path().join("app.log");
         let mut agent = agent_with_file(sb, &collector, &log)?;
@@ -564,25 +574,14 @@ fn rsyslog_down_60_s_and_a_collector_sigkill_lose_nothing_and_ingest_goes_on() {
 #[test]
 fn a_forwarder_killed_mid_catch_up_resends_exactly_what_its_persisted_cursor_had_not_passed() {
     run_test(|sb| {
-        let pki = sb.path().join("pki");
-        make_pki(&pki)?;
-        let siem_port = free_port();
-        let mut siem = Siem::new(sb, &pki, siem_port)?;
-        siem.start(sb, siem_port)?;
-        let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
-        std::fs::copy(
-            pki.join("soc-ca.pem"),
-            collector.data_dir().join("soc-ca.pem"),
-        )?;
         // No checkpoint records: the store holds the agent's records only, in file order.
-        add_forward(
-            &collector,
-            &format!(
+        let (mut siem, mut collector, _) = siem_and_collector(sb, |siem_port| {
+            format!(
                 "[integrity]\ncheckpoint_every_secs = 86400\n\n\
                  [[forward]]\nname = \"soc\"\nformat = \"syslog\"\n\
                  url = \"tls://localhost:{siem_port}\"\nca_cert = \"soc-ca.pem\"\n"
-            ),
-        )?;
+            )
+        })?;
         collector.start()?;
         let log = sb.path().join("app.log");
         let mut agent = agent_with_file(sb, &collector, &log)?;
@@ -836,23 +835,12 @@ fn cef_text(v: &Value) -> String {
 fn cef_output_parses_with_pycef_and_every_mapped_field_round_trips() {
     run_test(|sb| {
         let python = pycef_python()?;
-        let pki = sb.path().join("pki");
-        make_pki(&pki)?;
-        let siem_port = free_port();
-        let mut siem = Siem::new(sb, &pki, siem_port)?;
-        siem.start(sb, siem_port)?;
-        let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
-        std::fs::copy(
-            pki.join("soc-ca.pem"),
-            collector.data_dir().join("soc-ca.pem"),
-        )?;
-        add_forward(
-            &collector,
-            &format!(
+        let (mut siem, mut collector, _) = siem_and_collector(sb, |siem_port| {
+            format!(
                 "[[forward]]\nname = \"soc-cef\"\nformat = \"cef\"\nurl = \"tls://localhost:{siem_port}\"\n\
                  ca_cert = \"soc-ca.pem\"\n"
-            ),
-        )?;
+            )
+        })?;
         collector.start()?;
         let auth = sb.path().join("auth.log");
         let mut text = String::new();
@@ -990,24 +978,13 @@ fn verify_against(data_dir: &Path, soc_file: &Path) -> Result<(bool, String)> {
 #[test]
 fn checkpoints_forwarded_to_rsyslog_let_verify_catch_blocks_cut_from_the_end() {
     run_test(|sb| {
-        let pki = sb.path().join("pki");
-        make_pki(&pki)?;
-        let siem_port = free_port();
-        let mut siem = Siem::new(sb, &pki, siem_port)?;
-        siem.start(sb, siem_port)?;
-        let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
-        std::fs::copy(
-            pki.join("soc-ca.pem"),
-            collector.data_dir().join("soc-ca.pem"),
-        )?;
-        add_forward(
-            &collector,
-            &format!(
+        let (mut siem, mut collector, _) = siem_and_collector(sb, |siem_port| {
+            format!(
                 "[integrity]\ncheckpoint_every_secs = 1\n\n\
                  [[forward]]\nname = \"soc\"\nformat = \"syslog\"\nurl = \"tls://localhost:{siem_port}\"\n\
                  ca_cert = \"soc-ca.pem\"\ndatasets = [\"sshd\"]\n"
-            ),
-        )?;
+            )
+        })?;
         collector.start()?;
         let log = sb.path().join("app.log");
         let mut agent = agent_with_file(sb, &collector, &log)?;
