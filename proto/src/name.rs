@@ -1,6 +1,6 @@
 //! The rule for agent names, part of the contract: a name is an agent certificate's CN, a store
-//! key and a path component (`fields/<agent>/`), so it keeps to a safe alphabet and can never be
-//! `.` or `..`. The collector enforces it when it issues, signs and accepts certificates; the agent
+//! key and may name a file or folder, so it keeps to a safe alphabet and can never be `.` or
+//! `..`. The collector enforces it when it issues, signs and accepts certificates; the agent
 //! checks it before enrolling, for a clear message.
 
 /// A name outside the rule.

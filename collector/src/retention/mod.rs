@@ -22,11 +22,9 @@
 //!   forwarder; with datasets or `where` each of those records is normalized again, the work
 //!   the forwarder itself would have done on them); forwarders without a filter and the
 //!   normalizer are counted from the segment index, reading nothing.
-//! - **What goes with a segment**: its index sidecar (`.idx`) is deleted with it; search lists
-//!   segments, so it never looks for removed ones. The normalizer's fields sidecars
-//!   (`fields/<agent>/<stream>.fld`) are per stream, not per segment: their entries for removed
-//!   records become unreachable (search reads fields only for records it finds) and stay on
-//!   disk; they are small beside the segments and are not counted against `max_bytes`.
+//! - **What goes with a segment**: its index sidecar (`.idx`), its fields sidecar (`.fld`) and its
+//!   field index (`.fidx`) are deleted with it; search lists segments, so it never looks for
+//!   removed ones. The sidecars are not counted against `max_bytes`.
 
 pub mod timer;
 
