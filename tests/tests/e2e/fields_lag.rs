@@ -77,14 +77,15 @@ fn wait_caught_up(collector: &Collector, want: u64) -> Result<u64> {
     Ok(most)
 }
 
-fn alice_failures(collector: &Collector) -> Result<()> {
+/// alice's `want` sshd failures from 203.0.113.7, found by their fields.
+fn alice_failures(collector: &Collector, want: usize) -> Result<()> {
     let hits = collector.store().search(&[
         "--where",
         "user.name=alice",
         "--where",
         "event.outcome=failure",
     ])?;
-    ensure!(hits.len() == 6, "alice's failures: {hits:?}");
+    ensure!(hits.len() == want, "alice's failures: {hits:?}");
     for h in &hits {
         ensure!(
             h["fields"]["source.ip"] == "203.0.113.7" && h["fields"]["event.dataset"] == "sshd",
@@ -124,16 +125,7 @@ fn fields_lag_reaches_zero_after_a_burst_and_search_works_with_normalization_off
             crate::fields::sidecars(collector.data_dir())?.is_empty(),
             "sidecars written with normalization off"
         );
-        let hits = collector.store().search(&[
-            "--where",
-            "user.name=alice",
-            "--where",
-            "event.outcome=failure",
-        ])?;
-        ensure!(
-            hits.len() == 3,
-            "alice's failures with normalization off: {hits:?}"
-        );
+        alice_failures(&collector, 3).context("with normalization off")?;
         let one = collector
             .store()
             .count(&["--where", "user.name=user39999"])?;
@@ -172,7 +164,7 @@ fn fields_lag_reaches_zero_after_a_burst_and_search_works_with_normalization_off
             !crate::fields::sidecars(collector.data_dir())?.is_empty(),
             "no sidecars with normalization on"
         );
-        alice_failures(&collector)?;
+        alice_failures(&collector, 6)?;
         let one = collector
             .store()
             .count(&["--where", "user.name=user79999"])?;
