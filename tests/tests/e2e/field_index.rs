@@ -1,7 +1,8 @@
 //! Issue 13 item 4 end to end: the normalizer's per-segment field index lets `--where` skip
 //! segments and blocks, and search results never depend on it. The same searches (several
 //! fields, `=`, `!=`, CIDR, ranges, case, no match, a user only in the unsealed segment) run
-//! with the index, with a flipped byte in every index file, with the index files deleted, and
+//! with the index, with a flipped byte in every index file's head (the file is not used) and
+//! in one of its field sections (that field says nothing), with the index files deleted, and
 //! with the index back but the fields sidecars gone; the outputs must be identical byte for
 //! byte, and the index must really have skipped blocks when it was there.
 
@@ -161,16 +162,40 @@ fn field_search_results_do_not_depend_on_the_index() {
         let saved = sb.path().join("fidx.saved");
         std::fs::create_dir_all(&saved)?;
         let indexes = files_with_ext(&store, "fidx")?;
+        let restore = || -> Result<()> {
+            for f in &indexes {
+                std::fs::copy(saved.join(f.file_name().context("file name")?), f)?;
+            }
+            Ok(())
+        };
+        // A flipped byte in each file's head (byte 20: its segment length): no file is used.
         for f in &indexes {
             std::fs::copy(f, saved.join(f.file_name().context("file name")?))?;
+            flip_bit_at(f, 20)?;
+        }
+        let flipped = run_all(collector.data_dir())?;
+        same(&with_index, &flipped, "a flipped byte in every index head")?;
+        ensure!(
+            skipped_by_index(collector.data_dir(), SEARCHES[1])? == 0,
+            "a damaged index was used"
+        );
+        // A flipped byte in the middle of each file (in one of its field sections: that
+        // field's probes skip nothing, the others still may).
+        restore()?;
+        for f in &indexes {
             let len = std::fs::metadata(f)?.len();
             flip_bit_at(f, len / 2)?;
         }
         let flipped = run_all(collector.data_dir())?;
-        same(&with_index, &flipped, "a flipped byte in every index file")?;
+        same(
+            &with_index,
+            &flipped,
+            "a flipped byte in a section of every index file",
+        )?;
+        restore()?;
         ensure!(
-            skipped_by_index(collector.data_dir(), SEARCHES[1])? == 0,
-            "a damaged index was used"
+            skipped_by_index(collector.data_dir(), SEARCHES[1])? == skipped,
+            "the restored index was not used"
         );
 
         for f in &indexes {
@@ -180,9 +205,7 @@ fn field_search_results_do_not_depend_on_the_index() {
         same(&with_index, &deleted, "the index files deleted")?;
 
         // The index back, the fields sidecars gone: fields are computed at search time.
-        for f in &indexes {
-            std::fs::copy(saved.join(f.file_name().context("file name")?), f)?;
-        }
+        restore()?;
         let sidecars = files_with_ext(&store, "fld")?;
         ensure!(!sidecars.is_empty(), "the normalizer wrote no sidecars");
         let moved = sb.path().join("fld.moved");
