@@ -585,3 +585,55 @@ fn block_may_match(header: &BlockHeader, q: &Query) -> bool {
             .as_ref()
             .is_none_or(|i| header.inputs.iter().any(|x| x == i))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fields::ColumnBuilder;
+
+    fn probe(field: &str, value: &str) -> FieldProbe {
+        FieldProbe {
+            field: field.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn a_row_is_ruled_out_only_when_a_probed_field_is_absent_or_other_text() {
+        let mut b = ColumnBuilder::new();
+        b.str("user.name", "alice"); // 0: alice
+        b.str("event.outcome", "failure");
+        b.end_row();
+        b.str("user.name", "Alice"); // 1: case differs
+        b.str("event.outcome", "failure");
+        b.end_row();
+        b.strs("user.name", ["bob", "alice"].into_iter()); // 2: a list holding alice
+        b.end_row();
+        b.u64("user.name", 7); // 3: a number may equal a text by value
+        b.end_row();
+        b.json("user.name", "{\"a\":1}"); // 4: JSON: not modelled, may match
+        b.end_row();
+        b.end_row(); // 5: no fields
+        let mut bytes = Vec::new();
+        b.finish(&mut bytes);
+        let c = Column::decode(bytes, 6).unwrap();
+        let alice = probe("user.name", "alice");
+        let failure = probe("event.outcome", "failure");
+        assert_eq!(
+            rows_may_match(&c, &[&alice]),
+            [true, false, true, true, true, false]
+        );
+        assert_eq!(
+            rows_may_match(&c, &[&alice, &failure]),
+            [true, false, false, false, false, false]
+        );
+        let nobody = probe("user.name", "nobody");
+        assert_eq!(
+            rows_may_match(&c, &[&nobody]),
+            [false, false, false, true, true, false]
+        );
+        let absent = probe("url.domain", "example.com");
+        assert_eq!(rows_may_match(&c, &[&absent]), [false; 6]);
+        assert_eq!(rows_may_match(&c, &[]), [true; 6]);
+    }
+}
