@@ -49,9 +49,10 @@
 //!   its `segment_len` equals the segment file's length now; otherwise it is ignored and the
 //!   segment is scanned. A section is used only when its CRC checks out and its structure is
 //!   consistent; otherwise its field says nothing (every covered block may hold any of its
-//!   values) while the file's other fields still skip blocks. Blocks not covered (the builder
-//!   started in the middle of the segment after a restart, a block could not be parsed) are
-//!   always read. The active segment has no index.
+//!   values) while the file's other fields still skip blocks. A file of the first format
+//!   (`LSFIDX1`, one CRC over the whole body) fails the magic check: its segment is scanned.
+//!   Blocks not covered (the builder started in the middle of the segment after a restart, a
+//!   block could not be parsed) are always read. The active segment has no index.
 //! - **Atomic.** Written tmp → fsync → rename → fsync directory: a crash leaves no file or a
 //!   whole one. Retention removes it with its segment.
 //! - **Bounded.** A field keeps at most [`MAX_VALUES`] distinct values and [`MAX_POSTINGS`]
