@@ -8,6 +8,7 @@
 //! <work>/logship/...           agent → relay → collector, as in the file mode; the collector's
 //!                              segments roll at SEGMENT_MAX_BYTES
 //! <work>/search.json           the figures
+//! <work>/search-<name>.{out,log}  each configuration's last output and debug log
 //! ```
 //!
 //! Steps: generate; ship through the real agent and collector; wait until every record is
@@ -15,7 +16,9 @@
 //! programs; then time `logship-collector search --where user.name=<needle> --where
 //! event.outcome=failure` with a cold page cache (`echo 3 > /proc/sys/vm/drop_caches`) and a
 //! warm one, first with the index, then with the index files moved aside (a full scan), and
-//! check that both print the same bytes.
+//! check that both print the same bytes. Each search's debug log line "Search walked the
+//! store." gives where its time went ([`Split`]: index reading, block frames, fields columns,
+//! payloads, filtering and printing), printed under the table.
 //!
 //! Why a needle user: the mix draws its users from pools of 16 and 12 names, so each of them
 //! is in every block and no block index can skip anything for them; a user that shows up a few
