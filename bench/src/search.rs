@@ -8,6 +8,7 @@
 //! <work>/logship/...           agent → relay → collector, as in the file mode; the collector's
 //!                              segments roll at SEGMENT_MAX_BYTES
 //! <work>/search.json           the figures
+//! <work>/search-<name>.{out,log}  each configuration's last output and debug log
 //! ```
 //!
 //! Steps: generate; ship through the real agent and collector; wait until every record is
@@ -15,7 +16,9 @@
 //! programs; then time `logship-collector search --where user.name=<needle> --where
 //! event.outcome=failure` with a cold page cache (`echo 3 > /proc/sys/vm/drop_caches`) and a
 //! warm one, first with the index, then with the index files moved aside (a full scan), and
-//! check that both print the same bytes.
+//! check that both print the same bytes. Each search's debug log line "Search walked the
+//! store." gives where its time went ([`Split`]: index reading, block frames, fields columns,
+//! payloads, filtering and printing), printed under the table.
 //!
 //! Why a needle user: the mix draws its users from pools of 16 and 12 names, so each of them
 //! is in every block and no block index can skip anything for them; a user that shows up a few
@@ -24,7 +27,7 @@
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -62,13 +65,74 @@ pub(crate) struct SearchReport {
     pub(crate) command: String,
     pub(crate) with_index_cold_s: f64,
     pub(crate) with_index_warm_s: f64,
+    /// Every warm run with the index, in order (`with_index_warm_s` is their median).
+    pub(crate) with_index_warm_runs: Vec<f64>,
     pub(crate) without_index_cold_s: f64,
     pub(crate) without_index_warm_s: f64,
     pub(crate) matches: u64,
-    /// Blocks the indexed search read.
+    /// Where the indexed search's time went, cold and warm (last warm run).
+    pub(crate) with_index_cold: Split,
+    pub(crate) with_index_warm: Split,
+    /// The same for the full scan (cold run).
+    pub(crate) without_index_cold: Split,
+}
+
+/// What one search read and where its time went (from its debug log line "Search walked the
+/// store."). The rest of the wall time is process start, listing segments and opening files.
+#[derive(Debug, Default, Clone, Serialize)]
+pub(crate) struct Split {
+    /// Blocks whose frame was read.
     pub(crate) blocks_scanned: u64,
     /// Blocks the field index let it skip.
-    pub(crate) blocks_skipped: u64,
+    pub(crate) blocks_skipped_by_field_index: u64,
+    /// Of the blocks read, those whose fields column ruled out every record (payload not
+    /// decompressed).
+    pub(crate) blocks_rejected_by_fields: u64,
+    /// Bytes read from `.fidx` files.
+    pub(crate) field_index_bytes: u64,
+    /// Reading segment and field indexes.
+    pub(crate) index_ms: u64,
+    /// Reading and checking block frames.
+    pub(crate) frame_ms: u64,
+    /// Reading and decoding sidecar columns.
+    pub(crate) column_ms: u64,
+    /// Decompressing and decoding payloads.
+    pub(crate) payload_ms: u64,
+    /// Filtering and printing records.
+    pub(crate) emit_ms: u64,
+}
+
+impl Split {
+    fn from_log(log: &str) -> anyhow::Result<Split> {
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("Search walked the store."))
+            .context("no \"Search walked the store.\" line in the search log")?;
+        let figure = |key: &str| -> anyhow::Result<u64> {
+            let key = format!(" {key}=");
+            let at = line
+                .find(&key)
+                .with_context(|| format!("no{key} in the search log"))?
+                + key.len();
+            let digits: String = line[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            Ok(digits.parse()?)
+        };
+        Ok(Split {
+            blocks_scanned: figure("blocks_scanned")?,
+            blocks_skipped_by_field_index: figure("blocks_skipped_by_field_index")?,
+            blocks_rejected_by_fields: figure("blocks_rejected_by_fields")?,
+            field_index_bytes: figure("field_index_bytes")?,
+            index_ms: figure("index_ms")?,
+            frame_ms: figure("frame_ms")?,
+            column_ms: figure("column_ms")?,
+            payload_ms: figure("payload_ms")?,
+            emit_ms: figure("emit_ms")?,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -163,9 +227,8 @@ pub(crate) fn run(
     if !drop_caches {
         tracing::warn!("Cannot drop the page cache (needs root): the cold figures are not cold.");
     }
-    let cold_with = searcher.cold("with-index")?;
-    let warm_with = searcher.warm("with-index")?;
-    let (blocks_scanned, blocks_skipped) = searcher.blocks(&args)?;
+    let (cold_with, with_index_cold) = searcher.cold("with-index")?;
+    let (warm_with, with_index_warm, with_index_warm_runs) = searcher.warm("with-index")?;
     let indexes = files(&store, "fidx")?;
     let index_bytes = indexes
         .iter()
@@ -176,8 +239,8 @@ pub(crate) fn run(
     for p in &indexes {
         fs::rename(p, aside.join(p.file_name().context("file name")?))?;
     }
-    let cold_without = searcher.cold("without-index")?;
-    let warm_without = searcher.warm_once("without-index")?;
+    let (cold_without, without_index_cold) = searcher.cold("without-index")?;
+    let (warm_without, _) = searcher.warm_once("without-index")?;
     for p in &indexes {
         fs::rename(aside.join(p.file_name().context("file name")?), p)?;
     }
@@ -214,11 +277,13 @@ pub(crate) fn run(
         ),
         with_index_cold_s: cold_with,
         with_index_warm_s: warm_with,
+        with_index_warm_runs,
         without_index_cold_s: cold_without,
         without_index_warm_s: warm_without,
         matches,
-        blocks_scanned,
-        blocks_skipped,
+        with_index_cold,
+        with_index_warm,
+        without_index_cold,
     })
 }
 
@@ -240,8 +305,8 @@ pub(crate) fn render(r: &SearchReport) -> String {
     );
     s += &format!("search: {}\n", r.command);
     s += &format!(
-        "matches: {} (wrote {}); with the index {} blocks read, {} skipped\n",
-        r.matches, r.needle_lines, r.blocks_scanned, r.blocks_skipped
+        "matches: {} (wrote {}); warm runs with the index: {:.2?} s\n",
+        r.matches, r.needle_lines, r.with_index_warm_runs
     );
     s += &format!(
         "{:<16}{:>10}{:>10}\n{:<16}{:>10.2}{:>10.2}\n{:<16}{:>10.2}{:>10.2}\n",
@@ -265,6 +330,40 @@ pub(crate) fn render(r: &SearchReport) -> String {
             " (page cache NOT dropped: cold = warm)"
         }
     );
+    s += &format!(
+        "{:<20}{:>8}{:>8}{:>8}{:>10}{:>9}{:>9}{:>9}{:>9}{:>9}\n",
+        "where the time went",
+        "blocks",
+        "skipped",
+        "col-rej",
+        "fidx KiB",
+        "index ms",
+        "frame ms",
+        "col ms",
+        "pay ms",
+        "emit ms"
+    );
+    for (name, t) in [
+        ("with index, cold", &r.with_index_cold),
+        ("with index, warm", &r.with_index_warm),
+        ("full scan, cold", &r.without_index_cold),
+    ] {
+        s += &format!(
+            "{:<20}{:>8}{:>8}{:>8}{:>10}{:>9}{:>9}{:>9}{:>9}{:>9}\n",
+            name,
+            t.blocks_scanned,
+            t.blocks_skipped_by_field_index,
+            t.blocks_rejected_by_fields,
+            t.field_index_bytes / 1024,
+            t.index_ms,
+            t.frame_ms,
+            t.column_ms,
+            t.payload_ms,
+            t.emit_ms
+        );
+    }
+    s += "(blocks: read; skipped: by the field index; col-rej: read, but their fields column \
+          ruled out every record, payload not decompressed)\n";
     s
 }
 
@@ -284,9 +383,12 @@ struct Searcher<'a> {
 }
 
 impl Searcher<'_> {
-    /// One run, stdout to `search-<name>.out`; wall seconds.
-    fn once(&self, name: &str) -> anyhow::Result<f64> {
+    /// One run, stdout to `search-<name>.out`, its debug log to `search-<name>.log`; wall
+    /// seconds and where they went.
+    fn once(&self, name: &str) -> anyhow::Result<(f64, Split)> {
         let out = File::create(self.out_dir.join(format!("search-{name}.out")))?;
+        let log_path = self.out_dir.join(format!("search-{name}.log"));
+        let log = File::create(&log_path)?;
         let start = Instant::now();
         let status = Command::new(self.bin)
             .arg("search")
@@ -294,58 +396,39 @@ impl Searcher<'_> {
             .arg(self.data)
             .args(self.args)
             .args(["--format", "json"])
+            .env("LOGSHIP_LOG", "logship_collector=debug")
             .stdout(out)
-            .stderr(Stdio::null())
+            .stderr(log)
             .status()?;
         let secs = start.elapsed().as_secs_f64();
         ensure!(status.success(), "search failed: {status}");
-        tracing::info!(name, secs, "Search ran.");
-        Ok(secs)
+        let split = Split::from_log(&fs::read_to_string(&log_path)?)?;
+        tracing::info!(name, secs, ?split, "Search ran.");
+        Ok((secs, split))
     }
 
-    fn cold(&self, name: &str) -> anyhow::Result<f64> {
+    fn cold(&self, name: &str) -> anyhow::Result<(f64, Split)> {
         drop_caches().ok();
         self.once(name)
     }
 
-    /// Median of [`WARM_RUNS`] runs.
-    fn warm(&self, name: &str) -> anyhow::Result<f64> {
-        let mut runs = (0..WARM_RUNS)
-            .map(|_| self.once(name))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+    /// Median of [`WARM_RUNS`] runs (and the split of the last).
+    fn warm(&self, name: &str) -> anyhow::Result<(f64, Split, Vec<f64>)> {
+        let mut runs = Vec::with_capacity(WARM_RUNS);
+        let mut split = Split::default();
+        for _ in 0..WARM_RUNS {
+            let (secs, s) = self.once(name)?;
+            runs.push(secs);
+            split = s;
+        }
+        let in_order = runs.clone();
         runs.sort_by(f64::total_cmp);
-        Ok(runs[runs.len() / 2])
+        Ok((runs[runs.len() / 2], split, in_order))
     }
 
     /// One warm run (a full scan takes minutes).
-    fn warm_once(&self, name: &str) -> anyhow::Result<f64> {
+    fn warm_once(&self, name: &str) -> anyhow::Result<(f64, Split)> {
         self.once(name)
-    }
-
-    /// Blocks a search read and blocks the field index let it skip (from its debug log).
-    fn blocks(&self, args: &[String]) -> anyhow::Result<(u64, u64)> {
-        let out = Command::new(self.bin)
-            .arg("search")
-            .arg("--data-dir")
-            .arg(self.data)
-            .args(args)
-            .arg("--count")
-            .env("LOGSHIP_LOG", "logship_collector=debug")
-            .output()?;
-        ensure!(out.status.success(), "search --count failed");
-        let log = String::from_utf8_lossy(&out.stderr);
-        let figure = |key: &str| -> anyhow::Result<u64> {
-            let at = log
-                .find(key)
-                .with_context(|| format!("no {key} in the search log"))?
-                + key.len();
-            let digits: String = log[at..].chars().take_while(char::is_ascii_digit).collect();
-            Ok(digits.parse()?)
-        };
-        Ok((
-            figure("blocks_scanned=")?,
-            figure("blocks_skipped_by_field_index=")?,
-        ))
     }
 }
 

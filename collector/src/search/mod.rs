@@ -149,6 +149,13 @@ fn scan(
         blocks_scanned = stats.blocks_scanned,
         blocks_skipped = stats.blocks_skipped,
         blocks_skipped_by_field_index = stats.blocks_skipped_by_field_index,
+        blocks_rejected_by_fields = stats.blocks_rejected_by_fields,
+        field_index_bytes = stats.field_index_bytes,
+        index_ms = stats.index_time.as_millis(),
+        frame_ms = stats.frame_time.as_millis(),
+        column_ms = stats.column_time.as_millis(),
+        payload_ms = stats.payload_time.as_millis(),
+        emit_ms = stats.emit_time.as_millis(),
         probes = query.field_probes.len(),
         "Search walked the store."
     );

@@ -16,11 +16,11 @@
 //! ```text
 //! <dir>/segments/<YYYY-MM-DD>/<segment stem>.fidx   beside the segment it describes
 //!
-//! file     := magic "LSFIDX1\n" | body_len u64 | crc32c(body) u32 | body
-//! body     := segment_len u64 | n_blocks u32 | block_offset u64 * n_blocks   (strictly ascending)
-//!             | n_fields u16 | field * n_fields
-//! field    := name str | field_len u64 | field_body    (field_len: bytes of field_body, so a
-//!                                                      reader skips the fields it is not asked about)
+//! file     := magic "LSFIDX2\n" | head_len u32 | crc32c(head) u32 | head | section * n_fields
+//! head     := segment_len u64 | n_blocks u32 | block_offset u64 * n_blocks   (strictly ascending)
+//!             | n_fields u16 | (name str | section_len u64 | crc32c(section) u32) * n_fields
+//! section  := field_body     (the sections follow the head in the order the head lists them;
+//!                             the file ends with the last one)
 //! field_body := overflowed u8 (1: values not kept, every block may match)
 //!             | other postings      (blocks where the field has a value that is not text:
 //!                                    a number, a bool, null, an object, an over-long text)
@@ -29,8 +29,11 @@
 //! str      := len u16 | utf-8 bytes                               (all integers little-endian)
 //! ```
 //!
-//! A block ordinal is the block's position in the file's `block_offset` list; only the blocks
-//! listed there are *covered*: the builder saw all of their field values.
+//! A block ordinal is the block's position in the head's `block_offset` list; only the blocks
+//! listed there are *covered*: the builder saw all of their field values. The head is small
+//! (a few hundred bytes) and each section has its own checksum, so a search reads the head
+//! and the sections of the fields it probes, never the whole file (the IP sections are most
+//! of it).
 //!
 //! # Invariants
 //!
@@ -41,11 +44,15 @@
 //!   (each element is added), and numbers and bools compare by value, which the index does not
 //!   model (they are "other", so the block may match). Every other comparison (`!=`, ranges,
 //!   CIDR networks) gives no probe: the index cannot help and the block is read.
-//! - **Trusted only when whole and matching.** A file is used only when its magic and CRC check
-//!   out, its structure is consistent, and its `segment_len` equals the segment file's length
-//!   now; otherwise it is ignored and the segment is scanned. Blocks not covered (the builder
-//!   started in the middle of the segment after a restart, a block could not be parsed) are
-//!   always read. The active segment has no index.
+//! - **Trusted only when checked and matching.** A file is used only when its magic and head
+//!   CRC check out, its head is consistent, its length is the head's plus every section's, and
+//!   its `segment_len` equals the segment file's length now; otherwise it is ignored and the
+//!   segment is scanned. A section is used only when its CRC checks out and its structure is
+//!   consistent; otherwise its field says nothing (every covered block may hold any of its
+//!   values) while the file's other fields still skip blocks. A file of the first format
+//!   (`LSFIDX1`, one CRC over the whole body) fails the magic check: its segment is scanned.
+//!   Blocks not covered (the builder started in the middle of the segment after a restart, a
+//!   block could not be parsed) are always read. The active segment has no index.
 //! - **Atomic.** Written tmp → fsync → rename → fsync directory: a crash leaves no file or a
 //!   whole one. Retention removes it with its segment.
 //! - **Bounded.** A field keeps at most [`MAX_VALUES`] distinct values and [`MAX_POSTINGS`]
@@ -78,7 +85,9 @@ pub const MAX_POSTINGS: usize = 4_000_000;
 pub const MAX_VALUE_LEN: usize = 1024;
 /// Largest index file a reader accepts.
 pub const MAX_FILE_BYTES: u64 = 512 << 20;
-const MAGIC: &[u8; 8] = b"LSFIDX1\n";
+const MAGIC: &[u8; 8] = b"LSFIDX2\n";
+/// Magic, head length and head CRC.
+const PREFIX_LEN: usize = 16;
 
 /// "Only records whose `field` equals the text `value` can match": a hint that lets a search
 /// skip blocks. It never filters records itself.
@@ -293,8 +302,8 @@ impl FieldIndexBuilder {
             source,
         };
         let segment_len = std::fs::metadata(&info.path).map_err(io)?.len();
-        let body = encode(&build, segment_len);
-        write_atomic(&target, &body).map_err(io)?;
+        let bytes = encode(&build, segment_len);
+        write_atomic(&target, &bytes).map_err(io)?;
         tracing::debug!(segment = build.segment, blocks = build.blocks.len(), path = %target.display(),
             "Wrote a field index.");
         Ok(())
@@ -324,41 +333,52 @@ fn put_postings(out: &mut Vec<u8>, p: &[u32]) {
     }
 }
 
-/// The body of the file (see the module doc).
-fn encode(build: &SegmentBuild, segment_len: u64) -> Vec<u8> {
+/// A field's section (see the module doc).
+fn encode_section(fb: &FieldBuild) -> Vec<u8> {
     let mut out = Vec::new();
-    out.extend_from_slice(&segment_len.to_le_bytes());
-    out.extend_from_slice(&(build.blocks.len() as u32).to_le_bytes());
-    for off in &build.blocks {
-        out.extend_from_slice(&off.to_le_bytes());
-    }
-    out.extend_from_slice(&(INDEXED_FIELDS.len() as u16).to_le_bytes());
-    for (name, fb) in INDEXED_FIELDS.iter().zip(&build.fields) {
-        put_str(&mut out, name);
-        let len_at = out.len();
-        out.extend_from_slice(&0u64.to_le_bytes());
-        out.push(u8::from(fb.overflowed));
-        put_postings(&mut out, &fb.other);
-        let mut values: Vec<_> = fb.values.iter().collect();
-        values.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        out.extend_from_slice(&(values.len() as u32).to_le_bytes());
-        for (v, p) in values {
-            put_str(&mut out, v);
-            put_postings(&mut out, p);
-        }
-        let field_len = (out.len() - len_at - 8) as u64;
-        out[len_at..len_at + 8].copy_from_slice(&field_len.to_le_bytes());
+    out.push(u8::from(fb.overflowed));
+    put_postings(&mut out, &fb.other);
+    let mut values: Vec<_> = fb.values.iter().collect();
+    values.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    out.extend_from_slice(&(values.len() as u32).to_le_bytes());
+    for (v, p) in values {
+        put_str(&mut out, v);
+        put_postings(&mut out, p);
     }
     out
 }
 
-fn write_atomic(target: &Path, body: &[u8]) -> std::io::Result<()> {
+/// The whole file (see the module doc).
+fn encode(build: &SegmentBuild, segment_len: u64) -> Vec<u8> {
+    let sections: Vec<Vec<u8>> = build.fields.iter().map(encode_section).collect();
+    let mut head = Vec::new();
+    head.extend_from_slice(&segment_len.to_le_bytes());
+    head.extend_from_slice(&(build.blocks.len() as u32).to_le_bytes());
+    for off in &build.blocks {
+        head.extend_from_slice(&off.to_le_bytes());
+    }
+    head.extend_from_slice(&(INDEXED_FIELDS.len() as u16).to_le_bytes());
+    for (name, section) in INDEXED_FIELDS.iter().zip(&sections) {
+        put_str(&mut head, name);
+        head.extend_from_slice(&(section.len() as u64).to_le_bytes());
+        head.extend_from_slice(&crc32c::crc32c(section).to_le_bytes());
+    }
+    let total = PREFIX_LEN + head.len() + sections.iter().map(Vec::len).sum::<usize>();
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(head.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&head).to_le_bytes());
+    out.extend_from_slice(&head);
+    for section in &sections {
+        out.extend_from_slice(section);
+    }
+    out
+}
+
+fn write_atomic(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = target.with_extension("fidx.tmp");
     let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(MAGIC)?;
-    f.write_all(&(body.len() as u64).to_le_bytes())?;
-    f.write_all(&crc32c::crc32c(body).to_le_bytes())?;
-    f.write_all(body)?;
+    f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, target)?;
     if let Some(parent) = target.parent() {
@@ -380,35 +400,48 @@ pub(crate) struct Candidates {
 
 impl Candidates {
     /// Reads `segment`'s index and evaluates `probes`; `None` when there is no usable index
-    /// (missing, damaged, stale for a segment of `segment_len` bytes).
-    pub(crate) fn read(segment: &Path, segment_len: u64, probes: &[FieldProbe]) -> Option<Self> {
-        let file = path(segment);
-        let meta = std::fs::metadata(&file).ok()?;
-        if meta.len() > MAX_FILE_BYTES {
+    /// (missing, damaged, stale for a segment of `segment_len` bytes). Reads the head and the
+    /// probed fields' sections only; adds the bytes read to `bytes_read`.
+    pub(crate) fn read(
+        segment: &Path,
+        segment_len: u64,
+        probes: &[FieldProbe],
+        bytes_read: &mut u64,
+    ) -> Option<Self> {
+        let file = std::fs::File::open(path(segment)).ok()?;
+        let len = file.metadata().ok()?.len();
+        if len > MAX_FILE_BYTES {
             return None;
         }
-        let bytes = std::fs::read(&file).ok()?;
-        Candidates::parse(&bytes, segment_len, probes)
+        let mut src = FileSource { file, len, read: 0 };
+        let c = Candidates::parse(&mut src, segment_len, probes);
+        *bytes_read += src.read;
+        c
     }
 
-    /// [`Candidates::read`] on the file's bytes.
-    fn parse(bytes: &[u8], segment_len: u64, probes: &[FieldProbe]) -> Option<Self> {
-        let mut r = Reader(bytes);
+    /// [`Candidates::read`] on any source of the file's bytes.
+    fn parse(src: &mut dyn Source, segment_len: u64, probes: &[FieldProbe]) -> Option<Self> {
+        let file_len = src.len();
+        let prefix = src.read_at(0, PREFIX_LEN)?;
+        let mut r = Reader(&prefix);
         if r.take(8)? != MAGIC {
             return None;
         }
-        let body_len = usize::try_from(r.u64()?).ok()?;
-        let crc = r.u32()?;
-        let body = r.take(body_len)?;
-        if !r.0.is_empty() || crc32c::crc32c(body) != crc {
+        let head_len = r.u32()? as usize;
+        let head_crc = r.u32()?;
+        if (PREFIX_LEN + head_len) as u64 > file_len {
             return None;
         }
-        let mut r = Reader(body);
+        let head = src.read_at(PREFIX_LEN as u64, head_len)?;
+        if crc32c::crc32c(&head) != head_crc {
+            return None;
+        }
+        let mut r = Reader(&head);
         if r.u64()? != segment_len {
             return None;
         }
         let n_blocks = r.u32()? as usize;
-        let mut blocks = Vec::with_capacity(n_blocks.min(body.len() / 8));
+        let mut blocks = Vec::with_capacity(n_blocks.min(head.len() / 8));
         for _ in 0..n_blocks {
             let off = r.u64()?;
             if blocks.last().is_some_and(|&last| off <= last) {
@@ -416,22 +449,43 @@ impl Candidates {
             }
             blocks.push(off);
         }
-        // Per probe: the blocks that may hold its value; `None` = every block may (a field
-        // the file does not index, or an overflowed one, says nothing).
-        let mut allowed: Vec<Option<Vec<bool>>> = vec![None; probes.len()];
+        // The sections: (name, where, length, crc), laid out one after the other.
         let n_fields = r.u16()?;
+        let mut sections = Vec::with_capacity(usize::from(n_fields));
+        let mut at = (PREFIX_LEN + head_len) as u64;
         for _ in 0..n_fields {
             let name = r.str()?;
-            let field_len = usize::try_from(r.u64()?).ok()?;
-            let body = r.take(field_len)?;
+            let len = r.u64()?;
+            let crc = r.u32()?;
+            sections.push((name, at, len, crc));
+            at = at.checked_add(len)?;
+        }
+        if !r.0.is_empty() || at != file_len {
+            return None;
+        }
+        // Per probe: the blocks that may hold its value; `None` = every block may (a field
+        // the file does not index, an overflowed one, or one whose section does not check).
+        let mut allowed: Vec<Option<Vec<bool>>> = vec![None; probes.len()];
+        for &(name, at, len, crc) in &sections {
+            if !probes.iter().any(|p| p.field.as_bytes() == name) {
+                continue;
+            }
+            let section = usize::try_from(len)
+                .ok()
+                .and_then(|len| src.read_at(at, len))
+                .filter(|s| crc32c::crc32c(s) == crc);
+            let Some(section) = section else {
+                tracing::warn!(field = %String::from_utf8_lossy(name),
+                    "A field index section does not check: its blocks are read.");
+                continue;
+            };
             for (i, p) in probes.iter().enumerate() {
                 if p.field.as_bytes() == name {
-                    allowed[i] = Reader(body).field(n_blocks, p.value.as_bytes())?;
+                    allowed[i] = Reader(&section)
+                        .field(n_blocks, p.value.as_bytes())
+                        .flatten();
                 }
             }
-        }
-        if !r.0.is_empty() {
-            return None;
         }
         let mut may = vec![true; n_blocks];
         for a in allowed.iter().flatten() {
@@ -454,6 +508,47 @@ impl Candidates {
     /// holding exactly `blocks` readable blocks, can be skipped whole).
     pub(crate) fn rules_out_all(&self, blocks: u64) -> bool {
         self.blocks.len() as u64 == blocks && self.may.iter().all(|m| !m)
+    }
+}
+
+/// Positioned reads of an index file's bytes.
+trait Source {
+    /// Length of the file.
+    fn len(&self) -> u64;
+    /// `n` bytes at `at`; `None` when they are not all there.
+    fn read_at(&mut self, at: u64, n: usize) -> Option<Vec<u8>>;
+}
+
+/// An index file on disk, counting the bytes read.
+struct FileSource {
+    file: std::fs::File,
+    len: u64,
+    read: u64,
+}
+
+impl Source for FileSource {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read_at(&mut self, at: u64, n: usize) -> Option<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        if at.checked_add(n as u64)? > self.len {
+            return None;
+        }
+        let mut buf = vec![0u8; n];
+        self.file.read_exact_at(&mut buf, at).ok()?;
+        self.read += n as u64;
+        Some(buf)
+    }
+}
+
+impl Source for &[u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+    fn read_at(&mut self, at: u64, n: usize) -> Option<Vec<u8>> {
+        let at = usize::try_from(at).ok()?;
+        Some(self.get(at..at.checked_add(n)?)?.to_vec())
     }
 }
 
@@ -578,18 +673,36 @@ mod tests {
     }
 
     fn file(build: &SegmentBuild, segment_len: u64) -> Vec<u8> {
-        let body = encode(build, segment_len);
-        let mut out = MAGIC.to_vec();
-        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-        out.extend_from_slice(&body);
-        out
+        encode(build, segment_len)
+    }
+
+    fn parse(bytes: &[u8], segment_len: u64, probes: &[FieldProbe]) -> Option<Candidates> {
+        Candidates::parse(&mut { bytes }, segment_len, probes)
+    }
+
+    /// Where each field's section lies in `bytes` (name, start, end), from the head.
+    fn sections(bytes: &[u8]) -> Vec<(String, usize, usize)> {
+        let head_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        let mut r = Reader(&bytes[PREFIX_LEN..PREFIX_LEN + head_len]);
+        r.u64().unwrap();
+        let n = r.u32().unwrap() as usize;
+        r.take(n * 8).unwrap();
+        let mut at = PREFIX_LEN + head_len;
+        (0..r.u16().unwrap())
+            .map(|_| {
+                let name = String::from_utf8(r.str().unwrap().to_vec()).unwrap();
+                let len = r.u64().unwrap() as usize;
+                r.u32().unwrap();
+                at += len;
+                (name, at - len, at)
+            })
+            .collect()
     }
 
     #[test]
     fn exact_values_skip_blocks_and_everything_else_may_match() {
         let bytes = file(&sample(), 999);
-        let c = |probes: &[FieldProbe]| Candidates::parse(&bytes, 999, probes).unwrap();
+        let c = |probes: &[FieldProbe]| parse(&bytes, 999, probes).unwrap();
         let alice = c(&[probe("user.name", "alice")]);
         // 100 has a non-text user.name: it may equal anything numerically.
         assert_eq!(alice.may, vec![true, true, true]);
@@ -616,22 +729,74 @@ mod tests {
     }
 
     #[test]
-    fn damaged_stale_or_truncated_files_are_not_used() {
+    fn damaged_head_stale_or_truncated_files_are_not_used() {
         let bytes = file(&sample(), 999);
         let p = [probe("user.name", "alice")];
-        assert!(Candidates::parse(&bytes, 998, &p).is_none(), "stale");
+        assert!(parse(&bytes, 999, &p).is_some());
+        assert!(parse(&bytes, 998, &p).is_none(), "stale");
+        let first_section = sections(&bytes)[0].1;
         for i in 0..bytes.len() {
+            if i < first_section {
+                let mut bad = bytes.clone();
+                bad[i] ^= 0x01;
+                assert!(parse(&bad, 999, &p).is_none(), "flipped head byte {i}");
+            }
+            assert!(parse(&bytes[..i], 999, &p).is_none(), "cut at {i}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(parse(&longer, 999, &p).is_none(), "trailing byte");
+    }
+
+    #[test]
+    fn a_damaged_section_says_nothing_about_its_field_only() {
+        let bytes = file(&sample(), 999);
+        let outcome = [probe("event.outcome", "failure")];
+        let alice = [probe("user.name", "alice")];
+        let both = [alice[0].clone(), outcome[0].clone()];
+        let good = |probes: &[FieldProbe]| parse(&bytes, 999, probes).unwrap().may;
+        assert_eq!(good(&outcome), vec![false, false, true]);
+        assert_eq!(good(&[probe("user.name", "bob")]), vec![false, true, false]);
+        let secs = sections(&bytes);
+        let (_, from, to) = secs.iter().find(|s| s.0 == "user.name").unwrap().clone();
+        for i in from..to {
             let mut bad = bytes.clone();
             bad[i] ^= 0x01;
-            assert!(
-                Candidates::parse(&bad, 999, &p).is_none(),
-                "flipped byte {i}"
-            );
-            assert!(
-                Candidates::parse(&bytes[..i], 999, &p).is_none(),
-                "cut at {i}"
-            );
+            let c = |probes: &[FieldProbe]| parse(&bad, 999, probes).unwrap().may;
+            // user.name's section is not trusted: every covered block may hold any user.
+            assert_eq!(c(&[probe("user.name", "bob")]), vec![true; 3], "byte {i}");
+            assert_eq!(c(&alice), vec![true; 3], "byte {i}");
+            // The other fields still skip blocks, alone and beside the damaged one.
+            assert_eq!(c(&outcome), good(&outcome), "byte {i}");
+            assert_eq!(c(&both), good(&outcome), "byte {i}");
         }
+    }
+
+    #[test]
+    fn a_search_reads_the_head_and_the_probed_sections_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = dir.path().join("x.seg");
+        let mut b = FieldIndexBuilder::new("/nonexistent");
+        for i in 0..5000 {
+            b.add(0, 16, "source.ip", &format!("10.0.{}.{}", i / 256, i % 256));
+        }
+        b.add(0, 16, "user.name", "alice");
+        b.block_done(0, 16);
+        let build = b.current.take().unwrap();
+        let bytes = file(&build, 7);
+        std::fs::write(path(&seg), &bytes).unwrap();
+        let mut read = 0;
+        let c = Candidates::read(&seg, 7, &[probe("user.name", "bob")], &mut read).unwrap();
+        assert_eq!(c.may, vec![false]);
+        let ip = sections(&bytes)
+            .into_iter()
+            .find(|s| s.0 == "source.ip")
+            .unwrap();
+        assert!(
+            read < (bytes.len() - (ip.2 - ip.1)) as u64,
+            "read {read} of {} bytes",
+            bytes.len()
+        );
     }
 
     #[test]
@@ -644,7 +809,7 @@ mod tests {
         let build = b.current.take().unwrap();
         assert!(build.fields[1].overflowed && build.fields[1].values.is_empty());
         let bytes = file(&build, 1);
-        let c = Candidates::parse(&bytes, 1, &[probe("source.ip", "192.0.2.1")]).unwrap();
+        let c = parse(&bytes, 1, &[probe("source.ip", "192.0.2.1")]).unwrap();
         assert_eq!(c.may, vec![true]);
     }
 }

@@ -3,22 +3,27 @@
 //! their header (time range, host, agent, inputs) before any payload is read. With field
 //! probes ([`Query::field_probes`]), a sealed segment's field index ([`crate::fieldindex`])
 //! skips the segment or the covered blocks that hold none of the probed values; without a
-//! usable index every block is read, so the records handed out never depend on the index. Each payload that
-//! must be looked at is decompressed once, with a capped decoder and reused scratch buffers.
+//! usable index every block is read, so the records handed out never depend on the index. In a
+//! block that is read, probes on indexed fields are first checked on the block's fields column
+//! (sidecar), with the index's rule: rows that cannot hold every probed value are not handed
+//! out, and a block none of whose rows can is not decompressed. Without a column every row is
+//! handed out. Each payload that must be looked at is decompressed once, with a capped decoder
+//! and reused scratch buffers.
 //!
 //! The last segment may end in a block still being written: it is treated as the end of data,
 //! not as damage, so a concurrent search sees a consistent prefix of the store.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Instant;
 
 use logship_proto::payload;
 use logship_proto::v1::RecordList;
 use serde_json::{Map, Value};
 
 use crate::block::{self, BlockHeader};
-use crate::fieldindex::{Candidates, FieldProbe};
-use crate::fields::{Column, SidecarIndex};
+use crate::fieldindex::{Candidates, FieldProbe, INDEXED_FIELDS};
+use crate::fields::{Column, SidecarIndex, ValueRef};
 use crate::index::SegmentIndex;
 use crate::progress::{Progress, Watch};
 use crate::segment::{self, SEGMENT_HEADER_LEN, SegmentInfo, SegmentReader, Step};
@@ -43,9 +48,10 @@ pub struct Query {
     pub contains: Option<String>,
     /// Stop after this many matches.
     pub limit: Option<usize>,
-    /// Hints, all of which a record the caller wants satisfies: blocks the field index proves
-    /// hold none of a probe's value are not read. Records are not filtered by them (the caller
-    /// applies its own field filters to what it gets).
+    /// Hints, all of which a record the caller wants satisfies (as `field = text` on the
+    /// record's fields, [`crate::fieldindex`]'s rule): blocks the field index proves hold none
+    /// of a probe's value are not read, and records whose sidecar column proves the same are
+    /// not handed out. Every other record is (the caller applies its own field filters to it).
     pub field_probes: Vec<FieldProbe>,
 }
 
@@ -96,8 +102,23 @@ pub struct SearchStats {
     pub blocks_skipped: u64,
     /// Of `blocks_skipped`, those skipped because a field index ruled out every probe value.
     pub blocks_skipped_by_field_index: u64,
+    /// Of `blocks_scanned`, those whose fields column (sidecar) showed that no record holds
+    /// every probed value: their payload was not decompressed.
+    pub blocks_rejected_by_fields: u64,
     /// Records emitted.
     pub records_matched: u64,
+    /// Bytes read from field index files.
+    pub field_index_bytes: u64,
+    /// Time spent reading segment and field indexes (deciding which blocks to read).
+    pub index_time: std::time::Duration,
+    /// Time spent reading and checking block frames from the segments.
+    pub frame_time: std::time::Duration,
+    /// Time spent reading and decoding fields columns from the sidecars.
+    pub column_time: std::time::Duration,
+    /// Time spent decompressing and decoding payloads.
+    pub payload_time: std::time::Duration,
+    /// Time spent in the caller's `emit` (filtering and printing records).
+    pub emit_time: std::time::Duration,
     /// Damaged blocks skipped.
     pub corrupt: Vec<CorruptBlock>,
     /// The watcher stopped the walk before the end (see [`search_watched`]).
@@ -206,11 +227,18 @@ impl Searcher<'_, '_, '_> {
         self.sidecar = None;
         let mut field_index = None;
         if !is_last {
+            let started = Instant::now();
             let sidecar = segment::sidecar_path(&info.path);
             let index = SegmentIndex::read(&sidecar, reader.len());
             if !self.query.field_probes.is_empty() {
-                field_index = Candidates::read(&info.path, reader.len(), &self.query.field_probes);
+                field_index = Candidates::read(
+                    &info.path,
+                    reader.len(),
+                    &self.query.field_probes,
+                    &mut self.stats.field_index_bytes,
+                );
             }
+            self.stats.index_time += started.elapsed();
             if let Some(index) = index
                 && (!index.may_match(self.query)
                     || field_index
@@ -252,7 +280,9 @@ impl Searcher<'_, '_, '_> {
                         self.stats.blocks_skipped += 1;
                         self.stats.blocks_skipped_by_field_index += 1;
                     } else {
+                        let started = Instant::now();
                         reader.read_frame(offset, frame_len, &mut self.frame)?;
+                        self.stats.frame_time += started.elapsed();
                         if self.block(info, offset, &header, head_len) == Flow::Stop {
                             return Ok(Flow::Stop);
                         }
@@ -312,19 +342,45 @@ impl Searcher<'_, '_, '_> {
         head_len: usize,
         frame: &[u8],
     ) -> Flow {
+        let started = Instant::now();
         let parts = block::split_frame(header, head_len, frame);
         if !parts.crc_ok {
             self.report(&info.path, offset, "block checksum mismatch".into());
             return Flow::Continue;
         }
+        self.stats.frame_time += started.elapsed();
         self.stats.blocks_scanned += 1;
-        let Some(list) = self.decode(parts.payload, header.count, &info.path, offset) else {
+        // The block's sidecar column, read when the first record needs it; with probes on
+        // indexed fields (and no inline column, whose fields would win), read first: it says
+        // which rows may match before the payload is decompressed.
+        let mut sidecar: Option<Option<Column>> = None;
+        let mut may: Option<Vec<bool>> = None;
+        let probes: Vec<&FieldProbe> = self
+            .query
+            .field_probes
+            .iter()
+            .filter(|p| INDEXED_FIELDS.contains(&p.field.as_str()))
+            .collect();
+        if !probes.is_empty() && parts.fields.is_none() {
+            let column = sidecar.insert(self.column(info, offset, header, &parts.stored_hash));
+            if let Some(column) = column {
+                let rows = rows_may_match(column, &probes);
+                if !rows.contains(&true) {
+                    self.stats.blocks_rejected_by_fields += 1;
+                    return Flow::Continue;
+                }
+                may = Some(rows);
+            }
+        }
+        let started = Instant::now();
+        let list = self.decode(parts.payload, header.count, &info.path, offset);
+        self.stats.payload_time += started.elapsed();
+        let Some(list) = list else {
             return Flow::Continue;
         };
         let mut fields: Option<Vec<Map<String, Value>>> = None;
-        let mut sidecar: Option<Option<Column>> = None;
         for i in 0..list.records.len() {
-            if !self.record_matches(&list, i) {
+            if may.as_ref().is_some_and(|m| !m[i]) || !self.record_matches(&list, i) {
                 continue;
             }
             let fields = fields.get_or_insert_with(|| match parts.fields {
@@ -332,20 +388,37 @@ impl Searcher<'_, '_, '_> {
                 None => Vec::new(),
             });
             let record_fields = fields.get(i).filter(|m| !m.is_empty());
-            let column = sidecar.get_or_insert_with(|| {
-                let cap = self.cap;
-                let tag = crate::fields::block_tag(&parts.stored_hash);
-                self.sidecar
-                    .get_or_insert_with(|| SidecarIndex::open(&info.path))
-                    .as_mut()
-                    .and_then(|s| s.column(offset, &tag, header.count, cap))
-            });
-            let row = column.as_ref().map(|column| FieldsRow { column, row: i });
+            if sidecar.is_none() {
+                sidecar = Some(self.column(info, offset, header, &parts.stored_hash));
+            }
+            let column = sidecar.as_ref().and_then(Option::as_ref);
+            let row = column.map(|column| FieldsRow { column, row: i });
             if self.emit_record(header, &list, i, record_fields, row) == Flow::Stop {
                 return Flow::Stop;
             }
         }
         Flow::Continue
+    }
+
+    /// The sidecar column of the block at `offset`, if the segment's sidecar has one that
+    /// checks.
+    fn column(
+        &mut self,
+        info: &SegmentInfo,
+        offset: u64,
+        header: &BlockHeader,
+        stored_hash: &[u8; 32],
+    ) -> Option<Column> {
+        let started = Instant::now();
+        let cap = self.cap;
+        let tag = crate::fields::block_tag(stored_hash);
+        let column = self
+            .sidecar
+            .get_or_insert_with(|| SidecarIndex::open(&info.path))
+            .as_mut()
+            .and_then(|s| s.column(offset, &tag, header.count, cap));
+        self.stats.column_time += started.elapsed();
+        column
     }
 
     /// Decodes a payload, reporting it when it is damaged or its record count is wrong.
@@ -401,7 +474,9 @@ impl Searcher<'_, '_, '_> {
             sidecar,
         };
         self.stats.records_matched += 1;
+        let started = Instant::now();
         let more = (self.emit)(&view);
+        self.stats.emit_time += started.elapsed();
         let limit = self.query.limit.map_or(u64::MAX, |l| l as u64);
         if more && self.stats.records_matched < limit {
             Flow::Continue
@@ -470,6 +545,27 @@ pub(crate) fn parse_fields(
     Ok(maps)
 }
 
+/// Per row of `column`: may the record hold every probed value? The index's semantics
+/// ([`crate::fieldindex`]): a row is ruled out only when, for some probe, its field is absent,
+/// or is text (or a list of texts) none of which is the probe's exact value; a number, a bool
+/// or a JSON value may equal it by a comparison the index does not model, so it may match.
+fn rows_may_match(column: &Column, probes: &[&FieldProbe]) -> Vec<bool> {
+    let keys: Vec<Option<u32>> = probes.iter().map(|p| column.key_id(&p.field)).collect();
+    (0..column.len())
+        .map(|row| {
+            probes
+                .iter()
+                .zip(&keys)
+                .all(|(p, key)| match key.and_then(|k| column.get(row, k)) {
+                    None => false,
+                    Some(ValueRef::Str(s)) => s == p.value,
+                    Some(ValueRef::Strs(list)) => list.iter().any(|s| s == p.value),
+                    Some(_) => true,
+                })
+        })
+        .collect()
+}
+
 fn source_of(list: &RecordList, source: u32) -> (&str, &str) {
     list.sources
         .get(source as usize)
@@ -488,4 +584,56 @@ fn block_may_match(header: &BlockHeader, q: &Query) -> bool {
         && q.input
             .as_ref()
             .is_none_or(|i| header.inputs.iter().any(|x| x == i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fields::ColumnBuilder;
+
+    fn probe(field: &str, value: &str) -> FieldProbe {
+        FieldProbe {
+            field: field.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn a_row_is_ruled_out_only_when_a_probed_field_is_absent_or_other_text() {
+        let mut b = ColumnBuilder::new();
+        b.str("user.name", "alice"); // 0: alice
+        b.str("event.outcome", "failure");
+        b.end_row();
+        b.str("user.name", "Alice"); // 1: case differs
+        b.str("event.outcome", "failure");
+        b.end_row();
+        b.strs("user.name", ["bob", "alice"].into_iter()); // 2: a list holding alice
+        b.end_row();
+        b.u64("user.name", 7); // 3: a number may equal a text by value
+        b.end_row();
+        b.json("user.name", "{\"a\":1}"); // 4: JSON: not modelled, may match
+        b.end_row();
+        b.end_row(); // 5: no fields
+        let mut bytes = Vec::new();
+        b.finish(&mut bytes);
+        let c = Column::decode(bytes, 6).unwrap();
+        let alice = probe("user.name", "alice");
+        let failure = probe("event.outcome", "failure");
+        assert_eq!(
+            rows_may_match(&c, &[&alice]),
+            [true, false, true, true, true, false]
+        );
+        assert_eq!(
+            rows_may_match(&c, &[&alice, &failure]),
+            [true, false, false, false, false, false]
+        );
+        let nobody = probe("user.name", "nobody");
+        assert_eq!(
+            rows_may_match(&c, &[&nobody]),
+            [false, false, false, true, true, false]
+        );
+        let absent = probe("url.domain", "example.com");
+        assert_eq!(rows_may_match(&c, &[&absent]), [false; 6]);
+        assert_eq!(rows_may_match(&c, &[]), [true; 6]);
+    }
 }

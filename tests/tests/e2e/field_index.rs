@@ -1,9 +1,11 @@
 //! Issue 13 item 4 end to end: the normalizer's per-segment field index lets `--where` skip
 //! segments and blocks, and search results never depend on it. The same searches (several
 //! fields, `=`, `!=`, CIDR, ranges, case, no match, a user only in the unsealed segment) run
-//! with the index, with a flipped byte in every index file, with the index files deleted, and
+//! with the index, with a flipped byte in every index file's head (the file is not used) and
+//! in one of its field sections (that field says nothing), with the index files deleted, and
 //! with the index back but the fields sidecars gone; the outputs must be identical byte for
-//! byte, and the index must really have skipped blocks when it was there.
+//! byte, the index must really have skipped blocks when it was there, and the fields columns
+//! must really have ruled out blocks when the sidecars were there (and not when they were gone).
 
 use std::path::Path;
 use std::process::Command;
@@ -161,16 +163,40 @@ fn field_search_results_do_not_depend_on_the_index() {
         let saved = sb.path().join("fidx.saved");
         std::fs::create_dir_all(&saved)?;
         let indexes = files_with_ext(&store, "fidx")?;
+        let restore = || -> Result<()> {
+            for f in &indexes {
+                std::fs::copy(saved.join(f.file_name().context("file name")?), f)?;
+            }
+            Ok(())
+        };
+        // A flipped byte in each file's head (byte 20: its segment length): no file is used.
         for f in &indexes {
             std::fs::copy(f, saved.join(f.file_name().context("file name")?))?;
+            flip_bit_at(f, 20)?;
+        }
+        let flipped = run_all(collector.data_dir())?;
+        same(&with_index, &flipped, "a flipped byte in every index head")?;
+        ensure!(
+            skipped_by_index(collector.data_dir(), SEARCHES[1])? == 0,
+            "a damaged index was used"
+        );
+        // A flipped byte in the middle of each file (in one of its field sections: that
+        // field's probes skip nothing, the others still may).
+        restore()?;
+        for f in &indexes {
             let len = std::fs::metadata(f)?.len();
             flip_bit_at(f, len / 2)?;
         }
         let flipped = run_all(collector.data_dir())?;
-        same(&with_index, &flipped, "a flipped byte in every index file")?;
+        same(
+            &with_index,
+            &flipped,
+            "a flipped byte in a section of every index file",
+        )?;
+        restore()?;
         ensure!(
-            skipped_by_index(collector.data_dir(), SEARCHES[1])? == 0,
-            "a damaged index was used"
+            skipped_by_index(collector.data_dir(), SEARCHES[1])? == skipped,
+            "the restored index was not used"
         );
 
         for f in &indexes {
@@ -178,11 +204,15 @@ fn field_search_results_do_not_depend_on_the_index() {
         }
         let deleted = run_all(collector.data_dir())?;
         same(&with_index, &deleted, "the index files deleted")?;
+        // Without the index, the sidecar columns rule out the blocks without user3's failures
+        // before their payloads are read (so the comparisons above cover that path too).
+        ensure!(
+            rejected_by_column(collector.data_dir(), SEARCHES[1])? > 0,
+            "no block was ruled out by its fields column"
+        );
 
         // The index back, the fields sidecars gone: fields are computed at search time.
-        for f in &indexes {
-            std::fs::copy(saved.join(f.file_name().context("file name")?), f)?;
-        }
+        restore()?;
         let sidecars = files_with_ext(&store, "fld")?;
         ensure!(!sidecars.is_empty(), "the normalizer wrote no sidecars");
         let moved = sb.path().join("fld.moved");
@@ -192,6 +222,10 @@ fn field_search_results_do_not_depend_on_the_index() {
         }
         let no_sidecars = run_all(collector.data_dir())?;
         same(&with_index, &no_sidecars, "no fields sidecars")?;
+        ensure!(
+            rejected_by_column(collector.data_dir(), SEARCHES[1])? == 0,
+            "a block was ruled out without a fields column"
+        );
         ensure!(
             skipped_by_index(collector.data_dir(), SEARCHES[1])? == skipped,
             "the restored index was not used"
@@ -236,15 +270,25 @@ fn run_all(data_dir: &Path) -> Result<Vec<Vec<u8>>> {
 
 /// Blocks the field index let `args` skip, from the search's debug log.
 fn skipped_by_index(data_dir: &Path, args: &[&str]) -> Result<u64> {
+    search_stat(data_dir, args, "blocks_skipped_by_field_index")
+}
+
+/// Blocks `args` read whose fields column ruled out every record (not decompressed).
+fn rejected_by_column(data_dir: &Path, args: &[&str]) -> Result<u64> {
+    search_stat(data_dir, args, "blocks_rejected_by_fields")
+}
+
+/// A figure of the search's debug log line "Search walked the store.".
+fn search_stat(data_dir: &Path, args: &[&str], name: &str) -> Result<u64> {
     let out = search(data_dir, args)
         .env("LOGSHIP_LOG", "debug")
         .output()?;
     ensure!(out.status.success(), "search {args:?} failed");
     let log = String::from_utf8_lossy(&out.stderr);
-    let key = "blocks_skipped_by_field_index=";
+    let key = format!(" {name}=");
     let at = log
-        .find(key)
-        .with_context(|| format!("no {key} in the search log: {log}"))?
+        .find(&key)
+        .with_context(|| format!("no{key} in the search log: {log}"))?
         + key.len();
     let digits: String = log[at..].chars().take_while(char::is_ascii_digit).collect();
     Ok(digits.parse()?)
