@@ -131,7 +131,9 @@ struct Header<'a> {
 
 /// `[HOST/VPN[/HUB]] (STAMP) <KIND_LOG>: MESSAGE`.
 fn header(s: &str) -> Option<Header<'_>> {
-    let (tag, rest) = s.strip_prefix('[')?.split_once("] (")?;
+    let r = s.strip_prefix('[')?;
+    let close = memchr::memchr(b']', r.as_bytes())?;
+    let (tag, rest) = (&r[..close], r[close..].strip_prefix("] (")?);
     let (host, hub) = match tag.split_once("/VPN") {
         Some((h, "")) => (h, ""),
         Some((h, r)) => (h, r.strip_prefix('/')?),
