@@ -253,10 +253,18 @@ fn pick(st: &mut State, tz: &TimeZone, fr: &Frame<'_>) -> Hit {
         f.s("host.name", p).s("observer.name", p);
         return Some(("cisco.asa", f));
     }
-    by_content(st, tz, msg)
+    // SoftEther sends its syslog form without a tag: a tagged message (`logger`, any local
+    // program) imitating it is not the VPN server's.
+    if p.is_empty()
+        && msg.starts_with('[')
+        && let Some(s) = softether::find(msg)
+    {
+        return softether::parse_syslog(s, tz, st).map(|f| ("softether", f));
+    }
+    by_content(tz, msg)
 }
 
-fn by_content(st: &mut State, tz: &TimeZone, msg: &str) -> Hit {
+fn by_content(tz: &TimeZone, msg: &str) -> Hit {
     if let Some(m) = asa::find(msg) {
         return asa::parse(m).map(|f| ("cisco.asa", f));
     }
@@ -277,11 +285,6 @@ fn by_content(st: &mut State, tz: &TimeZone, msg: &str) -> Hit {
     }
     if samba::looks(msg) {
         return samba::parse(msg, tz).map(|f| ("samba", f));
-    }
-    if msg.starts_with('[')
-        && let Some(s) = softether::find(msg)
-    {
-        return softether::parse_syslog(s, tz, st).map(|f| ("softether", f));
     }
     None
 }
@@ -325,7 +328,11 @@ fn forced(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: &str) -> Option<
             pulse::parse(stamp, payload, tz)
         }
         "samba" => samba::looks(msg).then(|| samba::parse(msg, tz)).flatten(),
-        "softether" => softether::parse_syslog(softether::find(msg)?, tz, st),
+        "softether" => fr
+            .program
+            .is_empty()
+            .then(|| softether::parse_syslog(softether::find(msg)?, tz, st))
+            .flatten(),
         "netfilter" => firewall::is_netfilter(msg)
             .then(|| firewall::parse_netfilter(msg))
             .flatten(),

@@ -317,6 +317,24 @@ fn softether_client_chosen_user_names_cannot_forge_address_or_account() {
     assert_eq!(s(&e, "source.ip"), "127.0.0.1");
 }
 
+/// SoftEther sends its syslog form without a tag; the same text logged by another program (a
+/// local user's `logger` adds the tag `user:`) is not the VPN server's login.
+#[test]
+fn softether_form_under_another_programs_tag_is_not_claimed() {
+    let raw = line_of(RAW, "Successfully authenticated");
+    let untagged = format!("Nov 30 05:33:53 vpnhost {raw}");
+    assert_eq!(norm(&untagged).dataset, "softether");
+    for tag in ["user:", "logger[4242]:", "sshd[1]:"] {
+        let tagged = format!("Nov 30 05:33:53 vpnhost {tag} {raw}");
+        let e = norm(&tagged);
+        assert_ne!(e.dataset, "softether", "{tagged}");
+        let forced = Normalizer::new()
+            .normalize_as("softether", tagged.as_bytes(), &CTX)
+            .expect("known");
+        assert_eq!(forced.dataset, "unparsed", "{tagged}");
+    }
+}
+
 /// Every SoftEther fixture line is claimed by the softether parser alone, automatically and when
 /// forced, except the server log's start-up and shutdown notes that have no SoftEther term
 /// (claimed by none); a forced softether declines every line of every other `.log` fixture.

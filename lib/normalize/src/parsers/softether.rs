@@ -6,7 +6,9 @@
 //! YYYY-MM-DD,hh:mm:ss.fff,SRC_SESSION,DST_SESSION,SRC_MAC,…       packet_log/HUB/ (CSV)
 //! [HOST/VPN[/HUB]] (YYYY-MM-DD hh:mm:ss.fff) <KIND_LOG>: MESSAGE  syslog (`SyslogEnable`), no
 //!                                                                 `<PRI>`; a relay's header may
-//!                                                                 stand in front
+//!                                                                 stand in front, but
+//!                                                                 no tag (SoftEther
+//!                                                                 sends none)
 //! ```
 //!
 //! `@timestamp` ← the server's own stamp (zone-less: the agent's zone); `host.name` ← HOST of the
