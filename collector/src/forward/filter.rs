@@ -30,6 +30,17 @@ impl Filter {
         }
     }
 
+    /// A filter on datasets only.
+    #[cfg(test)]
+    pub(crate) fn of_datasets(datasets: &[&str]) -> Filter {
+        Filter {
+            agents: Vec::new(),
+            inputs: Vec::new(),
+            datasets: datasets.iter().map(|d| (*d).to_owned()).collect(),
+            conditions: Vec::new(),
+        }
+    }
+
     /// Whether every record passes (no agents, inputs, datasets or conditions).
     pub(crate) fn takes_all(&self) -> bool {
         self.agents.is_empty()

@@ -137,7 +137,8 @@ pub fn start(
                 ForwardFormat::Json => Box::new(Json),
                 ForwardFormat::Hec => Box::new(Hec),
             },
-            matcher: Matcher::new(Filter::new(config), max_decompressed_bytes),
+            matcher: Matcher::new(Filter::new(config), max_decompressed_bytes)
+                .with_sidecars(&store_dir),
             cursor,
             committed,
             watch: watch.clone(),

@@ -35,6 +35,8 @@ const FILES: &[(&str, &str)] = &[
     ("su/sudo/pam", "wazuh-ruletest-su-sudo.log"),
     ("samba", "crowdsec-smb-logs.log"),
     ("pulse_secure", "elastic-integrations-pulse-vpn.log"),
+    ("softether security_log", "softether-security_log.log"),
+    ("softether syslog", "softether-syslog-rsyslog.log"),
     ("windows xml", "evtxrs-selected.xml"),
     ("windows json", "otrf-selected.json"),
 ];

@@ -9,7 +9,7 @@ use jiff::tz::TimeZone;
 use crate::fields::Fields;
 use crate::parsers::{
     State, account, asa, auditd, dovecot, exchange, filterlog, firewall, mikrotik, opensmtpd,
-    openvpn, panos, postfix, pulse, samba, sshd, strongswan, sudo, web, windows,
+    openvpn, panos, postfix, pulse, samba, softether, sshd, strongswan, sudo, web, windows,
 };
 use crate::syslog::{self, Frame};
 use crate::{Context, Event, Origin, UNPARSED, time};
@@ -111,6 +111,13 @@ fn whole(st: &mut State, tz: &TimeZone, line: &str, force: Option<&str>) -> Hit 
                 .and_then(|r| win(&r, force));
         }
         b'{' => return win(&windows::from_json(line)?, force),
+        // SoftEther's syslog form as received (no `<PRI>`, no header).
+        b'[' if softether::find(line).is_some() => {
+            return want(force, "softether")
+                .then(|| softether::parse_syslog(line, tz, st))
+                .flatten()
+                .map(|f| ("softether", f));
+        }
         _ => {}
     }
     // Samba's own log file (`/var/log/samba/log.*`): the audit line is an indented continuation
@@ -133,6 +140,17 @@ fn whole(st: &mut State, tz: &TimeZone, line: &str, force: Option<&str>) -> Hit 
     }
     if b[0].is_ascii_digit() && exchange::looks(line) && want(force, "exchange") {
         return exchange::parse(line).map(|f| ("exchange", f));
+    }
+    if b[0].is_ascii_digit() && want(force, "softether") {
+        // The server's own files, or its syslog form behind a relay header the framing layer
+        // does not take (`YYYY-MM-DDThh:mm:ss HOST  [HOST/VPN] …`, no zone).
+        let hit = match softether::find(line) {
+            Some(s) => softether::parse_syslog(s, tz, st),
+            None => softether::parse_file(line, tz, st),
+        };
+        if let Some(f) = hit {
+            return Some(("softether", f));
+        }
     }
     if b[0].is_ascii_digit() {
         let tries: [(&'static str, &dyn Fn() -> Option<Fields>); 5] = [
@@ -235,6 +253,14 @@ fn pick(st: &mut State, tz: &TimeZone, fr: &Frame<'_>) -> Hit {
         f.s("host.name", p).s("observer.name", p);
         return Some(("cisco.asa", f));
     }
+    // SoftEther sends its syslog form without a tag: a tagged message (`logger`, any local
+    // program) imitating it is not the VPN server's.
+    if p.is_empty()
+        && msg.starts_with('[')
+        && let Some(s) = softether::find(msg)
+    {
+        return softether::parse_syslog(s, tz, st).map(|f| ("softether", f));
+    }
     by_content(tz, msg)
 }
 
@@ -302,6 +328,11 @@ fn forced(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: &str) -> Option<
             pulse::parse(stamp, payload, tz)
         }
         "samba" => samba::looks(msg).then(|| samba::parse(msg, tz)).flatten(),
+        "softether" => fr
+            .program
+            .is_empty()
+            .then(|| softether::parse_syslog(softether::find(msg)?, tz, st))
+            .flatten(),
         "netfilter" => firewall::is_netfilter(msg)
             .then(|| firewall::parse_netfilter(msg))
             .flatten(),

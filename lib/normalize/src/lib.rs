@@ -159,6 +159,7 @@ const DATASETS: &[&str] = &[
     "exchange",
     "samba",
     "pulse_secure",
+    "softether",
 ];
 
 /// Dataset names of all parsers.
@@ -168,8 +169,9 @@ pub fn datasets() -> &'static [&'static str] {
 
 /// Fuzzing entry point: runs the dispatcher on arbitrary bytes (several lines share one state).
 /// Each line also goes through the framing layer behind a `<PRI>`, a relay header, an rsyslog
-/// `message repeated N times: [` wrapper and the `filterlog` / `dovecot` program headers, so the
-/// nested-header, repeat and program-dispatched paths see arbitrary payloads.
+/// `message repeated N times: [` wrapper, the `filterlog` / `dovecot` program headers and SoftEther's
+/// syslog and file stamps, so the nested-header, repeat and program-dispatched paths see arbitrary
+/// payloads.
 pub fn fuzz_dispatch(data: &[u8]) {
     let ctx = Context {
         host: "fuzz",
@@ -189,6 +191,8 @@ pub fn fuzz_dispatch(data: &[u8]) {
             b"<134>Jul  3 19:10:30 filterlog[1]: ",
             b"2023-03-18T20:35:05+01:00 h dovecot: ",
             b"@400000004c91b044077a9e94 imap-login: ",
+            b"Nov 30 05:33:39 localhost  [vm/VPN/SITE] (2026-11-30 05:33:39.648) <SECURITY_LOG>: ",
+            b"2026-11-30 05:33:39.648 ",
         ] {
             buf.clear();
             buf.extend_from_slice(prefix);

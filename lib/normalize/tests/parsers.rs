@@ -1185,6 +1185,8 @@ fn parsers_do_not_claim_foreign_lines() {
         ("samba", &postfix),
         ("pulse_secure", &sshd),
         ("pulse_secure", &postfix),
+        ("softether", &sshd),
+        ("softether", &postfix),
     ] {
         let e = n
             .normalize_as(ds, line.as_bytes(), &CTX)
@@ -1262,6 +1264,12 @@ fn dispatcher_never_panics_on_mutations() {
         "elastic-integrations-exchange-messagetracking.log",
         "crowdsec-smb-logs.log",
         "elastic-integrations-pulse-vpn.log",
+        "softether-security_log.log",
+        "softether-server_log.log",
+        "softether-packet_log.log",
+        "softether-syslog-raw.log",
+        "softether-syslog-rsyslog.log",
+        "fail2ban-softethervpn.log",
     ];
     let mut n = Normalizer::new();
     for f in files {

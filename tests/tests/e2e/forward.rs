@@ -1048,3 +1048,170 @@ fn checkpoints_forwarded_to_rsyslog_let_verify_catch_blocks_cut_from_the_end() {
         Ok(())
     });
 }
+
+/// The params of SD element `id` in `sd` (values unescaped), with the `_json` param's members
+/// as their JSON text.
+fn sd_element(sd: &str, id: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let Some(start) = sd.find(&format!("[{id} ")) else {
+        return out;
+    };
+    let mut chars = sd[start + id.len() + 2..].chars().peekable();
+    loop {
+        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if chars.next() != Some('"') {
+            break;
+        }
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => value.extend(chars.next()),
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        out.insert(name, value);
+        if chars.next() != Some(' ') {
+            break;
+        }
+    }
+    if let Some(json) = out.remove("_json")
+        && let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&json)
+    {
+        for (k, v) in m {
+            out.insert(k, v.as_str().map_or_else(|| v.to_string(), str::to_string));
+        }
+    }
+    out
+}
+
+/// Fields the normalizer put in the store's sidecars reach the SIEM as they are, and blocks
+/// whose sidecar is damaged (a flipped byte) or cut (a truncated tail) are normalized by the
+/// forwarder instead: every record's forwarded fields equal the fields `search` gives it.
+#[test]
+fn forwarded_fields_are_the_same_from_the_sidecar_or_normalized_again() {
+    run_test(|sb| {
+        let (mut siem, mut collector, siem_port) = siem_and_collector(sb, |_| String::new())?;
+        collector.start()?;
+        let auth = sb.path().join("auth.log");
+        const N: u64 = 30_000;
+        let mut text = String::new();
+        for i in 0..N {
+            text.push_str(&match i % 3 {
+                0 => format!(
+                    "Feb 12 14:10:21 gw sshd[{}]: Failed password for invalid user adm{i} from 10.1.{}.{} port {} ssh2\n",
+                    1000 + i % 9000, i % 250, i % 200, 20000 + i % 40000
+                ),
+                1 => format!(
+                    "Feb 12 14:10:22 gw sshd[{}]: Accepted publickey for user{i} from 192.168.{}.{} port {} ssh2: RSA SHA256:abc\n",
+                    2000 + i % 9000, i % 250, i % 200, 30000 + i % 30000
+                ),
+                _ => format!("Feb 12 14:10:23 gw sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/ls -l {i}\n"),
+            });
+        }
+        std::fs::write(&auth, text)?;
+        let opts = AgentOpts::new(&collector, vec![FileInput::new("auth", &auth)]);
+        let mut agent = Agent::enroll(sb, &collector, "gw", &opts)?;
+        agent.start()?;
+        wait_until(
+            ARRIVAL,
+            "all stored and their fields in the sidecars",
+            || {
+                let columns = sidecar_columns(collector.data_dir())?;
+                let covered: u64 = columns
+                    .iter()
+                    .map(|c| u64::from(c.1) * u64::from(c.2))
+                    .sum();
+                Ok(records_stored(&collector)? == N && covered == N)
+            },
+        )?;
+        agent.stop()?;
+        collector.stop()?;
+        // Damage the largest sidecar: a byte flipped a quarter in (that entry's body fails its
+        // CRC) and the last quarter cut off (those entries are gone).
+        let mut fld: Vec<(u64, PathBuf)> = Vec::new();
+        for day in std::fs::read_dir(collector.data_dir().join("store/segments"))? {
+            for f in std::fs::read_dir(day?.path())? {
+                let p = f?.path();
+                if p.extension().is_some_and(|e| e == "fld") {
+                    fld.push((std::fs::metadata(&p)?.len(), p));
+                }
+            }
+        }
+        fld.sort();
+        let (len, path) = fld.pop().context("no sidecar")?;
+        let mut bytes = std::fs::read(&path)?;
+        bytes[len as usize / 4] ^= 0x5a;
+        bytes.truncate(len as usize * 3 / 4);
+        std::fs::write(&path, &bytes)?;
+        let columns = sidecar_columns(collector.data_dir())?;
+        let covered = columns.iter().filter(|c| c.2 > 0).count();
+        let uncovered = columns.iter().filter(|c| c.2 == 0).count();
+        ensure!(
+            covered > 0 && uncovered > 0,
+            "{covered} blocks covered, {uncovered} not"
+        );
+        add_forward(
+            &collector,
+            &format!(
+                "[[forward]]\nname = \"soc\"\nformat = \"syslog\"\nurl = \"tls://localhost:{siem_port}\"\n\
+                 ca_cert = \"soc-ca.pem\"\n"
+            ),
+        )?;
+        collector.start()?;
+        wait_until(ARRIVAL, "every record forwarded", || {
+            let f = forwarder(&collector, "soc")?;
+            Ok(f["lag_records"].as_u64() == Some(0)
+                && f["delivered"].as_u64().is_some_and(|d| d >= N))
+        })?;
+        siem.stop()?;
+        let mut sent: HashMap<String, HashMap<String, String>> = HashMap::new();
+        for line in std::fs::read_to_string(&siem.out)?.lines() {
+            let v: Value = serde_json::from_str(line)?;
+            let sd = v["sd"].as_str().unwrap_or_default();
+            if sd_param(sd, "agent").as_deref() != Some("gw") {
+                continue;
+            }
+            let id = sd_param(sd, "event_id").context("event_id")?;
+            ensure!(
+                sent.insert(id.clone(), sd_element(sd, "fields@32473"))
+                    .is_none(),
+                "{id} twice"
+            );
+        }
+        let (mut records, mut compared) = (0u64, 0u64);
+        collector.store().search_each(&["--agent", "gw"], |rec| {
+            records += 1;
+            let id = rec["event_id"].as_str().unwrap_or_default();
+            let got = sent
+                .remove(id)
+                .with_context(|| format!("event {id} not forwarded"))?;
+            let want: HashMap<String, String> = rec["fields"]
+                .as_object()
+                .context("search fields")?
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                    )
+                })
+                .collect();
+            ensure!(
+                got == want,
+                "event {id}: forwarded {got:?}, search {want:?}"
+            );
+            compared += want.len() as u64;
+            Ok(())
+        })?;
+        ensure!(
+            records == N && sent.is_empty(),
+            "{records} stored, {} extra sent",
+            sent.len()
+        );
+        println!(
+            "{N} records: fields of {covered} blocks from the sidecar, {uncovered} normalized again; {compared} field values equal"
+        );
+        collector.stop()
+    });
+}

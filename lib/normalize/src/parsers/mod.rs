@@ -14,6 +14,7 @@ pub(crate) mod panos;
 pub(crate) mod postfix;
 pub(crate) mod pulse;
 pub(crate) mod samba;
+pub(crate) mod softether;
 pub(crate) mod sshd;
 pub(crate) mod strongswan;
 pub(crate) mod sudo;
@@ -38,6 +39,8 @@ pub(crate) struct State {
     pub(crate) sshd_client: Bounded<String, String>,
     /// strongSwan IKE_SA unique id → peer address and identity.
     pub(crate) ike_sa: Bounded<String, strongswan::Sa>,
+    /// SoftEther `hub|CID-N` / `hub|SID-…` → client address and user.
+    pub(crate) softether: Bounded<String, softether::Peer>,
 }
 
 /// Facts of one audit event (by serial) carried across its records.

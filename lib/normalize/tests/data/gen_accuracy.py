@@ -423,6 +423,79 @@ for line in lines("elastic-integrations-pulse-vpn.log"):
     if a: e["pulse_secure.assigned_ip"] = a[1] or a[2]
     add("pulse_secure", line, e)
 
+# --- SoftEther VPN Server (Debian 12 package run on loopback, see README.md; fail2ban's lines) ---
+# Written from SoftEther's log line layouts: file lines `YYYY-MM-DD hh:mm:ss.fff [[HUB "H"] ]MSG`,
+# packet rows `YYYY-MM-DD,hh:mm:ss.fff,SRC_SESSION,…` and the syslog form
+# `[HOST/VPN[/HUB]] (YYYY-MM-DD hh:mm:ss.fff) <KIND_LOG>: MSG`, with or without a relay header.
+SE_SYS = re.compile(r"^(?:.{0,60}?\s)?\[([^/\]\s]+)/VPN(?:/([^\]]+))?\] \((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\) <([A-Z_]+)>: (.*)$")
+SE_FILE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) (?:\[HUB \"([^\"]+)\"\] )?(.*)$")
+SE_PKT = re.compile(r"^(?:(\d{4}-\d\d-\d\d),(\d\d:\d\d:\d\d\.\d{3}),)?(SID-[^,]+),[^,]*,[0-9A-F-]+,[0-9A-F-]+,0x[0-9A-F]+,\d+,[^,]*,[^,]*,([^,]*),([^,]*),([^,]*),([^,]*),")
+SE_MSG = [
+    (re.compile(r'^The connection "CID-\d+" \(IP address: ([^,]+), Host name: [^,]*, Port number: (\d+),.* the user name is "([^"]*)"\.$'),
+     lambda m: {"source.ip": m[1], "source.port": int(m[2]), "user.name": m[3]}),
+    (re.compile(r'^Connection "CID-\d+": User authentication failed\. The user name that has been provided was "(.*)", from ([\d.:a-f]+)\.$'),
+     lambda m: {"user.name": m[1], "source.ip": m[2], "event.outcome": "failure"}),
+    (re.compile(r'^Connection "CID-\d+": Successfully authenticated as user "(.*)"\.$'),
+     lambda m: {"user.name": m[1], "event.outcome": "success"}),
+    (re.compile(r'^Connection "CID-\d+": The new session "([^"]+)" has been created\. \(IP address: ([^,]+), Port number: (\d+),'),
+     lambda m: {"softether.session": m[1], "source.ip": m[2], "source.port": int(m[3]), "event.outcome": "success"}),
+    (re.compile(r'^Session "([^"]+)": The session has been terminated\.'), lambda m: {"softether.session": m[1]}),
+    (re.compile(r'allocated, for host "(SID-[^"]+)" .*the new IP address ([\d.]+)\.$'),
+     lambda m: {"softether.session": m[1], "softether.assigned_ip": m[2]}),
+    (re.compile(r'^SecureNAT: The DHCP entry \d+ has been created\. .*IP address: ([\d.]+),'),
+     lambda m: {"softether.assigned_ip": m[1]}),
+    (re.compile(r'^Connection "CID-\d+" was unable to log in using administration mode\.'), lambda m: {"event.outcome": "failure"}),
+    (re.compile(r'^Connection "CID-\d+" successfully logged in using administration mode\.$'), lambda m: {"event.outcome": "success"}),
+    (re.compile(r'^On the TCP Listener \(Port (\d+)\), a Client \(IP address ([^,]+), Host name "[^"]*", Port number (\d+)\)'),
+     lambda m: {"destination.port": int(m[1]), "source.ip": m[2], "source.port": int(m[3])}),
+    (re.compile(r'^For the client \(IP address: ([^,]+), host name: "[^"]*", port number: (\d+)\), connection "(CID-\d+)"'),
+     lambda m: {"source.ip": m[1], "source.port": int(m[2]), "softether.connection": m[3]}),
+]
+
+def se_ts(stamp):
+    return iso(dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=dt.timezone.utc))
+
+def se_pkt(m):
+    e = {"softether.session": m[3], "source.ip": m[4], "destination.ip": m[6]}
+    for k, v in (("source.port", m[5]), ("destination.port", m[7])):
+        p = re.search(r"(\d+)\)?$", v)
+        if p: e[k] = int(p[1])
+    return e
+
+def se_msg(msg, e):
+    for rx, f in SE_MSG:
+        m = rx.search(msg)
+        if m:
+            e.update(f(m)); return True
+    return False
+
+for f in ("softether-security_log.log", "softether-server_log.log", "softether-packet_log.log",
+          "softether-syslog-raw.log", "softether-syslog-rsyslog.log", "fail2ban-softethervpn.log"):
+    for line in lines(f):
+        m = SE_SYS.match(line)
+        if m:
+            e = {"host.name": m[1], "@timestamp": se_ts(m[3])}
+            if m[2]: e["softether.hub"] = m[2]
+            if m[4] == "PACKET_LOG":
+                p = SE_PKT.match(m[5])
+                if p: e.update(se_pkt(p))
+            else:
+                se_msg(m[5], e)
+            add("softether", line, e); continue
+        p = SE_PKT.match(line)
+        if p and p[1]:
+            e = se_pkt(p); e["@timestamp"] = se_ts(f"{p[1]} {p[2]}")
+            add("softether", line, e); continue
+        m = SE_FILE.match(line)
+        if not m:
+            continue
+        e = {"@timestamp": se_ts(m[1])}
+        if m[2]: e["softether.hub"] = m[2]
+        # The hub's own security log is SoftEther's throughout; in the server log only lines
+        # this oracle reads (or hub-prefixed ones) are labelled.
+        if se_msg(m[3], e) or m[2] or f != "softether-server_log.log":
+            add("softether", line, e)
+
 def jtime(j):
     t = j.get("@timestamp") or j["TimeCreated"]
     d = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))

@@ -37,6 +37,7 @@
 //!   creating one, and removes such orphans when it starts).
 
 mod column;
+mod reader;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -44,6 +45,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 pub use column::{Column, ColumnBuilder, ColumnError, StrList, ValueRef};
+pub use reader::BlockColumns;
 
 use crate::segment;
 
