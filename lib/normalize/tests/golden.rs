@@ -57,7 +57,11 @@ fn events() -> Vec<(String, String)> {
     fixtures(&root, &mut files);
     let mut all = Vec::new();
     for path in files {
-        let rel = path.strip_prefix(&root).expect("under data").display().to_string();
+        let rel = path
+            .strip_prefix(&root)
+            .expect("under data")
+            .display()
+            .to_string();
         let bytes = std::fs::read(&path).expect("fixture readable");
         let mut n = Normalizer::new();
         for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
@@ -77,7 +81,9 @@ fn events() -> Vec<(String, String)> {
         // Rows a parser must not claim are marked `unparsed`: those run auto-detected.
         let forced = match dataset {
             "unparsed" => n.normalize(line.as_bytes(), &CTX),
-            d => n.normalize_as(d, line.as_bytes(), &CTX).expect("known dataset"),
+            d => n
+                .normalize_as(d, line.as_bytes(), &CTX)
+                .expect("known dataset"),
         };
         all.push((format!("accuracy.jsonl:{}:{dataset}", i + 1), json(&forced)));
     }
