@@ -26,12 +26,21 @@ pub(crate) fn fields_column(
     let mut fields = Fields::new();
     for r in &list.records {
         if r.kind != 1 {
-            normalize_record(list, r, normalizer, &mut fields);
+            let dataset = normalize_record(list, r, normalizer, &mut fields);
+            out.shape(shape_of(dataset));
             each(&fields);
             push_fields(out, &fields);
         }
         out.end_row();
     }
+}
+
+/// The column's row shape for a dataset (a cheap hash of its name: rows of one parser name
+/// their fields in the same order, so they share key hints; a collision only costs hints).
+fn shape_of(dataset: &str) -> usize {
+    let b = dataset.as_bytes();
+    let (first, last) = (b.first().copied(), b.last().copied());
+    b.len() * 31 + usize::from(first.unwrap_or(0)) * 7 + usize::from(last.unwrap_or(0))
 }
 
 /// Adds `fields` to the current row of `out`.
@@ -105,8 +114,13 @@ pub(crate) fn record_fields(
     fields.to_map()
 }
 
-/// Normalizes one (non-gap) record of `list` into `out`.
-fn normalize_record(list: &RecordList, r: &Record, normalizer: &mut Normalizer, out: &mut Fields) {
+/// Normalizes one (non-gap) record of `list` into `out`; its dataset.
+fn normalize_record(
+    list: &RecordList,
+    r: &Record,
+    normalizer: &mut Normalizer,
+    out: &mut Fields,
+) -> &'static str {
     let source = list.sources.get(r.source as usize);
     let ctx = Context {
         host: &list.host,
@@ -120,7 +134,7 @@ fn normalize_record(list: &RecordList, r: &Record, normalizer: &mut Normalizer, 
         observed_unix_nanos: r.observed_unix_nanos,
     };
     let origin = Origin::from_journal(&r.attributes, r.event_unix_nanos);
-    normalizer.normalize_into(&r.raw, &ctx, origin.as_ref(), out);
+    normalizer.normalize_into(&r.raw, &ctx, origin.as_ref(), out)
 }
 
 #[cfg(test)]
@@ -159,6 +173,7 @@ mod tests {
                 let event = json.normalize(line, &ctx);
                 assert_eq!(dataset, event.dataset);
                 assert_eq!(fields.to_map(), event.fields);
+                b.shape(shape_of(dataset));
                 push_fields(&mut b, &fields);
                 b.end_row();
                 want.push(event.fields);

@@ -1,9 +1,9 @@
 //! The ECS fields of one record in a flat, reusable buffer, and the small builder the parsers
 //! use to fill it.
 //!
-//! Layout: every key and every text value lives in one `String` arena; `items` holds, in the
-//! order the fields were first set, each field's key range and its typed value (a text range,
-//! an unsigned number, or a one-string list range). A record costs no allocation once the
+//! Layout: every text value lives in one `String` arena; `items` holds, in the order the
+//! fields were first set, each field's key (the parsers' `&'static str` names, never copied)
+//! and its typed value (a text range, an unsigned number, or a one-string list range). A record costs no allocation once the
 //! buffers have grown: [`Fields::new`] takes cleared buffers from a small per-thread pool and
 //! dropping a `Fields` gives them back, so the parsers' `Fields::new()` … return-by-value
 //! style reuses the same few buffers record after record.
@@ -51,7 +51,7 @@ pub enum FieldRef<'a> {
 
 #[derive(Debug, Clone, Copy)]
 struct Item {
-    key: (u32, u32),
+    key: &'static str,
     val: Val,
 }
 
@@ -90,9 +90,7 @@ impl Fields {
 
     /// The fields in the order first set.
     pub fn iter(&self) -> impl Iterator<Item = (&str, FieldRef<'_>)> {
-        self.items
-            .iter()
-            .map(|it| (self.range(it.key), self.value(it.val)))
+        self.items.iter().map(|it| (it.key, self.value(it.val)))
     }
 
     /// The value of field `k`.
@@ -128,7 +126,7 @@ impl Fields {
     }
 
     /// Sets a string field; empty strings and "-" (the usual "none" marker) are skipped.
-    pub(crate) fn s(&mut self, k: &str, v: &str) -> &mut Self {
+    pub(crate) fn s(&mut self, k: &'static str, v: &str) -> &mut Self {
         if !v.is_empty() && v != "-" {
             let r = self.push(v);
             self.set(k, Val::Str(r.0, r.1));
@@ -137,7 +135,7 @@ impl Fields {
     }
 
     /// Sets a number field from text; non-numbers are skipped.
-    pub(crate) fn n(&mut self, k: &str, v: &str) -> &mut Self {
+    pub(crate) fn n(&mut self, k: &'static str, v: &str) -> &mut Self {
         if let Ok(n) = v.parse::<u64>() {
             self.set(k, Val::U64(n));
         }
@@ -145,13 +143,13 @@ impl Fields {
     }
 
     /// Sets a number field.
-    pub(crate) fn u64(&mut self, k: &str, v: u64) -> &mut Self {
+    pub(crate) fn u64(&mut self, k: &'static str, v: u64) -> &mut Self {
         self.set(k, Val::U64(v));
         self
     }
 
     /// Sets an IP field only when `v` parses as an IP address (strips "::ffff:" is not done).
-    pub(crate) fn ip(&mut self, k: &str, v: &str) -> &mut Self {
+    pub(crate) fn ip(&mut self, k: &'static str, v: &str) -> &mut Self {
         let v = v.trim_start_matches('[').trim_end_matches(']');
         if v.parse::<std::net::IpAddr>().is_ok() {
             let r = self.push(v);
@@ -180,19 +178,19 @@ impl Fields {
         (start as u32, self.text.len() as u32)
     }
 
-    fn set(&mut self, k: &str, val: Val) {
-        if let Some(i) = self.find(k) {
+    fn set(&mut self, key: &'static str, val: Val) {
+        if let Some(i) = self.find(key) {
             self.items[i].val = val;
         } else {
-            let key = self.push(k);
             self.items.push(Item { key, val });
         }
     }
 
     fn find(&self, k: &str) -> Option<usize> {
-        self.items
-            .iter()
-            .position(|it| (it.key.1 - it.key.0) as usize == k.len() && self.range(it.key) == k)
+        // The same literal is usually the same pointer: one comparison, no `memcmp`.
+        self.items.iter().position(|it| {
+            it.key.len() == k.len() && (std::ptr::eq(it.key.as_ptr(), k.as_ptr()) || it.key == k)
+        })
     }
 
     fn range(&self, (a, b): (u32, u32)) -> &str {
@@ -210,7 +208,7 @@ impl Fields {
 
 impl Drop for Fields {
     fn drop(&mut self) {
-        if self.text.capacity() == 0 || self.text.capacity() > POOL_MAX_BYTES {
+        if self.items.capacity() == 0 || self.text.capacity() > POOL_MAX_BYTES {
             return;
         }
         let (mut text, mut items) = (
