@@ -217,14 +217,12 @@ impl Drop for Fields {
         );
         text.clear();
         items.clear();
-        // `try_with`: a Fields dropped while the thread's locals are torn down just frees.
-        let _ = POOL.try_with(|p| {
-            if let Ok(mut pool) = p.try_borrow_mut()
-                && pool.len() < POOL_CAP
-            {
-                pool.push((text, items));
-            }
-        });
+        // Err: the thread's locals are gone; the buffers are simply freed.
+        POOL.try_with(|p| match p.try_borrow_mut() {
+            Ok(mut pool) if pool.len() < POOL_CAP => pool.push((text, items)),
+            _ => {}
+        })
+        .unwrap_or_default();
     }
 }
 
