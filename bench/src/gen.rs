@@ -1,11 +1,17 @@
 //! Generator of the benchmark's input: a realistic, verifiable mixed log file.
 //!
 //! Every line is one of sshd authentication, web access (nginx "combined"), proxy access (squid
-//! native) or syslog (cron, systemd, kernel firewall, postfix) and ends with its line number:
+//! native) or syslog (cron, systemd, kernel firewall, postfix) and carries its line number
+//! where its format has room for it, so that every line stays a real line its parser accepts:
 //!
 //! ```text
-//! <line in its usual format> seq=<n>\n      n = 1, 2, 3, … with no gaps
+//! <line in its usual format> seq=<n>\n             web, squid, cron, systemd, kernel, postfix
+//! Mmm dd hh:mm:ss host sshd[<n>]: <message>\n      sshd: the number is the pid
+//!                                                  n = 1, 2, 3, … with no gaps
 //! ```
+//!
+//! (sshd's parser rightly refuses trailing text after `ssh2`; before the number moved into the
+//! pid, every generated `Failed password` line was `unparsed`.) [`parse_seq`] reads both forms.
 //!
 //! Design constraints:
 //! - deterministic: the same seed and size give the same bytes (own SplitMix64, no crate RNG);
@@ -111,9 +117,16 @@ pub(crate) fn generate(path: &Path, size_bytes: u64, seed: u64) -> io::Result<Ge
     Ok(summary)
 }
 
-/// The line number of a generated line (with or without its newline), if it has one.
+/// The line number of a generated line (with or without its newline, and behind any prefix
+/// such as a `<PRI>`), if it has one: the ` seq=N` suffix, else an sshd line's pid.
 pub(crate) fn parse_seq(line: &str) -> Option<u64> {
-    let (_, n) = line.trim_end_matches(['\n', '\r']).rsplit_once(" seq=")?;
+    let line = line.trim_end_matches(['\n', '\r']);
+    if let Some(n) = line.rsplit_once(" seq=").and_then(|(_, n)| n.parse().ok()) {
+        return Some(n);
+    }
+    // The last one: a forwarded line has its own header (with a `seq="…"` parameter) before it.
+    let (_, rest) = line.rsplit_once(" sshd[")?;
+    let (n, _) = rest.split_once("]: ")?;
     n.parse().ok()
 }
 
@@ -170,12 +183,11 @@ impl LineGen {
             self.pid = 1000 + self.rng.below(60_000) as u32;
         }
         match self.rng.below(100) {
-            0..30 => self.web(out),
-            30..45 => self.squid(out),
-            45..72 => self.sshd(out),
-            _ => self.syslog(out),
+            0..30 => self.web(out).and_then(|()| writeln!(out, " seq={seq}")),
+            30..45 => self.squid(out).and_then(|()| writeln!(out, " seq={seq}")),
+            45..72 => self.sshd(out, seq).and_then(|()| writeln!(out)),
+            _ => self.syslog(out).and_then(|()| writeln!(out, " seq={seq}")),
         }
-        .and_then(|()| writeln!(out, " seq={seq}"))
         .expect("writing to a String cannot fail");
     }
 
@@ -224,8 +236,9 @@ impl LineGen {
         )
     }
 
-    fn sshd(&mut self, out: &mut String) -> std::fmt::Result {
-        self.syslog_prefix(out, "sshd")?;
+    /// An sshd line whose pid is `seq` (its parser accepts no trailing text).
+    fn sshd(&mut self, out: &mut String, seq: u64) -> std::fmt::Result {
+        self.syslog_prefix_pid(out, "sshd", seq)?;
         let [a, b, c, d] = self.ip();
         let port = 1024 + self.rng.below(64_000);
         match self.rng.below(6) {
@@ -301,13 +314,17 @@ impl LineGen {
 
     /// `Mar  5 10:11:12 host prog[pid]: `
     fn syslog_prefix(&mut self, out: &mut String, prog: &str) -> std::fmt::Result {
+        self.syslog_prefix_pid(out, prog, u64::from(self.pid))
+    }
+
+    /// `Mar  5 10:11:12 host prog[pid]: ` with the given pid.
+    fn syslog_prefix_pid(&mut self, out: &mut String, prog: &str, pid: u64) -> std::fmt::Result {
         let host = *self.rng.pick(&HOSTS);
         let (_, month, day, h, m, s) = civil(self.time_ms / 1000);
         write!(
             out,
-            "{} {day:>2} {h:02}:{m:02}:{s:02} {host} {prog}[{}]: ",
+            "{} {day:>2} {h:02}:{m:02}:{s:02} {host} {prog}[{pid}]: ",
             MONTHS[month - 1],
-            self.pid
         )
     }
 
@@ -393,9 +410,67 @@ mod tests {
         }
     }
 
+    /// Every line of a kind that has a parser is parsed by it (before the fix, the sshd lines'
+    /// trailing ` seq=N` made every `Failed password` line `unparsed`).
+    #[test]
+    fn every_kind_with_a_parser_parses() {
+        let mut lines = LineGen::new(3);
+        let mut normalizer = logship_normalize::Normalizer::new();
+        let ctx = logship_normalize::Context {
+            host: "bench",
+            input: "mixed",
+            path: "mixed.log",
+            agent_tz: "UTC",
+            observed_unix_nanos: 1_709_596_800_000_000_000,
+        };
+        let mut seen = std::collections::BTreeMap::new();
+        let mut line = String::new();
+        for seq in 1..=5_000 {
+            line.clear();
+            lines.write_line(seq, &mut line);
+            assert_eq!(parse_seq(&line), Some(seq), "{line}");
+            let want = if line.contains(" sshd[") {
+                if line.contains("pam_unix(") {
+                    "pam"
+                } else {
+                    "sshd"
+                }
+            } else if line.contains("HIER_DIRECT") {
+                "squid"
+            } else if line.contains(" kernel[") {
+                "netfilter"
+            } else if line.contains(" postfix/smtpd[") {
+                "postfix"
+            } else if line.contains(" CRON[") || line.contains(" systemd[") {
+                // No parser for these programs.
+                "unparsed"
+            } else {
+                "web.access"
+            };
+            let ev = normalizer.normalize(line.trim_end().as_bytes(), &ctx);
+            assert_eq!(ev.dataset, want, "{line}");
+            if want != "unparsed" {
+                assert!(ev.get("event.category").is_some(), "{line}");
+            }
+            *seen.entry(want).or_insert(0) += 1;
+        }
+        assert_eq!(seen.len(), 7, "{seen:?}");
+    }
+
     #[test]
     fn parse_seq_rejects_lines_without_a_number() {
         assert_eq!(parse_seq("foo seq=12\n"), Some(12));
+        assert_eq!(
+            parse_seq(
+                "<38>Mar  5 10:11:12 web01 sshd[77]: Failed password for x from 1.2.3.4 port 2 ssh2\n"
+            ),
+            Some(77)
+        );
+        assert_eq!(parse_seq("Mar  5 10:11:12 web01 sshd[7x]: y"), None);
+        assert_eq!(
+            parse_seq(r#"<38>1 - h logship - i [x seq="9"] Mar  5 10:11:12 h sshd[78]: y"#),
+            Some(78)
+        );
         assert_eq!(parse_seq("foo seq=x"), None);
         assert_eq!(parse_seq("foo"), None);
     }

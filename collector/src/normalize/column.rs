@@ -2,11 +2,14 @@
 //! sidecar, or as one map per record for the forwarders; and back from a column row to a map
 //! for printing.
 //!
-//! Invariant: a map written with [`push_map`] and read back with [`row_map`] is equal to it
+//! Invariants: a map written with `push_map` (tests) and read back with [`row_map`] is equal to it
 //! (strings, unsigned, signed and float numbers, booleans and lists of strings are typed in the
-//! column; any other value is kept as its JSON text and parsed back).
+//! column; any other value is kept as its JSON text and parsed back); fields written with
+//! [`push_fields`] read back as [`Fields::to_map`] of them, i.e. the normalizer's JSON. The
+//! block's records go through one reused [`Fields`] buffer, straight into the column (no map
+//! per record); a row's fields are in the order the parser first set them.
 
-use logship_normalize::{Context, Normalizer, Origin};
+use logship_normalize::{Context, FieldRef, Fields, Normalizer, Origin};
 use logship_proto::v1::{Record, RecordList};
 use logship_store::fields::{Column, ColumnBuilder, ValueRef};
 use serde_json::{Map, Value};
@@ -17,20 +20,43 @@ pub(crate) fn fields_column(
     list: &RecordList,
     normalizer: &mut Normalizer,
     out: &mut ColumnBuilder,
-    each: &mut dyn FnMut(&Map<String, Value>),
+    each: &mut dyn FnMut(&Fields),
 ) {
     out.clear();
+    let mut fields = Fields::new();
     for r in &list.records {
         if r.kind != 1 {
-            let fields = record_fields(list, r, normalizer);
+            let dataset = normalize_record(list, r, normalizer, &mut fields);
+            out.shape(shape_of(dataset));
             each(&fields);
-            push_map(out, &fields);
+            push_fields(out, &fields);
         }
         out.end_row();
     }
 }
 
-/// Adds the fields of `map` to the current row of `out`.
+/// The column's row shape for a dataset (a cheap hash of its name: rows of one parser name
+/// their fields in the same order, so they share key hints; a collision only costs hints).
+fn shape_of(dataset: &str) -> usize {
+    let b = dataset.as_bytes();
+    let (first, last) = (b.first().copied(), b.last().copied());
+    b.len() * 31 + usize::from(first.unwrap_or(0)) * 7 + usize::from(last.unwrap_or(0))
+}
+
+/// Adds `fields` to the current row of `out`.
+pub(crate) fn push_fields(out: &mut ColumnBuilder, fields: &Fields) {
+    for (k, v) in fields.iter() {
+        match v {
+            FieldRef::Str(s) => out.str(k, s),
+            FieldRef::U64(n) => out.u64(k, n),
+            FieldRef::List(s) => out.strs(k, std::iter::once(s)),
+        }
+    }
+}
+
+/// Adds the fields of `map` to the current row of `out` (the tests' way to write every value
+/// type the column has: the normalizer writes with [`push_fields`]).
+#[cfg(test)]
 pub(crate) fn push_map(out: &mut ColumnBuilder, map: &Map<String, Value>) {
     for (k, v) in map {
         match v {
@@ -83,6 +109,18 @@ pub(crate) fn record_fields(
     if r.kind == 1 {
         return Map::new();
     }
+    let mut fields = Fields::new();
+    normalize_record(list, r, normalizer, &mut fields);
+    fields.to_map()
+}
+
+/// Normalizes one (non-gap) record of `list` into `out`; its dataset.
+fn normalize_record(
+    list: &RecordList,
+    r: &Record,
+    normalizer: &mut Normalizer,
+    out: &mut Fields,
+) -> &'static str {
     let source = list.sources.get(r.source as usize);
     let ctx = Context {
         host: &list.host,
@@ -96,14 +134,59 @@ pub(crate) fn record_fields(
         observed_unix_nanos: r.observed_unix_nanos,
     };
     let origin = Origin::from_journal(&r.attributes, r.event_unix_nanos);
-    normalizer
-        .normalize_from(&r.raw, &ctx, origin.as_ref())
-        .fields
+    normalizer.normalize_into(&r.raw, &ctx, origin.as_ref(), out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every fixture line of the parser tests, through the flat fields and the column, reads
+    /// back as the JSON map the normalizer gives for it.
+    #[test]
+    fn fixture_lines_read_back_from_the_column_as_the_normalizers_json() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../lib/normalize/tests/data");
+        let ctx = Context {
+            host: "agent-host",
+            input: "test",
+            path: "test",
+            agent_tz: "UTC",
+            observed_unix_nanos: 1_735_689_600_000_000_000,
+        };
+        let (mut flat, mut json) = (Normalizer::new(), Normalizer::new());
+        let mut fields = Fields::new();
+        let (mut b, mut want) = (ColumnBuilder::new(), Vec::new());
+        for entry in std::fs::read_dir(&dir).expect("fixtures") {
+            let path = entry.expect("entry").path();
+            if !path
+                .extension()
+                .is_some_and(|e| e == "log" || e == "xml" || e == "json")
+            {
+                continue;
+            }
+            for line in std::fs::read(&path)
+                .expect("fixture")
+                .split(|c| *c == b'\n')
+            {
+                let dataset = flat.normalize_into(line, &ctx, None, &mut fields);
+                let event = json.normalize(line, &ctx);
+                assert_eq!(dataset, event.dataset);
+                assert_eq!(fields.to_map(), event.fields);
+                b.shape(shape_of(dataset));
+                push_fields(&mut b, &fields);
+                b.end_row();
+                want.push(event.fields);
+            }
+        }
+        assert!(want.len() > 1_000, "{} lines", want.len());
+        let mut bytes = Vec::new();
+        b.finish(&mut bytes);
+        let c = Column::decode(bytes, want.len() as u32).unwrap();
+        for (i, m) in want.iter().enumerate() {
+            assert_eq!(&row_map(&c, i), m, "row {i}");
+        }
+    }
 
     #[test]
     fn a_map_survives_the_column() {

@@ -10,8 +10,8 @@
 //!   exactly the blocks whose fields search reads from the column the index was built from.
 //! - An index that cannot be written is logged and left out: search then reads the segment.
 
+use logship_normalize::{FieldRef, Fields};
 use logship_store::{CursorPos, FieldIndexBuilder, FieldIndexError};
-use serde_json::{Map, Value};
 
 /// The normalizer's side of the field index.
 pub(crate) struct BlockIndexer {
@@ -27,18 +27,14 @@ impl BlockIndexer {
     }
 
     /// Adds one record's fields to the block at `at`.
-    pub(crate) fn record(&mut self, at: CursorPos, fields: &Map<String, Value>) {
+    pub(crate) fn record(&mut self, at: CursorPos, fields: &Fields) {
         for field in logship_store::INDEXED_FIELDS {
-            let Some(v) = fields.get(field) else {
-                continue;
-            };
-            match v {
-                Value::Array(items) => {
-                    for item in items {
-                        self.value(at, field, item);
-                    }
+            match fields.get(field) {
+                None => {}
+                Some(FieldRef::Str(s) | FieldRef::List(s)) => {
+                    self.builder.add(at.segment, at.offset, field, s);
                 }
-                v => self.value(at, field, v),
+                Some(FieldRef::U64(_)) => self.builder.add_other(at.segment, at.offset, field),
             }
         }
     }
@@ -54,13 +50,6 @@ impl BlockIndexer {
         if let Err(error) = self.builder.flush() {
             let error: FieldIndexError = error;
             tracing::warn!(%error, "Could not write a field index; searches read that segment whole.");
-        }
-    }
-
-    fn value(&mut self, at: CursorPos, field: &str, v: &Value) {
-        match v {
-            Value::String(s) => self.builder.add(at.segment, at.offset, field, s),
-            _ => self.builder.add_other(at.segment, at.offset, field),
         }
     }
 }

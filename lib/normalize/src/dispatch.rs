@@ -4,6 +4,8 @@
 //! still decline → `unparsed`. A record whose input told its [`Origin`] (journald) skips header
 //! parsing: the origin is its frame.
 
+use std::borrow::Cow;
+
 use jiff::tz::TimeZone;
 
 use crate::fields::Fields;
@@ -12,9 +14,10 @@ use crate::parsers::{
     openvpn, panos, postfix, pulse, samba, softether, sshd, strongswan, sudo, web, windows,
 };
 use crate::syslog::{self, Frame};
-use crate::{Context, Event, Origin, UNPARSED, time};
+use crate::{Context, Origin, UNPARSED, time};
 
-/// Normalizes one record; `force` restricts to one dataset.
+/// Normalizes one record into `out` (its earlier content is replaced); `force` restricts to
+/// one dataset. Returns the dataset.
 pub(crate) fn run(
     st: &mut State,
     tz: &TimeZone,
@@ -22,8 +25,13 @@ pub(crate) fn run(
     ctx: &Context<'_>,
     force: Option<&'static str>,
     origin: Option<&Origin<'_>>,
-) -> Event {
-    let text = String::from_utf8_lossy(raw);
+    out: &mut Fields,
+) -> &'static str {
+    // Valid UTF-8 (nearly every line) is checked by the fast validator, not `Utf8Chunks`.
+    let text = match std::str::from_utf8(raw) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(raw),
+    };
     let line = text.trim_matches(|c: char| c.is_ascii_whitespace());
     let obs = time::observed(ctx.observed_unix_nanos);
     let mut frame = match origin {
@@ -41,7 +49,7 @@ pub(crate) fn run(
     };
     let (dataset, mut f) = got.unwrap_or((UNPARSED, Fields::new()));
     if dataset == UNPARSED {
-        f = Fields::new();
+        f.clear();
     }
     if !f.has("@timestamp") {
         let ts = frame
@@ -67,13 +75,12 @@ pub(crate) fn run(
         .as_ref()
         .filter(|fr| fr.repeat > 0 && dataset != UNPARSED)
     {
-        f.0.insert("event.count".into(), fr.repeat.into());
+        f.u64("event.count", u64::from(fr.repeat));
     }
     f.s("event.dataset", dataset);
-    Event {
-        dataset,
-        fields: f.0,
-    }
+    // `out`'s old buffers go back to the pool with `f`, for the next record's parser.
+    std::mem::swap(out, &mut f);
+    dataset
 }
 
 /// The frame an input told (journald fields) around a bare message.

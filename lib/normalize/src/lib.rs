@@ -4,6 +4,12 @@
 //! ([`dispatch`]) and returns an [`Event`] whose `fields` map holds ECS dotted names. It never panics
 //! and never drops a record: unknown input comes back as dataset `"unparsed"`.
 //!
+//! Two ways out, same fields: [`Normalizer::normalize_into`] fills a reused flat [`Fields`]
+//! buffer (no allocation per record once warm: what the collector's normalizer and column
+//! writer use), and [`Normalizer::normalize`] / [`Normalizer::normalize_from`] /
+//! [`Normalizer::normalize_as`] return an [`Event`] with a `serde_json` map (built from the
+//! same [`Fields`] by [`Fields::to_map`]) for callers that want JSON.
+//!
 //! Field conventions (all parsers):
 //! - `@timestamp`: RFC 3339 UTC string; from the record when it has one, else arrival time.
 //! - `event.category` and `event.type` are always JSON **arrays** of strings (ECS allows both; arrays
@@ -24,6 +30,7 @@ mod time;
 pub mod accuracy;
 
 pub use catalog::{FieldInfo, is_known_field, known_fields};
+pub use fields::{FieldRef, Fields};
 pub use filter::{FieldFilter, FilterError, Scalar};
 pub use origin::Origin;
 
@@ -96,8 +103,7 @@ impl Normalizer {
 
     /// Auto-detects the format. Unknown → dataset "unparsed" with @timestamp (arrival) and host.name.
     pub fn normalize(&mut self, raw: &[u8], ctx: &Context<'_>) -> Event {
-        let tz = self.tz_cache.get(ctx.agent_tz);
-        dispatch::run(&mut self.state, &tz, raw, ctx, None, None)
+        self.normalize_from(raw, ctx, None)
     }
 
     /// Like [`Normalizer::normalize`], for a record whose input told its [`Origin`] (journald):
@@ -108,8 +114,25 @@ impl Normalizer {
         ctx: &Context<'_>,
         origin: Option<&Origin<'_>>,
     ) -> Event {
+        let mut fields = Fields::new();
+        let dataset = self.normalize_into(raw, ctx, origin, &mut fields);
+        Event {
+            dataset,
+            fields: fields.to_map(),
+        }
+    }
+
+    /// Like [`Normalizer::normalize_from`], into `out` (its earlier fields are replaced, its
+    /// buffers reused); returns the dataset.
+    pub fn normalize_into(
+        &mut self,
+        raw: &[u8],
+        ctx: &Context<'_>,
+        origin: Option<&Origin<'_>>,
+        out: &mut Fields,
+    ) -> &'static str {
         let tz = self.tz_cache.get(ctx.agent_tz);
-        dispatch::run(&mut self.state, &tz, raw, ctx, None, origin)
+        dispatch::run(&mut self.state, &tz, raw, ctx, None, origin, out)
     }
 
     /// Forces one parser by dataset name; a line it does not recognize → "unparsed".
@@ -123,14 +146,20 @@ impl Normalizer {
             return Err(UnknownDataset(dataset.to_owned()));
         };
         let tz = self.tz_cache.get(ctx.agent_tz);
-        Ok(dispatch::run(
+        let mut fields = Fields::new();
+        let dataset = dispatch::run(
             &mut self.state,
             &tz,
             raw,
             ctx,
             Some(name),
             None,
-        ))
+            &mut fields,
+        );
+        Ok(Event {
+            dataset,
+            fields: fields.to_map(),
+        })
     }
 }
 

@@ -50,7 +50,7 @@ pub(crate) fn parse(program: &str, msg: &str) -> Option<Fields> {
 }
 
 /// `name=X, UID=N, GID=N, …` → name and id fields.
-fn kv(r: &str, f: &mut Fields, name_k: &str, id_k: &str) {
+fn kv(r: &str, f: &mut Fields, name_k: &'static str, id_k: &'static str) {
     for item in r.split(", ") {
         match item.split_once('=') {
             Some(("name", v)) => {

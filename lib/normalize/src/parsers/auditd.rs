@@ -132,11 +132,7 @@ fn category(typ: &str, f: &mut Fields) {
         "CONFIG_CHANGE" => ("configuration", "change"),
         _ => return,
     };
-    let outcome =
-        f.0.get("event.outcome")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_owned();
+    let outcome = f.get_str("event.outcome").unwrap_or("").to_owned();
     f.event(cat, t, &outcome);
 }
 

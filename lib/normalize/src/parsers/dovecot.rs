@@ -120,7 +120,7 @@ mod tests {
         assert!(super::parse("master: Dovecot v2.3.19 starting up for imap").is_none());
         assert!(super::parse("imap(bob)<123>: Logged out in=10 out=20").is_none());
         let f = super::parse("auth: passwd-file(bob,192.0.2.9): unknown user").unwrap();
-        assert_eq!(f.0["event.outcome"], "failure");
-        assert_eq!(f.0["source.ip"], "192.0.2.9");
+        assert_eq!(f.to_map()["event.outcome"], "failure");
+        assert_eq!(f.to_map()["source.ip"], "192.0.2.9");
     }
 }

@@ -79,7 +79,7 @@ mod tests {
     #[test]
     fn icmp_has_no_ports_and_short_records_are_declined() {
         let f = super::parse("5,,,1000000103,igb1,match,block,in,4,0x0,,64,0,0,none,1,icmp,84,192.0.2.1,198.51.100.2,request,1,2").unwrap();
-        assert_eq!(f.0["network.transport"], "icmp");
+        assert_eq!(f.to_map()["network.transport"], "icmp");
         assert!(!f.has("source.port"));
         assert!(super::parse("5,,,1,igb1,match,block,in,4").is_none());
         assert!(super::parse("5,,,1,igb1,match,block,in,9,a,b,c,d,e,f,g,h,i,j,k,l").is_none());

@@ -195,8 +195,8 @@ mod tests {
         );
         let f = super::parse("system,info,account user admin logged in from 192.0.2.1 via ssh")
             .unwrap();
-        assert_eq!(f.0["user.name"], "admin");
-        assert_eq!(f.0["event.outcome"], "success");
+        assert_eq!(f.to_map()["user.name"], "admin");
+        assert_eq!(f.to_map()["event.outcome"], "success");
         assert!(super::parse("system,info router rebooted").is_none());
     }
 }

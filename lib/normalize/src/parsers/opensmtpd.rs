@@ -42,7 +42,7 @@ pub(crate) fn parse(msg: &str, st: &mut State) -> Option<Fields> {
         };
         f.s("source.domain", host);
         f.ip("source.ip", ip);
-        if let Some(ip) = f.0.get("source.ip").and_then(|v| v.as_str()) {
+        if let Some(ip) = f.get_str("source.ip") {
             st.smtpd_client.insert(sid, ip.to_owned());
         }
         sid
@@ -114,7 +114,7 @@ fn parse_new(sid: &str, rest: &str, st: &mut State) -> Fields {
                     _ => {}
                 }
             }
-            if let Some(ip) = f.0.get("source.ip").and_then(|v| v.as_str()) {
+            if let Some(ip) = f.get_str("source.ip") {
                 st.smtpd_client.insert(sid, ip.to_owned());
             }
         }

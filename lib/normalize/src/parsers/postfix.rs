@@ -112,14 +112,14 @@ fn queued(qid: &str, body: &str, st: &mut State, f: &mut Fields) {
             f.event("authentication", "start", "success")
                 .s("event.action", "sasl_login");
         }
-        if let Some(ip) = f.0.get("source.ip").and_then(|v| v.as_str()) {
+        if let Some(ip) = f.get_str("source.ip") {
             st.postfix_client.insert(qid, ip.to_owned());
         }
         return;
     }
     envelope(body, f);
     if body.starts_with("from=<") {
-        if let Some(from) = f.0.get("email.from.address").and_then(|v| v.as_str()) {
+        if let Some(from) = f.get_str("email.from.address") {
             st.postfix_from.insert(qid, from.to_owned());
         }
         return;

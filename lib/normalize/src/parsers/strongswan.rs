@@ -141,7 +141,7 @@ mod tests {
             &mut st,
         )
         .unwrap();
-        assert_eq!(f.0["strongswan.assigned_ip"], "10.3.0.1");
-        assert_eq!(f.0["user.name"], "carol@strongswan.org");
+        assert_eq!(f.to_map()["strongswan.assigned_ip"], "10.3.0.1");
+        assert_eq!(f.to_map()["user.name"], "carol@strongswan.org");
     }
 }

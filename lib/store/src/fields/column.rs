@@ -97,10 +97,26 @@ pub struct ColumnBuilder {
     row_fields: u64,
     row_body: Vec<u8>,
     count: u32,
-    /// Key id seen at each field position of the rows before: rows of one format name the
-    /// same fields in the same order, so one comparison usually replaces a dictionary lookup.
-    key_hint: Vec<u32>,
+    /// Per row shape ([`ColumnBuilder::shape`], e.g. the parser that made the row): the key id
+    /// seen at each field position of the rows of that shape before, and the string id of the
+    /// last one-string list at that position. Rows of one format name the same fields in the
+    /// same order, so one comparison usually replaces a dictionary lookup (a wrong hint only
+    /// costs the lookup).
+    hints: Vec<Vec<Hint>>,
+    /// Index into `hints` of the current row.
+    shape: usize,
 }
+
+/// What the rows of one shape had at one field position.
+#[derive(Debug, Clone, Copy)]
+struct Hint {
+    key: u32,
+    /// String id of a one-string list there (`u32::MAX`: none yet).
+    list: u32,
+}
+
+/// Distinct row shapes with hints of their own; more fold onto these.
+const MAX_SHAPES: usize = 64;
 
 /// A string dictionary without one allocation per entry: entries live in one buffer, the map
 /// goes from a hash to the first entry with that hash (another string with the same hash gets
@@ -237,7 +253,18 @@ impl ColumnBuilder {
         self.row_body.clear();
         self.row_fields = 0;
         self.count = 0;
-        self.key_hint.clear();
+        self.hints.iter_mut().for_each(Vec::clear);
+        self.shape = 0;
+    }
+
+    /// Says which kind of row comes next (e.g. the index of the parser that made it), so that
+    /// the key hints of rows of that kind are used; rows of unknown kind use shape 0. Only a
+    /// speed hint: the column is the same whatever shape is given.
+    pub fn shape(&mut self, shape: usize) {
+        self.shape = shape % MAX_SHAPES;
+        if self.hints.len() <= self.shape {
+            self.hints.resize_with(self.shape + 1, Vec::new);
+        }
     }
 
     /// Rows finished so far.
@@ -245,23 +272,33 @@ impl ColumnBuilder {
         self.count
     }
 
-    fn key(&mut self, key: &str, tag: u8) {
+    /// Writes the key of the next field; returns its hint slot (position in the shape).
+    fn key(&mut self, key: &str, tag: u8) -> usize {
+        if self.hints.is_empty() {
+            self.hints.push(Vec::new());
+        }
         let pos = self.row_fields as usize;
-        let k = match self.key_hint.get(pos) {
-            Some(&id) if self.keys.get(id as usize) == key.as_bytes() => u64::from(id),
+        let hints = &mut self.hints[self.shape];
+        let k = match hints.get(pos) {
+            Some(h) if self.keys.get(h.key as usize) == key.as_bytes() => h.key,
             _ => {
-                let id = self.keys.id(key);
-                if pos < self.key_hint.len() {
-                    self.key_hint[pos] = id as u32;
+                let id = self.keys.id(key) as u32;
+                let h = Hint {
+                    key: id,
+                    list: u32::MAX,
+                };
+                if pos < hints.len() {
+                    hints[pos] = h;
                 } else {
-                    self.key_hint.push(id as u32);
+                    hints.push(h);
                 }
                 id
             }
         };
-        put_varint(&mut self.row_body, k);
+        put_varint(&mut self.row_body, u64::from(k));
         self.row_body.push(tag);
         self.row_fields += 1;
+        pos
     }
 
     /// Adds a string field to the current row.
@@ -297,10 +334,23 @@ impl ColumnBuilder {
 
     /// Adds a list of strings to the current row.
     pub fn strs<'s>(&mut self, key: &str, v: impl ExactSizeIterator<Item = &'s str>) {
-        self.key(key, TAG_STRS);
-        put_varint(&mut self.row_body, v.len() as u64);
+        let pos = self.key(key, TAG_STRS);
+        let n = v.len();
+        put_varint(&mut self.row_body, n as u64);
         for s in v {
-            let id = self.strs.id(s);
+            let id = if n == 1 {
+                // One-string lists (`event.category`) repeat per shape and position.
+                let hint = &mut self.hints[self.shape][pos];
+                if hint.list != u32::MAX && self.strs.get(hint.list as usize) == s.as_bytes() {
+                    u64::from(hint.list)
+                } else {
+                    let id = self.strs.id(s);
+                    hint.list = id as u32;
+                    id
+                }
+            } else {
+                self.strs.id(s)
+            };
             put_varint(&mut self.row_body, id);
         }
     }
