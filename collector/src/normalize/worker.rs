@@ -153,7 +153,8 @@ pub fn start(
         .spawn(move || {
             lower_priority();
             let parse = if workers > 1 {
-                match Pool::start(workers, cap, window(workers)) {
+                // This thread parses too (see `work_or_wait`): workers − 1 more threads.
+                match Pool::start(workers - 1, cap, window(workers)) {
                     Ok(pool) => Parse::Pool(pool),
                     Err(error) => {
                         tracing::warn!(%error, workers,
@@ -290,14 +291,14 @@ impl Worker {
                 break;
             }
             if self.slots.len() >= self.window {
-                self.take_finished(IDLE_WAIT);
+                self.work_or_wait();
                 continue;
             }
             match self.cursor.read_next() {
                 Ok(Some(item)) => self.admit(item),
                 Ok(None) if !self.slots.is_empty() => {
-                    // Caught up with the store, not with the parse workers.
-                    self.take_finished(IDLE_WAIT);
+                    // Caught up with the store, not with the parsing.
+                    self.work_or_wait();
                 }
                 Ok(None) => {
                     // Caught up: commit at most once per COMMIT_EVERY, so keeping pace with a
@@ -378,13 +379,47 @@ impl Worker {
             },
         };
         self.slots.push_back(slot);
-        let seq = self.first_seq + self.slots.len() as u64 - 1;
-        self.dispatch(seq);
+        if matches!(self.parse, Parse::Inline) {
+            let seq = self.first_seq + self.slots.len() as u64 - 1;
+            self.dispatch(seq, true);
+        }
+        // With workers, blocks are parsed once the window is full or the store read
+        // ([`Worker::work_or_wait`]), so blocks of other streams can be handed out beside it.
     }
 
-    /// Parses (inline) or hands to the workers the block of slot `seq`, if it is waiting and
-    /// its stream's normalizer is free.
-    fn dispatch(&mut self, seq: u64) {
+    /// With parse workers: parses the oldest block that can be parsed now on this thread and
+    /// hands every other one (the first waiting block of each other stream whose normalizer is
+    /// free) to the workers; waits for a result if there is none. This thread parsing too means
+    /// one agent stream costs no hand-over between threads per block (it is parsed here, as with
+    /// `workers = 1`), and `workers` threads parse in all.
+    fn work_or_wait(&mut self) {
+        let mut seen = std::collections::HashSet::new();
+        let mut ready = Vec::new();
+        for (i, s) in self.slots.iter().enumerate() {
+            let Some(m) = &s.meta else {
+                continue;
+            };
+            if !seen.insert(&m.stream) || !matches!(s.state, State::Waiting) {
+                continue; // an earlier block of its stream is waiting or running
+            }
+            if self.streams.get(&m.stream).is_none_or(Option::is_some) {
+                ready.push(self.first_seq + i as u64);
+            }
+        }
+        let Some((&oldest, others)) = ready.split_first() else {
+            self.take_finished(IDLE_WAIT);
+            return;
+        };
+        for &seq in others {
+            self.dispatch(seq, false);
+        }
+        self.dispatch(oldest, true);
+        self.take_finished(Duration::ZERO);
+    }
+
+    /// Parses (`inline`, or without workers) or hands to the workers the block of slot `seq`,
+    /// if it is waiting and its stream's normalizer is free.
+    fn dispatch(&mut self, seq: u64, inline: bool) {
         let Some(slot) = seq
             .checked_sub(self.first_seq)
             .and_then(|i| self.slots.get_mut(i as usize))
@@ -410,6 +445,12 @@ impl Worker {
             return;
         };
         match &self.parse {
+            Parse::Inline | Parse::Pool(_) if inline => {
+                let parsed = self.pipeline.parser.parse_guarded(&block, &mut normalizer);
+                *free = Some(normalizer);
+                slot.state = State::Parsed(Box::new(parsed));
+                return;
+            }
             Parse::Inline => {
                 let parsed = self.pipeline.parser.parse_guarded(&block, &mut normalizer);
                 *free = Some(normalizer);
@@ -445,7 +486,7 @@ impl Worker {
             let Parse::Pool(pool) = &self.parse else {
                 // Parsing here (the workers are gone): parse whatever still waits.
                 for i in 0..self.slots.len() {
-                    self.dispatch(self.first_seq + i as u64);
+                    self.dispatch(self.first_seq + i as u64, true);
                 }
                 return false;
             };
@@ -467,7 +508,7 @@ impl Worker {
         }
     }
 
-    /// Files one parse result and sends the next waiting block of its stream.
+    /// Files one parse result and takes back its stream's normalizer.
     fn finished(&mut self, f: Finished) {
         let Finished {
             seq,
@@ -484,13 +525,7 @@ impl Worker {
         let Some(stream) = slot.meta.as_ref().map(|m| m.stream.clone()) else {
             return;
         };
-        self.streams.insert(stream.clone(), Some(normalizer));
-        let next = self.slots.iter().enumerate().find(|(_, s)| {
-            matches!(s.state, State::Waiting) && s.meta.as_ref().is_some_and(|m| m.stream == stream)
-        });
-        if let Some((i, _)) = next {
-            self.dispatch(self.first_seq + i as u64);
-        }
+        self.streams.insert(stream, Some(normalizer));
     }
 
     /// Marks every running slot unreadable (its worker is gone) and restarts its stream.
