@@ -1,5 +1,5 @@
-//! The parse workers of the normalizer (`[normalize] workers` > 1): threads at the normalizer's
-//! low priority that take blocks from one job queue, parse them ([`Parser::parse_guarded`]) and
+//! The extra parse workers of the normalizer (`[normalize] workers` − 1 of them; the normalizer
+//! thread parses too): threads at the normalizer's low priority that take blocks from one job queue, parse them ([`Parser::parse_guarded`]) and
 //! hand the results back on one result queue. They never touch a file: the normalizer thread
 //! ([`super::worker`]) reads the store, hands out the jobs and writes the results in store order.
 //!

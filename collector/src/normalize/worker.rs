@@ -9,14 +9,15 @@
 //!
 //! ```text
 //! cursor ─► normalizer thread ─ window of ≤ W blocks in store order ─────────► write in order:
-//!             │  workers = 1: parse here, one block at a time        ▲          sidecar column,
-//!             └─ workers > 1: jobs ─► parse workers (pool) ─ results ┘          index values,
+//!             │  parse here: the oldest block that can be parsed     ▲          sidecar column,
+//!             └─ workers > 1: other streams' blocks ─► pool ─ results┘          index values,
 //!                                                                               lag, cursor commit
 //! ```
 //!
-//! With `[normalize] workers` > 1 the parsing (decompress, parsers, column) runs on a
-//! [`pool::Pool`] of threads; everything that touches a file stays on this one thread, in store
-//! order, so the sidecar and index formats, the cursor and crash safety are those of one thread.
+//! With `[normalize] workers` > 1 the parsing (decompress, parsers, column) runs on this thread
+//! (the oldest block that can be parsed) and on a [`super::pool::Pool`] of `workers − 1` threads (the
+//! other streams' blocks, [`Worker::work_or_wait`]); everything that touches a file stays on
+//! this one thread, in store order, so the sidecar and index formats, the cursor and crash safety are those of one thread.
 //! Each window slot remembers the cursor position just after its block; the cursor file is
 //! moved ([`Cursor::commit_at`]) only to the position after the last block *written*, never to
 //! one the thread has read ahead to.
