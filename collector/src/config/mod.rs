@@ -214,7 +214,7 @@ pub struct RawNormalize {
     /// Parse records into ECS fields at ingest (stored beside the raw bytes).
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// Parse workers (threads at low priority); default one per core, at most 8.
+    /// Parse threads (at low priority); default 1 (the normalizer thread alone).
     #[serde(default = "crate::normalize::default_workers")]
     pub workers: usize,
 }

@@ -143,7 +143,7 @@ fn stale_after_defaults_to_ten_minutes_and_must_be_positive() {
 }
 
 #[test]
-fn normalize_workers_default_to_the_cores_and_are_checked() {
+fn normalize_workers_default_to_one_and_are_checked() {
     let dir = data_dir_with_certs();
     let base = format!(
         "version = 1\ndata_dir = {:?}\n",
@@ -153,8 +153,7 @@ fn normalize_workers_default_to_the_cores_and_are_checked() {
         .unwrap()
         .validate(dir.path())
         .unwrap();
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    assert_eq!(config.normalize_workers, cores.clamp(1, 8));
+    assert_eq!(config.normalize_workers, 1);
     let ok = format!("{base}[normalize]\nworkers = 3\n");
     let config = RawConfig::parse(&ok).unwrap().validate(dir.path()).unwrap();
     assert_eq!(config.normalize_workers, 3);

@@ -72,16 +72,13 @@ const COMMIT_EVERY: Duration = Duration::from_secs(1);
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// Most parse workers `[normalize] workers` accepts.
 pub const MAX_WORKERS: usize = 64;
-/// Most parse workers the default gives (each holds up to one decompressed payload).
-const MAX_DEFAULT_WORKERS: usize = 8;
-
-/// The default of `[normalize] workers`: one per core this process may run on, at most
-/// [`MAX_DEFAULT_WORKERS`]. They run at nice [`WORKER_NICE`], so they take the CPU ingest
-/// leaves; more workers than cores would only add memory.
+/// The default of `[normalize] workers`: 1, the normalizer thread alone. Measured
+/// (docs/BENCHMARKS.md, "Parse workers"): with one agent stream a second worker cannot parse
+/// anything sooner (a stream is parsed in order by one thread), and ingest beside 2 workers was
+/// not shown to stay at ≥ 90 % of ingest without normalization on the shared 2-core machine.
+/// Collectors with several busy agents and idle cores set it higher.
 pub fn default_workers() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, MAX_DEFAULT_WORKERS)
+    1
 }
 
 /// Blocks read and not yet written at most, for `workers` parse workers: one running per worker
