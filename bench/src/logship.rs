@@ -77,6 +77,7 @@ pub(crate) fn run(
     bins: &Path,
     stall: Duration,
     normalize: bool,
+    workers: Option<u32>,
 ) -> anyhow::Result<SystemResult> {
     let work = if normalize {
         work.to_path_buf()
@@ -89,6 +90,9 @@ pub(crate) fn run(
     layout.setup(relay.addr())?;
     if !normalize {
         layout.disable_normalize()?;
+    }
+    if let Some(n) = workers {
+        layout.set_normalize_workers(n)?;
     }
     let mut collector = layout.start_collector(port)?;
     let start = Instant::now();
@@ -214,6 +218,20 @@ impl Layout {
     pub(crate) fn disable_normalize(&self) -> anyhow::Result<()> {
         let path = self.data.join("collector.toml");
         fs::write(&path, normalize_off(&fs::read_to_string(&path)?))?;
+        Ok(())
+    }
+
+    /// Sets `[normalize] workers = n` in `collector.toml`.
+    pub(crate) fn set_normalize_workers(&self, n: u32) -> anyhow::Result<()> {
+        let path = self.data.join("collector.toml");
+        let toml = fs::read_to_string(&path)?;
+        let toml = toml.replacen("[normalize]\n", &format!("[normalize]\nworkers = {n}\n"), 1);
+        anyhow::ensure!(
+            toml.contains("workers = "),
+            "no [normalize] table in {}",
+            path.display()
+        );
+        fs::write(&path, toml)?;
         Ok(())
     }
 

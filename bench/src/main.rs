@@ -61,6 +61,10 @@ struct Cli {
     /// Give up on a pipeline that makes no progress for this long.
     #[arg(long, default_value_t = 60)]
     stall_secs: u64,
+    /// `[normalize] workers` of the `logship` row's collector (default: the collector's own
+    /// default, one per core).
+    #[arg(long)]
+    normalize_workers: Option<u32>,
     /// What to measure: `file` (a log file shipped; the default), `syslog` (syslog messages
     /// received over the network and stored; see `--messages`, `--transports`) or `search`
     /// (a field search over the stored file, with and without the field index; see search.rs).
@@ -135,10 +139,11 @@ fn try_main(cli: &Cli) -> anyhow::Result<ExitCode> {
             System::Zstd => zstd_limit(&file),
             System::Rsyslog => rsyslog::run(&file, &out, stall)
                 .map(|r| SystemResult::from_run("rsyslog", &file, &r)),
-            System::Logship => logship::bin_dir(cli.bin_dir.clone())
-                .and_then(|bins| logship::run(&file, &out, &bins, stall, true)),
+            System::Logship => logship::bin_dir(cli.bin_dir.clone()).and_then(|bins| {
+                logship::run(&file, &out, &bins, stall, true, cli.normalize_workers)
+            }),
             System::LogshipNonorm => logship::bin_dir(cli.bin_dir.clone())
-                .and_then(|bins| logship::run(&file, &out, &bins, stall, false)),
+                .and_then(|bins| logship::run(&file, &out, &bins, stall, false, None)),
         };
         match result {
             Ok(r) => systems.push(r),

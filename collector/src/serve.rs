@@ -134,6 +134,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> Result<()> {
             max_decompressed_bytes: config.max_decompressed_bytes,
             watch: watch.clone(),
             writer: writer.stats.clone(),
+            workers: config.normalize_workers,
         })?),
         false => None,
     };

@@ -214,6 +214,9 @@ pub struct RawNormalize {
     /// Parse records into ECS fields at ingest (stored beside the raw bytes).
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// Parse threads (at low priority); default 1 (the normalizer thread alone).
+    #[serde(default = "crate::normalize::default_workers")]
+    pub workers: usize,
 }
 
 /// The validated configuration the collector runs with.
@@ -253,6 +256,8 @@ pub struct Config {
     pub segment_max_age_secs: u64,
     /// Normalize at ingest.
     pub normalize: bool,
+    /// Parse workers of the normalizer (`[normalize] workers`, 1..=64).
+    pub normalize_workers: usize,
     /// Silence after which an agent is stale.
     pub stale_after: std::time::Duration,
     /// Time between two signed checkpoints.
@@ -354,6 +359,13 @@ impl RawConfig {
         if self.store.segment_max_bytes < 1 << 20 {
             problems.push("store.segment_max_bytes must be at least 1 MiB".into());
         }
+        if !(1..=crate::normalize::MAX_WORKERS).contains(&self.normalize.workers) {
+            problems.push(format!(
+                "normalize.workers must be between 1 and {}, not {}",
+                crate::normalize::MAX_WORKERS,
+                self.normalize.workers
+            ));
+        }
         positive(
             &mut problems,
             "store.segment_max_age_secs",
@@ -409,6 +421,7 @@ impl RawConfig {
                 segment_max_bytes: self.store.segment_max_bytes,
                 segment_max_age_secs: self.store.segment_max_age_secs,
                 normalize: self.normalize.enabled,
+                normalize_workers: self.normalize.workers,
                 stale_after,
                 checkpoint_every: std::time::Duration::from_secs(
                     self.integrity.checkpoint_every_secs,
@@ -565,7 +578,10 @@ impl Default for RawIntegrity {
 }
 impl Default for RawNormalize {
     fn default() -> Self {
-        RawNormalize { enabled: true }
+        RawNormalize {
+            enabled: true,
+            workers: crate::normalize::default_workers(),
+        }
     }
 }
 

@@ -141,3 +141,36 @@ fn stale_after_defaults_to_ten_minutes_and_must_be_positive() {
         "{zero:?}"
     );
 }
+
+#[test]
+fn normalize_workers_default_to_one_and_are_checked() {
+    let dir = data_dir_with_certs();
+    let base = format!(
+        "version = 1\ndata_dir = {:?}\n",
+        dir.path().display().to_string()
+    );
+    let config = RawConfig::parse(&base)
+        .unwrap()
+        .validate(dir.path())
+        .unwrap();
+    assert_eq!(config.normalize_workers, 1);
+    let ok = format!("{base}[normalize]\nworkers = 3\n");
+    let config = RawConfig::parse(&ok).unwrap().validate(dir.path()).unwrap();
+    assert_eq!(config.normalize_workers, 3);
+    for bad in ["workers = 0", "workers = 65"] {
+        let text = format!("{base}[normalize]\n{bad}\n");
+        let problems = RawConfig::parse(&text)
+            .and_then(|r| r.validate(dir.path()).map(|_| ()))
+            .unwrap_err()
+            .join("\n");
+        assert!(
+            problems.contains("normalize.workers must be between 1 and 64"),
+            "{bad}: {problems}"
+        );
+    }
+    let text = format!("{base}[normalize]\nworkers = -1\n");
+    assert!(
+        RawConfig::parse(&text).is_err(),
+        "a negative count is refused"
+    );
+}

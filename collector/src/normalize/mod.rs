@@ -2,7 +2,8 @@
 //! slows acknowledgements ("normalization must not be the bottleneck of ingest").
 //!
 //! ```text
-//! writer thread ──(fsync, then CommitWatch::publish)──► worker thread (store cursor "normalizer")
+//! writer thread ──(fsync, then CommitWatch::publish)──► normalizer thread (store cursor "normalizer")
+//!                                                         ├──► parse workers ([normalize] workers)
 //!                                                         └──► fields sidecar (per segment)
 //!                                                              store/segments/<day>/<stem>.fld
 //!                                                         └──► field index of each sealed segment
@@ -25,11 +26,16 @@ mod fieldindex;
 pub mod lag;
 mod lookup;
 mod offline;
+mod parse;
+mod pool;
 mod worker;
 
 pub use lookup::FieldsLookup;
 pub use offline::{run_accuracy, run_offline};
-pub use worker::{CURSOR_NAME, Done, NormalizeStats, Pipeline, WorkerConfig, start};
+pub use worker::{
+    CURSOR_NAME, Done, MAX_WORKERS, NormalizeStats, Pipeline, WorkerConfig, default_workers, start,
+    window,
+};
 
 /// Removes the per-stream sidecars of earlier versions (`data_dir/fields/`, zstd JSON lines):
 /// derived data that nothing reads any more (their blocks get their fields at search time).

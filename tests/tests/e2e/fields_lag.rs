@@ -5,6 +5,11 @@
 //! the fields itself; the lag is `null`); the collector restarted with it on starts with the
 //! whole store as its lag and catches up to 0; a second burst with it on is caught up too. No
 //! timing is asserted: only what the lag must say before and after catching up.
+//!
+//! With several parse workers (`[normalize] workers = 3`), two agents' streams are caught up
+//! from the cursor, the collector is killed with SIGKILL in the middle and restarted: every
+//! record ends with exactly one fields column, the lag reaches exactly 0, and `--where` prints
+//! the same records and fields as a search that computes every record's fields itself.
 
 use std::time::Duration;
 
@@ -13,6 +18,8 @@ use logship_e2e::{Agent, AgentOpts, Collector, CollectorOpts, FileInput, run_tes
 use serde_json::Value;
 
 const ARRIVAL: Duration = Duration::from_secs(120);
+/// Deadline for a catch-up of a whole store (debug binaries on a busy machine, at nice 10).
+const CATCH_UP: Duration = Duration::from_secs(600);
 
 /// `n` sshd lines from `first` on (users `user<i>`), and alice's three failures after them.
 fn burst(first: u64, n: u64) -> String {
@@ -34,10 +41,14 @@ fn burst(first: u64, n: u64) -> String {
 }
 
 fn set_normalize(collector: &Collector, config: &str, enabled: bool) -> Result<()> {
+    set_workers(collector, config, enabled, 1)
+}
+
+fn set_workers(collector: &Collector, config: &str, enabled: bool, workers: u32) -> Result<()> {
     let toml = collector.data_dir().join("collector.toml");
     std::fs::write(
         &toml,
-        format!("{config}\n[normalize]\nenabled = {enabled}\n"),
+        format!("{config}\n[normalize]\nenabled = {enabled}\nworkers = {workers}\n"),
     )?;
     Ok(())
 }
@@ -67,13 +78,21 @@ fn check_lag(s: &Value) -> Result<Option<u64>> {
 
 /// Polls status.json until the lag is 0 with `want` records stored; returns the largest lag seen.
 fn wait_caught_up(collector: &Collector, want: u64) -> Result<u64> {
+    wait_caught_up_within(collector, want, ARRIVAL)
+}
+
+fn wait_caught_up_within(collector: &Collector, want: u64, deadline: Duration) -> Result<u64> {
     let mut most = 0;
-    wait_until(ARRIVAL, "fields lag 0 with every record stored", || {
+    let mut last = Value::Null;
+    wait_until(deadline, "fields lag 0 with every record stored", || {
         let s = status(collector)?;
         let lag = check_lag(&s)?;
         most = most.max(lag.unwrap_or(0));
-        Ok(lag == Some(0) && s["records_stored"].as_u64().is_some_and(|n| n >= want))
-    })?;
+        let done = lag == Some(0) && s["records_stored"].as_u64().is_some_and(|n| n >= want);
+        last = s;
+        Ok(done)
+    })
+    .with_context(|| format!("status.json last seen: {last}"))?;
     Ok(most)
 }
 
@@ -171,5 +190,181 @@ fn fields_lag_reaches_zero_after_a_burst_and_search_works_with_normalization_off
         ensure!(one == 1, "user79999: {one}");
         agent.stop()?;
         collector.stop()
+    });
+}
+
+/// (agent, first seq, count, columns) of every agent block: how many fields columns its
+/// segment's sidecar holds for it.
+fn columns(collector: &Collector) -> Result<Vec<(String, u64, u32, u32)>> {
+    Ok(
+        logship_store::fields::coverage(&collector.data_dir().join("store"))?
+            .into_iter()
+            .filter(|b| b.agent != logship_store::COLLECTOR_IDENTITY)
+            .map(|b| (b.agent, b.first_seq, b.count, b.columns))
+            .collect(),
+    )
+}
+
+/// Moves every file of the store ending in `.{ext}` to `.{ext}.aside`, or back.
+fn move_aside(collector: &Collector, ext: &str, back: bool) -> Result<usize> {
+    let (from, to) = if back {
+        (format!("{ext}.aside"), ext.to_string())
+    } else {
+        (ext.to_string(), format!("{ext}.aside"))
+    };
+    let mut n = 0;
+    for day in std::fs::read_dir(collector.data_dir().join("store/segments"))? {
+        for f in std::fs::read_dir(day?.path())? {
+            let p = f?.path();
+            let name = p.to_string_lossy().to_string();
+            if let Some(stem) = name.strip_suffix(&format!(".{from}")) {
+                std::fs::rename(&p, format!("{stem}.{to}"))?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
+#[test]
+fn several_workers_killed_mid_catch_up_leave_every_record_with_its_fields() {
+    run_test(|sb| {
+        let mut collector = Collector::init(sb, "collector", &CollectorOpts::default())?;
+        let config = std::fs::read_to_string(collector.data_dir().join("collector.toml"))?;
+        set_normalize(&collector, &config, false)?;
+        collector.start()?;
+        // Two agents: two streams the workers can parse side by side.
+        const N: u64 = 50_000;
+        let mut agents = Vec::new();
+        for (name, first) in [("gw", 0), ("gw2", N)] {
+            let log = sb.path().join(format!("{name}-auth.log"));
+            std::fs::write(&log, burst(first, N))?;
+            let opts = AgentOpts::new(&collector, vec![FileInput::new("auth", &log)]);
+            let mut agent = Agent::enroll(sb, &collector, name, &opts)?;
+            agent.start()?;
+            agents.push(agent);
+        }
+        let total = 2 * (N + 3);
+        wait_until(ARRIVAL, "both agents' records stored", || {
+            Ok(status(&collector)?["records_stored"].as_u64() >= Some(total))
+        })?;
+        for a in &mut agents {
+            a.stop()?;
+        }
+        collector.stop()?;
+
+        // Normalization on with three workers: killed as soon as it has committed once.
+        set_workers(&collector, &config, true, 3)?;
+        collector.start()?;
+        let cursor = collector.data_dir().join("store/cursors/normalizer.cur");
+        wait_until(ARRIVAL, "a first cursor commit", || {
+            cursor.try_exists().map_err(Into::into)
+        })?;
+        let done: u64 = columns(&collector)?
+            .iter()
+            .map(|c| u64::from(c.2) * u64::from(c.3))
+            .sum();
+        ensure!(
+            done < total,
+            "the normalizer caught up before it could be killed ({done})"
+        );
+        collector.kill9()?;
+        let at_kill = std::fs::read_to_string(&cursor)?;
+        ensure!(at_kill.starts_with("logship-cursor 1 "), "{at_kill}");
+
+        // Restarted (still three workers): resumes from the cursor, lag exactly 0 at the end.
+        collector.start()?;
+        let most = wait_caught_up_within(&collector, total, CATCH_UP)?;
+        let s = status(&collector)?;
+        ensure!(s["fields_lag_seconds"].as_f64() == Some(0.0), "{s}");
+        let log_text = std::fs::read_to_string(sb.log_path("collector"))?;
+        ensure!(
+            log_text.contains("workers=3"),
+            "the collector did not start three parse workers"
+        );
+        let resumed = log_text
+            .lines()
+            .rfind(|l| l.contains("Normalizer resumes from its cursor"))
+            .context("no resume line in the collector's log")?
+            .to_string();
+        let backlog: u64 = resumed
+            .rsplit_once("records=")
+            .and_then(|(_, n)| n.trim().parse().ok())
+            .context("records= in the resume line")?;
+        ensure!(
+            backlog < total,
+            "the restart did not resume from the cursor: {resumed}"
+        );
+        println!(
+            "killed with {done} of {total} records normalized, cursor {at_kill}; \
+             resumed with {backlog}, largest lag after restart {most}"
+        );
+        collector.stop()?;
+
+        // Every record of both agents has exactly one fields column: none skipped, none twice.
+        let mut seen: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+        for (agent, seq, count, cols) in columns(&collector)? {
+            let per = seen.entry(agent).or_insert_with(|| vec![0; N as usize + 4]);
+            for s in seq..seq + u64::from(count) {
+                *per.get_mut(s as usize).context("seq past the log")? += cols;
+            }
+        }
+        ensure!(seen.len() == 2, "agents in the store: {:?}", seen.keys());
+        for (agent, per) in &seen {
+            let missing = (1..=N + 3).filter(|s| per[*s as usize] == 0).count();
+            let twice = (1..=N + 3).filter(|s| per[*s as usize] > 1).count();
+            ensure!(
+                missing == 0 && twice == 0,
+                "agent {agent}: {missing} records without fields, {twice} twice"
+            );
+        }
+
+        // `--where` on the columns (and the index) prints exactly what a search that computes
+        // every record's fields itself prints: each record's fields were right.
+        let queries: [&[&str]; 3] = [
+            &["--where", "event.dataset=sshd"],
+            &[
+                "--where",
+                "user.name=alice",
+                "--where",
+                "event.outcome=failure",
+            ],
+            &[
+                "--where",
+                "source.ip=10.0.7.0/24",
+                "--where",
+                "user.name!=user7",
+            ],
+        ];
+        let run = || -> Result<Vec<Vec<Value>>> {
+            queries
+                .iter()
+                .map(|q| collector.store().search(q))
+                .collect()
+        };
+        let with_columns = run()?;
+        ensure!(
+            with_columns[0].len() as u64 == total,
+            "every record by its fields: {} of {total}",
+            with_columns[0].len()
+        );
+        ensure!(with_columns[1].len() == 6, "alice: {:?}", with_columns[1]);
+        ensure!(
+            move_aside(&collector, "fld", false)? > 0,
+            "no fields sidecars"
+        );
+        let fidx = move_aside(&collector, "fidx", false)?;
+        let computed = run()?;
+        for (q, (a, b)) in queries.iter().zip(with_columns.iter().zip(&computed)) {
+            ensure!(a == b, "{q:?}: precomputed and computed results differ");
+        }
+        move_aside(&collector, "fld", true)?;
+        move_aside(&collector, "fidx", true)?;
+        alice_failures(&collector, 6)?;
+        println!(
+            "{} records, {fidx} field indexes: same results computed",
+            total
+        );
+        Ok(())
     });
 }
