@@ -77,11 +77,10 @@ impl BlockValues {
         for (i, field) in logship_store::INDEXED_FIELDS.iter().enumerate() {
             match fields.get(field) {
                 None => {}
-                Some(FieldRef::Str(s) | FieldRef::List(s)) => {
-                    if !self.texts[i].contains(s) {
-                        self.texts[i].insert(s.to_owned());
-                    }
+                Some(FieldRef::Str(s) | FieldRef::List(s)) if !self.texts[i].contains(s) => {
+                    self.texts[i].insert(s.to_owned());
                 }
+                Some(FieldRef::Str(_) | FieldRef::List(_)) => {}
                 Some(FieldRef::U64(_)) => self.other[i] = true,
             }
         }
