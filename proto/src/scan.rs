@@ -4,13 +4,13 @@
 //!
 //! Invariants:
 //! - Memory is bounded by the allowance given by the caller (the decompressed buffer, allocated
-//!   once at that size; the one-shot zstd decoder needs no window buffer) plus one decoded
-//!   record at a time and at most [`MAX_INPUTS`] input names. A payload that would decompress
+//!   once at that size; the one-shot zstd decoder needs no window buffer) and at most [`MAX_INPUTS`] input names. A payload that would decompress
 //!   past the allowance fails with [`PayloadError::TooLarge`].
 //! - Records are counted while they are read: the walk stops with
 //!   [`PayloadError::CountMismatch`] at record `count + 1`, never after decoding them all.
-//! - Every record is decoded as a `Record` (so a scanned payload also decodes with
-//!   [`crate::payload::decode_payload`]) and must refer to an existing source.
+//! - Every record is checked as prost's `Record::decode` checks it, without building it
+//!   ([`record_facts`]: no allocation or copy per record), so a scanned payload also decodes
+//!   with [`crate::payload::decode_payload`]; it must refer to an existing source.
 
 use std::collections::BTreeSet;
 
@@ -19,7 +19,7 @@ use prost::Message;
 use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
 
 use crate::payload::PayloadError;
-use crate::v1::{Record, Source};
+use crate::v1::Source;
 
 /// Distinct input names accepted in one batch.
 pub const MAX_INPUTS: usize = 1024;
@@ -120,8 +120,9 @@ impl Walk {
                     }
                 }
                 (3, WireType::LengthDelimited) => {
-                    let record = Record::decode(length_delimited(&mut buf)?)?;
-                    self.record(&record)?;
+                    let record = length_delimited(&mut buf)?;
+                    let (source, observed) = record_facts(&record)?;
+                    self.record(source, observed)?;
                 }
                 (4, WireType::LengthDelimited) => {
                     let tz = length_delimited(&mut buf)?;
@@ -142,7 +143,7 @@ impl Walk {
         Ok(())
     }
 
-    fn record(&mut self, r: &Record) -> Result<(), PayloadError> {
+    fn record(&mut self, source: u32, observed_unix_nanos: i64) -> Result<(), PayloadError> {
         self.records += 1;
         if self.records > self.expected {
             return Err(PayloadError::CountMismatch {
@@ -150,13 +151,13 @@ impl Walk {
                 found: "more".into(),
             });
         }
-        if r.observed_unix_nanos == 0 {
+        if observed_unix_nanos == 0 {
             self.leading_zero |= self.min == i64::MAX;
         } else {
-            self.min = self.min.min(r.observed_unix_nanos);
-            self.max = self.max.max(r.observed_unix_nanos);
+            self.min = self.min.min(observed_unix_nanos);
+            self.max = self.max.max(observed_unix_nanos);
         }
-        self.max_source = self.max_source.max(Some(r.source));
+        self.max_source = self.max_source.max(Some(source));
         Ok(())
     }
 
@@ -184,6 +185,69 @@ impl Walk {
             inputs: self.inputs.into_iter().collect(),
         })
     }
+}
+
+/// The `source` and `observed_unix_nanos` of one encoded `Record`, checked as prost's
+/// `Record::decode` checks it (wire types, lengths, varints, UTF-8 attribute keys and values,
+/// unknown fields skipped) without building it: no allocation, no copy of `raw`, no map.
+/// Accepts exactly what `Record::decode` accepts (tested against it below).
+fn record_facts(mut buf: &[u8]) -> Result<(u32, i64), PayloadError> {
+    let (mut source, mut observed) = (0u32, 0i64);
+    while buf.has_remaining() {
+        let (tag, wire) = decode_key(&mut buf)?;
+        match (tag, wire) {
+            // uint32: prost keeps the low 32 bits of the varint.
+            (1, WireType::Varint) => source = decode_varint(&mut buf)? as u32,
+            (2, WireType::Varint) => observed = decode_varint(&mut buf)? as i64,
+            (4..=6, WireType::Varint) => {
+                decode_varint(&mut buf)?;
+            }
+            (3 | 8, WireType::LengthDelimited) => {
+                length_delimited_slice(&mut buf)?;
+            }
+            (7, WireType::LengthDelimited) => attribute(length_delimited_slice(&mut buf)?)?,
+            (1..=8, _) => {
+                return Err(PayloadError::Malformed(
+                    "a record field has the wrong wire type",
+                ));
+            }
+            _ => skip_field(wire, tag, &mut buf, DecodeContext::default())?,
+        }
+    }
+    Ok((source, observed))
+}
+
+/// One `attributes` map entry: `key` (1) and `value` (2) UTF-8 strings, others skipped.
+fn attribute(mut entry: &[u8]) -> Result<(), PayloadError> {
+    while entry.has_remaining() {
+        let (tag, wire) = decode_key(&mut entry)?;
+        match (tag, wire) {
+            (1 | 2, WireType::LengthDelimited) => {
+                std::str::from_utf8(length_delimited_slice(&mut entry)?)
+                    .map_err(|_| PayloadError::Malformed("an attribute is not UTF-8"))?;
+            }
+            (1 | 2, _) => {
+                return Err(PayloadError::Malformed(
+                    "an attribute field has the wrong wire type",
+                ));
+            }
+            _ => skip_field(wire, tag, &mut entry, DecodeContext::default())?,
+        }
+    }
+    Ok(())
+}
+
+/// The next length-delimited field's bytes within `buf`.
+fn length_delimited_slice<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], PayloadError> {
+    let len = decode_varint(buf)?;
+    if len > buf.len() as u64 {
+        return Err(PayloadError::Malformed(
+            "field length past the end of the payload",
+        ));
+    }
+    let (field, rest) = buf.split_at(len as usize);
+    *buf = rest;
+    Ok(field)
 }
 
 /// The next length-delimited field's bytes (a zero-copy slice of `buf`).
@@ -224,7 +288,7 @@ mod tests {
 
     use super::*;
     use crate::payload::compress;
-    use crate::v1::RecordList;
+    use crate::v1::{Record, RecordList};
 
     fn list(times: &[i64], list_time: i64) -> RecordList {
         RecordList {
@@ -255,6 +319,83 @@ mod tests {
 
     fn packed(l: &RecordList) -> Vec<u8> {
         compress(&l.encode_to_vec(), 1).unwrap()
+    }
+
+    /// Valid encoded records with every field, attributes and an unknown field.
+    fn sample_records() -> Vec<Vec<u8>> {
+        let mut full = Record {
+            source: 3,
+            observed_unix_nanos: -5,
+            raw: Bytes::from_static(b"<13>raw"),
+            truncated_from: 70_000,
+            kind: 1,
+            event_unix_nanos: 1_700_000_000_000_000_000,
+            original: Bytes::from_static(b"\x82\xa0"),
+            ..Default::default()
+        };
+        full.attributes
+            .insert("sender".into(), "192.0.2.1:514".into());
+        full.attributes.insert("transport".into(), "udp".into());
+        let mut with_unknown = full.encode_to_vec();
+        with_unknown.extend_from_slice(&[0x48, 0x07, 0x52, 0x02, b'h', b'i']);
+        vec![
+            full.encode_to_vec(),
+            Record::default().encode_to_vec(),
+            with_unknown,
+            // A map entry with an unknown field and a missing value; a uint32 past 32 bits.
+            vec![
+                0x3a, 0x05, 0x0a, 0x01, b'k', 0x18, 0x01, 0x08, 0x80, 0x80, 0x80, 0x80, 0x10,
+            ],
+        ]
+    }
+
+    #[test]
+    fn the_record_walk_accepts_exactly_what_prost_accepts() {
+        // Mutations of valid records (byte changes, cuts, insertions), checked against prost.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut accepted, mut refused) = (0, 0);
+        for base in sample_records() {
+            for _ in 0..20_000 {
+                let mut m = base.clone();
+                for _ in 0..1 + next() % 3 {
+                    let at = (next() as usize) % (m.len() + 1);
+                    match next() % 4 {
+                        0 if at < m.len() => m[at] = next() as u8,
+                        1 if at < m.len() => m[at] ^= 0x80 | (1 << (next() % 7)),
+                        2 => m.truncate(at),
+                        _ => m.insert(at, next() as u8),
+                    }
+                }
+                let ours = record_facts(&m);
+                match Record::decode(&m[..]) {
+                    Ok(r) => {
+                        accepted += 1;
+                        let (source, observed) = ours.unwrap_or_else(|e| panic!("{m:?}: {e}"));
+                        assert_eq!(
+                            (source, observed),
+                            (r.source, r.observed_unix_nanos),
+                            "{m:?}"
+                        );
+                    }
+                    Err(_) => {
+                        refused += 1;
+                        assert!(ours.is_err(), "{m:?} accepted, prost refuses it");
+                    }
+                }
+            }
+            let r = Record::decode(&base[..]).unwrap();
+            assert_eq!(
+                record_facts(&base).unwrap(),
+                (r.source, r.observed_unix_nanos)
+            );
+        }
+        assert!(accepted > 1000 && refused > 1000, "{accepted} {refused}");
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //! - Empty lines (newline framing) are not messages.
 
 use memchr::memchr;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 
 /// Longest accepted length prefix (digits): 999,999,999 bytes.
 const MAX_LEN_DIGITS: usize = 9;
@@ -162,6 +162,14 @@ impl<R: AsyncBufRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Bytes of the connection read but not yet taken as messages.
+    fn buffered(&self) -> &[u8]
+    where
+        R: BufferedBytes,
+    {
+        self.reader.buffered_bytes()
+    }
+
     async fn next_counted(&mut self, out: &mut Vec<u8>) -> Result<Option<u64>, FrameError> {
         let Some(len) = self.read_length().await? else {
             return Ok(None);
@@ -219,6 +227,89 @@ impl<R: AsyncBufRead + Unpin> FrameReader<R> {
     }
 }
 
+/// A reader whose buffered bytes can be looked at without reading (tokio's `BufReader`).
+pub trait BufferedBytes {
+    /// The bytes read from the stream and not consumed yet.
+    fn buffered_bytes(&self) -> &[u8];
+}
+
+impl<S: AsyncRead> BufferedBytes for BufReader<S> {
+    fn buffered_bytes(&self) -> &[u8] {
+        self.buffer()
+    }
+}
+
+impl<R: AsyncBufRead + BufferedBytes + Unpin> FrameReader<R> {
+    /// The next message if it lies whole in the bytes already read, handed to `take` (never
+    /// cut: `truncated_from` 0), without reading from the connection. False when the buffer
+    /// holds no complete message or one this fast path leaves to [`FrameReader::next`] (the
+    /// connection's first message, one longer than `max`, a length prefix it would refuse):
+    /// nothing of it is consumed then, so `next` returns exactly what it would have.
+    pub fn next_buffered(&mut self, take: impl FnOnce(&[u8])) -> bool {
+        if self.frames == 0 {
+            return false;
+        }
+        let (skip, start, end) = match self.framing {
+            Some(Framing::Newline) => match next_line_in(self.buffered(), self.max) {
+                Some(found) => found,
+                None => return false,
+            },
+            Some(Framing::OctetCounted) => match next_counted_in(self.buffered(), self.max) {
+                Some(found) => found,
+                None => return false,
+            },
+            None => return false,
+        };
+        take(&self.buffered()[start..end]);
+        std::pin::Pin::new(&mut self.reader).consume(skip);
+        self.frames += 1;
+        true
+    }
+}
+
+/// A complete, non-empty line of at most `max` bytes in `buf`, after any empty lines:
+/// (bytes to consume, message start, message end), the terminator's `\r` and NULs left out as
+/// [`FrameReader::next`] does.
+fn next_line_in(buf: &[u8], max: usize) -> Option<(usize, usize, usize)> {
+    let mut start = 0;
+    loop {
+        let i = start + memchr(b'\n', &buf[start..])?;
+        if i - start > max {
+            return None;
+        }
+        let mut end = i;
+        while end > start && matches!(buf[end - 1], b'\r' | 0) {
+            end -= 1;
+        }
+        if end > start {
+            return Some((i + 1, start, end));
+        }
+        start = i + 1;
+    }
+}
+
+/// A complete octet-counted frame of at most `max` bytes in `buf` (`\r`/`\n` before its
+/// length skipped, as [`FrameReader::next`] does): (bytes to consume, start, end).
+fn next_counted_in(buf: &[u8], max: usize) -> Option<(usize, usize, usize)> {
+    let mut at = 0;
+    while matches!(buf.get(at), Some(b'\r' | b'\n')) {
+        at += 1;
+    }
+    let digits = buf[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > MAX_LEN_DIGITS || buf.get(at + digits) != Some(&b' ') {
+        return None;
+    }
+    let len: usize = std::str::from_utf8(&buf[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()?;
+    let start = at + digits + 1;
+    if len == 0 || len > max || buf.len() - start < len {
+        return None;
+    }
+    Some((start + len, start, start + len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +333,55 @@ mod tests {
         v.iter()
             .map(|(m, t)| (String::from_utf8_lossy(m).into_owned(), *t))
             .collect()
+    }
+
+    /// Messages as a connection loop reads them: whole buffered messages first, then `next`.
+    async fn all_fast(
+        input: &[u8],
+        max: usize,
+        capacity: usize,
+    ) -> (Vec<(Vec<u8>, u64)>, Option<String>) {
+        let reader = tokio::io::BufReader::with_capacity(capacity, input);
+        let mut r = FrameReader::new(reader, max);
+        let mut out = Vec::new();
+        let mut got = Vec::new();
+        loop {
+            while r.next_buffered(|m| got.push((m.to_vec(), 0))) {}
+            match r.next(&mut out).await {
+                Ok(Some(t)) => got.push((out.clone(), t)),
+                Ok(None) => return (got, None),
+                Err(e) => return (got, Some(e.to_string())),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_buffered_fast_path_reads_exactly_what_next_reads() {
+        let inputs: [&[u8]; 10] = [
+            b"<13>a b\n\n<14>c\r\n<15>d\0\n <16>last",
+            b"9 <13>a\nb c10 <14>123456\n7 <15>xyz",
+            b"9 <13>a\nb c\r\n10 <14>123456\n\n7 <15>xyz",
+            b"<13>0123456789\n<13>ok\n<13>0123456\r\r\n<1>\r\n",
+            b"14 <13>01234567896 <13>ok",
+            b"5 <13>a12x <13>b",
+            b"5 <13>a0 x",
+            b"5 <13>a1234567890 <13>b",
+            b"2026-11-29 app started\n<13>next\n\r\n\0\n<13>x\n",
+            b"20 <13>short",
+        ];
+        for input in inputs {
+            for max in [8, 100] {
+                let plain = all(input, max).await;
+                for capacity in [3, 7, 16, 4096] {
+                    assert_eq!(
+                        all_fast(input, max, capacity).await,
+                        plain,
+                        "{:?} max {max} capacity {capacity}",
+                        String::from_utf8_lossy(input)
+                    );
+                }
+            }
+        }
     }
 
     #[tokio::test]

@@ -2,8 +2,8 @@
 //! records of one input, as the file input's lines do.
 //!
 //! ```text
-//! udp listener  ─┐  channel full and spool full: udp_dropped += 1; channel full only: wait
-//! tcp listener  ─┼─► bounded channel (per input) ─► batcher thread ─► spool
+//! udp listener  ─┐  channel full and spool full: udp_dropped += n; channel full only: wait
+//! tcp listener  ─┼─► chunks ─► byte-bounded channel (per input) ─► batcher thread ─► spool
 //! tls listener  ─┘  send().await (full: stop reading; TCP flow control slows the sender)
 //! ```
 //!
@@ -20,17 +20,22 @@
 //!   is behind makes the UDP task wait, and the kernel's receive buffer holds the burst). `udp_dropped` (heartbeat `drops`, then
 //!   `status.json` `agents.<agent>.drops.udp_dropped`) = datagrams refused by the full channel +
 //!   datagrams the kernel dropped on the socket (`udp`), so received + `udp_dropped` = sent.
-//! - Every buffer is bounded: the channel by [`channel_capacity`] messages of at most
-//!   `max_message_bytes`, each connection by its read buffer plus one message, connections by
-//!   `max_connections` and `max_connections_per_sender`.
+//! - Every buffer is bounded: the channel by bytes (`chunk`: 32 MiB of messages at the
+//!   default `max_message_bytes`, about 160,000 messages of 160 bytes), each connection by its
+//!   read buffer plus one chunk, each UDP socket by its kernel receive buffer and one batch of
+//!   datagrams (`datagrams`), connections by `max_connections` and
+//!   `max_connections_per_sender`. Messages travel in chunks (those one read or one
+//!   `recvmmsg` brought), so the hand-off costs one channel operation per chunk, not per
+//!   message.
 //! - No positions are persisted: a live network stream cannot be re-read after a restart.
 
+mod chunk;
 mod config;
+mod datagrams;
 mod framing;
 mod stream;
 mod udp;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,20 +44,18 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use logship_tail::LineSink;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::batcher::{Batcher, RecordExtra};
+use chunk::ChunkRx;
 
 pub use config::{Listener, RawSyslog, SyslogInput, TlsFiles, Transport};
 pub use framing::{FrameError, FrameReader, Framing};
 pub use udp::SpoolFull;
 
-/// Bytes of messages the channel of one input may hold (at `max_message_bytes` each).
-const CHANNEL_BYTES: usize = 32 << 20;
 /// How often the batcher thread wakes up without messages (batch age, stop flag).
 const TICK: Duration = Duration::from_millis(100);
-/// Messages taken from the channel between two clock ticks.
+/// Messages taken from the channel between two clock ticks (whole chunks: a few more).
 const DRAIN_BATCH: usize = 4096;
 /// A drain that found fewer messages than this means the batcher outruns the listeners: it
 /// naps for [`NAP`] before waiting on the channel again, so messages gather in the channel
@@ -60,25 +63,6 @@ const DRAIN_BATCH: usize = 4096;
 /// of the agent's CPU at 200k messages/s). Adds at most `NAP` of latency at low rates.
 const SMALL_DRAIN: usize = 256;
 const NAP: Duration = Duration::from_millis(1);
-
-/// One received message on its way to the batcher.
-#[derive(Debug)]
-struct Message {
-    raw: Vec<u8>,
-    truncated_from: u64,
-    sender: SocketAddr,
-    /// Index of the listener in the input's list.
-    listener: usize,
-    /// Subject CN of the sender's verified TLS client certificate.
-    client: Option<Arc<str>>,
-}
-
-/// Messages the channel of `input` holds: about 32 MiB of messages at their largest,
-/// 64..=16384 (512 at the default 64 KiB maximum, 16384 = about 4 MiB of typical 250-byte
-/// messages when `max_message_bytes` is small).
-pub fn channel_capacity(input: &SyslogInput) -> usize {
-    (CHANNEL_BYTES / input.max_message_bytes).clamp(64, 16384)
-}
 
 /// Binds every listener of `input` (an error names the one that failed), starts their tasks on
 /// the current runtime and the batcher thread. The thread ends once every listener has stopped
@@ -90,7 +74,7 @@ pub async fn start(
     stop: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<()>> {
-    let (tx, rx) = mpsc::channel(channel_capacity(&input));
+    let (tx, rx) = chunk::channel(chunk::channel_budget(input.max_message_bytes));
     let stats = batcher.stats();
     let limits = stream::Limits::new(&input);
     let tls = match &input.tls {
@@ -142,11 +126,7 @@ pub async fn start(
             if let Err(error) = batch_loop(&input, batcher, &mut rx, &runtime, &stop) {
                 // The spool was closed under a blocked batcher (stop with the spool full):
                 // what is still queued cannot be spooled; syslog cannot ask for it again.
-                rx.close();
-                let mut queued = 0u64;
-                while rx.try_recv().is_ok() {
-                    queued += 1;
-                }
+                let queued = rx.close();
                 tracing::error!(input = %name, %error, queued_messages_lost = queued,
                     "Syslog input stopped: its open batch and the queued messages were not spooled.");
             }
@@ -159,7 +139,7 @@ pub async fn start(
 fn batch_loop(
     input: &SyslogInput,
     mut batcher: Batcher,
-    rx: &mut mpsc::Receiver<Message>,
+    rx: &mut ChunkRx,
     runtime: &tokio::runtime::Handle,
     stop: &AtomicBool,
 ) -> Result<()> {
@@ -183,36 +163,43 @@ fn batch_loop(
     loop {
         let first = runtime.block_on(async { tokio::time::timeout(TICK, rx.recv()).await });
         let mut next = match first {
-            Ok(Some(m)) => Some(m),
+            Ok(Some(c)) => Some(c),
             Ok(None) => break,
             Err(_) if stop.load(Ordering::SeqCst) => break,
             Err(_) => None,
         };
         let mut n = 0;
-        while let Some(m) = next.take() {
-            if last_sender != Some(m.sender) {
-                // Senders come in runs (a connection, a busy device): format once per run.
-                sender.clear();
-                use std::fmt::Write as _;
-                write!(sender, "{}", m.sender).expect("writing to a String cannot fail");
-                last_sender = Some(m.sender);
+        while let Some(chunk) = next.take() {
+            let source = sources[chunk.listener];
+            let transport = transports[chunk.listener];
+            let client = chunk.client.as_deref();
+            for (raw, entry) in chunk.messages() {
+                if last_sender != Some(entry.sender) {
+                    // Senders come in runs (a connection, a busy device): format once per run.
+                    sender.clear();
+                    use std::fmt::Write as _;
+                    write!(sender, "{}", entry.sender).expect("writing to a String cannot fail");
+                    last_sender = Some(entry.sender);
+                }
+                let attributes = [
+                    ("sender", sender.as_str()),
+                    ("transport", transport),
+                    ("tls_client", client.unwrap_or("")),
+                ];
+                let n_attr = if client.is_some() { 3 } else { 2 };
+                let extra = RecordExtra {
+                    attributes: &attributes[..n_attr],
+                    ..RecordExtra::default()
+                };
+                batcher
+                    .push_event(source, raw, entry.truncated_from, &extra)
+                    .map_err(|_| closed())?;
             }
-            let attributes = [
-                ("sender", sender.as_str()),
-                ("transport", transports[m.listener]),
-                ("tls_client", m.client.as_deref().unwrap_or("")),
-            ];
-            let n_attr = if m.client.is_some() { 3 } else { 2 };
-            let extra = RecordExtra {
-                attributes: &attributes[..n_attr],
-                ..RecordExtra::default()
-            };
-            batcher
-                .push_event(sources[m.listener], &m.raw, m.truncated_from, &extra)
-                .map_err(|_| closed())?;
-            n += 1;
+            n += chunk.len();
+            // Dropping the chunk gives its room in the channel back.
+            drop(chunk);
             if n < DRAIN_BATCH {
-                next = rx.try_recv().ok();
+                next = rx.try_recv();
             }
         }
         batcher.tick().map_err(|_| closed())?;

@@ -5,7 +5,9 @@
 //! - At most `max_connections` connections per input and `max_connections_per_sender` per
 //!   sender IP; a connection over a cap is closed at once and logged, the listener goes on.
 //! - A connection task waits on the input's channel while it is full and reads nothing
-//!   meanwhile, so the kernel's TCP flow control slows the sender (nothing is dropped).
+//!   meanwhile, so the kernel's TCP flow control slows the sender (nothing is dropped). The
+//!   messages one read brought are handed over as one chunk (`chunk`), before the connection
+//!   waits for more.
 //! - With `tls_client_ca`, the verified client certificate's subject CN is kept with each
 //!   message of the connection (attribute `tls_client`): unlike the address, it cannot be forged.
 //! - A handshake that takes longer than [`HANDSHAKE_TIMEOUT`], a connection silent for the idle
@@ -24,11 +26,10 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::Message;
+use super::chunk::{CHUNK_BYTES, Chunk, ChunkTx};
 use super::config::{SyslogInput, TlsFiles};
 use super::framing::{FrameError, FrameReader};
 
@@ -46,7 +47,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub(super) struct Conn {
     pub(super) input: String,
     pub(super) listener: usize,
-    pub(super) tx: mpsc::Sender<Message>,
+    pub(super) tx: ChunkTx,
     pub(super) max: usize,
     pub(super) idle: Duration,
     pub(super) shutdown: CancellationToken,
@@ -223,6 +224,10 @@ async fn serve(stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, co
 }
 
 /// Reads messages until the peer closes (Ok), an error, the idle timeout or shutdown.
+///
+/// Messages already whole in the read buffer are taken without awaiting anything and handed
+/// over together as one chunk; the chunk is always handed over before the next read can wait
+/// for the sender, so no message waits on a quiet connection.
 async fn read_messages(
     stream: impl AsyncRead + Unpin,
     peer: SocketAddr,
@@ -236,8 +241,33 @@ async fn read_messages(
     let idle = tokio::time::sleep(conn.idle);
     tokio::pin!(idle);
     let mut armed_at = tokio::time::Instant::now();
+    let mut raw = Vec::new();
+    let mut chunk = Chunk::new(conn.listener, client.clone());
     loop {
-        let mut raw = Vec::new();
+        while chunk.cost() < CHUNK_BYTES && frames.next_buffered(|m| chunk.push(m, 0, peer)) {}
+        if !chunk.is_empty() {
+            let now = tokio::time::Instant::now();
+            if now.duration_since(armed_at) >= IDLE_RESET_EVERY {
+                idle.as_mut().reset(now + conn.idle);
+                armed_at = now;
+            }
+            let full = std::mem::replace(&mut chunk, Chunk::new(conn.listener, client.clone()));
+            let messages = full.len();
+            // Full channel = full spool downstream: wait here, reading nothing (flow control).
+            let sent = tokio::select! {
+                _ = conn.shutdown.cancelled() => {
+                    // Read but not spooled (the spool is full and the agent stops): say so.
+                    tracing::warn!(input = %conn.input, sender = %peer, messages,
+                        "Agent stopping with the spool full: received syslog messages not spooled.");
+                    return Ok(());
+                }
+                s = conn.tx.send(full) => s,
+            };
+            if sent.is_err() {
+                return Ok(());
+            }
+            continue;
+        }
         let next = tokio::select! {
             _ = conn.shutdown.cancelled() => return Ok(()),
             () = &mut idle => return Err(format!("idle for {:?}", conn.idle)),
@@ -249,35 +279,10 @@ async fn read_messages(
             Err(FrameError::Io(error)) => return Err(format!("reading failed: {error}")),
             Err(error @ FrameError::BadLength(_)) => return Err(error.to_string()),
         };
-        let now = tokio::time::Instant::now();
-        if now.duration_since(armed_at) >= IDLE_RESET_EVERY {
-            idle.as_mut().reset(now + conn.idle);
-            armed_at = now;
-        }
         if truncated_from > 0 {
             tracing::debug!(input = %conn.input, sender = %peer, truncated_from,
                 "Syslog message cut at max_message_bytes.");
         }
-        let message = Message {
-            raw,
-            truncated_from,
-            sender: peer,
-            listener: conn.listener,
-            client: client.clone(),
-        };
-        // Full channel = full spool downstream: wait here, reading nothing (flow control).
-        let permit = tokio::select! {
-            _ = conn.shutdown.cancelled() => {
-                // Read but not spooled (the spool is full and the agent stops): say so.
-                tracing::warn!(input = %conn.input, sender = %peer,
-                    "Agent stopping with the spool full: one received syslog message not spooled.");
-                return Ok(());
-            }
-            p = conn.tx.reserve() => p,
-        };
-        match permit {
-            Ok(p) => p.send(message),
-            Err(_) => return Ok(()),
-        }
+        chunk.push(&raw, truncated_from, peer);
     }
 }
