@@ -28,11 +28,11 @@ impl BlockIndexer {
 
     /// Adds one record's fields to the block at `at`.
     pub(crate) fn record(&mut self, at: CursorPos, fields: &Fields) {
-        for field in logship_store::INDEXED_FIELDS {
+        for (f, field) in logship_store::INDEXED_FIELDS.into_iter().enumerate() {
             match fields.get(field) {
                 None => {}
                 Some(FieldRef::Str(s) | FieldRef::List(s)) => {
-                    self.builder.add(at.segment, at.offset, field, s);
+                    self.builder.add_nth(at.segment, at.offset, f, s);
                 }
                 Some(FieldRef::U64(_)) => self.builder.add_other(at.segment, at.offset, field),
             }
