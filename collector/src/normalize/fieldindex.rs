@@ -32,9 +32,9 @@ impl BlockIndexer {
 
     /// Adds the values of one block's records to the block at `at`.
     pub(crate) fn add(&mut self, at: CursorPos, values: &BlockValues) {
-        for (field, texts) in logship_store::INDEXED_FIELDS.iter().zip(&values.texts) {
+        for (f, texts) in values.texts.iter().enumerate() {
             for text in texts {
-                self.builder.add(at.segment, at.offset, field, text);
+                self.builder.add_nth(at.segment, at.offset, f, text);
             }
         }
         for (field, other) in logship_store::INDEXED_FIELDS.iter().zip(values.other) {

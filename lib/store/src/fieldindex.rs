@@ -59,9 +59,15 @@
 //!   (value, block) pairs per segment; past either it is marked overflowed and its values are
 //!   dropped (searches on it read every block). Texts longer than [`MAX_VALUE_LEN`] count as
 //!   "other". A reader refuses files over [`MAX_FILE_BYTES`].
+//! - **Hashing.** The value sets hash attacker-influenced log text with foldhash's
+//!   `fast::RandomState`, not SipHash: its seed is random per process and per map, so an
+//!   attacker cannot precompute colliding values, and each set is bounded by [`MAX_VALUES`] and
+//!   rebuilt per segment, so even a collision flood costs at most that many probes per value.
 
 use std::collections::HashMap;
 use std::io::Write;
+
+use foldhash::fast::RandomState;
 use std::path::{Path, PathBuf};
 
 use crate::segment;
@@ -126,8 +132,55 @@ pub(crate) fn path(segment: &Path) -> PathBuf {
 struct FieldBuild {
     overflowed: bool,
     other: Vec<u32>,
-    values: HashMap<String, Vec<u32>>,
+    values: HashMap<Box<str>, ValueBlocks, RandomState>,
     postings: usize,
+    /// The text value added last and the block it was added for (`None`: nothing cached):
+    /// the same value again in the same block (a block of one format repeats its dataset,
+    /// outcome and host on every record) is already posted and needs no lookup.
+    last: String,
+    last_ord: Option<u32>,
+}
+
+/// The blocks of one value, ascending. The first needs no allocation of its own: most values
+/// of the address and user fields are seen in one block only.
+#[derive(Debug)]
+struct ValueBlocks {
+    first: u32,
+    more: Vec<u32>,
+}
+
+impl ValueBlocks {
+    fn last(&self) -> u32 {
+        self.more.last().copied().unwrap_or(self.first)
+    }
+
+    /// Appends `ord` unless it is already last; true when appended.
+    fn push(&mut self, ord: u32) -> bool {
+        let fresh = self.last() != ord;
+        if fresh {
+            self.more.push(ord);
+        }
+        fresh
+    }
+
+    /// Removes `ord` if it is last; false when nothing is left.
+    fn pop(&mut self, ord: u32) -> (bool, bool) {
+        if self.last() != ord {
+            (false, true)
+        } else if self.more.pop().is_some() {
+            (true, true)
+        } else {
+            (true, false)
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        std::iter::once(self.first).chain(self.more.iter().copied())
+    }
+
+    fn len(&self) -> usize {
+        1 + self.more.len()
+    }
 }
 
 /// The index of one segment under construction.
@@ -166,9 +219,17 @@ impl FieldIndexBuilder {
     /// Fields not in [`INDEXED_FIELDS`] are ignored. Moving to a later segment seals the
     /// earlier one (written by the next [`FieldIndexBuilder::flush`]).
     pub fn add(&mut self, segment: u64, block: u64, field: &str, value: &str) {
-        let Some(f) = field_no(field) else {
+        if let Some(f) = field_no(field) {
+            self.add_nth(segment, block, f, value);
+        }
+    }
+
+    /// [`FieldIndexBuilder::add`] for the field `INDEXED_FIELDS[f]` (a caller walking
+    /// [`INDEXED_FIELDS`] saves the name lookup). An `f` past the list is ignored.
+    pub fn add_nth(&mut self, segment: u64, block: u64, f: usize, value: &str) {
+        if f >= INDEXED_FIELDS.len() {
             return;
-        };
+        }
         let Some(build) = self.at(segment, block) else {
             return;
         };
@@ -177,21 +238,32 @@ impl FieldIndexBuilder {
         if value.len() > MAX_VALUE_LEN {
             push_ord(&mut fb.other, ord);
         } else if !fb.overflowed {
+            if fb.last_ord == Some(ord) && fb.last == value {
+                return;
+            }
             match fb.values.get_mut(value) {
                 Some(p) => {
-                    if p.last() != Some(&ord) {
-                        p.push(ord);
+                    if p.push(ord) {
                         fb.postings += 1;
                     }
                 }
                 None => {
-                    fb.values.insert(value.to_owned(), vec![ord]);
+                    let p = ValueBlocks {
+                        first: ord,
+                        more: Vec::new(),
+                    };
+                    fb.values.insert(value.into(), p);
                     fb.postings += 1;
                 }
             }
             if fb.values.len() > MAX_VALUES || fb.postings > MAX_POSTINGS {
                 fb.overflowed = true;
-                fb.values = HashMap::new();
+                fb.values = HashMap::default();
+                fb.last_ord = None;
+            } else {
+                fb.last.clear();
+                fb.last.push_str(value);
+                fb.last_ord = Some(ord);
             }
         }
     }
@@ -242,12 +314,13 @@ impl FieldIndexBuilder {
             if fb.other.last() == Some(&ord) {
                 fb.other.pop();
             }
+            fb.last_ord = None;
             fb.values.retain(|_, p| {
-                if p.last() == Some(&ord) {
-                    p.pop();
+                let (popped, left) = p.pop(ord);
+                if popped {
                     fb.postings -= 1;
                 }
-                !p.is_empty()
+                left
             });
         }
     }
@@ -343,7 +416,10 @@ fn encode_section(fb: &FieldBuild) -> Vec<u8> {
     out.extend_from_slice(&(values.len() as u32).to_le_bytes());
     for (v, p) in values {
         put_str(&mut out, v);
-        put_postings(&mut out, p);
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        for ord in p.iter() {
+            out.extend_from_slice(&ord.to_le_bytes());
+        }
     }
     out
 }
@@ -797,6 +873,38 @@ mod tests {
             "read {read} of {} bytes",
             bytes.len()
         );
+    }
+
+    #[test]
+    fn a_value_of_an_abandoned_block_is_posted_again_for_the_next_block() {
+        let mut b = FieldIndexBuilder::new("/nonexistent");
+        b.add(0, 16, "user.name", "alice");
+        b.add(0, 16, "user.name", "alice");
+        // 16 is never done: 50 takes its ordinal; alice must be posted again (the builder's
+        // "same value, same block" shortcut must not remember the abandoned block).
+        b.add(0, 50, "user.name", "alice");
+        b.add(0, 50, "event.outcome", "success");
+        b.block_done(0, 50);
+        b.add_nth(0, 60, 0, "alice");
+        b.add_nth(0, 60, 0, "bob");
+        b.add_nth(0, 60, 0, "alice");
+        b.add_nth(0, 60, INDEXED_FIELDS.len(), "ignored");
+        b.block_done(0, 60);
+        let build = b.current.take().unwrap();
+        assert_eq!(build.fields[0].postings, 3);
+        let bytes = file(&build, 5);
+        let c = |v: &str| parse(&bytes, 5, &[probe("user.name", v)]).unwrap().may;
+        assert_eq!(c("alice"), vec![true, true]);
+        assert_eq!(c("bob"), vec![false, true]);
+        assert_eq!(c("carol"), vec![false, false]);
+    }
+
+    /// The bytes of [`sample`]'s file as the builder wrote them before it kept its value sets
+    /// with foldhash and its first posting inline: the format did not change.
+    #[test]
+    fn the_file_bytes_are_those_of_the_format() {
+        let bytes = file(&sample(), 999);
+        assert_eq!((bytes.len(), crc32c::crc32c(&bytes)), (405, 1_828_108_995));
     }
 
     #[test]
