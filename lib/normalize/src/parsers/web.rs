@@ -13,6 +13,15 @@
 //! Proxy requests name their destination: an absolute URI (`GET http://host[:port]/…`, squid and
 //! nginx/Apache as forward proxies) or a `CONNECT host:port` authority. Both give `url.domain`
 //! (`url.scheme`, `url.port` when written); an origin-form path (`GET /x`) gives neither.
+//!
+//! One squid request gives the same fields in either squid format (checked on lines of one real
+//! squid run written both ways): squid's size `%<st` is the whole reply, headers included, so it
+//! is `http.response.bytes` in both (a web server's combined size stays
+//! `http.response.body.bytes`); a transaction that ended before any request (`NONE_NONE/000`,
+//! `"- error:transaction-end-before-headers NONE/0.0" 0`) keeps its pseudo-URL in `url.original`
+//! and has no method and no status code (squid writes 0: no reply was sent). A `407` is a proxy
+//! refusing a request for want of credentials (RFC 9110 §15.5.8), so it is `event.type` denied
+//! in every format.
 
 use crate::fields::Fields;
 use crate::time;
@@ -38,8 +47,8 @@ pub(crate) fn parse_squid(line: &str) -> Option<Fields> {
     f.ip("source.ip", client)
         .s("user.name", user)
         .s("url.original", url);
-    f.s("http.request.method", method)
-        .n("http.response.status_code", status);
+    f.s("http.request.method", method);
+    status_code(&mut f, status);
     url_parts(method, url, &mut f);
     f.n("http.response.bytes", bytes).s("event.action", result);
     f.s("observer.vendor", "Squid")
@@ -51,9 +60,20 @@ pub(crate) fn parse_squid(line: &str) -> Option<Fields> {
     Some(f)
 }
 
+/// `http.response.status_code`, unless 0 (squid's "no reply was sent").
+fn status_code(f: &mut Fields, status: &str) {
+    if status.parse::<u16>().is_ok_and(|c| c != 0) {
+        f.n("http.response.status_code", status);
+    }
+}
+
 fn outcome(f: &mut Fields, status: &str, denied: bool) {
     let code: u16 = status.parse().unwrap_or(0);
-    let typ = if denied { "denied" } else { "access" };
+    let typ = if denied || code == 407 {
+        "denied"
+    } else {
+        "access"
+    };
     let out = match code {
         100..=399 => "success",
         400..=599 => "failure",
@@ -77,7 +97,7 @@ fn squid_trailer(line: &str) -> Option<&str> {
 /// Squid's `logformat combined` (see the module doc).
 pub(crate) fn parse_squid_combined(line: &str) -> Option<Fields> {
     let result = squid_trailer(line)?;
-    let mut f = access(line, result.contains("DENIED"))?;
+    let mut f = access(line, result.contains("DENIED"), "http.response.bytes")?;
     f.s("event.action", result)
         .s("observer.vendor", "Squid")
         .s("observer.product", "Squid");
@@ -88,10 +108,11 @@ pub(crate) fn parse_access(line: &str) -> Option<Fields> {
     if squid_trailer(line).is_some() {
         return None;
     }
-    access(line, false)
+    access(line, false, "http.response.body.bytes")
 }
 
-fn access(line: &str, denied: bool) -> Option<Fields> {
+/// A common/combined line; `size` names the field its size column fills.
+fn access(line: &str, denied: bool, size: &'static str) -> Option<Fields> {
     let (client, rest) = line.split_once(' ')?;
     let open = rest.find('[')?;
     // "IDENT USER " (or just "USER " in some variants) before the stamp.
@@ -110,9 +131,8 @@ fn access(line: &str, denied: bool) -> Option<Fields> {
     } else {
         f.s("source.domain", client);
     }
-    f.s("user.name", user)
-        .n("http.response.status_code", status)
-        .n("http.response.body.bytes", bytes);
+    f.s("user.name", user).n(size, bytes);
+    status_code(&mut f, status);
     request_fields(&request, &mut f);
     let tail = rest.trim_start().split_once(' ').map(|x| x.1).unwrap_or("");
     let tail = tail.trim_start().split_once(' ').map(|x| x.1).unwrap_or("");
@@ -133,7 +153,8 @@ fn request_fields(req: &str, f: &mut Fields) {
     let (Some(m), Some(url)) = (p.next(), p.next()) else {
         return;
     };
-    if !m.bytes().all(|b| b.is_ascii_uppercase()) || m.is_empty() {
+    // squid writes `-` for the method of a transaction that never sent one.
+    if m != "-" && (!m.bytes().all(|b| b.is_ascii_uppercase()) || m.is_empty()) {
         return;
     }
     f.s("http.request.method", m).s("url.original", url);

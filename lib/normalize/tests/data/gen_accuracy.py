@@ -102,16 +102,47 @@ for f in ("crowdsec-postfix.log", "postfix-ecs-pipeline-mail.log"):
         add("postfix", line, e)
 
 # --- squid ----------------------------------------------------------------
-for f in ("fail2ban-squid.log", "beats-squid-access1-first40.log"):
+# The proxied site: an absolute URL's host (and port), or CONNECT's `host:port` (RFC 9110 authority-form).
+def proxy_target(method, url, e):
+    u = re.match(r"^([a-z]+)://([^/:?#@]+)(?::(\d+))?", url)
+    if u:
+        e["url.domain"], e["url.scheme"] = u[2].lower(), u[1]
+        if u[3]: e["url.port"] = int(u[3])
+    c = re.match(r"^([A-Za-z0-9.-]+):(\d+)$", url) if method == "CONNECT" else None
+    if c:
+        e["url.domain"], e["url.port"] = c[1].lower(), int(c[2])
+
+for f in ("fail2ban-squid.log", "beats-squid-access1-first40.log", "proxy-squid-native.log"):
     for line in lines(f):
         p = line.split()
         e = {"@timestamp": iso(dt.datetime.fromtimestamp(float(p[0]), dt.timezone.utc)), "source.ip": p[2],
-             "http.response.status_code": int(p[3].split("/")[1]), "url.original": p[6]}
+             "url.original": p[6]}
+        # squid writes status 000 when no reply was sent: no status code then
+        if int(p[3].split("/")[1]): e["http.response.status_code"] = int(p[3].split("/")[1])
         if p[7] != "-": e["user.name"] = p[7]
-        # the proxied site: an absolute URL's host, or CONNECT's `host:port` (RFC 9110 authority-form)
-        u = re.match(r"^[a-z]+://([^/:?#@]+)", p[6]) if "://" in p[6] else (re.match(r"^([A-Za-z0-9.-]+):\d+$", p[6]) if p[5] == "CONNECT" else None)
-        if u: e["url.domain"] = u[1].lower()
+        if f == "proxy-squid-native.log":
+            e["event.action"] = p[3].split("/")[0]
+            e["http.response.bytes"] = int(p[4])
+            proxy_target(p[5], p[6], e)
+        else:
+            u = re.match(r"^[a-z]+://([^/:?#@]+)", p[6]) if "://" in p[6] else (re.match(r"^([A-Za-z0-9.-]+):\d+$", p[6]) if p[5] == "CONNECT" else None)
+            if u: e["url.domain"] = u[1].lower()
         add("squid", line, e)
+
+# squid.conf `logformat combined %>a %[ui %[un [%tl] "%rm %ru HTTP/%rv" %>Hs %<st "%{Referer}>h"
+# "%{User-Agent}>h" %Ss:%Sh` (squid 5 cf.data.pre); %<st is the whole reply size (headers included);
+# a transaction that sent no request has method `-` and status 0.
+SQUID_COMBINED = re.compile(r'^(\S+) \S+ (\S+) \[([^\]]+)\] "(\S+) (\S+) [^"]*" (\d+) (\d+) "[^"]*" "[^"]*" ([A-Z_]+):[A-Z_]+$')
+for line in lines("proxy-squid-combined.log"):
+    w = SQUID_COMBINED.match(line)
+    e = {"@timestamp": iso(dt.datetime.strptime(w[3], "%d/%b/%Y:%H:%M:%S %z")), "source.ip": w[1],
+         "url.original": w[5], "http.response.bytes": int(w[7]), "event.action": w[8],
+         "event.type": ["denied" if "DENIED" in w[8] else "access"]}
+    if w[2] != "-": e["user.name"] = w[2]
+    if w[4] != "-": e["http.request.method"] = w[4]
+    if int(w[6]): e["http.response.status_code"] = int(w[6])
+    proxy_target(w[4], w[5], e)
+    add("squid", line, e)
 
 # --- su / sudo / PAM tag form (Wazuh rule tests; a SLES journal in Microsoft's Azure docs) ----------
 # sudo: plugins/sudoers/logging.c "USER : [REASON ; ]TTY=… ; PWD=… ; USER=… ; [TSID=… ; ]COMMAND=…";
@@ -148,7 +179,10 @@ for f in ("wazuh-ruletest-su-sudo.log", "msdocs-azure-sles-su.log"):
 
 # --- web access -----------------------------------------------------------
 WEB = re.compile(r'^(\S+) \S+ (\S+) \[([^\]]+)\] "(\S+) (\S+)[^"]*" (\d{3}) ')
-for f in ("elastic-examples-apache_logs-first150.log", "crowdsec-nginx_http-logs.log", "crowdsec-apache2-logs.log"):
+# nginx and Apache as forward proxies (proxy-*-forward.log, the real daemons on loopback): the
+# request line names the site (absolute URI or CONNECT authority).
+for f in ("elastic-examples-apache_logs-first150.log", "crowdsec-nginx_http-logs.log", "crowdsec-apache2-logs.log",
+          "proxy-nginx-forward.log", "proxy-apache-forward.log"):
     for line in lines(f):
         w = WEB.match(line)
         if not w:
@@ -156,6 +190,10 @@ for f in ("elastic-examples-apache_logs-first150.log", "crowdsec-nginx_http-logs
         t = dt.datetime.strptime(w[3], "%d/%b/%Y:%H:%M:%S %z")
         e = {"@timestamp": iso(t), "source.ip": w[1], "url.original": w[5], "http.response.status_code": int(w[6]), "http.request.method": w[4]}
         if w[2] != "-": e["user.name"] = w[2]
+        if f.startswith("proxy-"):
+            proxy_target(w[4], w[5], e)
+            # 407 Proxy Authentication Required is only ever the proxy's own refusal (RFC 9110 15.5.8)
+            e["event.type"] = ["denied" if w[6] == "407" else "access"]
         add("web.access", line, e)
 
 # --- netfilter ------------------------------------------------------------
