@@ -21,8 +21,9 @@
 #  5. curl through each proxy: plain GETs (absolute URIs, with a query, a referer, a browser UA),
 #     a repeat (squid's memory cache), a 404, a POST, HEAD, a denied domain, CONNECT to the TLS
 #     origin (https_proxy), CONNECT to a port the proxy refuses, CONNECT to a closed port, the
-#     private site without credentials, with a wrong password and as alice, and an unresolvable
-#     host (`.invalid`);
+#     private site without credentials, with a wrong password and as alice, an unresolvable
+#     host (`.invalid`), and two hostile requests (a User-Agent ending like squid's `%Ss:%Sh` pair,
+#     a raw request target holding a quote and a fake status);
 #  6. stops everything and copies the four access logs and `dpkg-query -W` versions to OUT
 #     (default target/proxy-fixtures/).
 #
@@ -243,6 +244,14 @@ for cred in "" "alice:guess" "alice:Wr1te-only"; do
   c 31282 ${cred:+--proxy-user "$cred"} "http://127.0.0.1:31180/private/"
 done
 c 31280 --proxy-user 'alice:Wr1te-only' -k "https://private.example.test:31443/"
+# Hostile clients: a User-Agent that ends like squid's `%Ss:%Sh` pair and carries quotes, and a
+# raw request whose target holds a quote and a fake status (how each daemon escapes them).
+for p in 31280 31281 31282; do
+  c "$p" -A 'x" 200 1 "-" "y TCP_DENIED:HIER_NONE' "http://127.0.0.1:31180/index.html"
+  printf 'GET http://127.0.0.1:31180/a"b" 200 9 "-" "-" TCP_MISS:HIER_DIRECT HTTP/1.1\r\nHost: 127.0.0.1:31180\r\nConnection: close\r\n\r\n' |
+    timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$p; cat >&3; cat <&3 >/dev/null" || true
+  sleep 0.3
+done
 
 sleep 1
 kill "$(cat "$tmp/nginx.pid")"

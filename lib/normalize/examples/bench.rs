@@ -12,6 +12,8 @@ const FILES: &[(&str, &str)] = &[
     ("postfix", "postfix-ecs-pipeline-mail.log"),
     ("squid", "beats-squid-access1-first40.log"),
     ("web.access", "elastic-examples-apache_logs-first150.log"),
+    ("squid combined", "proxy-squid-combined.log"),
+    ("web.access forward proxy", "proxy-apache-forward.log"),
     ("netfilter", "crowdsec-iptables-scan-multi-port.log"),
     ("fortigate", "crowdsec-fortigate-sslvpn-event.log"),
     ("fortigate <PRI>", "beats-fortinet-firewall-selected.log"),

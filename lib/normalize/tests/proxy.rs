@@ -81,7 +81,7 @@ fn squid_combined_real_lines_give_their_fields() {
             s(&e, "observer.product"),
         ),
         (
-            "2026-11-30T08:53:10Z",
+            "2026-11-30T08:56:26Z",
             "127.0.0.1",
             Some(338),
             "curl/7.88.1",
@@ -241,7 +241,7 @@ fn squid_native_and_combined_lines_of_one_run_agree() {
     let native = data(SQUID_NATIVE);
     let combined = data(SQUID_COMBINED);
     assert_eq!(native.lines().count(), combined.lines().count());
-    assert_eq!(native.lines().count(), 19);
+    assert_eq!(native.lines().count(), 21);
     for (nl, cl) in native.lines().zip(combined.lines()) {
         let (n, c) = (norm(nl), norm(cl));
         assert_eq!((n.dataset, c.dataset), ("squid", "squid"), "{nl}\n{cl}");
@@ -300,7 +300,7 @@ fn nginx_forward_proxy_real_lines_give_their_fields() {
             s(&e, "source.ip"),
             num(&e, "http.response.body.bytes")
         ),
-        ("2026-11-30T08:53:15Z", "127.0.0.1", Some(45))
+        ("2026-11-30T08:56:31Z", "127.0.0.1", Some(45))
     );
     let e = norm(&line_of(f, "/report.txt?shift=night&line=3"));
     assert_eq!(
@@ -394,7 +394,7 @@ fn apache_forward_proxy_real_lines_give_their_fields() {
         )
     );
     // `%t` in Apache's zone (-0500) → UTC.
-    assert_eq!(s(&e, "@timestamp"), "2026-11-30T08:53:19Z");
+    assert_eq!(s(&e, "@timestamp"), "2026-11-30T08:56:36Z");
     // mod_proxy_connect: a tunnel to an AllowCONNECT port, a refused port, a closed port.
     let e = norm(&line_of(f, "CONNECT localhost:31443"));
     assert_eq!(
@@ -474,5 +474,101 @@ fn proxy_lines_are_claimed_only_by_their_parser() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 19 + 19 + 17 + 17);
+    assert_eq!(checked, 21 + 21 + 19 + 19);
+}
+
+/// Attack: hostile clients, as the real daemons logged them. A User-Agent that ends like squid's
+/// `%Ss:%Sh` pair and carries quotes (squid writes it unescaped, nginx as `\x22`, Apache as
+/// `\"`), and a raw request whose target holds quotes, a fake status and a fake code pair
+/// (squid drops its spaces and keeps its quotes). The UA cannot make an nginx/Apache line squid's
+/// or change squid's action; the target cannot plant a status or hide the line.
+#[test]
+fn hostile_user_agents_and_targets_cannot_forge_proxy_fields() {
+    let ua_squid = line_of(SQUID_COMBINED, "TCP_DENIED:HIER_NONE\" TCP_MISS");
+    let e = norm(&ua_squid);
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "event.action"),
+            typ(&e),
+            num(&e, "http.response.status_code"),
+            num(&e, "http.response.bytes"),
+            s(&e, "http.request.referrer"),
+            s(&e, "user_agent.original"),
+        ),
+        (
+            "squid",
+            "TCP_MISS",
+            "access",
+            Some(200),
+            Some(338),
+            "",
+            "x\" 200 1 \"-\" \"y TCP_DENIED:HIER_NONE"
+        )
+    );
+    let target = line_of(SQUID_COMBINED, "/a\"b\"2009");
+    let e = norm(&target);
+    assert_eq!(
+        (
+            e.dataset,
+            s(&e, "event.action"),
+            num(&e, "http.response.status_code"),
+            s(&e, "url.domain"),
+            num(&e, "url.port"),
+            s(&e, "url.original"),
+        ),
+        (
+            "squid",
+            "TCP_MISS",
+            Some(404),
+            "127.0.0.1",
+            Some(31180),
+            "http://127.0.0.1:31180/a\"b\"2009\"-\"\"-\"TCP_MISS:HIER_DIRECT"
+        )
+    );
+    for (file, needle, ua) in [
+        (
+            NGINX,
+            "y TCP_DENIED:HIER_NONE",
+            "x\\x22 200 1 \\x22-\\x22 \\x22y TCP_DENIED:HIER_NONE",
+        ),
+        (
+            APACHE,
+            "y TCP_DENIED:HIER_NONE",
+            "x\" 200 1 \"-\" \"y TCP_DENIED:HIER_NONE",
+        ),
+    ] {
+        let e = norm(&line_of(file, needle));
+        assert_eq!(
+            (
+                e.dataset,
+                s(&e, "event.action"),
+                typ(&e),
+                num(&e, "http.response.status_code"),
+                s(&e, "user_agent.original"),
+            ),
+            ("web.access", "", "access", Some(200), ua),
+            "{file}"
+        );
+    }
+    // nginx refuses the raw request (400) and logs it with `\x22`; Apache cuts it and escapes
+    // its quotes: the status is the daemon's, never the one the client wrote.
+    let e = norm(&line_of(NGINX, "/a\\x22b"));
+    assert_eq!(
+        (
+            e.dataset,
+            num(&e, "http.response.status_code"),
+            s(&e, "url.domain")
+        ),
+        ("web.access", Some(400), "127.0.0.1")
+    );
+    let e = norm(&line_of(APACHE, "/a\\\"b"));
+    assert_eq!(
+        (
+            e.dataset,
+            num(&e, "http.response.status_code"),
+            s(&e, "url.original")
+        ),
+        ("web.access", Some(400), "http://127.0.0.1:31180/a\"b\"")
+    );
 }

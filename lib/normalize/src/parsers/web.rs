@@ -19,7 +19,10 @@
 //! is `http.response.bytes` in both (a web server's combined size stays
 //! `http.response.body.bytes`); a transaction that ended before any request (`NONE_NONE/000`,
 //! `"- error:transaction-end-before-headers NONE/0.0" 0`) keeps its pseudo-URL in `url.original`
-//! and has no method and no status code (squid writes 0: no reply was sent). A `407` is a proxy
+//! and has no method and no status code (squid writes 0: no reply was sent). Squid escapes no
+//! quote in `combined` and drops the URL's whitespace, so its request is read by its spaces and
+//! its user agent runs to the quote before the code pair: a client's quotes cannot end a field
+//! early, plant a status or hide the line. A `407` is a proxy
 //! refusing a request for want of credentials (RFC 9110 §15.5.8), so it is `event.type` denied
 //! in every format.
 
@@ -97,7 +100,7 @@ fn squid_trailer(line: &str) -> Option<&str> {
 /// Squid's `logformat combined` (see the module doc).
 pub(crate) fn parse_squid_combined(line: &str) -> Option<Fields> {
     let result = squid_trailer(line)?;
-    let mut f = access(line, result.contains("DENIED"), "http.response.bytes")?;
+    let mut f = access(line, Some(result))?;
     f.s("event.action", result)
         .s("observer.vendor", "Squid")
         .s("observer.product", "Squid");
@@ -108,11 +111,12 @@ pub(crate) fn parse_access(line: &str) -> Option<Fields> {
     if squid_trailer(line).is_some() {
         return None;
     }
-    access(line, false, "http.response.body.bytes")
+    access(line, None)
 }
 
-/// A common/combined line; `size` names the field its size column fills.
-fn access(line: &str, denied: bool, size: &'static str) -> Option<Fields> {
+/// A common/combined line; `squid` is the `%Ss` of squid's `combined` form, whose size is the
+/// whole reply and whose quoted fields are not escaped (see [`squid_request`]).
+fn access(line: &str, squid: Option<&str>) -> Option<Fields> {
     let (client, rest) = line.split_once(' ')?;
     let open = rest.find('[')?;
     // "IDENT USER " (or just "USER " in some variants) before the stamp.
@@ -120,7 +124,10 @@ fn access(line: &str, denied: bool, size: &'static str) -> Option<Fields> {
     let rest = &rest[open + 1..];
     let (stamp, rest) = rest.split_once("] \"")?;
     let ts = time::clf(stamp)?;
-    let (request, rest) = quoted(rest)?;
+    let (request, rest) = match squid {
+        Some(_) => squid_request(rest).map(|(r, rest)| (r.into(), rest))?,
+        None => quoted(rest)?,
+    };
     let mut t = rest.split_ascii_whitespace();
     let status = t.next()?;
     status.parse::<u16>().ok()?;
@@ -131,21 +138,49 @@ fn access(line: &str, denied: bool, size: &'static str) -> Option<Fields> {
     } else {
         f.s("source.domain", client);
     }
+    let size = match squid {
+        Some(_) => "http.response.bytes",
+        None => "http.response.body.bytes",
+    };
     f.s("user.name", user).n(size, bytes);
     status_code(&mut f, status);
     request_fields(&request, &mut f);
     let tail = rest.trim_start().split_once(' ').map(|x| x.1).unwrap_or("");
     let tail = tail.trim_start().split_once(' ').map(|x| x.1).unwrap_or("");
-    if let Some(r) = tail.strip_prefix('"')
-        && let Some((referrer, after)) = quoted(r)
-    {
-        f.s("http.request.referrer", &referrer);
-        if let Some(ua) = after.trim_start().strip_prefix('"').and_then(quoted) {
-            f.s("user_agent.original", &ua.0);
+    if let Some(r) = tail.strip_prefix('"') {
+        match squid {
+            // `REF" "UA" SS:SH`: squid does not escape quotes, so the referrer ends at the first
+            // `" "` and the user agent runs to the last quote before the code pair.
+            Some(_) => {
+                let body = r.trim_end().rsplit_once(' ').map_or("", |x| x.0);
+                if let Some((referrer, ua)) = body.split_once("\" \"") {
+                    f.s("http.request.referrer", referrer);
+                    f.s("user_agent.original", ua.strip_suffix('"').unwrap_or(ua));
+                }
+            }
+            None => {
+                if let Some((referrer, after)) = quoted(r) {
+                    f.s("http.request.referrer", &referrer);
+                    if let Some(ua) = after.trim_start().strip_prefix('"').and_then(quoted) {
+                        f.s("user_agent.original", &ua.0);
+                    }
+                }
+            }
         }
     }
-    outcome(&mut f, status, denied);
+    outcome(&mut f, status, squid.is_some_and(|r| r.contains("DENIED")));
     Some(f)
+}
+
+/// Squid's `"%rm %ru HTTP/%rv"` (the opening quote consumed) and the rest after its closing
+/// quote. Squid removes whitespace from the URL it logs and escapes no quote in it (a client's
+/// `GET http://h/a" 200 …` is logged as `a"200…`), so the request is `METHOD URL VERSION"`, read
+/// by its spaces: a quote in the URL cannot end it or plant a status.
+fn squid_request(s: &str) -> Option<(&str, &str)> {
+    let m = s.find(' ')?;
+    let u = m + 1 + s[m + 1..].find(' ')?;
+    let q = u + 1 + s[u + 1..].find('"')?;
+    Some((&s[..q], &s[q + 1..]))
 }
 
 fn request_fields(req: &str, f: &mut Fields) {

@@ -131,13 +131,17 @@ for f in ("fail2ban-squid.log", "beats-squid-access1-first40.log", "proxy-squid-
 
 # squid.conf `logformat combined %>a %[ui %[un [%tl] "%rm %ru HTTP/%rv" %>Hs %<st "%{Referer}>h"
 # "%{User-Agent}>h" %Ss:%Sh` (squid 5 cf.data.pre); %<st is the whole reply size (headers included);
-# a transaction that sent no request has method `-` and status 0.
-SQUID_COMBINED = re.compile(r'^(\S+) \S+ (\S+) \[([^\]]+)\] "(\S+) (\S+) [^"]*" (\d+) (\d+) "[^"]*" "[^"]*" ([A-Z_]+):[A-Z_]+$')
+# a transaction that sent no request has method `-` and status 0. squid logs the URL without
+# whitespace and escapes no quote anywhere: the request is `METHOD URL VERSION`, and the user
+# agent runs from the first `" "` after the referrer to the quote before `%Ss:%Sh`.
+SQUID_COMBINED = re.compile(r'^(\S+) \S+ (\S+) \[([^\]]+)\] "(\S+) (\S+) (?:HTTP/\d\.\d|NONE/0\.0)" (\d+) (\d+) "(.*)" ([A-Z_]+):[A-Z_]+$')
 for line in lines("proxy-squid-combined.log"):
     w = SQUID_COMBINED.match(line)
     e = {"@timestamp": iso(dt.datetime.strptime(w[3], "%d/%b/%Y:%H:%M:%S %z")), "source.ip": w[1],
-         "url.original": w[5], "http.response.bytes": int(w[7]), "event.action": w[8],
-         "event.type": ["denied" if "DENIED" in w[8] else "access"]}
+         "url.original": w[5], "http.response.bytes": int(w[7]), "event.action": w[9],
+         "event.type": ["denied" if "DENIED" in w[9] else "access"]}
+    ref, ua = w[8].split('" "', 1)
+    if ua != "-": e["user_agent.original"] = ua
     if w[2] != "-": e["user.name"] = w[2]
     if w[4] != "-": e["http.request.method"] = w[4]
     if int(w[6]): e["http.response.status_code"] = int(w[6])
@@ -190,6 +194,8 @@ for f in ("elastic-examples-apache_logs-first150.log", "crowdsec-nginx_http-logs
         t = dt.datetime.strptime(w[3], "%d/%b/%Y:%H:%M:%S %z")
         e = {"@timestamp": iso(t), "source.ip": w[1], "url.original": w[5], "http.response.status_code": int(w[6]), "http.request.method": w[4]}
         if w[2] != "-": e["user.name"] = w[2]
+        if f == "proxy-apache-forward.log":  # mod_log_config writes a quote in %r as \"
+            e["url.original"] = w[5].replace('\\"', '"')
         if f.startswith("proxy-"):
             proxy_target(w[4], w[5], e)
             # 407 Proxy Authentication Required is only ever the proxy's own refusal (RFC 9110 15.5.8)
