@@ -26,6 +26,8 @@
 //! refusing a request for want of credentials (RFC 9110 §15.5.8), so it is `event.type` denied
 //! in every format.
 
+use std::borrow::Cow;
+
 use crate::fields::Fields;
 use crate::time;
 
@@ -125,7 +127,7 @@ fn access(line: &str, squid: Option<&str>) -> Option<Fields> {
     let (stamp, rest) = rest.split_once("] \"")?;
     let ts = time::clf(stamp)?;
     let (request, rest) = match squid {
-        Some(_) => squid_request(rest).map(|(r, rest)| (r.into(), rest))?,
+        Some(_) => squid_request(rest).map(|(r, rest)| (Cow::Borrowed(r), rest))?,
         None => quoted(rest)?,
     };
     let mut t = rest.split_ascii_whitespace();
@@ -200,13 +202,25 @@ fn request_fields(req: &str, f: &mut Fields) {
 }
 
 /// Text up to the next unescaped '"' (the opening quote already consumed); `\"` kept as `"`.
-fn quoted(s: &str) -> Option<(String, &str)> {
+fn quoted(s: &str) -> Option<(Cow<'_, str>, &str)> {
     let b = s.as_bytes();
     let mut i = 0;
+    let mut escaped = false;
     while i < b.len() {
         match b[i] {
-            b'\\' => i += 2,
-            b'"' => return Some((s[..i].replace("\\\"", "\""), &s[i + 1..])),
+            b'\\' => {
+                escaped = true;
+                i += 2;
+            }
+            b'"' => {
+                let text = &s[..i];
+                let text = if escaped {
+                    Cow::Owned(text.replace("\\\"", "\""))
+                } else {
+                    Cow::Borrowed(text)
+                };
+                return Some((text, &s[i + 1..]));
+            }
             _ => i += 1,
         }
     }
