@@ -30,7 +30,9 @@
 # Needs root (apt-get; the daemons drop to proxy/www-data) and loopback TCP ports 31180, 31280,
 # 31281, 31282, 31443 free. Does not start the packages' system services (they are stopped and
 # disabled if the install started them) and binds nothing else. Not part of CI: the fixtures are
-# its committed output.
+# its committed output (copy OUT/proxy-*.log to lib/normalize/tests/data/, then regenerate
+# accuracy.jsonl with gen_accuracy.py, re-bless the golden test and update the timestamps the
+# tests in lib/normalize/tests/proxy.rs name).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-target/proxy-fixtures}
