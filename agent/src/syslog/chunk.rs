@@ -82,6 +82,12 @@ impl Chunk {
         }
     }
 
+    /// Makes room for `bytes` more message bytes and `messages` more messages.
+    pub(super) fn reserve(&mut self, bytes: usize, messages: usize) {
+        self.bytes.reserve(bytes);
+        self.entries.reserve(messages);
+    }
+
     /// Adds one message.
     pub(super) fn push(&mut self, raw: &[u8], truncated_from: u64, sender: SocketAddr) {
         self.bytes.extend_from_slice(raw);

@@ -212,22 +212,27 @@ pub(crate) fn write_json(out: &Path, results: &[SyslogResult]) -> anyhow::Result
 
 /// Waits until `progress` reaches `target` (TCP) or stops moving for [`UDP_SETTLE`] after the
 /// sender finished (UDP). Returns the time of the last progress since `start` and the count.
+/// `on_poll(progressed)` runs after each read of `progress`, `progressed` telling whether it
+/// moved: a receiver samples its CPU there and keeps the sample of the last progress, so the
+/// CPU reported is what storing took, not the settle time after it (logship's normalizer
+/// catching up on the fields, at lower priority, once every message is stored).
 pub(crate) fn wait_stored(
     transport: Transport,
     target: u64,
     start: Instant,
     stall: Duration,
     mut progress: impl FnMut() -> anyhow::Result<u64>,
-    mut on_poll: impl FnMut() -> anyhow::Result<()>,
+    mut on_poll: impl FnMut(bool) -> anyhow::Result<()>,
 ) -> anyhow::Result<(Duration, u64)> {
     let (mut best, mut last_change) = (0, Instant::now());
     let mut at = start.elapsed();
     loop {
-        on_poll()?;
         let now = progress()?;
-        if now != best {
+        let progressed = now != best;
+        if progressed {
             (best, last_change, at) = (now, Instant::now(), start.elapsed());
         }
+        on_poll(progressed)?;
         if now >= target {
             return Ok((at, now));
         }
