@@ -54,6 +54,8 @@ pub(crate) struct SyslogResult {
     /// already include the kernel's (see `receivers`); 0 is the target.
     pub(crate) unexplained: i64,
     pub(crate) send_secs: f64,
+    /// CPU seconds of the sending thread.
+    pub(crate) sender_cpu_s: f64,
     pub(crate) wall_secs: f64,
     pub(crate) stored_per_sec: f64,
     pub(crate) receiver_cpu_s: f64,
@@ -131,7 +133,7 @@ pub(crate) struct Observed {
     pub(crate) counted_drops: u64,
     /// Whether `counted_drops` already includes the kernel's drops.
     pub(crate) counted_includes_kernel: bool,
-    pub(crate) send: Duration,
+    pub(crate) send: send::Sent,
     pub(crate) wall: Duration,
     pub(crate) receiver: ProcSample,
 }
@@ -152,7 +154,8 @@ impl SyslogResult {
             kernel_drops: o.kernel_drops,
             counted_drops: o.counted_drops,
             unexplained: sent as i64 - o.stored as i64 - explained as i64,
-            send_secs: o.send.as_secs_f64(),
+            send_secs: o.send.wall.as_secs_f64(),
+            sender_cpu_s: o.send.cpu_s,
             wall_secs: o.wall.as_secs_f64(),
             stored_per_sec: o.stored as f64 / wall,
             receiver_cpu_s: o.receiver.cpu_s,
@@ -164,7 +167,7 @@ impl SyslogResult {
 /// The results as a text table.
 pub(crate) fn render(results: &[SyslogResult]) -> String {
     let mut s = format!(
-        "{:<8} {:<9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>8} {:>11} {:>8} {:>8}\n",
+        "{:<8} {:<9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>8} {:>11} {:>8} {:>8} {:>8} {:>8}\n",
         "system",
         "transport",
         "sent",
@@ -175,11 +178,13 @@ pub(crate) fn render(results: &[SyslogResult]) -> String {
         "wall s",
         "stored/s",
         "CPU s",
-        "RSS MiB"
+        "RSS MiB",
+        "send s",
+        "snd CPU"
     );
     for r in results {
         s.push_str(&format!(
-            "{:<8} {:<9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>8.2} {:>11.0} {:>8.2} {:>8.1}\n",
+            "{:<8} {:<9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>8.2} {:>11.0} {:>8.2} {:>8.1} {:>8.2} {:>8.2}\n",
             r.system,
             format!("{:?}", r.transport).to_lowercase(),
             r.sent,
@@ -190,7 +195,9 @@ pub(crate) fn render(results: &[SyslogResult]) -> String {
             r.wall_secs,
             r.stored_per_sec,
             r.receiver_cpu_s,
-            r.receiver_peak_rss_mib
+            r.receiver_peak_rss_mib,
+            r.send_secs,
+            r.sender_cpu_s
         ));
     }
     s
@@ -259,7 +266,7 @@ mod tests {
             kernel_drops: 4,
             counted_drops: 6,
             counted_includes_kernel: false,
-            send: Duration::from_secs(1),
+            send: send::Sent::default(),
             wall: Duration::from_secs(2),
             receiver: ProcSample::default(),
         };
