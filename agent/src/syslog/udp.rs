@@ -344,6 +344,24 @@ mod tests {
     }
 
     #[test]
+    fn the_thread_naps_only_with_a_large_receive_buffer() {
+        // A socket with the system's default buffer (a few hundred KiB): no nap, it waits
+        // for each datagram (a nap could overflow the buffer).
+        let small = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket2::SockRef::from(&small)
+            .set_recv_buffer_size(256 << 10)
+            .unwrap();
+        assert_eq!(nap_for(&small), None);
+        // The listener's socket: 32 MiB asked for (granted to root, CI's user).
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let granted = socket2::SockRef::from(&listener)
+            .recv_buffer_size()
+            .unwrap();
+        let expected = (granted >= NAP_MIN_RCVBUF).then_some(NAP);
+        assert_eq!(nap_for(&listener), expected, "buffer {granted}");
+    }
+
+    #[test]
     fn only_trailing_framing_is_removed() {
         assert_eq!(unframed_len(b"<13>a\r\n\0"), 5);
         assert_eq!(unframed_len(b"<13>a\nb"), 7);
