@@ -188,6 +188,11 @@ impl Batcher {
         self
     }
 
+    /// Records in the open batch (0 when none is open).
+    pub fn pending_records(&self) -> u32 {
+        self.count
+    }
+
     /// Shared counters.
     pub fn stats(&self) -> Arc<BatcherStats> {
         self.stats.clone()
@@ -385,11 +390,12 @@ impl Batcher {
         extra: &RecordExtra<'_>,
     ) -> Result<(), SinkClosed> {
         let mut extra = *extra;
+        let mut extra_len = extra.encoded_len();
         let projected = self.buf.len()
             + self.header_len
             + self.source_header_len(source)
             + raw.len()
-            + extra.encoded_len()
+            + extra_len
             + RECORD_OVERHEAD;
         if self.count > 0
             && (self.count >= self.limits.max_records || projected > self.limits.max_bytes)
@@ -399,20 +405,20 @@ impl Batcher {
         self.tick_clock();
         let index = self.batch_index(source);
         // Alone in its batch and still too large: cut it (the batch closes right after it).
-        let (mut cut, mut cut_from) = self.fit(raw, truncated_from, extra.encoded_len());
+        let (mut cut, mut cut_from) = self.fit(raw, truncated_from, extra_len);
         if let Some(original) = extra.original.filter(|_| cut.len() < raw.len()) {
             // No room for both: keep the (cut) text, drop the original bytes, and say so with
             // `truncated_from` = their length (the stored record is not all that was read).
             extra.original = None;
+            extra_len = extra.encoded_len();
             let from = if truncated_from > 0 {
                 truncated_from
             } else {
                 original.len() as u64
             };
-            (cut, cut_from) = self.fit(raw, from, extra.encoded_len());
+            (cut, cut_from) = self.fit(raw, from, extra_len);
         }
         let (raw, truncated_from) = (cut, cut_from);
-        let extra_len = extra.encoded_len();
         if self.count == 0 {
             self.batch_first_ns = self.now_ns;
             self.last_ns = self.now_ns;

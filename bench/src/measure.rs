@@ -70,6 +70,13 @@ pub(crate) fn children_cpu_s() -> io::Result<f64> {
     Ok(ticks as f64 / clock_ticks_per_sec())
 }
 
+/// CPU seconds (utime + stime) of the calling thread so far.
+pub(crate) fn thread_cpu_s() -> io::Result<f64> {
+    let stat = fs::read_to_string("/proc/thread-self/stat")?;
+    let ticks = parse_stat_ticks(&stat).ok_or_else(|| invalid("/proc/thread-self/stat"))?;
+    Ok(ticks as f64 / clock_ticks_per_sec())
+}
+
 /// utime + stime in clock ticks.
 fn parse_stat_ticks(stat: &str) -> Option<u64> {
     let fields = after_comm(stat)?;

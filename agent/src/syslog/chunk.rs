@@ -7,8 +7,10 @@
 //!   `max_message_bytes`): a chunk costs its message bytes plus [`MESSAGE_OVERHEAD`] per
 //!   message, taken from a semaphore before it is sent and given back when the batcher has
 //!   pushed its messages (the permit travels in the chunk and is released when it is dropped).
-//!   A chunk never costs more than the budget: listeners close a chunk at [`CHUNK_BYTES`],
-//!   and the budget is at least two full chunks plus one message at `max_message_bytes`.
+//!   A chunk never costs more than the budget: listeners close a chunk at [`CHUNK_BYTES`]
+//!   (a UDP round may pass it by its last `recvmmsg` batch, at most 64 datagrams of 64 KiB),
+//!   and the budget is at least 32 MiB and two full chunks plus one message at
+//!   `max_message_bytes`; a chunk that would still cost more takes the whole budget.
 //! - When the channel is full: [`ChunkTx::send`] waits for room (a stream connection then reads
 //!   nothing, so TCP flow control slows its sender); [`ChunkTx::try_send`] hands the chunk back
 //!   (the UDP thread waits, or drops and counts when the spool is full, see `udp`).
@@ -80,6 +82,12 @@ impl Chunk {
             entries: Vec::new(),
             permit: None,
         }
+    }
+
+    /// Makes room for `bytes` more message bytes and `messages` more messages.
+    pub(super) fn reserve(&mut self, bytes: usize, messages: usize) {
+        self.bytes.reserve(bytes);
+        self.entries.reserve(messages);
     }
 
     /// Adds one message.

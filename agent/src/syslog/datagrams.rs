@@ -1,7 +1,9 @@
 //! Receiving UDP datagrams in batches. On Linux one `recvmmsg` system call (through `nix`)
-//! takes up to [`BATCH`] datagrams: it waits for the first only (`MSG_WAITFORONE`, bounded by
-//! the socket's receive timeout) and takes the others only if already queued, so a quiet
-//! sender's datagram is never held back. Elsewhere one `recv_from` per call.
+//! takes up to [`BATCH`] datagrams: [`Datagrams::recv`] waits for the first only
+//! (`MSG_WAITFORONE`, bounded by the socket's receive timeout) and takes the others only if
+//! already queued, so a quiet sender's datagram is never held back;
+//! [`Datagrams::recv_queued`] takes only what is queued (`MSG_DONTWAIT`). Elsewhere one
+//! `recv_from` per call.
 //!
 //! Invariants:
 //! - Every datagram the kernel hands over is returned once, whole, with its sender: each slot
@@ -43,10 +45,28 @@ impl Datagrams {
     /// read timeout for it) and returns how many; read them with [`Datagrams::iter`].
     #[cfg(target_os = "linux")]
     pub(super) fn recv(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
+        self.recv_with(socket, nix::sys::socket::MsgFlags::MSG_WAITFORONE)
+    }
+
+    /// Receives the datagrams already queued on `socket` without waiting: 0 when none is.
+    #[cfg(target_os = "linux")]
+    pub(super) fn recv_queued(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
+        match self.recv_with(socket, nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+            other => other,
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn recv_with(
+        &mut self,
+        socket: &UdpSocket,
+        flags: nix::sys::socket::MsgFlags,
+    ) -> std::io::Result<usize> {
         use std::io::IoSliceMut;
         use std::os::fd::AsRawFd;
 
-        use nix::sys::socket::{MsgFlags, recvmmsg};
+        use nix::sys::socket::recvmmsg;
 
         self.got.clear();
         let mut slices: Vec<[IoSliceMut<'_>; 1]> = self
@@ -58,7 +78,7 @@ impl Datagrams {
             socket.as_raw_fd(),
             &mut self.headers,
             slices.iter_mut(),
-            MsgFlags::MSG_WAITFORONE,
+            flags,
             None,
         )
         .map_err(std::io::Error::from)?;
@@ -79,6 +99,26 @@ impl Datagrams {
         let (n, sender) = socket.recv_from(&mut self.bufs)?;
         self.got.push((n, sender));
         Ok(1)
+    }
+
+    /// Elsewhere: one queued datagram, without waiting; 0 when none is.
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn recv_queued(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
+        socket.set_nonblocking(true)?;
+        let got = self.recv(socket);
+        socket.set_nonblocking(false)?;
+        match got {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.got.clear();
+                Ok(0)
+            }
+            other => other,
+        }
+    }
+
+    /// Total bytes of the datagrams of the last batch.
+    pub(super) fn bytes(&self) -> usize {
+        self.got.iter().map(|&(len, _)| len.min(DATAGRAM_BUF)).sum()
     }
 
     /// The datagrams of the last batch, in the order received, with their senders.
@@ -144,6 +184,19 @@ mod tests {
             largest_batch, BATCH,
             "queued datagrams come in full batches"
         );
+        // Without waiting: what is queued, then 0 at once when nothing is.
+        for i in 0..BATCH + 3 {
+            sender.send_to(&[i as u8; 10], to).unwrap();
+        }
+        let mut got = 0;
+        while got < BATCH + 3 {
+            let n = d.recv_queued(&receiver).unwrap();
+            assert_eq!(d.bytes(), 10 * n);
+            got += n;
+        }
+        assert_eq!(got, BATCH + 3);
+        assert_eq!(d.recv_queued(&receiver).unwrap(), 0);
+        assert_eq!(d.iter().count(), 0);
         // Nothing queued: the receive timeout ends the wait with an error, not a batch.
         let e = d.recv(&receiver).unwrap_err();
         assert!(

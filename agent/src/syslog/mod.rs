@@ -28,6 +28,9 @@
 //!   `recvmmsg` brought), so the hand-off costs one channel operation per chunk, not per
 //!   message.
 //! - No positions are persisted: a live network stream cannot be re-read after a restart.
+//! - A batch closes as the batcher's limits say (`max_records`, `max_bytes`, `max_wait`), and
+//!   also when it holds at least 1,000 messages and nothing arrived for 20 ms (the end of a
+//!   burst is spooled at once, not `max_wait` later; a trickle still waits for `max_wait`).
 
 mod chunk;
 mod config;
@@ -63,6 +66,12 @@ const DRAIN_BATCH: usize = 4096;
 /// of the agent's CPU at 200k messages/s). Adds at most `NAP` of latency at low rates.
 const SMALL_DRAIN: usize = 256;
 const NAP: Duration = Duration::from_millis(1);
+/// An open batch of at least [`BURST_RECORDS`] messages closes once nothing arrived for
+/// [`BURST_IDLE`]: the end of a burst reaches the spool (and the collector) at once instead of
+/// after the batch's `max_wait`. Smaller batches (a trickle) still wait for `max_wait`, so a
+/// quiet device does not cost a batch per message.
+const BURST_RECORDS: u32 = 1000;
+const BURST_IDLE: Duration = Duration::from_millis(20);
 
 /// Binds every listener of `input` (an error names the one that failed), starts their tasks on
 /// the current runtime and the batcher thread. The thread ends once every listener has stopped
@@ -161,11 +170,17 @@ fn batch_loop(
     let mut last_sender = None;
     let closed = || anyhow::anyhow!("the spool is closed");
     loop {
-        let first = runtime.block_on(async { tokio::time::timeout(TICK, rx.recv()).await });
+        let burst = batcher.pending_records() >= BURST_RECORDS;
+        let wait = if burst { BURST_IDLE } else { TICK };
+        let first = runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await });
         let mut next = match first {
             Ok(Some(c)) => Some(c),
             Ok(None) => break,
             Err(_) if stop.load(Ordering::SeqCst) => break,
+            Err(_) if burst => {
+                batcher.flush().map_err(|_| closed())?;
+                None
+            }
             Err(_) => None,
         };
         let mut n = 0;

@@ -54,6 +54,8 @@ pub(crate) struct SyslogResult {
     /// already include the kernel's (see `receivers`); 0 is the target.
     pub(crate) unexplained: i64,
     pub(crate) send_secs: f64,
+    /// CPU seconds of the sending thread.
+    pub(crate) sender_cpu_s: f64,
     pub(crate) wall_secs: f64,
     pub(crate) stored_per_sec: f64,
     pub(crate) receiver_cpu_s: f64,
@@ -131,7 +133,7 @@ pub(crate) struct Observed {
     pub(crate) counted_drops: u64,
     /// Whether `counted_drops` already includes the kernel's drops.
     pub(crate) counted_includes_kernel: bool,
-    pub(crate) send: Duration,
+    pub(crate) send: send::Sent,
     pub(crate) wall: Duration,
     pub(crate) receiver: ProcSample,
 }
@@ -152,7 +154,8 @@ impl SyslogResult {
             kernel_drops: o.kernel_drops,
             counted_drops: o.counted_drops,
             unexplained: sent as i64 - o.stored as i64 - explained as i64,
-            send_secs: o.send.as_secs_f64(),
+            send_secs: o.send.wall.as_secs_f64(),
+            sender_cpu_s: o.send.cpu_s,
             wall_secs: o.wall.as_secs_f64(),
             stored_per_sec: o.stored as f64 / wall,
             receiver_cpu_s: o.receiver.cpu_s,
@@ -164,7 +167,7 @@ impl SyslogResult {
 /// The results as a text table.
 pub(crate) fn render(results: &[SyslogResult]) -> String {
     let mut s = format!(
-        "{:<8} {:<9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>8} {:>11} {:>8} {:>8}\n",
+        "{:<8} {:<9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>8} {:>11} {:>8} {:>8} {:>8} {:>8}\n",
         "system",
         "transport",
         "sent",
@@ -175,11 +178,13 @@ pub(crate) fn render(results: &[SyslogResult]) -> String {
         "wall s",
         "stored/s",
         "CPU s",
-        "RSS MiB"
+        "RSS MiB",
+        "send s",
+        "snd CPU"
     );
     for r in results {
         s.push_str(&format!(
-            "{:<8} {:<9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>8.2} {:>11.0} {:>8.2} {:>8.1}\n",
+            "{:<8} {:<9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>8.2} {:>11.0} {:>8.2} {:>8.1} {:>8.2} {:>8.2}\n",
             r.system,
             format!("{:?}", r.transport).to_lowercase(),
             r.sent,
@@ -190,7 +195,9 @@ pub(crate) fn render(results: &[SyslogResult]) -> String {
             r.wall_secs,
             r.stored_per_sec,
             r.receiver_cpu_s,
-            r.receiver_peak_rss_mib
+            r.receiver_peak_rss_mib,
+            r.send_secs,
+            r.sender_cpu_s
         ));
     }
     s
@@ -212,22 +219,27 @@ pub(crate) fn write_json(out: &Path, results: &[SyslogResult]) -> anyhow::Result
 
 /// Waits until `progress` reaches `target` (TCP) or stops moving for [`UDP_SETTLE`] after the
 /// sender finished (UDP). Returns the time of the last progress since `start` and the count.
+/// `on_poll(progressed)` runs after each read of `progress`, `progressed` telling whether it
+/// moved: a receiver samples its CPU there and keeps the sample of the last progress, so the
+/// CPU reported is what storing took, not the settle time after it (logship's normalizer
+/// catching up on the fields, at lower priority, once every message is stored).
 pub(crate) fn wait_stored(
     transport: Transport,
     target: u64,
     start: Instant,
     stall: Duration,
     mut progress: impl FnMut() -> anyhow::Result<u64>,
-    mut on_poll: impl FnMut() -> anyhow::Result<()>,
+    mut on_poll: impl FnMut(bool) -> anyhow::Result<()>,
 ) -> anyhow::Result<(Duration, u64)> {
     let (mut best, mut last_change) = (0, Instant::now());
     let mut at = start.elapsed();
     loop {
-        on_poll()?;
         let now = progress()?;
-        if now != best {
+        let progressed = now != best;
+        if progressed {
             (best, last_change, at) = (now, Instant::now(), start.elapsed());
         }
+        on_poll(progressed)?;
         if now >= target {
             return Ok((at, now));
         }
@@ -254,7 +266,7 @@ mod tests {
             kernel_drops: 4,
             counted_drops: 6,
             counted_includes_kernel: false,
-            send: Duration::from_secs(1),
+            send: send::Sent::default(),
             wall: Duration::from_secs(2),
             receiver: ProcSample::default(),
         };

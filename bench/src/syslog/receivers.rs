@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use super::send::{kernel_udp_drops, send, udp_bound};
 use super::{Messages, Observed, SyslogResult, Transport, wait_stored};
 use crate::logship::{Layout, records_stored};
-use crate::measure::{Sampler, free_port, wait_listening};
+use crate::measure::{ProcSample, Sampler, free_port, wait_listening};
 use crate::rsyslog::{Instance, LineCounter, QUEUE, find_rsyslogd};
 
 /// How long a receiver may take to open its socket.
@@ -38,6 +38,7 @@ pub(crate) fn rsyslog(
     wait_socket(transport, port, &mut child)?;
     let mut sampler = Sampler::new(child.pid());
     let mut counter = LineCounter::new(out);
+    let mut at_stored = crate::measure::ProcSample::default();
     let to = SocketAddr::from(([127, 0, 0, 1], port));
     let start = Instant::now();
     let sent_in = send(messages, transport, to).context("sending to rsyslog")?;
@@ -47,8 +48,11 @@ pub(crate) fn rsyslog(
         start,
         stall,
         || counter.poll(),
-        || {
-            sampler.update();
+        |progressed| {
+            let s = sampler.update();
+            if progressed {
+                at_stored = s;
+            }
             child.ensure_running()
         },
     )?;
@@ -63,7 +67,7 @@ pub(crate) fn rsyslog(
         counted_includes_kernel: false,
         send: sent_in,
         wall,
-        receiver: sampler.update(),
+        receiver: at_stored,
     };
     child.stop(STOP_DEADLINE)?;
     Ok(SyslogResult::new(
@@ -101,6 +105,7 @@ pub(crate) fn logship(
     let mut agent = layout.start_agent(None)?;
     wait_socket(transport, port, &mut agent)?;
     let (mut sa, mut sc) = (Sampler::new(agent.pid()), Sampler::new(collector.pid()));
+    let mut at_stored = Default::default();
     let status = layout.data_dir().join("status.json");
     let to = SocketAddr::from(([127, 0, 0, 1], port));
     let start = Instant::now();
@@ -111,9 +116,11 @@ pub(crate) fn logship(
         start,
         stall,
         || Ok(records_stored(&status)),
-        || {
-            sa.update();
-            sc.update();
+        |progressed| {
+            let (a, c) = (sa.update(), sc.update());
+            if progressed {
+                at_stored = (a, c);
+            }
             agent.ensure_running()?;
             collector.ensure_running()
         },
@@ -125,12 +132,14 @@ pub(crate) fn logship(
     // Two heartbeats, so the agent's drop counter in status.json is current.
     std::thread::sleep(Duration::from_millis(2500));
     let counted_drops = udp_dropped(&status);
-    let (a, c) = (sa.update(), sc.update());
+    // CPU when the last message was stored (the fields may still be catching up after it).
+    let (a, c): (ProcSample, ProcSample) = at_stored;
+    let peak = sa.update();
     tracing::info!(
         ?transport,
         agent_cpu_s = a.cpu_s,
         collector_cpu_s = c.cpu_s,
-        "logship CPU by process."
+        "logship CPU by process, when the last message was stored."
     );
     let observed = Observed {
         stored,
@@ -140,9 +149,9 @@ pub(crate) fn logship(
         send: sent_in,
         wall,
         // The receiving side is agent + collector: CPU summed, RSS of the agent.
-        receiver: crate::measure::ProcSample {
+        receiver: ProcSample {
             cpu_s: a.cpu_s + c.cpu_s,
-            ..a
+            ..peak
         },
     };
     for (name, child) in [("agent", &mut agent), ("collector", &mut collector)] {

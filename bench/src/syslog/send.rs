@@ -10,12 +10,23 @@ use std::time::{Duration, Instant};
 
 use super::{Messages, Transport};
 
+/// What sending took.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Sent {
+    /// Wall time.
+    pub(crate) wall: Duration,
+    /// CPU seconds of the sending thread (user + system: on loopback the kernel's delivery into
+    /// the receiver's socket runs in the sender's system calls).
+    pub(crate) cpu_s: f64,
+}
+
 /// Sends every message to `to`; returns how long it took.
 pub(crate) fn send(
     messages: &Messages,
     transport: Transport,
     to: SocketAddr,
-) -> std::io::Result<Duration> {
+) -> std::io::Result<Sent> {
+    let cpu_before = crate::measure::thread_cpu_s()?;
     let start = Instant::now();
     match transport {
         Transport::Udp => {
@@ -49,7 +60,10 @@ pub(crate) fn send(
                 .shutdown(std::net::Shutdown::Write)?;
         }
     }
-    Ok(start.elapsed())
+    Ok(Sent {
+        wall: start.elapsed(),
+        cpu_s: crate::measure::thread_cpu_s()? - cpu_before,
+    })
 }
 
 /// The kernel's drop counter of the UDP socket bound to `port` (last column of
