@@ -56,7 +56,7 @@ pub(crate) fn run(
             .as_ref()
             .and_then(|fr| fr.ts)
             .filter(|_| dataset != UNPARSED);
-        f.s("@timestamp", &time::fmt(ts.unwrap_or(obs)));
+        f.ts("@timestamp", ts.unwrap_or(obs));
     }
     if !f.has("host.name") {
         let h = frame
@@ -160,27 +160,20 @@ fn whole(st: &mut State, tz: &TimeZone, line: &str, force: Option<&str>) -> Hit 
         }
     }
     if b[0].is_ascii_digit() {
-        let tries: [(&'static str, &dyn Fn() -> Option<Fields>); 5] = [
+        let tries: [(&'static str, &dyn Fn() -> Option<Fields>); 3] = [
             ("squid", &|| web::parse_squid(line)),
             ("openvpn", &|| openvpn::parse_native(line, tz)),
             ("netfilter", &|| firewall::parse_proxmox(line)),
-            ("squid", &|| web::parse_squid_combined(line)),
-            ("web.access", &|| web::parse_access(line)),
         ];
-        return tries
+        let hit = tries
             .iter()
             .filter(|(n, _)| want(force, n))
             .find_map(|(n, p)| Some((*n, p()?)));
+        if hit.is_some() {
+            return hit;
+        }
     }
-    if want(force, "squid")
-        && let Some(f) = web::parse_squid_combined(line)
-    {
-        return Some(("squid", f));
-    }
-    want(force, "web.access")
-        .then(|| web::parse_access(line))
-        .flatten()
-        .map(|f| ("web.access", f))
+    web::parse_clf(line, want(force, "squid"), want(force, "web.access"))
 }
 
 fn win(r: &windows::WinRecord, force: Option<&str>) -> Hit {

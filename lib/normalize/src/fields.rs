@@ -134,6 +134,17 @@ impl Fields {
         self
     }
 
+    /// Sets a time field, written straight into the arena as RFC 3339 in UTC (jiff's
+    /// `Timestamp` display: `2024-03-05T00:20:00.131Z`, a fraction only when there is one).
+    pub(crate) fn ts(&mut self, k: &'static str, ts: jiff::Timestamp) -> &mut Self {
+        use std::fmt::Write as _;
+        let start = self.text.len();
+        // Writing to a String cannot fail; were it to, the field would hold a cut time.
+        write!(self.text, "{ts}").unwrap_or_default();
+        self.set(k, Val::Str(start as u32, self.text.len() as u32));
+        self
+    }
+
     /// Sets a number field from text; non-numbers are skipped.
     pub(crate) fn n(&mut self, k: &'static str, v: &str) -> &mut Self {
         if let Ok(n) = v.parse::<u64>() {

@@ -132,7 +132,7 @@ impl Normalizer {
         out: &mut Fields,
     ) -> &'static str {
         let tz = self.tz_cache.get(ctx.agent_tz);
-        dispatch::run(&mut self.state, &tz, raw, ctx, None, origin, out)
+        dispatch::run(&mut self.state, tz, raw, ctx, None, origin, out)
     }
 
     /// Forces one parser by dataset name; a line it does not recognize → "unparsed".
@@ -147,15 +147,7 @@ impl Normalizer {
         };
         let tz = self.tz_cache.get(ctx.agent_tz);
         let mut fields = Fields::new();
-        let dataset = dispatch::run(
-            &mut self.state,
-            &tz,
-            raw,
-            ctx,
-            Some(name),
-            None,
-            &mut fields,
-        );
+        let dataset = dispatch::run(&mut self.state, tz, raw, ctx, Some(name), None, &mut fields);
         Ok(Event {
             dataset,
             fields: fields.to_map(),

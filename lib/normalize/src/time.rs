@@ -16,15 +16,15 @@ pub(crate) struct TzCache {
 // === impl TzCache ===
 
 impl TzCache {
-    pub(crate) fn get(&mut self, name: &str) -> TimeZone {
-        if let Some((n, tz)) = &self.last
-            && n == name
-        {
-            return tz.clone();
+    /// The zone named `name` (borrowed: no reference count touched per record).
+    pub(crate) fn get(&mut self, name: &str) -> &TimeZone {
+        if !matches!(&self.last, Some((n, _)) if n == name) {
+            self.last = Some((name.to_owned(), parse_zone(name)));
         }
-        let tz = parse_zone(name);
-        self.last = Some((name.to_owned(), tz.clone()));
-        tz
+        &self
+            .last
+            .get_or_insert_with(|| (name.to_owned(), parse_zone(name)))
+            .1
     }
 }
 
@@ -209,6 +209,7 @@ pub(crate) fn clf(s: &str) -> Option<Timestamp> {
     )
 }
 
+#[cfg(test)]
 pub(crate) fn fmt(ts: Timestamp) -> String {
     ts.to_string()
 }

@@ -30,7 +30,7 @@ pub(crate) fn parse(line: &str, st: &mut State) -> Option<Fields> {
     let ts = time::epoch(epoch)?;
     let serial: u64 = serial.parse().ok()?;
     let mut f = Fields::new();
-    f.s("@timestamp", &time::fmt(ts)).s("host.name", node);
+    f.ts("@timestamp", ts).s("host.name", node);
     f.s("auditd.log.record_type", typ)
         .n("auditd.log.sequence", &serial.to_string());
     f.s("event.action", &typ.to_ascii_lowercase());

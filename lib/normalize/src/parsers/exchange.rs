@@ -57,7 +57,7 @@ pub(crate) fn parse(line: &str) -> Option<Fields> {
     }
     let ts = time::iso(&c[0], &jiff::tz::TimeZone::UTC)?;
     let mut f = Fields::new();
-    f.s("@timestamp", &time::fmt(ts));
+    f.ts("@timestamp", ts);
     f.s("observer.vendor", "Microsoft")
         .s("observer.product", "Exchange");
     f.ip("source.ip", &c[1]).s("source.domain", &c[2]);

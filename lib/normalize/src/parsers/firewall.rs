@@ -106,7 +106,7 @@ pub(crate) fn parse_proxmox(line: &str) -> Option<Fields> {
     let stamp = format!("{} {}", it.next()?, it.next()?);
     let ts = time::clf(&stamp)?;
     let mut f = parse_netfilter(it.next()?)?;
-    f.s("@timestamp", &time::fmt(ts));
+    f.ts("@timestamp", ts);
     Some(f)
 }
 
@@ -180,7 +180,7 @@ pub(crate) fn parse_fortigate(msg: &str, tz: &TimeZone) -> Option<Fields> {
         return None;
     }
     if let Some(ts) = v.timestamp(tz) {
-        f.s("@timestamp", &time::fmt(ts));
+        f.ts("@timestamp", ts);
     }
     f.s("observer.vendor", "Fortinet")
         .s("observer.product", "FortiGate");

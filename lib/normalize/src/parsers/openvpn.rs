@@ -26,7 +26,7 @@ pub(crate) fn parse_native(line: &str, tz: &TimeZone) -> Option<Fields> {
     }
     let ts = time::iso(line.get(..19)?, tz)?;
     let mut f = parse_msg(msg);
-    f.s("@timestamp", &time::fmt(ts));
+    f.ts("@timestamp", ts);
     Some(f)
 }
 

@@ -40,7 +40,7 @@ pub(crate) fn parse(msg: &str, tz: &TimeZone) -> Option<Fields> {
     f.s("observer.vendor", "Palo Alto Networks")
         .s("observer.product", "PAN-OS");
     if let Some(ts) = time::iso(&c[6].replace('/', "-"), tz) {
-        f.s("@timestamp", &time::fmt(ts));
+        f.ts("@timestamp", ts);
     }
     f.s("source.ip", src).s("destination.ip", dst);
     f.ip("source.nat.ip", c[9]).ip("destination.nat.ip", c[10]);

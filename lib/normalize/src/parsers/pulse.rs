@@ -71,7 +71,7 @@ pub(crate) fn parse(stamp: &str, payload: &str, tz: &TimeZone) -> Option<Fields>
     };
     let (who, text) = (&rest[..end], &rest[end + 3..]);
     if let Some(ts) = time::iso(stamp, tz) {
-        f.s("@timestamp", &time::fmt(ts));
+        f.ts("@timestamp", ts);
     }
     f.s("host.name", node).s("observer.name", node);
     f.s("observer.vendor", "Pulse Secure")

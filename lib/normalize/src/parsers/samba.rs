@@ -89,7 +89,7 @@ pub(crate) fn parse(msg: &str, tz: &TimeZone) -> Option<Fields> {
     let svc = service.split(',').next().unwrap_or("");
     f.s("network.protocol", &protocol(svc));
     if let Some(ts) = at(stamp, tz) {
-        f.s("@timestamp", &time::fmt(ts));
+        f.ts("@timestamp", ts);
     }
     f.s("observer.vendor", "Samba")
         .s("observer.product", "Samba");

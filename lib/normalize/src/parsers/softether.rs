@@ -83,7 +83,7 @@ pub(crate) fn parse_file(line: &str, tz: &TimeZone, st: &mut State) -> Option<Fi
         if b.len() > 25 && b[10] == b',' && b[19] == b'.' && b[23] == b',' {
             let ts = time::iso(&format!("{} {}", &line[..10], &line[11..23]), tz)?;
             let mut f = packet(&line[24..])?;
-            f.s("@timestamp", &time::fmt(ts));
+            f.ts("@timestamp", ts);
             return Some(f);
         }
         return None;
@@ -97,7 +97,7 @@ pub(crate) fn parse_file(line: &str, tz: &TimeZone, st: &mut State) -> Option<Fi
     }
     let ts = time::iso(&line[..23], tz)?;
     let mut f = Fields::new();
-    f.s("@timestamp", &time::fmt(ts));
+    f.ts("@timestamp", ts);
     common(&mut f, hub);
     message(msg, hub, st, &mut f);
     Some(f)
@@ -174,7 +174,7 @@ pub(crate) fn parse_syslog(s: &str, tz: &TimeZone, st: &mut State) -> Option<Fie
         f
     };
     if let Some(ts) = time::iso(h.stamp, tz) {
-        f.s("@timestamp", &time::fmt(ts));
+        f.ts("@timestamp", ts);
     }
     f.s("host.name", h.host).s("observer.name", h.host);
     f.s("softether.hub", h.hub);

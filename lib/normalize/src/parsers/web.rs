@@ -48,7 +48,7 @@ pub(crate) fn parse_squid(line: &str) -> Option<Fields> {
         return None;
     }
     let mut f = Fields::new();
-    f.s("@timestamp", &time::fmt(ts));
+    f.ts("@timestamp", ts);
     f.ip("source.ip", client)
         .s("user.name", user)
         .s("url.original", url);
@@ -99,21 +99,22 @@ fn squid_trailer(line: &str) -> Option<&str> {
     (code(ss) && code(sh) && (ss.contains('_') || sh.contains('_'))).then_some(ss)
 }
 
-/// Squid's `logformat combined` (see the module doc).
-pub(crate) fn parse_squid_combined(line: &str) -> Option<Fields> {
-    let result = squid_trailer(line)?;
-    let mut f = access(line, Some(result))?;
-    f.s("event.action", result)
-        .s("observer.vendor", "Squid")
-        .s("observer.product", "Squid");
-    Some(f)
-}
-
-pub(crate) fn parse_access(line: &str) -> Option<Fields> {
-    if squid_trailer(line).is_some() {
-        return None;
+/// A common/combined access line: squid's `logformat combined` when it ends in squid's
+/// `RESULT:HIERARCHY` pair (dataset `squid`, see the module doc), else an ordinary access log
+/// line (`web.access`); `squid` and `access` say which of the two the caller wants tried. The
+/// trailing pair decides, so a line is only ever claimed by one of them.
+pub(crate) fn parse_clf(line: &str, squid: bool, access: bool) -> Option<(&'static str, Fields)> {
+    match squid_trailer(line) {
+        Some(result) if squid => {
+            let mut f = self::access(line, Some(result))?;
+            f.s("event.action", result)
+                .s("observer.vendor", "Squid")
+                .s("observer.product", "Squid");
+            Some(("squid", f))
+        }
+        None if access => self::access(line, None).map(|f| ("web.access", f)),
+        _ => None,
     }
-    access(line, None)
 }
 
 /// A common/combined line; `squid` is the `%Ss` of squid's `combined` form, whose size is the
@@ -135,7 +136,7 @@ fn access(line: &str, squid: Option<&str>) -> Option<Fields> {
     status.parse::<u16>().ok()?;
     let bytes = t.next().unwrap_or("-");
     let mut f = Fields::new();
-    f.s("@timestamp", &time::fmt(ts));
+    f.ts("@timestamp", ts);
     if f.ip("source.ip", client).has("source.ip") {
     } else {
         f.s("source.domain", client);

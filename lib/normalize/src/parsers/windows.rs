@@ -214,7 +214,7 @@ pub(crate) fn fields(r: &WinRecord) -> Fields {
         .s("host.name", &r.computer);
     f.s("event.provider", &r.provider);
     if let Some(ts) = time::iso(&r.time, &jiff::tz::TimeZone::UTC) {
-        f.s("@timestamp", &time::fmt(ts));
+        f.ts("@timestamp", ts);
     }
     if sysmon(r) {
         super::windows_map::sysmon(r.id, &|k| r.get(k), &mut f);
