@@ -125,7 +125,7 @@ fn access(line: &str, squid: Option<&str>) -> Option<Fields> {
     // "IDENT USER " (or just "USER " in some variants) before the stamp.
     let user = rest[..open].trim_end().rsplit(' ').next().unwrap_or("-");
     let rest = &rest[open + 1..];
-    let (stamp, rest) = rest.split_once("] \"")?;
+    let (stamp, rest) = stamp_end(rest)?;
     let ts = time::clf(stamp)?;
     let (request, rest) = match squid {
         Some(_) => squid_request(rest).map(|(r, rest)| (Cow::Borrowed(r), rest))?,
@@ -200,6 +200,20 @@ fn request_fields(req: &str, f: &mut Fields) {
     if let Some(v) = p.next().and_then(|v| v.strip_prefix("HTTP/")) {
         f.s("http.version", v);
     }
+}
+
+/// `rest` split around its first `] "` (the end of the stamp and the request's opening quote),
+/// found by the `]`s rather than a substring search.
+fn stamp_end(rest: &str) -> Option<(&str, &str)> {
+    let mut from = 0;
+    while let Some(i) = rest[from..].find(']') {
+        let at = from + i;
+        if rest.as_bytes()[at + 1..].starts_with(b" \"") {
+            return Some((&rest[..at], &rest[at + 3..]));
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Text up to the next unescaped '"' (the opening quote already consumed); `\"` kept as `"`.
