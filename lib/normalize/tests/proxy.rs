@@ -37,6 +37,23 @@ type View<'a> = (
     &'a str,
 );
 
+/// (user, status, `third` of the event) of each request for `/private/` in fixture `f`: the
+/// basic-auth runs (no credentials, a wrong password, alice's).
+fn private_rows(f: &str, third: impl Fn(&Event) -> &str) -> Vec<(String, Option<u64>, String)> {
+    data(f)
+        .lines()
+        .filter(|l| l.contains("/private/"))
+        .map(norm)
+        .map(|e| {
+            (
+                s(&e, "user.name").to_owned(),
+                num(&e, "http.response.status_code"),
+                third(&e).to_owned(),
+            )
+        })
+        .collect()
+}
+
 fn view(e: &Event) -> View<'_> {
     (
         e.dataset,
@@ -352,18 +369,7 @@ fn nginx_forward_proxy_real_lines_give_their_fields() {
     );
     assert_eq!(s(&e, "user_agent.original"), "");
     // auth_basic on /private/: none, a wrong password (nginx logs the name tried), alice.
-    let got: Vec<_> = data(f)
-        .lines()
-        .filter(|l| l.contains("/private/"))
-        .map(norm)
-        .map(|e| {
-            (
-                s(&e, "user.name").to_owned(),
-                num(&e, "http.response.status_code"),
-                s(&e, "event.outcome").to_owned(),
-            )
-        })
-        .collect();
+    let got = private_rows(f, |e| s(e, "event.outcome"));
     assert_eq!(
         got,
         [
@@ -431,18 +437,7 @@ fn apache_forward_proxy_real_lines_give_their_fields() {
         ("HEAD", "127.0.0.1")
     );
     // Proxy Basic auth: 407 is the proxy's own refusal (denied), with the name tried, then alice.
-    let got: Vec<_> = data(f)
-        .lines()
-        .filter(|l| l.contains("/private/"))
-        .map(norm)
-        .map(|e| {
-            (
-                s(&e, "user.name").to_owned(),
-                num(&e, "http.response.status_code"),
-                typ(&e).to_owned(),
-            )
-        })
-        .collect();
+    let got = private_rows(f, typ);
     assert_eq!(
         got,
         [
