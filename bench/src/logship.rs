@@ -400,7 +400,7 @@ pub(crate) fn exact_since(path: &Path, key: &str, start: SystemTime, polled: Dur
                 .as_str()
                 .and_then(|t| t.parse::<jiff::Timestamp>().ok())
         })
-        .and_then(|t| SystemTime::try_from(t).ok());
+        .map(SystemTime::from);
     match at.and_then(|at| at.duration_since(start).ok()) {
         Some(d) if !d.is_zero() && d <= polled => d,
         _ => polled,
