@@ -26,6 +26,7 @@ mod fieldindex;
 pub mod lag;
 mod lookup;
 mod offline;
+mod pace;
 mod parse;
 mod pool;
 mod worker;

@@ -40,7 +40,10 @@
 //! Ingest first: the normalizer thread and every parse worker run at nice [`WORKER_NICE`]
 //! (Linux nice values are per thread), so when ingest and normalization compete for the cores
 //! the scheduler gives ingest (TLS, decode checks, the store's fsync'd appends) about nine
-//! tenths of each core and the workers take what it leaves; the fields catch up after the burst.
+//! tenths of each core and the workers take what it leaves; and while batches are being
+//! stored the thread rests between blocks ([`super::pace`]: at most a quarter of the time
+//! working), so even a spare core's worth of parsing does not slow ingest through what the
+//! cores share. The fields catch up after the burst.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -53,6 +56,7 @@ use logship_store::fields::{FieldsWriter, TAG_LEN};
 use logship_store::{CommitWatch, Cursor, CursorBlock, CursorItem, CursorPos, Skipped};
 
 use super::fieldindex::BlockIndexer;
+use super::pace::Pace;
 use super::parse::{Parsed, Parser};
 use super::pool::{Finished, Job, Pool};
 use crate::writer::WriterStats;
@@ -185,6 +189,7 @@ pub fn start(
                 first_seq: 0,
                 streams: HashMap::new(),
                 written: None,
+                pace: Pace::default(),
             };
             worker.run();
         })?;
@@ -263,6 +268,8 @@ struct Worker {
     streams: HashMap<StreamKey, Option<Normalizer>>,
     /// Cursor position after the last slot written, not committed yet.
     written: Option<(CursorPos, String)>,
+    /// Rests between blocks while agents' batches are being stored.
+    pace: Pace,
 }
 
 impl Worker {
@@ -295,6 +302,7 @@ impl Worker {
                 self.work_or_wait();
                 continue;
             }
+            self.pace.rest(&self.writer_stats.last_stored_ns);
             match self.cursor.read_next() {
                 Ok(Some(item)) => self.admit(item),
                 Ok(None) if !self.slots.is_empty() => {
@@ -316,6 +324,7 @@ impl Worker {
                     };
                     self.update_lag();
                     self.cursor.wait(wait);
+                    self.pace.waited();
                 }
                 Err(error) => {
                     tracing::warn!(%error, "Normalizer could not read the store; retrying.");
