@@ -34,18 +34,20 @@ pub(crate) fn run(
     };
     let line = text.trim_matches(|c: char| c.is_ascii_whitespace());
     let obs = time::observed(ctx.observed_unix_nanos);
-    let mut frame = match origin {
-        Some(o) => Some(told(line, o)),
-        None => syslog::parse(line, tz, obs),
-    };
     // A whole-line format (Windows, auditd, CSV logs…) has no syslog frame: a stamp-like start
-    // such as Exchange's `2025-01-14T09:28:39.334Z,…` must not lend it a host.
+    // such as Exchange's `2025-01-14T09:28:39.334Z,…` must not lend it a host. So the frame is
+    // read only when no whole-line parser took the line (access and proxy logs, nearly half of
+    // a typical mix, never pay for the syslog header parse).
+    let mut frame = None;
     let got = match whole(st, tz, line, force) {
-        Some(hit) => {
-            frame = None;
-            Some(hit)
+        Some(hit) => Some(hit),
+        None => {
+            frame = match origin {
+                Some(o) => Some(told(line, o)),
+                None => syslog::parse(line, tz, obs),
+            };
+            frame.as_ref().and_then(|fr| framed(st, tz, fr, force))
         }
-        None => frame.as_ref().and_then(|fr| framed(st, tz, fr, force)),
     };
     let (dataset, mut f) = got.unwrap_or((UNPARSED, Fields::new()));
     if dataset == UNPARSED {
@@ -100,6 +102,9 @@ fn want(force: Option<&str>, name: &str) -> bool {
 }
 
 type Hit = Option<(&'static str, Fields)>;
+
+/// One candidate parser of a whole line.
+type Try<'a> = dyn Fn() -> Option<Fields> + 'a;
 
 fn whole(st: &mut State, tz: &TimeZone, line: &str, force: Option<&str>) -> Hit {
     let b = line.as_bytes();
@@ -160,20 +165,38 @@ fn whole(st: &mut State, tz: &TimeZone, line: &str, force: Option<&str>) -> Hit 
         }
     }
     if b[0].is_ascii_digit() {
-        let tries: [(&'static str, &dyn Fn() -> Option<Fields>); 3] = [
-            ("squid", &|| web::parse_squid(line)),
-            ("openvpn", &|| openvpn::parse_native(line, tz)),
-            ("netfilter", &|| firewall::parse_proxmox(line)),
+        // An access-log line led by a client address (`10.0.0.1 - - […`) is neither squid's
+        // (`EPOCH.MS` has one dot) nor Proxmox's (its first field is all digits).
+        let addr = dotted_start(b);
+        let tries: [(&'static str, bool, &Try<'_>); 3] = [
+            ("squid", !addr, &|| web::parse_squid(line)),
+            ("openvpn", true, &|| openvpn::parse_native(line, tz)),
+            ("netfilter", !addr, &|| firewall::parse_proxmox(line)),
         ];
         let hit = tries
             .iter()
-            .filter(|(n, _)| want(force, n))
-            .find_map(|(n, p)| Some((*n, p()?)));
+            .filter(|(n, can, _)| *can && want(force, n))
+            .find_map(|(n, _, p)| Some((*n, p()?)));
         if hit.is_some() {
             return hit;
         }
     }
     web::parse_clf(line, want(force, "squid"), want(force, "web.access"))
+}
+
+/// Whether `b` starts with two dot-separated runs of 1–3 digits and a dot (`10.0.`, an IPv4
+/// address): then its first field fails [`web::parse_squid`]'s epoch (a non-digit within the
+/// first nine digits after the first dot) and [`firewall::parse_proxmox`]'s all-digit id.
+fn dotted_start(b: &[u8]) -> bool {
+    let run = |from: usize| {
+        let n = b[from.min(b.len())..]
+            .iter()
+            .take(4)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        ((1..=3).contains(&n) && b.get(from + n) == Some(&b'.')).then_some(from + n + 1)
+    };
+    run(0).and_then(run).is_some()
 }
 
 fn win(r: &windows::WinRecord, force: Option<&str>) -> Hit {

@@ -29,7 +29,11 @@
 use std::borrow::Cow;
 
 use crate::fields::Fields;
+use crate::needle::{Needle, needle};
 use crate::time;
+
+/// The end of a common/combined line's stamp and the request's opening quote.
+static STAMP_END: Needle = needle!("] \"");
 
 pub(crate) fn parse_squid(line: &str) -> Option<Fields> {
     let mut t = line.split_ascii_whitespace();
@@ -104,6 +108,11 @@ fn squid_trailer(line: &str) -> Option<&str> {
 /// line (`web.access`); `squid` and `access` say which of the two the caller wants tried. The
 /// trailing pair decides, so a line is only ever claimed by one of them.
 pub(crate) fn parse_clf(line: &str, squid: bool, access: bool) -> Option<(&'static str, Fields)> {
+    // Both forms need the stamp's `] "` (see [`stamp_end`]): one SIMD scan turns away the
+    // syslog lines that reach this test (every line no other whole-line format took).
+    if !STAMP_END.is_in(line) {
+        return None;
+    }
     match squid_trailer(line) {
         Some(result) if squid => {
             let mut f = self::access(line, Some(result))?;
