@@ -3,6 +3,11 @@
 //! syslog framing and dispatch by program name, then by message content. The chosen parser may
 //! still decline → `unparsed`. A record whose input told its [`Origin`] (journald) skips header
 //! parsing: the origin is its frame.
+//!
+//! Cost: the frame is read only when no whole-line format took the line, and the tests that let
+//! a line skip a candidate (`dotted_start`, the `] "` a CLF stamp needs) are exact: they skip
+//! only parsers that would have declined the line, so which parser takes a line, and what it
+//! emits, does not depend on them.
 
 use std::borrow::Cow;
 
@@ -360,5 +365,41 @@ fn forced(st: &mut State, tz: &TimeZone, fr: &Frame<'_>, force: &str) -> Option<
             .then(|| firewall::parse_netfilter(msg))
             .flatten(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_start_is_an_address_lead_that_squid_and_proxmox_refuse() {
+        for (line, dotted) in [
+            (
+                "10.0.0.1 - - [05/Mar/2024:10:11:12 +0000] \"GET / HTTP/1.1\" 200 1",
+                true,
+            ),
+            ("192.168.100.254 - -", true),
+            ("1.2.", true),
+            (
+                "1157689312.049    120 10.0.0.2 TCP_MISS/200 1 GET http://h/ - HIER_DIRECT/h -",
+                false,
+            ),
+            ("1157689312 120", false),
+            (
+                "12 6 PVEFW-FORWARD 05/Mar/2024:10:11:12 +0000 policy DROP: IN=eth0",
+                false,
+            ),
+            ("2025-01-14 09:28:39 OpenVPN 2.6", false),
+            ("1234.5.6", false),
+            ("1.", false),
+            ("", false),
+        ] {
+            assert_eq!(dotted_start(line.as_bytes()), dotted, "{line:?}");
+            if dotted {
+                assert!(web::parse_squid(line).is_none(), "{line:?}");
+                assert!(firewall::parse_proxmox(line).is_none(), "{line:?}");
+            }
+        }
     }
 }
