@@ -22,6 +22,7 @@ mod dispatch;
 mod fields;
 mod filter;
 mod kv;
+mod needle;
 mod origin;
 mod parsers;
 mod syslog;

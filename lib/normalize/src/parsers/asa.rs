@@ -17,10 +17,13 @@
 //! that deny or drop set `event.action=deny`, `Built`/`permitted` ones `allow`.
 
 use crate::fields::Fields;
+use crate::needle::{Needle, needle};
+
+static ASA: Needle = needle!("%ASA-");
+static FTD: Needle = needle!("%FTD-");
 
 pub(crate) fn find(msg: &str) -> Option<&str> {
-    let b = msg.as_bytes();
-    let at = memchr::memmem::find(b, b"%ASA-").or_else(|| memchr::memmem::find(b, b"%FTD-"))?;
+    let at = ASA.find(msg).or_else(|| FTD.find(msg))?;
     Some(&msg[at..])
 }
 

@@ -6,11 +6,18 @@
 
 use crate::fields::Fields;
 use crate::kv::kv;
+use crate::needle::{Needle, needle};
 use crate::time;
 use jiff::tz::TimeZone;
 
+static IN: Needle = needle!(" IN=");
+static OUT: Needle = needle!(" OUT=");
+static SRC: Needle = needle!(" SRC=");
+static DST: Needle = needle!(" DST=");
+static FG_DEVID: Needle = needle!(" devid=\"FG");
+
 pub(crate) fn is_netfilter(msg: &str) -> bool {
-    iface_start(msg).is_some() && msg.contains(" SRC=") && msg.contains(" DST=")
+    iface_start(msg).is_some() && SRC.is_in(msg) && DST.is_in(msg)
 }
 
 /// Offset of the first `IN=` or `OUT=` key.
@@ -18,8 +25,8 @@ fn iface_start(msg: &str) -> Option<usize> {
     if msg.starts_with("IN=") || msg.starts_with("OUT=") {
         return Some(0);
     }
-    let a = msg.find(" IN=");
-    let b = msg.find(" OUT=");
+    let a = IN.find(msg);
+    let b = OUT.find(msg);
     let i = match (a, b) {
         (Some(a), Some(b)) => a.min(b),
         (a, b) => a.or(b)?,
@@ -115,7 +122,7 @@ pub(crate) fn parse_proxmox(line: &str) -> Option<Fields> {
 /// `subtype=`.
 pub(crate) fn is_fortigate(msg: &str) -> bool {
     (msg.starts_with("date=") && msg.contains(" logid="))
-        || msg.contains(" devid=\"FG")
+        || FG_DEVID.is_in(msg)
         || ((msg.starts_with("devname=") || msg.starts_with("logver="))
             && msg.contains(" logid=")
             && msg.contains(" subtype="))

@@ -32,9 +32,11 @@
 use jiff::tz::TimeZone;
 
 use crate::fields::Fields;
+use crate::needle::{Needle, needle};
 use crate::time;
 
 const APP: &str = "PulseSecure: ";
+static APP_NEEDLE: Needle = needle!("PulseSecure: ");
 
 /// The Pulse payload (`YYYY-MM-DD … - MESSAGE`) of a framed message, and the RFC 5424 stamp in
 /// front of it when a relay's BSD header hid the RFC 5424 header (`1 TS HOST PulseSecure: …`).
@@ -42,7 +44,7 @@ pub(crate) fn find<'a>(program: &str, msg: &'a str) -> Option<(&'a str, &'a str)
     if program == "PulseSecure:" || program == "PulseSecure" {
         return Some(("", msg));
     }
-    let at = memchr::memmem::find(msg.as_bytes(), APP.as_bytes())?;
+    let at = APP_NEEDLE.find(msg)?;
     let before = &msg[..at];
     let mut t = before.split_ascii_whitespace();
     // Only the RFC 5424 remainder `1 TS HOST ` may precede the app name.
