@@ -9,14 +9,16 @@
 //!
 //! The example `[[file]]` input that `issue-agent-cert` writes is removed from `agent.toml`, so
 //! the agent ships only the file (`--tail`). Done = `records_stored` ≥ the file's line count; the
-//! order check counts only records whose `path` is the file.
+//! order check counts only records whose `path` is the file. The stored and fields-ready times
+//! are the collector's own (`records_last_stored_time`, `fields_last_ready_time` in status.json,
+//! [`exact_since`]), not the 500 ms cadence of the file the poll reads.
 
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -95,7 +97,7 @@ pub(crate) fn run(
         layout.set_normalize_workers(n)?;
     }
     let mut collector = layout.start_collector(port)?;
-    let start = Instant::now();
+    let (start, start_unix) = (Instant::now(), SystemTime::now());
     let mut agent = layout.start_agent(Some(&file.path))?;
     let (mut sa, mut sc) = (Sampler::new(agent.pid()), Sampler::new(collector.pid()));
     let status = layout.data.join("status.json");
@@ -107,7 +109,12 @@ pub(crate) fn run(
     };
     wait_for_progress(file.lines, stall, || Ok(records_stored(&status)), &mut poll)
         .context("logship did not store every line")?;
-    let wall = start.elapsed();
+    let wall = exact_since(
+        &status,
+        "records_last_stored_time",
+        start_unix,
+        start.elapsed(),
+    );
     let receiver_stored = sc.update();
     let run = Run {
         wall,
@@ -129,7 +136,13 @@ pub(crate) fn run(
             &mut poll,
         )
         .context("the collector's normalizer did not catch up")?;
-        Some((start.elapsed(), sc.update()))
+        let ready = exact_since(
+            &status,
+            "fields_last_ready_time",
+            start_unix,
+            start.elapsed(),
+        );
+        Some((ready, sc.update()))
     } else {
         None
     };
@@ -373,6 +386,27 @@ fn normalize_off(toml: &str) -> String {
     out
 }
 
+/// The moment a status.json time (`records_last_stored_time`, `fields_last_ready_time`) names,
+/// as time since `start` (a wall-clock reading taken with the run's `Instant`), if the file
+/// has it and it falls within `(0, polled]`; otherwise `polled`, the time the poll saw the
+/// count. The file is rewritten every 500 ms, so the polled time is late by up to that much;
+/// the collector's own time of the commit (or of the normalizer's advance) is not.
+pub(crate) fn exact_since(path: &Path, key: &str, start: SystemTime, polled: Duration) -> Duration {
+    let at = fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|s| {
+            s[key]
+                .as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        })
+        .map(SystemTime::from);
+    match at.and_then(|at| at.duration_since(start).ok()) {
+        Some(d) if !d.is_zero() && d <= polled => d,
+        _ => polled,
+    }
+}
+
 /// `records_stored` from the collector's status file; 0 while it is missing or unreadable.
 pub(crate) fn records_stored(path: &Path) -> u64 {
     fs::read(path)
@@ -505,5 +539,34 @@ mod tests {
         assert_eq!(records_stored(&status), 0);
         fs::write(&status, r#"{"records_stored": 42, "other": 1}"#).expect("write");
         assert_eq!(records_stored(&status), 42);
+    }
+
+    #[test]
+    fn exact_since_takes_the_collectors_time_when_it_is_plausible() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let status = dir.path().join("status.json");
+        let start: SystemTime = "2026-11-30T12:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .expect("time")
+            .into();
+        let polled = Duration::from_millis(4_400);
+        let key = "records_last_stored_time";
+        let at = |text: &str| {
+            fs::write(&status, format!(r#"{{"{key}": {text}}}"#)).expect("write");
+            exact_since(&status, key, start, polled)
+        };
+        assert_eq!(
+            at(r#""2026-11-30T12:00:03.987654321Z""#),
+            Duration::new(3, 987_654_321)
+        );
+        // Missing, null, unreadable, before the start or after the poll saw it: the poll's time.
+        assert_eq!(
+            exact_since(&dir.path().join("none"), key, start, polled),
+            polled
+        );
+        assert_eq!(at("null"), polled);
+        assert_eq!(at(r#""yesterday""#), polled);
+        assert_eq!(at(r#""2026-11-30T11:59:59Z""#), polled);
+        assert_eq!(at(r#""2026-11-30T12:00:05Z""#), polled);
     }
 }

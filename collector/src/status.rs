@@ -9,7 +9,10 @@
 //! - `stale` per agent follows [`crate::fleet`]'s rule for `[agents] stale_after`
 //!   (`agents_stale_after_secs`); each crossing is logged once.
 //! - Times are RFC 3339 (`started_at`, `written_at`, per agent `last_heartbeat`; the older
-//!   `last_heartbeat_unix_ns` stays for programs). `counter_scope` lists the counters that count
+//!   `last_heartbeat_unix_ns` stays for programs). `records_last_stored_time` (the last group
+//!   commit that stored new records) and `fields_last_ready_time` (the normalizer's last
+//!   advance) carry the moment itself, finer than the file's 500 ms cadence; `null` until it
+//!   happens in this process. `counter_scope` lists the counters that count
 //!   all time (the whole store), since this collector started, or since the agent started.
 //!   Keys are only ever added, never renamed.
 
@@ -302,13 +305,20 @@ fn document(
         "normalize_failed_blocks": normalize.failed_blocks.load(Ordering::Relaxed),
         "checkpoints_signed": stats.checkpoints.load(Ordering::Relaxed),
         "checkpoint_failures": stats.checkpoint_failures.load(Ordering::Relaxed),
-        "last_checkpoint_time": match stats.last_checkpoint_ns.load(Ordering::Relaxed) {
-            0 => serde_json::Value::Null,
-            ns => json!(crate::timearg::format_ns(ns)),
-        },
+        "last_checkpoint_time": time_or_null(stats.last_checkpoint_ns.load(Ordering::Relaxed)),
+        "records_last_stored_time": time_or_null(stats.last_stored_ns.load(Ordering::Relaxed)),
+        "fields_last_ready_time": time_or_null(normalize.fields_done_ns.load(Ordering::Relaxed)),
         "counter_scope": scope,
         "agents": known,
     })
+}
+
+/// RFC 3339 with nanoseconds, or `null` for 0 (not since start).
+fn time_or_null(ns: i64) -> serde_json::Value {
+    match ns {
+        0 => serde_json::Value::Null,
+        ns => json!(crate::timearg::format_ns(ns)),
+    }
 }
 
 /// [`document`] plus the ingest guards' state and what is read from disk (the store's

@@ -80,6 +80,10 @@ pub struct WriterStats {
     pub last_checkpoint_ns: std::sync::atomic::AtomicI64,
     /// When `records_stored` reached each value (at each commit), for the fields lag.
     pub stored_at: crate::normalize::lag::StoredTimes,
+    /// Unix ns of the last group commit that made new records durable (0: none since start):
+    /// status.json's `records_last_stored_time`, so a reader can tell when a burst was stored
+    /// to the millisecond although the file is rewritten only twice a second.
+    pub last_stored_ns: std::sync::atomic::AtomicI64,
 }
 
 /// Handle to submit blocks to the writer thread.
@@ -157,6 +161,13 @@ impl WriterHandle {
 /// The witness and the block count right after its last checkpoint (None: none yet).
 type WitnessState = (Witness, Option<u64>);
 
+/// The wall clock as Unix nanoseconds (0 if it reads before 1970).
+pub(crate) fn unix_now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
 /// Signs and appends a checkpoint unless nothing was stored since the last one.
 fn checkpoint(store: &mut Store, state: &mut WitnessState, stats: &WriterStats, reason: &str) {
     let (witness, last) = state;
@@ -191,6 +202,7 @@ fn run(
     let mut pending: Vec<(oneshot::Sender<Reply>, Reply)> = Vec::new();
     watch.publish(store.committed());
     let mut segment_at_last_round = store.committed().map(|p| p.segment);
+    let mut stored_at_last_commit = stats.records_stored.load(Ordering::Relaxed);
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(message) = next.take().or_else(|| rx.try_recv().ok()) {
@@ -217,10 +229,12 @@ fn run(
             tracing::error!(%error, "Store commit failed; refusing the pending batches.");
         }
         if committed.is_ok() {
-            stats.stored_at.record(
-                stats.records_stored.load(Ordering::Relaxed),
-                std::time::Instant::now(),
-            );
+            let stored = stats.records_stored.load(Ordering::Relaxed);
+            if stored > stored_at_last_commit {
+                stored_at_last_commit = stored;
+                stats.last_stored_ns.store(unix_now_ns(), Ordering::Relaxed);
+            }
+            stats.stored_at.record(stored, std::time::Instant::now());
             // Cursors follow the commit and never hold it up.
             watch.publish(store.committed());
         }

@@ -14,7 +14,9 @@
 //! `sent = stored + counted drops + unexplained`, where counted drops are the kernel's
 //! per-socket drop counter (`/proc/net/udp`, read while the receiver still holds the socket)
 //! and, for logship, the agent's own `udp_dropped` from `status.json` (spool full). The rate is
-//! messages stored per second from the first send to the last message stored.
+//! messages stored per second from the first send to the last message stored (for logship the
+//! collector's time of that commit, `records_last_stored_time`; for rsyslog its output file's
+//! last modification time).
 
 mod receivers;
 mod send;

@@ -37,10 +37,10 @@ pub(crate) fn rsyslog(
     let mut child = instance.start(&rsyslogd)?;
     wait_socket(transport, port, &mut child)?;
     let mut sampler = Sampler::new(child.pid());
-    let mut counter = LineCounter::new(out);
+    let mut counter = LineCounter::new(out.clone());
     let mut at_stored = crate::measure::ProcSample::default();
     let to = SocketAddr::from(([127, 0, 0, 1], port));
-    let start = Instant::now();
+    let (start, start_unix) = (Instant::now(), std::time::SystemTime::now());
     let sent_in = send(messages, transport, to).context("sending to rsyslog")?;
     let (wall, stored) = wait_stored(
         transport,
@@ -56,6 +56,13 @@ pub(crate) fn rsyslog(
             child.ensure_running()
         },
     )?;
+    // The output file's last write (its mtime), as precise as logship's commit time.
+    let wall = fs::metadata(&out)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|at| at.duration_since(start_unix).ok())
+        .filter(|d| !d.is_zero() && *d <= wall)
+        .unwrap_or(wall);
     let kernel_drops = match transport {
         Transport::Udp => kernel_udp_drops(port),
         Transport::Tcp => 0,
@@ -108,7 +115,7 @@ pub(crate) fn logship(
     let mut at_stored = Default::default();
     let status = layout.data_dir().join("status.json");
     let to = SocketAddr::from(([127, 0, 0, 1], port));
-    let start = Instant::now();
+    let (start, start_unix) = (Instant::now(), std::time::SystemTime::now());
     let sent_in = send(messages, transport, to).context("sending to the logship agent")?;
     let (wall, stored) = wait_stored(
         transport,
@@ -125,6 +132,8 @@ pub(crate) fn logship(
             collector.ensure_running()
         },
     )?;
+    // The collector's own time of the last commit, not the 500 ms cadence of status.json.
+    let wall = crate::logship::exact_since(&status, "records_last_stored_time", start_unix, wall);
     let kernel_drops = match transport {
         Transport::Udp => kernel_udp_drops(port),
         Transport::Tcp => 0,

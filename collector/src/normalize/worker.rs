@@ -107,6 +107,9 @@ pub struct NormalizeStats {
     pub fields_done: AtomicU64,
     /// Whether `fields_done` is measured yet (after the walk over the store at start).
     pub fields_done_known: AtomicBool,
+    /// Unix ns when `fields_done` last grew (0: not since start): status.json's
+    /// `fields_last_ready_time`.
+    pub fields_done_ns: std::sync::atomic::AtomicI64,
 }
 
 /// Where the worker reads and writes.
@@ -610,9 +613,12 @@ impl Worker {
             .saturating_sub(self.consumed.max(0) as u64);
         self.stats.deferred_records.store(lag, Ordering::Relaxed);
         self.stats.deferred_total.fetch_max(lag, Ordering::Relaxed);
-        self.stats
-            .fields_done
-            .store(self.consumed.max(0) as u64, Ordering::Release);
+        let done = self.consumed.max(0) as u64;
+        if self.stats.fields_done.swap(done, Ordering::Release) < done {
+            self.stats
+                .fields_done_ns
+                .store(crate::writer::unix_now_ns(), Ordering::Relaxed);
+        }
     }
 
     /// Records of `b` in the count `records_stored` keeps: all of them while in the backlog

@@ -93,7 +93,40 @@ fn wait_caught_up_within(collector: &Collector, want: u64, deadline: Duration) -
         Ok(done)
     })
     .with_context(|| format!("status.json last seen: {last}"))?;
+    check_times(&last)?;
     Ok(most)
+}
+
+/// With the lag at 0 and records stored by this process, the normalizer's last advance
+/// (`fields_last_ready_time`) is no earlier than the commit that stored the last records
+/// (`records_last_stored_time`), and neither is later than the file itself (`written_at`).
+fn check_times(s: &Value) -> Result<()> {
+    let time = |key: &str| -> Result<Option<jiff::Timestamp>> {
+        match &s[key] {
+            Value::Null => Ok(None),
+            v => {
+                let text = v.as_str().with_context(|| format!("{key} is text: {s}"))?;
+                Ok(Some(
+                    text.parse().with_context(|| format!("{key}: {text}"))?,
+                ))
+            }
+        }
+    };
+    let written = time("written_at")?.context("written_at")?;
+    let (stored, ready) = (
+        time("records_last_stored_time")?,
+        time("fields_last_ready_time")?,
+    );
+    if let Some(stored) = stored {
+        ensure!(stored <= written, "stored after the file was written: {s}");
+        let ready = ready.with_context(|| format!("caught up without a ready time: {s}"))?;
+        ensure!(
+            ready >= stored,
+            "fields ready before their records were stored: {s}"
+        );
+        ensure!(ready <= written, "ready after the file was written: {s}");
+    }
+    Ok(())
 }
 
 /// alice's `want` sshd failures from 203.0.113.7, found by their fields.
@@ -140,6 +173,10 @@ fn fields_lag_reaches_zero_after_a_burst_and_search_works_with_normalization_off
             "lag shown with normalization off: {s}"
         );
         ensure!(s["normalized_records"] == 0, "{s}");
+        ensure!(
+            s["records_last_stored_time"].is_string() && s["fields_last_ready_time"].is_null(),
+            "the burst's commit time, and no normalizer time with it off: {s}"
+        );
         ensure!(
             crate::fields::sidecars(collector.data_dir())?.is_empty(),
             "sidecars written with normalization off"
