@@ -21,6 +21,7 @@
 //!          0x28 first observed_ns
 //! Record = 0x08 source, [0x10 observed_ns], 0x1A raw, [0x20 truncated_from], [0x28 kind],
 //!          [0x30 event_ns], { 0x3A len (0x0A key, 0x12 value) }*, [0x42 original]
+//!          (attributes given pre-encoded, [`EncodedAttributes`], are copied in as they are)
 //!          observed_ns only when it differs from the record before (0 = same as before)
 //! ```
 //!
@@ -42,9 +43,11 @@ use crate::config::BatchLimits;
 use crate::spool_blocked::{Retry, SpoolBlocked};
 use wire::{field_len, put_bytes, put_key_len, put_varint_field};
 
+mod attributes;
 mod sink;
 mod wire;
 
+pub use attributes::EncodedAttributes;
 pub use sink::{lost_range_gap, report_lost_ranges};
 
 /// Lines between two reads of the wall clock (lines read together share their observed time).
@@ -284,7 +287,28 @@ impl Batcher {
         truncated_from: u64,
         extra: &RecordExtra<'_>,
     ) -> Result<(), SinkClosed> {
-        self.push_record_with(source, raw, truncated_from, 0, extra)
+        self.push_record_with(source, raw, truncated_from, 0, extra, &[])
+    }
+
+    /// One record whose only extra fields are `attributes`, encoded once for many records (a
+    /// syslog peer's datagrams): the same record as [`Batcher::push_event`] with those
+    /// attributes, at the cost of one copy instead of encoding them again.
+    pub fn push_with_attributes(
+        &mut self,
+        source: SourceId,
+        raw: &[u8],
+        truncated_from: u64,
+        attributes: &EncodedAttributes,
+    ) -> Result<(), SinkClosed> {
+        let extra = RecordExtra::default();
+        self.push_record_with(
+            source,
+            raw,
+            truncated_from,
+            0,
+            &extra,
+            attributes.as_bytes(),
+        )
     }
 
     /// Sets the position persisted with the current batch for `source`: `offset`, and `token`
@@ -378,7 +402,14 @@ impl Batcher {
         truncated_from: u64,
         kind: u64,
     ) -> Result<(), SinkClosed> {
-        self.push_record_with(source, raw, truncated_from, kind, &RecordExtra::default())
+        self.push_record_with(
+            source,
+            raw,
+            truncated_from,
+            kind,
+            &RecordExtra::default(),
+            &[],
+        )
     }
 
     fn push_record_with(
@@ -388,9 +419,10 @@ impl Batcher {
         truncated_from: u64,
         kind: u64,
         extra: &RecordExtra<'_>,
+        encoded: &[u8],
     ) -> Result<(), SinkClosed> {
         let mut extra = *extra;
-        let mut extra_len = extra.encoded_len();
+        let mut extra_len = extra.encoded_len() + encoded.len();
         let projected = self.buf.len()
             + self.header_len
             + self.source_header_len(source)
@@ -410,7 +442,7 @@ impl Batcher {
             // No room for both: keep the (cut) text, drop the original bytes, and say so with
             // `truncated_from` = their length (the stored record is not all that was read).
             extra.original = None;
-            extra_len = extra.encoded_len();
+            extra_len = extra.encoded_len() + encoded.len();
             let from = if truncated_from > 0 {
                 truncated_from
             } else {
@@ -456,7 +488,7 @@ impl Batcher {
             put_varint_field(buf, 5, kind);
         }
         if extra_len > 0 {
-            put_extra(buf, &extra);
+            put_extra(buf, &extra, encoded);
         }
         self.count += 1;
         self.opened_at.get_or_insert_with(Instant::now);
@@ -517,16 +549,14 @@ fn wall_clock_ns() -> i64 {
         .unwrap_or(i64::MAX)
 }
 
-/// Appends the extra fields of a record (see the layout in the module doc).
-fn put_extra(buf: &mut Vec<u8>, extra: &RecordExtra<'_>) {
+/// Appends the extra fields of a record (see the layout in the module doc), `encoded`
+/// (attribute entries already encoded) after the attributes of `extra`.
+fn put_extra(buf: &mut Vec<u8>, extra: &RecordExtra<'_>, encoded: &[u8]) {
     if extra.event_ns != 0 {
         put_varint_field(buf, 6, extra.event_ns as u64);
     }
-    for (k, v) in extra.attributes {
-        put_key_len(buf, 7, field_len(k.len()) + field_len(v.len()));
-        put_bytes(buf, 1, k.as_bytes());
-        put_bytes(buf, 2, v.as_bytes());
-    }
+    attributes::put_attributes(buf, extra.attributes);
+    buf.extend_from_slice(encoded);
     if let Some(o) = extra.original {
         put_bytes(buf, 8, o);
     }

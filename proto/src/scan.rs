@@ -9,12 +9,13 @@
 //! - Records are counted while they are read: the walk stops with
 //!   [`PayloadError::CountMismatch`] at record `count + 1`, never after decoding them all.
 //! - Every record is checked as prost's `Record::decode` checks it, without building it
-//!   ([`record_facts`]: no allocation or copy per record), so a scanned payload also decodes
+//!   ([`record_facts`]: no allocation, copy or reference count per record; the walk reads
+//!   slices of the one buffer), so a scanned payload also decodes
 //!   with [`crate::payload::decode_payload`]; it must refer to an existing source.
 
 use std::collections::BTreeSet;
 
-use bytes::{Buf, Bytes};
+use bytes::Buf;
 use prost::Message;
 use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
 
@@ -74,12 +75,12 @@ pub fn scan_payload(
         host: String::new(),
         inputs: BTreeSet::new(),
     };
-    walk.run(bytes)?;
+    walk.run(&bytes)?;
     walk.finish()
 }
 
 /// One-shot decompression into a buffer of exactly `allowance` bytes of capacity.
-fn decompress_once(payload: &[u8], allowance: usize) -> Result<Bytes, PayloadError> {
+fn decompress_once(payload: &[u8], allowance: usize) -> Result<Vec<u8>, PayloadError> {
     // zstd reads zero bytes as zero frames; a payload is one frame (the full decoder agrees).
     if payload.is_empty() {
         let empty = std::io::Error::new(std::io::ErrorKind::InvalidData, "empty payload");
@@ -88,7 +89,7 @@ fn decompress_once(payload: &[u8], allowance: usize) -> Result<Bytes, PayloadErr
     let mut out = Vec::with_capacity(allowance);
     let mut ctx = zstd::bulk::Decompressor::new().map_err(PayloadError::Zstd)?;
     match ctx.decompress_to_buffer(payload, &mut out) {
-        Ok(_) => Ok(Bytes::from(out)),
+        Ok(_) => Ok(out),
         // zstd's name for ZSTD_error_dstSize_tooSmall.
         Err(e) if e.to_string().contains("too small") => {
             Err(PayloadError::TooLarge { cap: allowance })
@@ -100,17 +101,17 @@ fn decompress_once(payload: &[u8], allowance: usize) -> Result<Bytes, PayloadErr
 // === impl Walk ===
 
 impl Walk {
-    fn run(&mut self, mut buf: Bytes) -> Result<(), PayloadError> {
+    fn run(&mut self, mut buf: &[u8]) -> Result<(), PayloadError> {
         while buf.has_remaining() {
             let (tag, wire) = decode_key(&mut buf)?;
             match (tag, wire) {
                 (1, WireType::LengthDelimited) => {
-                    let host = length_delimited(&mut buf)?;
+                    let host = length_delimited_slice(&mut buf)?;
                     self.host = String::from_utf8(host.to_vec())
                         .map_err(|_| PayloadError::Malformed("host is not UTF-8"))?;
                 }
                 (2, WireType::LengthDelimited) => {
-                    let source = Source::decode(length_delimited(&mut buf)?)?;
+                    let source = Source::decode(length_delimited_slice(&mut buf)?)?;
                     self.sources += 1;
                     if !self.inputs.contains(&source.input) {
                         if self.inputs.len() == MAX_INPUTS {
@@ -120,13 +121,13 @@ impl Walk {
                     }
                 }
                 (3, WireType::LengthDelimited) => {
-                    let record = length_delimited(&mut buf)?;
-                    let (source, observed) = record_facts(&record)?;
+                    let record = length_delimited_slice(&mut buf)?;
+                    let (source, observed) = record_facts(record)?;
                     self.record(source, observed)?;
                 }
                 (4, WireType::LengthDelimited) => {
-                    let tz = length_delimited(&mut buf)?;
-                    std::str::from_utf8(&tz)
+                    let tz = length_delimited_slice(&mut buf)?;
+                    std::str::from_utf8(tz)
                         .map_err(|_| PayloadError::Malformed("agent time zone is not UTF-8"))?;
                 }
                 (5, WireType::Varint) => self.list_time = decode_varint(&mut buf)? as i64,
@@ -223,8 +224,13 @@ fn attribute(mut entry: &[u8]) -> Result<(), PayloadError> {
         let (tag, wire) = decode_key(&mut entry)?;
         match (tag, wire) {
             (1 | 2, WireType::LengthDelimited) => {
-                std::str::from_utf8(length_delimited_slice(&mut entry)?)
-                    .map_err(|_| PayloadError::Malformed("an attribute is not UTF-8"))?;
+                let text = length_delimited_slice(&mut entry)?;
+                // Most attributes (addresses, names, numbers) are ASCII: a plain byte check
+                // is cheaper than UTF-8 validation on such short strings.
+                if !text.is_ascii() {
+                    std::str::from_utf8(text)
+                        .map_err(|_| PayloadError::Malformed("an attribute is not UTF-8"))?;
+                }
             }
             (1 | 2, _) => {
                 return Err(PayloadError::Malformed(
@@ -248,17 +254,6 @@ fn length_delimited_slice<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], PayloadErr
     let (field, rest) = buf.split_at(len as usize);
     *buf = rest;
     Ok(field)
-}
-
-/// The next length-delimited field's bytes (a zero-copy slice of `buf`).
-fn length_delimited(buf: &mut Bytes) -> Result<Bytes, PayloadError> {
-    let len = decode_varint(buf)?;
-    if len > buf.remaining() as u64 {
-        return Err(PayloadError::Malformed(
-            "field length past the end of the payload",
-        ));
-    }
-    Ok(buf.split_to(len as usize))
 }
 
 #[cfg(test)]
@@ -289,6 +284,7 @@ mod tests {
     use super::*;
     use crate::payload::compress;
     use crate::v1::{Record, RecordList};
+    use bytes::Bytes;
 
     fn list(times: &[i64], list_time: i64) -> RecordList {
         RecordList {

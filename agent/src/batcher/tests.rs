@@ -367,3 +367,68 @@ fn an_event_too_large_for_a_batch_is_cut_and_loses_only_its_original_bytes() {
     let (_, list) = &got[0];
     assert!(prost::Message::encoded_len(list) <= 4096);
 }
+
+#[test]
+fn pre_encoded_attributes_give_the_records_push_event_gives() {
+    // The same messages through push_event and push_with_attributes, including a sender
+    // change, a cut message and a record too large for the batch: the same records (observed
+    // times aside: two batchers read the clock).
+    let senders = [("192.0.2.1:514", "udp"), ("[2001:db8::7]:40000", "tcp")];
+    let mut small = limits(100);
+    small.max_bytes = 4096;
+    let run = |pre_encoded: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let spool_handle = spool(dir.path());
+        let mut b = Batcher::new(
+            spool_handle.clone(),
+            small,
+            "net".into(),
+            "h".into(),
+            "UTC".into(),
+        )
+        .unwrap();
+        let s = b
+            .open_source("udp://0.0.0.0:514", Path::new("udp://"))
+            .unwrap();
+        let mut encoded = EncodedAttributes::default();
+        let messages: [(&[u8], u64, usize); 5] = [
+            (b"<13>one", 0, 0),
+            (b"<13>two", 0, 0),
+            (b"<13>cut by the listener", 90_000, 1),
+            (&[b'x'; 5000], 0, 1),
+            (b"<13>after", 0, 0),
+        ];
+        for (raw, truncated_from, who) in messages {
+            let attrs = [("sender", senders[who].0), ("transport", senders[who].1)];
+            if pre_encoded {
+                encoded.set(&attrs);
+                b.push_with_attributes(s, raw, truncated_from, &encoded)
+                    .unwrap();
+            } else {
+                let extra = RecordExtra {
+                    attributes: &attrs,
+                    ..RecordExtra::default()
+                };
+                b.push_event(s, raw, truncated_from, &extra).unwrap();
+            }
+        }
+        b.flush().unwrap();
+        let mut got = batches(&spool_handle);
+        for (_, list) in &mut got {
+            list.observed_unix_nanos = 0;
+            for r in &mut list.records {
+                r.observed_unix_nanos = 0;
+            }
+        }
+        got
+    };
+    let plain = run(false);
+    let encoded = run(true);
+    assert_eq!(plain, encoded);
+    let records: Vec<_> = plain.iter().flat_map(|(_, l)| &l.records).collect();
+    assert_eq!(records.len(), 5);
+    assert_eq!(records[3].truncated_from, 5000, "cut to fit the batch");
+    assert_eq!(records[2].truncated_from, 90_000);
+    assert_eq!(records[2].attributes["sender"], "[2001:db8::7]:40000");
+    assert_eq!(records[4].attributes["transport"], "udp");
+}

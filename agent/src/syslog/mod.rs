@@ -39,6 +39,7 @@ mod framing;
 mod stream;
 mod udp;
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,7 +50,7 @@ use anyhow::{Context, Result};
 use logship_tail::LineSink;
 use tokio_util::sync::CancellationToken;
 
-use crate::batcher::{Batcher, RecordExtra};
+use crate::batcher::{Batcher, EncodedAttributes};
 use chunk::ChunkRx;
 
 pub use config::{Listener, RawSyslog, SyslogInput, TlsFiles, Transport};
@@ -166,8 +167,11 @@ fn batch_loop(
         .iter()
         .map(|l| l.transport.as_str())
         .collect();
+    // The attributes of the last message's peer, encoded once per run of messages from one
+    // peer on one listener (senders come in runs: a connection, a busy device).
     let mut sender = String::new();
-    let mut last_sender = None;
+    let mut attributes = EncodedAttributes::default();
+    let mut encoded_for: Option<(SocketAddr, usize, Option<Arc<str>>)> = None;
     let closed = || anyhow::anyhow!("the spool is closed");
     loop {
         let burst = batcher.pending_records() >= BURST_RECORDS;
@@ -186,28 +190,29 @@ fn batch_loop(
         let mut n = 0;
         while let Some(chunk) = next.take() {
             let source = sources[chunk.listener];
-            let transport = transports[chunk.listener];
-            let client = chunk.client.as_deref();
+            let same_chunk_key = encoded_for.as_ref().is_some_and(|(_, listener, client)| {
+                *listener == chunk.listener && same_client(client, &chunk.client)
+            });
+            if !same_chunk_key {
+                encoded_for = None;
+            }
             for (raw, entry) in chunk.messages() {
-                if last_sender != Some(entry.sender) {
-                    // Senders come in runs (a connection, a busy device): format once per run.
+                if encoded_for.as_ref().map(|(addr, _, _)| *addr) != Some(entry.sender) {
                     sender.clear();
                     use std::fmt::Write as _;
                     write!(sender, "{}", entry.sender).expect("writing to a String cannot fail");
-                    last_sender = Some(entry.sender);
+                    let client = chunk.client.as_deref();
+                    let pairs = [
+                        ("sender", sender.as_str()),
+                        ("transport", transports[chunk.listener]),
+                        ("tls_client", client.unwrap_or("")),
+                    ];
+                    let n_attr = if client.is_some() { 3 } else { 2 };
+                    attributes.set(&pairs[..n_attr]);
+                    encoded_for = Some((entry.sender, chunk.listener, chunk.client.clone()));
                 }
-                let attributes = [
-                    ("sender", sender.as_str()),
-                    ("transport", transport),
-                    ("tls_client", client.unwrap_or("")),
-                ];
-                let n_attr = if client.is_some() { 3 } else { 2 };
-                let extra = RecordExtra {
-                    attributes: &attributes[..n_attr],
-                    ..RecordExtra::default()
-                };
                 batcher
-                    .push_event(source, raw, entry.truncated_from, &extra)
+                    .push_with_attributes(source, raw, entry.truncated_from, &attributes)
                     .map_err(|_| closed())?;
             }
             n += chunk.len();
@@ -224,4 +229,14 @@ fn batch_loop(
     }
     batcher.flush().context("last batch not spooled")?;
     Ok(())
+}
+
+/// Whether two chunks carry the same verified TLS client (the same name: chunks of one
+/// connection share one `Arc`, so this is mostly a pointer comparison).
+fn same_client(a: &Option<Arc<str>>, b: &Option<Arc<str>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+        _ => false,
+    }
 }
