@@ -225,6 +225,8 @@ fn sidecar_bytes(dir: &Path, ext: &str) -> u64 {
 }
 
 fn main() -> Result<()> {
+    // As the collector binary does (`logship-collector` calls it first).
+    logship_collector::heap::keep_heap_pad();
     let args = args()?;
     let tmp;
     let dir = match &args.dir {

@@ -13,6 +13,7 @@ pub mod drain;
 pub mod enroll;
 pub mod fleet;
 pub mod forward;
+pub mod heap;
 pub mod ingest;
 pub mod integrity;
 pub mod normalize;

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
+    logship_collector::heap::keep_heap_pad();
     let cli = Cli::parse();
     logship_logging::init(&cli.log_level);
     match try_main(cli) {
