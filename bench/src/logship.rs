@@ -401,6 +401,16 @@ pub(crate) fn exact_since(path: &Path, key: &str, start: SystemTime, polled: Dur
                 .and_then(|t| t.parse::<jiff::Timestamp>().ok())
         })
         .map(SystemTime::from);
+    since_or_polled(at, start, polled)
+}
+
+/// `at` as time since `start` if it falls within `(0, polled]` (a receiver's own record of
+/// when it stored the last message); otherwise `polled`, the time the poll saw it.
+pub(crate) fn since_or_polled(
+    at: Option<SystemTime>,
+    start: SystemTime,
+    polled: Duration,
+) -> Duration {
     match at.and_then(|at| at.duration_since(start).ok()) {
         Some(d) if !d.is_zero() && d <= polled => d,
         _ => polled,

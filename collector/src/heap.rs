@@ -4,8 +4,8 @@
 //! it and build its fields column, then free all of it before the next block. With glibc's
 //! defaults the heap top is trimmed back to the kernel after such a free and grown again for
 //! the next block, so every block faults its buffers in afresh: on the benchmark's mix,
-//! 180,000 page faults for 128 MiB of log in `normalize_bench` against 14,000 with a 64 MiB
-//! pad (docs/BENCHMARKS.md, "Ingest first by pacing…").
+//! 93,000 page faults for 128 MiB of log in `normalize_bench` against 14,000 with a 64 MiB
+//! pad (docs/BENCHMARKS.md, "A heap pad: the blocks' buffers stop faulting").
 //!
 //! Invariant: only a hint. [`keep_heap_pad`] asks glibc (`mallopt(M_TOP_PAD)`) to keep
 //! [`TOP_PAD`] bytes at the top of each heap when it grows or trims; a refusal or another C

@@ -161,13 +161,6 @@ impl WriterHandle {
 /// The witness and the block count right after its last checkpoint (None: none yet).
 type WitnessState = (Witness, Option<u64>);
 
-/// The wall clock as Unix nanoseconds (0 if it reads before 1970).
-pub(crate) fn unix_now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
 /// Signs and appends a checkpoint unless nothing was stored since the last one.
 fn checkpoint(store: &mut Store, state: &mut WitnessState, stats: &WriterStats, reason: &str) {
     let (witness, last) = state;
@@ -232,7 +225,10 @@ fn run(
             let stored = stats.records_stored.load(Ordering::Relaxed);
             if stored > stored_at_last_commit {
                 stored_at_last_commit = stored;
-                stats.last_stored_ns.store(unix_now_ns(), Ordering::Relaxed);
+                stats.last_stored_ns.store(
+                    jiff::Timestamp::now().as_nanosecond() as i64,
+                    Ordering::Relaxed,
+                );
             }
             stats.stored_at.record(stored, std::time::Instant::now());
             // Cursors follow the commit and never hold it up.

@@ -57,12 +57,8 @@ pub(crate) fn rsyslog(
         },
     )?;
     // The output file's last write (its mtime), as precise as logship's commit time.
-    let wall = fs::metadata(&out)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|at| at.duration_since(start_unix).ok())
-        .filter(|d| !d.is_zero() && *d <= wall)
-        .unwrap_or(wall);
+    let modified = fs::metadata(&out).and_then(|m| m.modified()).ok();
+    let wall = crate::logship::since_or_polled(modified, start_unix, wall);
     let kernel_drops = match transport {
         Transport::Udp => kernel_udp_drops(port),
         Transport::Tcp => 0,

@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 
 /// Ingest is active while the last commit that stored records is younger than this. Agents
 /// send a burst as a stream of batches a few tens of milliseconds apart.
-pub(super) const ACTIVE_WITHIN: Duration = Duration::from_millis(100);
+const ACTIVE_WITHIN: Duration = Duration::from_millis(100);
 /// Rest per unit of work while ingest is active: 3 gives the normalizer a quarter of the time.
-pub(super) const REST_PER_WORK: u32 = 3;
+const REST_PER_WORK: u32 = 3;
 /// How often a rest checks whether ingest went quiet.
 const STEP: Duration = Duration::from_millis(5);
 /// Longest single rest, however long the work before it took.
@@ -62,15 +62,13 @@ impl Pace {
             started.elapsed(),
             budget,
             last_stored_ns.load(Ordering::Relaxed),
-            crate::writer::unix_now_ns(),
+            jiff::Timestamp::now().as_nanosecond() as i64,
         ) {
             std::thread::sleep(nap);
         }
         self.working_since = Instant::now();
     }
-}
 
-impl Pace {
     /// The thread waited for the store (caught up): waiting is not work, so no rest is owed.
     pub(super) fn waited(&mut self) {
         self.working_since = Instant::now();
@@ -78,23 +76,18 @@ impl Pace {
 }
 
 /// How long to rest after `worked` while ingest stays active.
-pub(super) fn rest_for(worked: Duration) -> Duration {
+fn rest_for(worked: Duration) -> Duration {
     (worked * REST_PER_WORK).min(MAX_REST)
 }
 
 /// The next sleep of a rest that has lasted `rested` of its `budget`, with the last commit
 /// that stored records at `last_ns` and the clock at `now_ns` (Unix ns); `None` ends the rest.
-pub(super) fn next_nap(
-    rested: Duration,
-    budget: Duration,
-    last_ns: i64,
-    now_ns: i64,
-) -> Option<Duration> {
+fn next_nap(rested: Duration, budget: Duration, last_ns: i64, now_ns: i64) -> Option<Duration> {
     (rested < budget && active(last_ns, now_ns)).then(|| STEP.min(budget - rested))
 }
 
 /// Whether a commit at `last_ns` (Unix ns, 0 = none) means ingest is active at `now_ns`.
-pub(super) fn active(last_ns: i64, now_ns: i64) -> bool {
+fn active(last_ns: i64, now_ns: i64) -> bool {
     let window = ACTIVE_WITHIN.as_nanos() as i64;
     last_ns != 0 && (0..window).contains(&(now_ns - last_ns))
 }

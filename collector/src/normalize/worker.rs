@@ -48,7 +48,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use logship_normalize::Normalizer;
@@ -113,7 +113,7 @@ pub struct NormalizeStats {
     pub fields_done_known: AtomicBool,
     /// Unix ns when `fields_done` last grew (0: not since start): status.json's
     /// `fields_last_ready_time`.
-    pub fields_done_ns: std::sync::atomic::AtomicI64,
+    pub fields_done_ns: AtomicI64,
 }
 
 /// Where the worker reads and writes.
@@ -624,9 +624,10 @@ impl Worker {
         self.stats.deferred_total.fetch_max(lag, Ordering::Relaxed);
         let done = self.consumed.max(0) as u64;
         if self.stats.fields_done.swap(done, Ordering::Release) < done {
-            self.stats
-                .fields_done_ns
-                .store(crate::writer::unix_now_ns(), Ordering::Relaxed);
+            self.stats.fields_done_ns.store(
+                jiff::Timestamp::now().as_nanosecond() as i64,
+                Ordering::Relaxed,
+            );
         }
     }
 
