@@ -39,6 +39,8 @@ pub struct AgentOpts {
     pub spool_segment_max_bytes: u64,
     /// File inputs.
     pub inputs: Vec<FileInput>,
+    /// `[batch] max_records`: small values make many small store blocks.
+    pub batch_max_records: u32,
 }
 
 /// An agent process with its config and spool.
@@ -74,6 +76,7 @@ impl AgentOpts {
             spool_max_bytes: 64 << 20,
             spool_segment_max_bytes: 1 << 20,
             inputs,
+            batch_max_records: 5000,
         }
     }
 
@@ -83,12 +86,13 @@ impl AgentOpts {
             "version = 1\n\n[collector]\nendpoints = [{}]\nca_cert = \"ca.pem\"\n\
              cert = \"agent.pem\"\nkey = \"agent.key\"\n\n[spool]\ndir = \"spool\"\n\
              max_bytes = {}\nsegment_max_bytes = {}\nfsync_interval_ms = 50\nfsync_bytes = 0\n\n\
-             [batch]\nmax_records = 5000\nmax_bytes = 1048576\nmax_wait_ms = 200\nzstd_level = 1\n\n\
+             [batch]\nmax_records = {}\nmax_bytes = 1048576\nmax_wait_ms = 200\nzstd_level = 1\n\n\
              [shipper]\nmax_in_flight = 8\nbackoff_initial_ms = 100\nbackoff_max_ms = 1000\n\
              heartbeat_interval_secs = 1\n",
             endpoints.join(", "),
             self.spool_max_bytes,
             self.spool_segment_max_bytes,
+            self.batch_max_records,
         );
         for i in &self.inputs {
             let include: Vec<String> = i.include.iter().map(|g| format!("{g:?}")).collect();

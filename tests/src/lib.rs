@@ -130,6 +130,16 @@ pub fn free_port() -> u16 {
 pub fn wait_until(
     timeout: Duration,
     what: &str,
+    check: impl FnMut() -> Result<bool>,
+) -> Result<()> {
+    poll_until(timeout, Duration::from_millis(100), what, check)
+}
+
+/// [`wait_until`], checking every `every`: for a test that must act within moments of a state.
+pub fn poll_until(
+    timeout: Duration,
+    every: Duration,
+    what: &str,
     mut check: impl FnMut() -> Result<bool>,
 ) -> Result<()> {
     let start = Instant::now();
@@ -140,7 +150,7 @@ pub fn wait_until(
         if start.elapsed() > timeout {
             bail!("timed out after {timeout:?} waiting for: {what}");
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(every);
     }
 }
 

@@ -14,10 +14,14 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use logship_e2e::{Agent, AgentOpts, Collector, CollectorOpts, FileInput, run_test, wait_until};
+use logship_e2e::{
+    Agent, AgentOpts, Collector, CollectorOpts, FileInput, poll_until, run_test, wait_until,
+};
 use serde_json::Value;
 
 const ARRIVAL: Duration = Duration::from_secs(120);
+/// How often a test that kills mid-work looks for the moment to kill.
+const KILL_POLL: Duration = Duration::from_millis(5);
 /// Deadline for a catch-up of a whole store (debug binaries on a busy machine, at nice 10).
 const CATCH_UP: Duration = Duration::from_secs(600);
 
@@ -276,7 +280,12 @@ fn several_workers_killed_mid_catch_up_leave_every_record_with_its_fields() {
         for (name, first) in [("gw", 0), ("gw2", N)] {
             let log = sb.path().join(format!("{name}-auth.log"));
             std::fs::write(&log, burst(first, N))?;
-            let opts = AgentOpts::new(&collector, vec![FileInput::new("auth", &log)]);
+            // Blocks of 100 records: 1,000 blocks, so the normalizer's first cursor commit
+            // (after 256 blocks) comes a quarter of the way through, however fast it parses.
+            let opts = AgentOpts {
+                batch_max_records: 100,
+                ..AgentOpts::new(&collector, vec![FileInput::new("auth", &log)])
+            };
             let mut agent = Agent::enroll(sb, &collector, name, &opts)?;
             agent.start()?;
             agents.push(agent);
@@ -290,13 +299,14 @@ fn several_workers_killed_mid_catch_up_leave_every_record_with_its_fields() {
         }
         collector.stop()?;
 
-        // Normalization on with three workers: killed as soon as it has committed once.
+        // Normalization on with three workers: killed within moments of its first commit.
         set_workers(&collector, &config, true, 3)?;
         collector.start()?;
         let cursor = collector.data_dir().join("store/cursors/normalizer.cur");
-        wait_until(ARRIVAL, "a first cursor commit", || {
+        poll_until(ARRIVAL, KILL_POLL, "a first cursor commit", || {
             cursor.try_exists().map_err(Into::into)
         })?;
+        collector.kill9()?;
         let done: u64 = columns(&collector)?
             .iter()
             .map(|c| u64::from(c.2) * u64::from(c.3))
@@ -305,7 +315,6 @@ fn several_workers_killed_mid_catch_up_leave_every_record_with_its_fields() {
             done < total,
             "the normalizer caught up before it could be killed ({done})"
         );
-        collector.kill9()?;
         let at_kill = std::fs::read_to_string(&cursor)?;
         ensure!(at_kill.starts_with("logship-cursor 1 "), "{at_kill}");
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use logship_e2e::{
     Agent, AgentOpts, Collector, CollectorOpts, FileInput, Proc, Sandbox, Store, bin, free_port,
-    run_test, wait_until,
+    poll_until, run_test, wait_until,
 };
 use logship_store::COLLECTOR_IDENTITY;
 use rcgen::{
@@ -708,12 +708,13 @@ fn the_normalizer_killed_mid_catch_up_resumes_from_its_cursor() {
             ));
         }
         std::fs::write(&log, text)?;
-        let mut agent = Agent::enroll(
-            sb,
-            &collector,
-            "gw",
-            &AgentOpts::new(&collector, vec![FileInput::new("auth", &log)]),
-        )?;
+        // Blocks of 100 records: 1,500 blocks, so the normalizer's first cursor commit (after
+        // 256 blocks) comes a sixth of the way through, however fast it parses.
+        let opts = AgentOpts {
+            batch_max_records: 100,
+            ..AgentOpts::new(&collector, vec![FileInput::new("auth", &log)])
+        };
+        let mut agent = Agent::enroll(sb, &collector, "gw", &opts)?;
         agent.start()?;
         wait_until(ARRIVAL, "all stored", || {
             Ok(records_stored(&collector)? == N)
@@ -724,9 +725,13 @@ fn the_normalizer_killed_mid_catch_up_resumes_from_its_cursor() {
         std::fs::write(&toml, format!("{config}\n[normalize]\nenabled = true\n"))?;
         collector.start()?;
         let cursor = collector.data_dir().join("store/cursors/normalizer.cur");
-        wait_until(ARRIVAL, "a first cursor commit", || {
-            cursor.try_exists().map_err(Into::into)
-        })?;
+        poll_until(
+            ARRIVAL,
+            Duration::from_millis(5),
+            "a first cursor commit",
+            || cursor.try_exists().map_err(Into::into),
+        )?;
+        collector.kill9()?;
         let columns = sidecar_columns(collector.data_dir())?;
         let done: u64 = columns
             .iter()
@@ -736,7 +741,6 @@ fn the_normalizer_killed_mid_catch_up_resumes_from_its_cursor() {
             done < N,
             "the normalizer caught up before it could be killed ({done})"
         );
-        collector.kill9()?;
         let at_kill = std::fs::read_to_string(&cursor)?;
         collector.start()?;
         wait_until(ARRIVAL, "normalizer caught up", || {
