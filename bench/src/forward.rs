@@ -516,7 +516,7 @@ fn remove_big_files(work: &Path) {
 }
 
 /// The median of `values` (None when empty).
-fn median(mut values: Vec<f64>) -> Option<f64> {
+pub(crate) fn median(mut values: Vec<f64>) -> Option<f64> {
     if values.is_empty() {
         return None;
     }

@@ -76,9 +76,11 @@ struct Cli {
     /// Syslog mode: transports, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "udp,tcp")]
     transports: Vec<syslog::Transport>,
-    /// Forward mode: rounds of the four cases (none, dead, live, live+dead), interleaved.
-    #[arg(long, default_value_t = 2)]
-    rounds: u32,
+    /// Forward mode: rounds of the four cases (none, dead, live, live+dead), interleaved
+    /// (default 2). Syslog mode: rounds of each transport's rsyslog/logship pair, the order
+    /// alternating from round to round, summarized by the median ratio (default 1).
+    #[arg(long)]
+    rounds: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -171,8 +173,10 @@ fn try_main(cli: &Cli) -> anyhow::Result<ExitCode> {
 fn syslog_main(cli: &Cli, out: &Path) -> anyhow::Result<ExitCode> {
     let bins = logship::bin_dir(cli.bin_dir.clone())?;
     let stall = Duration::from_secs(cli.stall_secs);
-    let (results, errors) = syslog::run(out, &bins, cli.messages, &cli.transports, stall)?;
+    let rounds = cli.rounds.unwrap_or(1).max(1);
+    let (results, errors) = syslog::run(out, &bins, cli.messages, &cli.transports, rounds, stall)?;
     print!("{}", syslog::render(&results));
+    print!("{}", syslog::render_summary(&syslog::summarize(&results)));
     for error in &errors {
         println!("error: {error}");
     }
@@ -189,7 +193,8 @@ fn forward_main(cli: &Cli, out: &Path) -> anyhow::Result<ExitCode> {
     let bins = logship::bin_dir(cli.bin_dir.clone())?;
     let file = generate(out, cli.size_mib, cli.seed)?;
     let stall = Duration::from_secs(cli.stall_secs);
-    let (results, errors) = forward::run(&file, out, &bins, cli.rounds, stall, cli.keep)?;
+    let rounds = cli.rounds.unwrap_or(2);
+    let (results, errors) = forward::run(&file, out, &bins, rounds, stall, cli.keep)?;
     if !cli.keep {
         remove_big_files(out);
     }

@@ -7,7 +7,7 @@
 //!   logship: logship-agent [[syslog]] udp:// + tcp:// ─► spool ─mTLS─► collector store
 //! ```
 //!
-//! Each (transport, system) pair runs on its own fresh receiver with the same pre-generated
+//! Each (round, transport, system) runs on its own fresh receiver with the same pre-generated
 //! messages (RFC 3164 `<PRI>` + a line of the file benchmark's generator, with `seq=N`). TCP is
 //! lossless by construction: done = every message stored. UDP is not: done = no progress for
 //! [`UDP_SETTLE`] after the sender finished. Every message is accounted for:
@@ -17,6 +17,10 @@
 //! messages stored per second from the first send to the last message stored (for logship the
 //! collector's time of that commit, `records_last_stored_time`; for rsyslog its output file's
 //! last modification time).
+//!
+//! On a small shared machine one pair's ratio moves by a fifth from run to run, so `--rounds N`
+//! repeats every pair, rsyslog first in odd rounds and logship first in even ones (the order
+//! effects cancel), and the summary gives each transport's ratios per round and their median.
 
 mod receivers;
 mod send;
@@ -44,6 +48,8 @@ pub(crate) enum Transport {
 /// One (transport, system) measurement.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct SyslogResult {
+    /// 1-based round (`--rounds`).
+    pub(crate) round: u32,
     pub(crate) system: String,
     pub(crate) transport: Transport,
     pub(crate) sent: u64,
@@ -70,12 +76,14 @@ pub(crate) struct Messages {
     pub(crate) bytes: u64,
 }
 
-/// Runs every transport against rsyslog and logship; returns the results in run order.
+/// Runs every transport against rsyslog and logship, `rounds` times (see the module doc for
+/// the order); returns the results in run order.
 pub(crate) fn run(
     out: &Path,
     bins: &Path,
     count: u64,
     transports: &[Transport],
+    rounds: u32,
     stall: Duration,
 ) -> anyhow::Result<(Vec<SyslogResult>, Vec<String>)> {
     let messages = generate(count);
@@ -85,29 +93,124 @@ pub(crate) fn run(
         "Generated the syslog messages."
     );
     let (mut results, mut errors) = (Vec::new(), Vec::new());
-    for &transport in transports {
-        for system in ["rsyslog", "logship"] {
-            tracing::info!(system, ?transport, "Running.");
-            let dir = out.join(format!("syslog-{system}-{transport:?}").to_lowercase());
-            let result = match system {
-                "rsyslog" => receivers::rsyslog(&dir, &messages, transport, stall),
-                _ => receivers::logship(&dir, bins, &messages, transport, stall),
-            };
-            match result {
-                Ok(r) => results.push(r),
-                Err(error) => {
-                    tracing::error!(
-                        system,
-                        ?transport,
-                        error = format!("{error:#}"),
-                        "Could not run."
-                    );
-                    errors.push(format!("{system} {transport:?}: {error:#}"));
+    for round in 1..=rounds {
+        for &transport in transports {
+            for system in pair_order(round) {
+                tracing::info!(round, system, ?transport, "Running.");
+                let name = if rounds == 1 {
+                    format!("syslog-{system}-{transport:?}")
+                } else {
+                    format!("syslog-{system}-{transport:?}-r{round}")
+                };
+                let dir = out.join(name.to_lowercase());
+                let result = match system {
+                    "rsyslog" => receivers::rsyslog(&dir, &messages, transport, stall),
+                    _ => receivers::logship(&dir, bins, &messages, transport, stall),
+                };
+                match result {
+                    Ok(r) => results.push(SyslogResult { round, ..r }),
+                    Err(error) => {
+                        tracing::error!(
+                            round,
+                            system,
+                            ?transport,
+                            error = format!("{error:#}"),
+                            "Could not run."
+                        );
+                        errors.push(format!("round {round} {system} {transport:?}: {error:#}"));
+                    }
                 }
             }
         }
     }
     Ok((results, errors))
+}
+
+/// The systems in the order round `round` runs them: rsyslog first in odd rounds.
+fn pair_order(round: u32) -> [&'static str; 2] {
+    if round % 2 == 1 {
+        ["rsyslog", "logship"]
+    } else {
+        ["logship", "rsyslog"]
+    }
+}
+
+/// One transport's rounds: logship's stored/s over rsyslog's in each round both ran.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PairSummary {
+    pub(crate) transport: Transport,
+    /// (round, ratio) in round order.
+    pub(crate) ratios: Vec<(u32, f64)>,
+    pub(crate) median_ratio: Option<f64>,
+    /// Rounds in which logship stored at least rsyslog's rate.
+    pub(crate) rounds_at_least_rsyslog: usize,
+    /// Sum of both systems' unexplained losses over the rounds (0 is the target).
+    pub(crate) unexplained: i64,
+}
+
+/// Pairs each round's two results per transport.
+pub(crate) fn summarize(results: &[SyslogResult]) -> Vec<PairSummary> {
+    let mut transports: Vec<Transport> = Vec::new();
+    for r in results {
+        if !transports.contains(&r.transport) {
+            transports.push(r.transport);
+        }
+    }
+    transports
+        .into_iter()
+        .map(|transport| {
+            let of = |system: &str, round: u32| {
+                results
+                    .iter()
+                    .find(|r| r.transport == transport && r.system == system && r.round == round)
+            };
+            let mut rounds: Vec<u32> = results
+                .iter()
+                .filter(|r| r.transport == transport)
+                .map(|r| r.round)
+                .collect();
+            rounds.dedup();
+            let ratios: Vec<(u32, f64)> = rounds
+                .iter()
+                .filter_map(|&n| match (of("logship", n), of("rsyslog", n)) {
+                    (Some(l), Some(r)) if r.stored_per_sec > 0.0 => {
+                        Some((n, l.stored_per_sec / r.stored_per_sec))
+                    }
+                    _ => None,
+                })
+                .collect();
+            PairSummary {
+                transport,
+                median_ratio: crate::forward::median(ratios.iter().map(|r| r.1).collect()),
+                rounds_at_least_rsyslog: ratios.iter().filter(|r| r.1 >= 1.0).count(),
+                unexplained: results
+                    .iter()
+                    .filter(|r| r.transport == transport)
+                    .map(|r| r.unexplained)
+                    .sum(),
+                ratios,
+            }
+        })
+        .collect()
+}
+
+/// The summary as text: one line per transport.
+pub(crate) fn render_summary(summaries: &[PairSummary]) -> String {
+    let mut s = String::new();
+    for p in summaries {
+        let per: Vec<String> = p.ratios.iter().map(|r| format!("{:.2}", r.1)).collect();
+        s.push_str(&format!(
+            "{}: logship/rsyslog stored/s by round [{}], median {}, at least rsyslog's in {} of {}, \
+             unexplained {}\n",
+            format!("{:?}", p.transport).to_lowercase(),
+            per.join(" "),
+            p.median_ratio.map_or("-".to_owned(), |m| format!("{m:.2}")),
+            p.rounds_at_least_rsyslog,
+            p.ratios.len(),
+            p.unexplained
+        ));
+    }
+    s
 }
 
 /// `<134>` + a generated line (no newline; framing is the transport's).
@@ -149,6 +252,7 @@ impl SyslogResult {
         };
         let wall = o.wall.as_secs_f64().max(1e-9);
         SyslogResult {
+            round: 1,
             system: system.to_owned(),
             transport,
             sent,
@@ -169,7 +273,8 @@ impl SyslogResult {
 /// The results as a text table.
 pub(crate) fn render(results: &[SyslogResult]) -> String {
     let mut s = format!(
-        "{:<8} {:<9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>8} {:>11} {:>8} {:>8} {:>8} {:>8}\n",
+        "{:>5} {:<8} {:<9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>8} {:>11} {:>8} {:>8} {:>8} {:>8}\n",
+        "round",
         "system",
         "transport",
         "sent",
@@ -186,7 +291,8 @@ pub(crate) fn render(results: &[SyslogResult]) -> String {
     );
     for r in results {
         s.push_str(&format!(
-            "{:<8} {:<9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>8.2} {:>11.0} {:>8.2} {:>8.1} {:>8.2} {:>8.2}\n",
+            "{:>5} {:<8} {:<9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>8.2} {:>11.0} {:>8.2} {:>8.1} {:>8.2} {:>8.2}\n",
+            r.round,
             r.system,
             format!("{:?}", r.transport).to_lowercase(),
             r.sent,
@@ -214,6 +320,7 @@ pub(crate) fn write_json(out: &Path, results: &[SyslogResult]) -> anyhow::Result
             .map(|d| d.as_secs())
             .unwrap_or(0),
         "results": results,
+        "summary": summarize(results),
     }))?;
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
@@ -281,6 +388,68 @@ mod tests {
         assert_eq!(
             SyslogResult::new("x", Transport::Udp, 100, &o).unexplained,
             4
+        );
+    }
+
+    fn result(round: u32, system: &str, transport: Transport, rate: f64) -> SyslogResult {
+        SyslogResult {
+            round,
+            stored_per_sec: rate,
+            ..SyslogResult::new(
+                system,
+                transport,
+                10,
+                &Observed {
+                    stored: 10,
+                    kernel_drops: 0,
+                    counted_drops: 0,
+                    counted_includes_kernel: true,
+                    send: send::Sent::default(),
+                    wall: Duration::from_secs(1),
+                    receiver: ProcSample::default(),
+                },
+            )
+        }
+    }
+
+    #[test]
+    fn rounds_alternate_the_order_and_the_summary_pairs_each_round() {
+        assert_eq!(pair_order(1), ["rsyslog", "logship"]);
+        assert_eq!(pair_order(2), ["logship", "rsyslog"]);
+        let results = vec![
+            result(1, "rsyslog", Transport::Udp, 100.0),
+            result(1, "logship", Transport::Udp, 90.0),
+            result(1, "rsyslog", Transport::Tcp, 100.0),
+            result(1, "logship", Transport::Tcp, 200.0),
+            result(2, "logship", Transport::Udp, 120.0),
+            result(2, "rsyslog", Transport::Udp, 100.0),
+            // Round 2's TCP rsyslog failed: no ratio for that round.
+            result(2, "logship", Transport::Tcp, 200.0),
+            result(3, "rsyslog", Transport::Udp, 100.0),
+            result(3, "logship", Transport::Udp, 110.0),
+        ];
+        let s = summarize(&results);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].transport, Transport::Udp);
+        let ratios: Vec<(u32, String)> = s[0]
+            .ratios
+            .iter()
+            .map(|r| (r.0, format!("{:.2}", r.1)))
+            .collect();
+        assert_eq!(
+            ratios,
+            [(1, "0.90".into()), (2, "1.20".into()), (3, "1.10".into())]
+        );
+        assert_eq!(
+            s[0].median_ratio.map(|m| format!("{m:.2}")),
+            Some("1.10".into())
+        );
+        assert_eq!(s[0].rounds_at_least_rsyslog, 2);
+        assert_eq!((s[1].ratios.len(), s[1].median_ratio), (1, Some(2.0)));
+        let text = render_summary(&s);
+        assert!(
+            text.contains("udp: logship/rsyslog stored/s by round [0.90 1.20 1.10], median 1.10, at least rsyslog's in 2 of 3"),
+            "{text}"
         );
     }
 
