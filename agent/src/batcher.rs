@@ -201,6 +201,15 @@ impl Batcher {
         self.stats.clone()
     }
 
+    /// [`Batcher::flush`] at the end of a burst: also asks the spool to fsync now rather than
+    /// at the end of its interval, so the burst's last batch ships at once (nothing more is
+    /// coming to share that fsync with).
+    pub fn flush_burst(&mut self) -> Result<(), BatchError> {
+        self.flush()?;
+        self.spool.sync_soon();
+        Ok(())
+    }
+
     /// Closes the current batch, if any, and appends it to the spool. A failed append is
     /// retried until it succeeds; only a closed spool returns an error.
     pub fn flush(&mut self) -> Result<(), BatchError> {

@@ -30,7 +30,8 @@
 //! - No positions are persisted: a live network stream cannot be re-read after a restart.
 //! - A batch closes as the batcher's limits say (`max_records`, `max_bytes`, `max_wait`), and
 //!   also when it holds at least 1,000 messages and nothing arrived for 20 ms (the end of a
-//!   burst is spooled at once, not `max_wait` later; a trickle still waits for `max_wait`).
+//!   burst is spooled at once, not `max_wait` later, and the spool fsyncs it at once, not at
+//!   the end of `fsync_interval_ms`; a trickle still waits for both).
 
 mod chunk;
 mod config;
@@ -68,8 +69,8 @@ const DRAIN_BATCH: usize = 4096;
 const SMALL_DRAIN: usize = 256;
 const NAP: Duration = Duration::from_millis(1);
 /// An open batch of at least [`BURST_RECORDS`] messages closes once nothing arrived for
-/// [`BURST_IDLE`]: the end of a burst reaches the spool (and the collector) at once instead of
-/// after the batch's `max_wait`. Smaller batches (a trickle) still wait for `max_wait`, so a
+/// [`BURST_IDLE`]: the end of a burst reaches the spool, is fsync'd and ships at once instead
+/// of after the batch's `max_wait` and the spool's fsync interval. Smaller batches (a trickle) still wait for `max_wait`, so a
 /// quiet device does not cost a batch per message.
 const BURST_RECORDS: u32 = 1000;
 const BURST_IDLE: Duration = Duration::from_millis(20);
@@ -182,7 +183,7 @@ fn batch_loop(
             Ok(None) => break,
             Err(_) if stop.load(Ordering::SeqCst) => break,
             Err(_) if burst => {
-                batcher.flush().map_err(|_| closed())?;
+                batcher.flush_burst().map_err(|_| closed())?;
                 None
             }
             Err(_) => None,

@@ -109,6 +109,19 @@ impl Spool {
         self.core().sync()
     }
 
+    /// Asks the fsync thread to fsync what was appended now instead of at the end of its
+    /// interval, without waiting for it: for a writer whose input just went quiet (the end of
+    /// a burst), where waiting out the interval only delays shipping. A no-op without an fsync
+    /// thread (`fsync_interval_ms = 0` syncs every append) or with nothing unsynced.
+    pub fn sync_soon(&self) {
+        let core = self.core();
+        let mut st = core.lock();
+        if st.dirty() {
+            st.sync_requested = true;
+            core.sync_cv.notify_one();
+        }
+    }
+
     /// Every record with `seq < durable_next_seq()` is fsync'd.
     pub fn durable_next_seq(&self) -> u64 {
         self.core().lock().durable_next_seq

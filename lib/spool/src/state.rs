@@ -90,6 +90,8 @@ pub(crate) struct State {
     pub(crate) unsynced_bytes: u64,
     /// When the oldest unsynced write happened.
     pub(crate) dirty_since: Option<Instant>,
+    /// [`crate::Spool::sync_soon`] asked the fsync thread not to wait for its interval.
+    pub(crate) sync_requested: bool,
     /// Files of closed segments written since the last fsync.
     pub(crate) pending_sync: Vec<Arc<File>>,
     /// A segment file was created since the last directory fsync.

@@ -62,8 +62,9 @@ impl Core {
         Ok(())
     }
 
-    /// The fsync thread: syncs when data has been unsynced for `fsync_interval_ms` or
-    /// `fsync_bytes` are unsynced; exits when the spool is closed (and clean) or dropped.
+    /// The fsync thread: syncs when data has been unsynced for `fsync_interval_ms`, when
+    /// `fsync_bytes` are unsynced, or when a writer asked ([`crate::Spool::sync_soon`]); exits
+    /// when the spool is closed (and clean) or dropped.
     pub(crate) fn run_sync_thread(&self) {
         let interval = Duration::from_millis(self.config.fsync_interval_ms);
         while self.wait_until_sync_due(interval) {
@@ -81,6 +82,7 @@ impl Core {
                 return false;
             }
             if !st.dirty() {
+                st.sync_requested = false;
                 st = self
                     .sync_cv
                     .wait(st)
@@ -90,7 +92,8 @@ impl Core {
             let bytes_due =
                 self.config.fsync_bytes > 0 && st.unsynced_bytes >= self.config.fsync_bytes;
             let elapsed = st.dirty_since.get_or_insert_with(Instant::now).elapsed();
-            if bytes_due || elapsed >= interval || st.closed {
+            if bytes_due || elapsed >= interval || st.closed || st.sync_requested {
+                st.sync_requested = false;
                 return true;
             }
             st = self

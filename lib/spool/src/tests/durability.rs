@@ -45,6 +45,32 @@ fn the_interval_makes_appends_durable() {
 }
 
 #[test]
+fn sync_soon_fsyncs_before_the_interval_and_only_what_was_appended() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path());
+    cfg.fsync_interval_ms = HOUR_MS;
+    let (spool, _) = open(&cfg);
+    spool.sync_soon(); // nothing unsynced: no request is left behind
+    let seq = spool
+        .append(batch(2, b"burst end", vec![]))
+        .expect("append");
+    assert_eq!(
+        spool.wait_durable_past(seq, Duration::from_millis(50)),
+        seq,
+        "the interval alone would wait an hour"
+    );
+    spool.sync_soon();
+    assert_eq!(spool.wait_durable_past(seq, Duration::from_secs(30)), 3);
+    assert!(spool.read_from(seq).expect("read").is_some());
+    // The request was used up: the next append waits for the interval again.
+    let next = spool.append(batch(1, b"trickle", vec![])).expect("append");
+    assert_eq!(
+        spool.wait_durable_past(next, Duration::from_millis(50)),
+        next
+    );
+}
+
+#[test]
 fn the_byte_trigger_fsyncs_before_the_interval() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = config(dir.path());
