@@ -1,5 +1,5 @@
 //! Durability: group-commit fsync rounds and the background thread running the interval and
-//! byte triggers.
+//! byte triggers, and a writer's request to sync now (`Spool::sync_soon`).
 
 use std::fs::File;
 use std::sync::{Arc, PoisonError};
