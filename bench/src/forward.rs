@@ -515,20 +515,6 @@ fn remove_big_files(work: &Path) {
     }
 }
 
-/// The median of `values` (None when empty).
-pub(crate) fn median(mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    Some(if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    })
-}
-
 /// The table: one row per case and round, then the median of each case.
 pub(crate) fn render(file: &FileInfo, results: &[CaseResult]) -> String {
     let mut s = String::new();
@@ -585,7 +571,7 @@ pub(crate) fn render(file: &FileInfo, results: &[CaseResult]) -> String {
             .filter(|r| r.case == case_name(case))
             .collect();
         let m = |f: &dyn Fn(&CaseResult) -> Option<f64>| {
-            median(rows.iter().filter_map(|r| f(r)).collect())
+            crate::stats::median(rows.iter().filter_map(|r| f(r)).collect())
         };
         s += &format!(
             "{:<6} {:<10} {:>6} {:>9} {:>11} {:>8} {:>10} {:>8} {:>10} {:>8} {:>9} {:>10} {:>8} {:>8}\n",
@@ -701,12 +687,5 @@ mod tests {
         assert!(cpu.contains_key("forward-test"), "{cpu:?}");
         assert!(!cpu.keys().any(|k| k.starts_with("main")), "{cpu:?}");
         t.join().expect("join");
-    }
-
-    #[test]
-    fn median_of_odd_and_even() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(vec![4.0, 1.0]), Some(2.5));
-        assert_eq!(median(vec![]), None);
     }
 }

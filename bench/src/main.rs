@@ -16,6 +16,7 @@ mod relay;
 mod report;
 mod rsyslog;
 mod search;
+mod stats;
 mod syslog;
 
 use std::path::{Path, PathBuf};

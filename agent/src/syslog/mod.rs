@@ -70,8 +70,8 @@ const SMALL_DRAIN: usize = 256;
 const NAP: Duration = Duration::from_millis(1);
 /// An open batch of at least [`BURST_RECORDS`] messages closes once nothing arrived for
 /// [`BURST_IDLE`]: the end of a burst reaches the spool, is fsync'd and ships at once instead
-/// of after the batch's `max_wait` and the spool's fsync interval. Smaller batches (a trickle) still wait for `max_wait`, so a
-/// quiet device does not cost a batch per message.
+/// of after the batch's `max_wait` and the spool's fsync interval. Smaller batches (a trickle)
+/// still wait for both, so a quiet device does not cost a batch and an fsync per message.
 const BURST_RECORDS: u32 = 1000;
 const BURST_IDLE: Duration = Duration::from_millis(20);
 

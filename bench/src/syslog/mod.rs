@@ -181,7 +181,7 @@ pub(crate) fn summarize(results: &[SyslogResult]) -> Vec<PairSummary> {
                 .collect();
             PairSummary {
                 transport,
-                median_ratio: crate::forward::median(ratios.iter().map(|r| r.1).collect()),
+                median_ratio: crate::stats::median(ratios.iter().map(|r| r.1).collect()),
                 rounds_at_least_rsyslog: ratios.iter().filter(|r| r.1 >= 1.0).count(),
                 unexplained: results
                     .iter()
