@@ -135,6 +135,9 @@ pub fn wait_until(
     poll_until(timeout, Duration::from_millis(100), what, check)
 }
 
+/// How often a test that kills a process mid-work polls for the moment to kill ([`poll_until`]).
+pub const KILL_POLL: Duration = Duration::from_millis(5);
+
 /// [`wait_until`], checking every `every`: for a test that must act within moments of a state.
 pub fn poll_until(
     timeout: Duration,

@@ -15,13 +15,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use logship_e2e::{
-    Agent, AgentOpts, Collector, CollectorOpts, FileInput, poll_until, run_test, wait_until,
+    Agent, AgentOpts, Collector, CollectorOpts, FileInput, KILL_POLL, poll_until, run_test,
+    wait_until,
 };
 use serde_json::Value;
 
 const ARRIVAL: Duration = Duration::from_secs(120);
-/// How often a test that kills mid-work looks for the moment to kill.
-const KILL_POLL: Duration = Duration::from_millis(5);
 /// Deadline for a catch-up of a whole store (debug binaries on a busy machine, at nice 10).
 const CATCH_UP: Duration = Duration::from_secs(600);
 

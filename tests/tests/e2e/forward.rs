@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use logship_e2e::{
-    Agent, AgentOpts, Collector, CollectorOpts, FileInput, Proc, Sandbox, Store, bin, free_port,
-    poll_until, run_test, wait_until,
+    Agent, AgentOpts, Collector, CollectorOpts, FileInput, KILL_POLL, Proc, Sandbox, Store, bin,
+    free_port, poll_until, run_test, wait_until,
 };
 use logship_store::COLLECTOR_IDENTITY;
 use rcgen::{
@@ -725,12 +725,9 @@ fn the_normalizer_killed_mid_catch_up_resumes_from_its_cursor() {
         std::fs::write(&toml, format!("{config}\n[normalize]\nenabled = true\n"))?;
         collector.start()?;
         let cursor = collector.data_dir().join("store/cursors/normalizer.cur");
-        poll_until(
-            ARRIVAL,
-            Duration::from_millis(5),
-            "a first cursor commit",
-            || cursor.try_exists().map_err(Into::into),
-        )?;
+        poll_until(ARRIVAL, KILL_POLL, "a first cursor commit", || {
+            cursor.try_exists().map_err(Into::into)
+        })?;
         collector.kill9()?;
         let columns = sidecar_columns(collector.data_dir())?;
         let done: u64 = columns
